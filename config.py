@@ -1,0 +1,98 @@
+"""Configuration classes, read from the environment (and `.env` via python-dotenv)."""
+
+import os
+import secrets
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = BASE_DIR / "instance"
+
+
+def normalize_database_url(url: str) -> str:
+    """Pick the PostgreSQL driver ourselves: plain `postgresql://` means psycopg 3 to
+    SQLAlchemy 2.1, whose C build blocks the eventlet hub while it waits on a row lock.
+    psycopg2 is green after `eventlet.monkey_patch()`, so we name it explicitly."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Config:
+    # The one place that names the async framework: a move to gevent or threading is this line
+    # (plus the monkey-patch line at the top of wsgi.py).
+    ASYNC_MODE = os.environ.get("ASYNC_MODE", "eventlet")
+
+    SECRET_KEY = os.environ.get("SECRET_KEY") or secrets.token_hex(32)
+    SQLALCHEMY_DATABASE_URI = normalize_database_url(
+        os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'expertbook.db'}"
+    )
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    REDIS_URL = os.environ.get("REDIS_URL") or None
+    BASE_URL = (os.environ.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
+
+    RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
+    RATELIMIT_HEADERS_ENABLED = True
+
+    MAIL_SERVER = os.environ.get("MAIL_SERVER") or None
+    MAIL_PORT = int(os.environ.get("MAIL_PORT") or 25)
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
+    MAIL_FROM = os.environ.get("MAIL_FROM") or "ExpertBook <no-reply@localhost>"
+
+    # A request body larger than this is refused with 413 before any view reads it.
+    MAX_CONTENT_LENGTH = 64 * 1024
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    SESSION_PROTECTION = "strong"
+    WTF_CSRF_TIME_LIMIT = None  # a booking page left open all day must still submit
+
+    # Booking transactions give up instead of queueing forever behind a stuck lock holder.
+    BOOKING_LOCK_TIMEOUT_MS = 5000
+
+    TESTING = False
+    PRODUCTION = False
+
+
+class DevelopmentConfig(Config):
+    DEBUG = False
+
+
+class ProductionConfig(Config):
+    PRODUCTION = True
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+
+    @classmethod
+    def check(cls) -> None:
+        if not os.environ.get("SECRET_KEY"):
+            raise RuntimeError("SECRET_KEY must be set in production")
+
+
+class TestingConfig(Config):
+    TESTING = True
+    # Unit and integration tests run without eventlet; the end-to-end tests start the real server.
+    ASYNC_MODE = "threading"
+    SECRET_KEY = "testing"
+    SQLALCHEMY_DATABASE_URI = "sqlite://"
+    RATELIMIT_ENABLED = False
+    REDIS_URL = None
+    MAIL_SERVER = None
+    BASE_URL = "http://testserver"
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "production": ProductionConfig,
+    "testing": TestingConfig,
+}

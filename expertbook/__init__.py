@@ -1,0 +1,179 @@
+"""ExpertBook: self-hosted booking pages for independent experts."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from config import CONFIGS, INSTANCE_DIR, Config
+
+from .extensions import csrf, db, limiter, login_manager, migrate, socketio
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config_class: type[Config] | str | None = None, **overrides) -> Flask:
+    """Build the app. `config_class` is a Config subclass or a name from config.CONFIGS;
+    `overrides` set single keys on top (tests use them for the database URL)."""
+    if config_class is None or isinstance(config_class, str):
+        config_class = CONFIGS[config_class or "development"]
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str(INSTANCE_DIR),
+    )
+    app.config.from_object(config_class)
+    app.config.update(overrides)
+    if app.config.get("PRODUCTION"):
+        config_class.check()
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    register_template_helpers(app)
+    register_security_headers(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from . import database
+
+    db.init_app(app)
+    database.configure_engine(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = app.config["SESSION_PROTECTION"]
+    csrf.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+    limiter.init_app(app)
+    socketio.init_app(
+        app,
+        async_mode=app.config["ASYNC_MODE"],
+        message_queue=app.config["REDIS_URL"],
+        cors_allowed_origins=[app.config["BASE_URL"]] if app.config.get("PRODUCTION") else None,
+    )
+    from . import realtime  # noqa: F401  (registers the socket handlers)
+
+
+def register_blueprints(app: Flask) -> None:
+    from .account.routes import bp as account_bp
+    from .api import bp as api_bp
+    from .auth.routes import bp as auth_bp
+    from .bookings.routes import bp as bookings_bp
+    from .cli import bp as cli_bp
+    from .dashboard.routes import bp as dashboard_bp
+    from .public.routes import bp as public_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(account_bp)
+    app.register_blueprint(dashboard_bp)
+    app.register_blueprint(bookings_bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(cli_bp)
+    # Last: its `/<username>` catches what no other route claims.
+    app.register_blueprint(public_bp)
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from .api.errors import error_response
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError):
+        if wants_json():
+            return error_response(400, "csrf_failed", error.description)
+        return render_template("errors/error.html", code=400, message=error.description), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if wants_json():
+            code = {
+                400: "bad_request",
+                401: "unauthorized",
+                403: "forbidden",
+                404: "not_found",
+                405: "method_not_allowed",
+                409: "conflict",
+                413: "payload_too_large",
+                415: "unsupported_media_type",
+                429: "rate_limited",
+            }.get(error.code, "error")
+            response = error_response(error.code or 500, code, error.description)
+        else:
+            response = (
+                render_template("errors/error.html", code=error.code, message=error.description),
+                error.code,
+            )
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception):
+        # Never a traceback to the client; the log keeps it for the maintainer.
+        app.logger.exception("unhandled error")
+        db.session.rollback()
+        if wants_json():
+            return error_response(500, "internal_error", "Something went wrong on our side.")
+        message = "Something went wrong on our side."
+        return render_template("errors/error.html", code=500, message=message), 500
+
+    @app.get("/healthz")
+    @limiter.exempt
+    def healthz():
+        """Liveness for monitors: one trivial query."""
+        from sqlalchemy import text
+
+        try:
+            db.session.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - any database failure means "not healthy"
+            db.session.rollback()
+            return jsonify(status="unavailable"), 503
+        return jsonify(status="ok")
+
+
+def register_commands(app: Flask) -> None:
+    # The CLI blueprint (cli_group=None) registers `flask users|tokens|demo`.
+    logging.getLogger("eventlet.wsgi.server").setLevel(logging.WARNING)
+
+
+def register_template_helpers(app: Flask) -> None:
+    from . import templating
+
+    templating.init_app(app)
+
+
+def register_security_headers(app: Flask) -> None:
+    csp = "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "connect-src 'self'",
+            "font-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("Content-Security-Policy", csp)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        return response

@@ -1,0 +1,153 @@
+"""Account operations shared by the sign-up form, the API and the maintainer CLI."""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
+
+from .extensions import db
+from .models import ApiToken, User, hash_token, new_token
+from .passwords import hash_password
+from .scheduling import is_valid_timezone
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,29}$")
+# Every first path segment the app routes itself: a user with such a name would be unreachable
+# at /<username>, or would shadow the route.
+RESERVED_USERNAMES = frozenset(
+    [
+        "about",
+        "account",
+        "accounts",
+        "admin",
+        "api",
+        "app",
+        "auth",
+        "billing",
+        "book",
+        "booking",
+        "bookings",
+        "calendar",
+        "dashboard",
+        "demo-admin",
+        "docs",
+        "event",
+        "event-types",
+        "events",
+        "expert",
+        "experts",
+        "favicon.ico",
+        "healthz",
+        "help",
+        "login",
+        "logout",
+        "me",
+        "new",
+        "null",
+        "profile",
+        "register",
+        "root",
+        "settings",
+        "signup",
+        "socket.io",
+        "static",
+        "support",
+        "system",
+        "undefined",
+        "user",
+        "users",
+        "www",
+    ]
+)
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 256
+
+
+class AccountError(ValueError):
+    """Bad input for an account operation; `field` names the offending input."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def normalize_username(raw: str) -> str:
+    """Return the lower-cased username, or raise AccountError."""
+    username = (raw or "").strip().lower()
+    if not USERNAME_RE.match(username):
+        raise AccountError(
+            "username",
+            "Use 2 to 30 lowercase letters, digits, '-' or '_', starting with a letter or digit.",
+        )
+    if username in RESERVED_USERNAMES:
+        raise AccountError("username", f"'{username}' is reserved; please pick another.")
+    return username
+
+
+def normalize_email(raw: str) -> str:
+    """Return the normalized, lower-cased email address, or raise AccountError."""
+    try:
+        result = validate_email((raw or "").strip(), check_deliverability=False)
+    except EmailNotValidError as error:
+        raise AccountError("email", str(error)) from None
+    return result.normalized.lower()
+
+
+def check_password(password: str) -> None:
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise AccountError("password", f"Use at least {MIN_PASSWORD_LENGTH} characters.")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise AccountError("password", f"Use at most {MAX_PASSWORD_LENGTH} characters.")
+
+
+def find_user(login: str) -> User | None:
+    """The user whose username or email is `login` (case-insensitive)."""
+    login = (login or "").strip().lower()
+    if not login or len(login) > 254:
+        return None
+    column = User.email if "@" in login else User.username
+    return db.session.scalar(sa.select(User).where(column == login))
+
+
+def create_user(
+    username: str,
+    email: str,
+    password: str,
+    *,
+    name: str = "",
+    timezone: str = "UTC",
+    expert: bool = False,
+) -> User:
+    """Validate and add a new user to the session (the caller commits).
+
+    Raises:
+        AccountError: invalid or taken username or email, weak password, unknown zone.
+    """
+    username = normalize_username(username)
+    email = normalize_email(email)
+    check_password(password)
+    if not is_valid_timezone(timezone):
+        raise AccountError("timezone", "Unknown time zone.")
+    if db.session.scalar(sa.select(User.id).where(User.username == username)):
+        raise AccountError("username", "That username is taken.")
+    if db.session.scalar(sa.select(User.id).where(User.email == email)):
+        raise AccountError("email", "An account with that email already exists.")
+    user = User(
+        username=username,
+        email=email,
+        name=(name or "").strip()[:100],
+        password_hash=hash_password(password),
+        timezone=timezone,
+        is_expert=expert,
+    )
+    db.session.add(user)
+    return user
+
+
+def create_api_token(user: User, name: str = "") -> str:
+    """Add a new API token for `user` and return its secret, which is never stored."""
+    secret = "eb_" + new_token()
+    db.session.add(ApiToken(user=user, name=name[:100], token_hash=hash_token(secret)))
+    return secret

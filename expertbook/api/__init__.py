@@ -1,0 +1,19 @@
+"""The JSON API, /api/v1."""
+
+from flask import Blueprint
+
+from ..extensions import csrf
+from .errors import ApiError, error_response
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+# Bearer-token calls carry no cookie, so CSRF does not apply to them; calls authenticated by
+# the browser session are checked by hand in `auth.current_api_user`.
+csrf.exempt(bp)
+
+
+@bp.errorhandler(ApiError)
+def api_error(error: ApiError):
+    return error_response(error.status, error.code, error.message, error.field)
+
+
+from . import routes  # noqa: E402,F401  (registers the views)

@@ -1,0 +1,88 @@
+"""Engine settings per database, and the serialized transaction that booking writes run in.
+
+PostgreSQL serializes bookings of one expert with a row lock (`SELECT ... FOR UPDATE` on the
+expert) and, as a second line of defence, an exclusion constraint. SQLite ignores
+`FOR UPDATE`, so there a booking transaction starts with `BEGIN IMMEDIATE` (the database-wide
+write lock). SQLite's wait for that lock is a busy-loop in C that would freeze the eventlet
+hub, so writers in one process also queue on a lock in Python first, which eventlet's
+monkey-patching turns into a green lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from flask import Flask, current_app
+from sqlalchemy import event, text
+
+from .extensions import db
+
+_sqlite_writer = threading.Lock()
+
+
+def configure_engine(app: Flask) -> None:
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+
+
+def _configure_sqlite(engine) -> None:
+    # Take transaction control away from pysqlite so BEGIN is ours to say (SQLAlchemy's
+    # documented recipe), which makes BEGIN IMMEDIATE possible.
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn):
+        mode = conn.get_execution_options().get("sqlite_begin", "")
+        conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+def is_sqlite() -> bool:
+    return db.engine.dialect.name == "sqlite"
+
+
+@contextmanager
+def booking_transaction() -> Iterator[None]:
+    """Run the block as one serialized write transaction, committed on success.
+
+    The caller locks the expert's row (`with_for_update`) inside the block; on PostgreSQL the
+    wait for that lock is bounded by `lock_timeout`, on SQLite the whole transaction is
+    serialized by BEGIN IMMEDIATE behind the in-process writer lock.
+    """
+    session = db.session
+    # End any read transaction the view started, so ours begins fresh with the right mode.
+    session.rollback()
+    timeout_ms = int(current_app.config["BOOKING_LOCK_TIMEOUT_MS"])
+    if is_sqlite():
+        acquired = _sqlite_writer.acquire(timeout=timeout_ms / 1000)
+        if not acquired:
+            raise TimeoutError("the booking queue is busy")
+        try:
+            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+            yield
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            _sqlite_writer.release()
+        return
+    try:
+        session.execute(text(f"SET LOCAL lock_timeout = {timeout_ms}"))
+        session.execute(text(f"SET LOCAL statement_timeout = {timeout_ms * 2}"))
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise

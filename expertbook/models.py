@@ -1,0 +1,224 @@
+"""The data model: users and experts, event types, availability, bookings, tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, date, datetime
+
+import sqlalchemy as sa
+from flask_login import UserMixin
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def hash_token(token: str) -> str:
+    """Tokens are long random strings, so a plain SHA-256 is enough (no KDF needed) and
+    lets us look a token up by its hash."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """An aware UTC datetime: `timestamptz` on PostgreSQL, naive UTC text on SQLite."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    # Stored lower-cased, so uniqueness is case-insensitive on every database.
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(100), default="")
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
+    is_expert: Mapped[bool] = mapped_column(default=False)
+    bio: Mapped[str] = mapped_column(sa.Text, default="")
+    # SHA-256 of the secret in the expert's private calendar feed URL.
+    calendar_secret_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    # Bumped at logout-everywhere and password change; part of the session identity.
+    session_version: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    event_types: Mapped[list[EventType]] = relationship(
+        back_populates="expert", cascade="all, delete-orphan", order_by="EventType.id"
+    )
+    availability_rules: Mapped[list[AvailabilityRule]] = relationship(
+        back_populates="expert",
+        cascade="all, delete-orphan",
+        order_by="(AvailabilityRule.weekday, AvailabilityRule.start_minute)",
+    )
+    date_overrides: Mapped[list[DateOverride]] = relationship(
+        back_populates="expert", cascade="all, delete-orphan", order_by="DateOverride.date"
+    )
+
+    def get_id(self) -> str:
+        # Flask-Login keeps this in the session; a bumped session_version logs old sessions out.
+        return f"{self.id}:{self.session_version}"
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.username
+
+    def __repr__(self) -> str:
+        return f"<User {self.username}>"
+
+
+class EventType(db.Model):
+    __tablename__ = "event_type"
+    __table_args__ = (sa.UniqueConstraint("expert_id", "slug", name="uq_event_type_expert_slug"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    expert_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    slug: Mapped[str] = mapped_column(sa.String(64))
+    title: Mapped[str] = mapped_column(sa.String(120))
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    duration_minutes: Mapped[int]
+    location: Mapped[str] = mapped_column(sa.String(20), default="zoom")
+    buffer_before_minutes: Mapped[int] = mapped_column(default=0)
+    buffer_after_minutes: Mapped[int] = mapped_column(default=0)
+    min_notice_minutes: Mapped[int] = mapped_column(default=0)
+    max_days_ahead: Mapped[int] = mapped_column(default=60)
+    slot_interval_minutes: Mapped[int | None] = mapped_column(default=None)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    expert: Mapped[User] = relationship(back_populates="event_types")
+
+    def __repr__(self) -> str:
+        return f"<EventType {self.expert_id}/{self.slug}>"
+
+
+class AvailabilityRule(db.Model):
+    """One interval of an expert's weekly hours, in the expert's own time zone."""
+
+    __tablename__ = "availability_rule"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    expert_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    weekday: Mapped[int]  # 0 = Monday
+    start_minute: Mapped[int]  # minutes since local midnight
+    end_minute: Mapped[int]  # up to 1440 (24:00)
+
+    expert: Mapped[User] = relationship(back_populates="availability_rules")
+
+
+class DateOverride(db.Model):
+    """Other hours on one date; an empty interval list is a day off."""
+
+    __tablename__ = "date_override"
+    __table_args__ = (
+        sa.UniqueConstraint("expert_id", "date", name="uq_date_override_expert_date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    expert_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    date: Mapped[date] = mapped_column(sa.Date)
+    # [[start_minute, end_minute], ...]
+    intervals: Mapped[list] = mapped_column(sa.JSON, default=list)
+
+    expert: Mapped[User] = relationship(back_populates="date_overrides")
+
+
+class Booking(db.Model):
+    __tablename__ = "booking"
+    __table_args__ = (
+        sa.Index("ix_booking_expert_status_start", "expert_id", "status", "start_at"),
+        sa.CheckConstraint("end_at > start_at", name="ends_after_start"),
+    )
+
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    expert_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
+    event_type_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("event_type.id", ondelete="CASCADE"), index=True
+    )
+    client_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("user.id", ondelete="SET NULL"), index=True
+    )
+    name: Mapped[str] = mapped_column(sa.String(100))
+    email: Mapped[str] = mapped_column(sa.String(254))
+    notes: Mapped[str] = mapped_column(sa.Text, default="")
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(sa.String(16), default=CONFIRMED)
+    video_url: Mapped[str] = mapped_column(sa.String(255), default="")
+    cancel_reason: Mapped[str] = mapped_column(sa.Text, default="")
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # iCalendar SEQUENCE: grows on every change, so calendar apps update instead of duplicating.
+    sequence: Mapped[int] = mapped_column(default=0)
+    # SHA-256 of the guest's manage-link secret (the guest's only key).
+    manage_token_hash: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    expert: Mapped[User] = relationship(foreign_keys=[expert_id])
+    client: Mapped[User | None] = relationship(foreign_keys=[client_id])
+    event_type: Mapped[EventType] = relationship()
+
+    @property
+    def is_confirmed(self) -> bool:
+        return self.status == self.CONFIRMED
+
+    def __repr__(self) -> str:
+        return f"<Booking {self.uid} {self.start_at:%Y-%m-%d %H:%M} {self.status}>"
+
+
+class ApiToken(db.Model):
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(100), default="")
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+
+class IdempotencyKey(db.Model):
+    """The first answer to a booking POST, replayed for a retry with the same key."""
+
+    __tablename__ = "idempotency_key"
+    __table_args__ = (
+        sa.UniqueConstraint("event_type_id", "key", name="uq_idempotency_key_event_type_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_type_id: Mapped[int] = mapped_column(sa.ForeignKey("event_type.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(sa.String(255))
+    booking_id: Mapped[int] = mapped_column(sa.ForeignKey("booking.id", ondelete="CASCADE"))
+    response: Mapped[dict] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

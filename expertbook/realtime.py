@@ -1,0 +1,1 @@
+"""Socket.IO handlers (default namespace) and the events the server sends."""

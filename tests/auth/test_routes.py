@@ -1,0 +1,144 @@
+import pytest
+import sqlalchemy as sa
+
+from expertbook.extensions import db
+from expertbook.models import User
+from tests.conftest import PASSWORD
+
+
+def register(auth, username="ann", email="ann@example.com", password=PASSWORD, confirm=None):
+    return auth.post(
+        "/auth/register",
+        {
+            "username": username,
+            "email": email,
+            "password": password,
+            "confirm": confirm if confirm is not None else password,
+        },
+    )
+
+
+def test_register_signs_in_and_stores_a_hash(client, auth):
+    response = register(auth, username="Ann", email="Ann@Example.COM")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/profile"
+    user = db.session.scalar(sa.select(User))
+    assert (user.username, user.email) == ("ann", "ann@example.com")
+    assert user.password_hash.startswith("$argon2id$")
+    assert PASSWORD not in user.password_hash
+    assert "ann" in client.get("/profile").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"username": "auth"}, "reserved"),
+        ({"username": "dashboard"}, "reserved"),
+        ({"username": "socket.io"}, "lowercase letters"),
+        ({"username": "no spaces"}, "lowercase letters"),
+        ({"username": "x" * 31}, "Field cannot be longer"),
+        ({"username": ""}, "This field is required"),
+        ({"email": "not-an-email"}, "email address"),
+        ({"password": "short", "confirm": "short"}, "at least 8"),
+        ({"confirm": "something else"}, "Passwords differ"),
+    ],
+)
+def test_register_refuses_bad_input(auth, fields, message):
+    response = register(auth, **fields)
+    assert response.status_code == 200
+    assert message in response.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count(User.id))) == 0
+
+
+def test_register_refuses_duplicate_username_and_email(auth, make_user):
+    make_user("ann")
+    assert "That username is taken" in register(auth, "ann", "other@example.com").text
+    assert "already exists" in register(auth, "bob", "ANN@example.com").text
+    assert db.session.scalar(sa.select(sa.func.count(User.id))) == 1
+
+
+@pytest.mark.parametrize("login", ["ann", "ANN", "ann@example.com", " Ann@Example.com "])
+def test_login_by_username_or_email(client, auth, make_user, login):
+    make_user("ann")
+    response = auth.login(login)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/bookings"
+    assert client.get("/bookings").status_code == 200
+
+
+def test_expert_lands_on_dashboard(auth, make_user):
+    make_user("ann", expert=True)
+    assert auth.login("ann").headers["Location"] == "/dashboard/"
+
+
+@pytest.mark.parametrize("login, password", [("ann", "wrong password"), ("nobody", PASSWORD)])
+def test_login_refuses_wrong_credentials(client, auth, make_user, login, password):
+    make_user("ann")
+    response = auth.login(login, password)
+    assert response.status_code == 200
+    assert "Wrong email, username or password" in response.text
+    assert client.get("/bookings").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "target, expected",
+    [
+        ("/dashboard/", "/dashboard/"),
+        ("https://evil.example/", "/bookings"),
+        ("//evil.example/", "/bookings"),
+        ("/\\evil.example", "/bookings"),
+    ],
+)
+def test_login_next_only_to_this_site(client, auth, make_user, target, expected):
+    make_user("ann")
+    token = auth.csrf_token()
+    response = client.post(
+        "/auth/login?next=" + target,
+        data={"login": "ann", "password": PASSWORD, "csrf_token": token},
+    )
+    assert response.headers["Location"] == expected
+
+
+def test_remember_me_sets_a_cookie(client, auth, make_user):
+    make_user("ann")
+    auth.login("ann", remember="y")
+    assert client.get_cookie("remember_token") is not None
+
+
+def test_logout_ends_the_session(client, auth, make_user):
+    make_user("ann")
+    auth.login("ann")
+    assert auth.logout().headers["Location"] == "/auth/login"
+    assert client.get("/profile").status_code == 302
+
+
+def test_logout_requires_post(client, auth, make_user):
+    make_user("ann")
+    auth.login("ann")
+    assert client.get("/auth/logout").status_code in (404, 405)
+    assert client.get("/profile").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/auth/register", "/auth/login"])
+def test_form_post_without_csrf_token_is_refused(client, path):
+    response = client.post(
+        path,
+        data={
+            "username": "ann",
+            "email": "a@example.com",
+            "password": PASSWORD,
+            "confirm": PASSWORD,
+        },
+    )
+    assert response.status_code == 400
+    assert db.session.scalar(sa.select(sa.func.count(User.id))) == 0
+
+
+def test_login_gives_a_fresh_session(client, auth, make_user):
+    make_user("ann")
+    client.get("/auth/login")
+    with client.session_transaction() as session:
+        session["planted"] = "by an attacker"
+    auth.login("ann")
+    with client.session_transaction() as session:
+        assert "planted" not in session

@@ -1,0 +1,224 @@
+"""Shared fixtures: apps on SQLite and PostgreSQL, clients, and factories for test data."""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+import sqlalchemy as sa
+from flask import g, has_app_context
+from flask.testing import FlaskClient
+
+from config import TestingConfig, normalize_database_url
+from expertbook import create_app
+from expertbook.extensions import db as _db
+from expertbook.models import EventType, User
+from expertbook.passwords import hash_password
+
+CI = os.environ.get("CI", "").lower() == "true"
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+PASSWORD = "correct horse battery"
+
+
+def unavailable(reason: str):
+    """Skip a test whose service is missing, except in CI, where that is a failure."""
+    if CI:
+        pytest.fail(f"{reason} (CI=true: services must be up)", pytrace=False)
+    pytest.skip(reason)
+
+
+def _reachable(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def pg_database_url(name: str) -> str:
+    """A fresh, empty PostgreSQL database `name` on the TEST_DATABASE_URL server."""
+    if not _reachable(TEST_DATABASE_URL):
+        unavailable(f"PostgreSQL not reachable at {TEST_DATABASE_URL}")
+    server = sa.make_url(normalize_database_url(TEST_DATABASE_URL))
+    engine = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return server.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    if not _reachable(TEST_REDIS_URL):
+        unavailable(f"Redis not reachable at {TEST_REDIS_URL}")
+    return TEST_REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    # One real argon2 hash for every factory-made user: hashing is deliberately slow.
+    return hash_password(PASSWORD)
+
+
+@pytest.fixture(scope="session")
+def pg_migrated_url() -> str:
+    """A PostgreSQL database migrated to head once per test session."""
+    from flask_migrate import upgrade
+
+    url = pg_database_url("expertbook_test")
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=url)
+    with app.app_context():
+        upgrade()
+        _db.engine.dispose()
+    return url
+
+
+class Client(FlaskClient):
+    """The test's app context stays pushed, so requests share it (and its db session). Each
+    request still gets an empty `g`, as in production: Flask-Login and Flask-WTF cache the
+    user and the CSRF token there."""
+
+    def open(self, *args, **kwargs):
+        if has_app_context():
+            g.__dict__.clear()
+        return super().open(*args, **kwargs)
+
+
+def _configure(app):
+    app.test_client_class = Client
+    return app
+
+
+def _sqlite_app(tmp_path):
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'test.db'}")
+    with app.app_context():
+        _db.create_all()
+    return _configure(app)
+
+
+def _pg_app(url):
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=url)
+    with app.app_context():
+        tables = ", ".join(f'"{t.name}"' for t in _db.metadata.sorted_tables)
+        _db.session.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        _db.session.commit()
+    return _configure(app)
+
+
+@pytest.fixture
+def app(tmp_path):
+    """The app on a fresh SQLite file, with an app context pushed for the test."""
+    app = _sqlite_app(tmp_path)
+    with app.app_context():
+        yield app
+        _db.session.remove()
+        _db.engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_app(request, tmp_path):
+    """The app on each database: SQLite, and PostgreSQL migrated by the real migrations."""
+    if request.param == "sqlite":
+        app = _sqlite_app(tmp_path)
+    else:
+        app = _pg_app(request.getfixturevalue("pg_migrated_url"))
+    with app.app_context():
+        yield app
+        _db.session.remove()
+        _db.engine.dispose()
+
+
+@pytest.fixture
+def pg_app(pg_migrated_url):
+    app = _pg_app(pg_migrated_url)
+    with app.app_context():
+        yield app
+        _db.session.remove()
+        _db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_user(password_hash):
+    """Factory: make_user("ann", expert=True, timezone="Europe/Berlin") -> committed User."""
+    counter = iter(range(1, 10_000))
+
+    def make(username: str | None = None, *, expert: bool = False, **fields) -> User:
+        username = username or f"user{next(counter)}"
+        user = User(
+            username=username,
+            email=fields.pop("email", f"{username}@example.com"),
+            password_hash=password_hash,
+            is_expert=expert,
+            timezone=fields.pop("timezone", "UTC"),
+            **fields,
+        )
+        _db.session.add(user)
+        _db.session.commit()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_event_type():
+    """Factory: make_event_type(expert, duration_minutes=30, ...) -> committed EventType."""
+
+    def make(expert: User, **fields) -> EventType:
+        fields.setdefault("slug", f"meeting-{len(expert.event_types) + 1}")
+        fields.setdefault("title", "Meeting")
+        fields.setdefault("duration_minutes", 30)
+        event_type = EventType(expert=expert, **fields)
+        _db.session.add(event_type)
+        _db.session.commit()
+        return event_type
+
+    return make
+
+
+class AuthActions:
+    def __init__(self, client):
+        self.client = client
+
+    def csrf_token(self, path: str = "/auth/login") -> str:
+        import re
+
+        page = self.client.get(path).get_data(as_text=True)
+        match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
+            r'name="csrf-token" content="([^"]+)"', page
+        )
+        assert match, f"no CSRF token on {path}"
+        return match.group(1)
+
+    def login(self, login: str, password: str = PASSWORD, **extra):
+        return self.client.post(
+            "/auth/login",
+            data={"login": login, "password": password, "csrf_token": self.csrf_token(), **extra},
+        )
+
+    def logout(self):
+        return self.client.post("/auth/logout", data={"csrf_token": self.csrf_token("/profile")})
+
+    def post(self, path: str, data: dict | None = None, **kwargs):
+        """A form POST with a valid CSRF token taken from the page at `path`."""
+        data = {"csrf_token": self.csrf_token(kwargs.pop("token_from", path)), **(data or {})}
+        return self.client.post(path, data=data, **kwargs)
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)

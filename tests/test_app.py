@@ -1,0 +1,64 @@
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from expertbook.extensions import db
+
+
+def test_healthz_ok(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json == {"status": "ok"}
+
+
+def test_healthz_503_when_the_database_fails(client, monkeypatch):
+    def broken(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(db.session, "execute", broken)
+    assert client.get("/healthz").status_code == 503
+
+
+@pytest.mark.parametrize("path", ["/", "/auth/login", "/healthz", "/nope", "/api/v1/ping"])
+def test_security_headers_on_every_response(client, path):
+    headers = client.get(path).headers
+    csp = headers["Content-Security-Policy"]
+    script_src = next(p for p in csp.split(";") if p.strip().startswith("script-src"))
+    assert "'unsafe-inline'" not in script_src
+    assert "frame-ancestors 'none'" in csp
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_session_cookie_flags(client):
+    cookie = client.get("/auth/login").headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_unknown_page_is_a_friendly_404(client):
+    response = client.get("/no-such-expert")
+    assert response.status_code == 404
+    assert "Not found" in response.text
+
+
+def test_api_errors_are_json(client):
+    response = client.get("/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "not_found"
+
+
+def test_unexpected_error_is_a_500_page_without_traceback(app, client):
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("secret internals")
+
+    response = client.get("/boom")
+    assert response.status_code == 500
+    assert "secret internals" not in response.text
+    assert "Traceback" not in response.text
+
+
+def test_no_template_loads_from_another_host(app):
+    import re
+    from pathlib import Path
+
+    for path in Path(app.template_folder).rglob("*.html"):
+        assert not re.search(r'(src|href)="(https?:)?//', path.read_text()), path

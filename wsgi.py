@@ -1,0 +1,55 @@
+"""Serve ExpertBook: `python wsgi.py` runs the app with Socket.IO on eventlet.
+
+Importing this module builds the app (for `flask --app wsgi`) but starts no server.
+"""
+
+import sys
+import warnings
+
+# Eventlet announces its own deprecation on import (see config.Config.ASYNC_MODE); only that.
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+
+# First, before anything else is imported: sockets, threads, locks and psycopg2 must be the
+# green versions everywhere, or one blocked call freezes the whole process. The async mode
+# itself is named once, in config.Config.ASYNC_MODE. The `flask` CLI has imported Flask
+# before it imports us, too late to patch cleanly; it serves nothing, so it runs unpatched.
+if "flask.cli" not in sys.modules:
+    import eventlet
+
+    eventlet.monkey_patch()
+
+import os  # noqa: E402
+import socket  # noqa: E402
+
+from dotenv import load_dotenv  # noqa: E402
+
+load_dotenv()
+
+from expertbook import create_app  # noqa: E402
+from expertbook.extensions import socketio  # noqa: E402
+
+app = create_app(os.environ.get("EXPERTBOOK_ENV") or "development")
+
+
+def serve() -> None:
+    """Listen on HOST:PORT (default 127.0.0.1:5000) until interrupted."""
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = int(os.environ.get("PORT", "5000"))
+    access_log = os.environ.get("ACCESS_LOG", "true").lower() not in {"0", "false", "no"}
+    print(f"ExpertBook on http://{host}:{port}/ (async mode: {app.config['ASYNC_MODE']})")
+    if app.config["ASYNC_MODE"] != "eventlet":
+        socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True)
+        return
+    import eventlet
+    from eventlet import wsgi as eventlet_wsgi
+
+    listener = eventlet.listen((host, port), backlog=2048)
+    # Neither eventlet nor socketio.run sets TCP_NODELAY; without it a 20-60 KB response on a
+    # kept-alive connection waits ~40 ms for the client's delayed ACK. Accepted sockets
+    # inherit the option from the listener.
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    eventlet_wsgi.server(listener, app, log_output=access_log, max_size=4096)
+
+
+if __name__ == "__main__":
+    serve()
