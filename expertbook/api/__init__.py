@@ -16,4 +16,4 @@ def api_error(error: ApiError):
     return error_response(error.status, error.code, error.message, error.field)
 
 
-from . import routes  # noqa: E402,F401  (registers the views)
+from . import availability, bookings, event_types, routes, slots  # noqa: E402,F401  (views)

@@ -1,0 +1,1 @@
+"""API views (being written)."""

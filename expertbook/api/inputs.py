@@ -1,0 +1,62 @@
+"""Reading JSON input: a body that is an object, and fields of the right type."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from flask import request
+
+from ..scheduling import UnknownTimeZone, zone
+from .errors import ApiError
+
+
+def json_object() -> dict[str, Any]:
+    """The request body as a dict.
+
+    Raises:
+        ApiError: 400 `invalid_json` when the body is not a JSON object.
+    """
+    body = request.get_json(silent=True, force=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "The body must be a JSON object.")
+    return body
+
+
+def invalid(field: str, message: str, code: str = "invalid_field") -> ApiError:
+    return ApiError(422, code, message, field=field)
+
+
+def parse_day(value: Any, field: str) -> date:
+    if not isinstance(value, str) or len(value) != 10:
+        raise invalid(field, "Use a date as YYYY-MM-DD.")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise invalid(field, "Not a real date (YYYY-MM-DD).") from None
+
+
+def parse_instant(value: Any, field: str) -> datetime:
+    """An ISO 8601 time with an offset (or Z)."""
+    if not isinstance(value, str) or not 16 <= len(value) <= 40:
+        raise invalid(field, "Use an ISO 8601 time with an offset, e.g. 2026-12-01T09:00:00Z.")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise invalid(field, "Not a valid ISO 8601 time.") from None
+    if parsed.tzinfo is None:
+        raise invalid(field, "The time needs an offset, e.g. Z or +01:00.")
+    return parsed
+
+
+def parse_timezone(value: Any, field: str) -> str:
+    try:
+        zone(value)
+    except UnknownTimeZone:
+        raise invalid(field, "Unknown time zone; use an IANA name like Europe/Berlin.") from None
+    return value
+
+
+def iso_z(value: datetime) -> str:
+    """UTC with a `Z`, as every API answer gives times."""
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")

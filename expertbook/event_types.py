@@ -1,0 +1,171 @@
+"""Event type fields and their rules, shared by the dashboard form and the JSON API."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from .extensions import db
+from .models import Booking, EventType, User
+
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+LOCATIONS = {"zoom": "Zoom", "google_meet": "Google Meet"}
+MAX_BUFFER_MINUTES = 720
+
+# name -> (kind, minimum, maximum, default); kind "int" bounds are inclusive.
+INT_FIELDS: dict[str, tuple[int, int, int | None]] = {
+    "duration_minutes": (5, 720, None),
+    "buffer_before_minutes": (0, MAX_BUFFER_MINUTES, 0),
+    "buffer_after_minutes": (0, MAX_BUFFER_MINUTES, 0),
+    "min_notice_minutes": (0, 60 * 24 * 365, 0),
+    "max_days_ahead": (1, 730, 60),
+}
+FIELDS = (
+    "title",
+    "slug",
+    "duration_minutes",
+    "description",
+    "location",
+    "buffer_before_minutes",
+    "buffer_after_minutes",
+    "min_notice_minutes",
+    "max_days_ahead",
+    "slot_interval_minutes",
+    "active",
+)
+REQUIRED = ("title", "slug", "duration_minutes")
+
+
+class EventTypeError(ValueError):
+    """Bad input for an event type; `field` names it."""
+
+    def __init__(self, field: str, message: str, code: str = "invalid_field"):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+        self.code = code
+
+
+def _int(name: str, value: Any, low: int, high: int) -> int:
+    # bool is an int in Python; JSON true is not a number of minutes.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise EventTypeError(name, "Must be a whole number.")
+    if not low <= value <= high:
+        raise EventTypeError(name, f"Must be between {low} and {high}.")
+    return value
+
+
+def _text(name: str, value: Any, max_length: int, required: bool) -> str:
+    if not isinstance(value, str):
+        raise EventTypeError(name, "Must be text.")
+    value = value.strip()
+    if required and not value:
+        raise EventTypeError(name, "Must not be empty.")
+    if len(value) > max_length:
+        raise EventTypeError(name, f"At most {max_length} characters.")
+    return value
+
+
+def clean_fields(data: Mapping[str, Any], *, partial: bool) -> dict[str, Any]:
+    """Check `data` against the event type rules and return the cleaned values.
+
+    Args:
+        data: field name -> value, typed as JSON would give them.
+        partial: True for an update (PATCH): only the given fields are checked.
+
+    Raises:
+        EventTypeError: an unknown, missing or invalid field.
+    """
+    for name in data:
+        if name not in FIELDS:
+            raise EventTypeError(name, "Unknown field.", code="unknown_field")
+    if not partial:
+        for name in REQUIRED:
+            if name not in data or data[name] is None:
+                raise EventTypeError(name, "This field is required.", code="missing_field")
+    cleaned: dict[str, Any] = {}
+    for name, value in data.items():
+        if name == "title":
+            cleaned[name] = _text(name, value, 120, required=True)
+        elif name == "slug":
+            slug = _text(name, value, 64, required=True).lower()
+            if not SLUG_RE.match(slug):
+                raise EventTypeError(name, "Use lowercase letters, digits and single hyphens.")
+            cleaned[name] = slug
+        elif name == "description":
+            cleaned[name] = _text(name, "" if value is None else value, 5000, required=False)
+        elif name == "location":
+            if value not in LOCATIONS:
+                raise EventTypeError(name, "Must be one of: " + ", ".join(LOCATIONS) + ".")
+            cleaned[name] = value
+        elif name == "active":
+            if not isinstance(value, bool):
+                raise EventTypeError(name, "Must be true or false.")
+            cleaned[name] = value
+        elif name == "slot_interval_minutes":
+            cleaned[name] = None if value is None else _int(name, value, 5, 720)
+        else:
+            low, high, _default = INT_FIELDS[name]
+            cleaned[name] = _int(name, value, low, high)
+    return cleaned
+
+
+def save_event_type(
+    expert: User, data: Mapping[str, Any], event_type: EventType | None = None
+) -> EventType:
+    """Create (event_type None) or update an event type of `expert`; the caller commits.
+
+    Raises:
+        EventTypeError: invalid input, or a slug the expert already uses (code "slug_taken").
+    """
+    cleaned = clean_fields(data, partial=event_type is not None)
+    slug = cleaned.get("slug")
+    if slug is not None and (event_type is None or slug != event_type.slug):
+        taken = db.session.scalar(
+            sa.select(EventType.id).where(EventType.expert_id == expert.id, EventType.slug == slug)
+        )
+        if taken:
+            raise EventTypeError("slug", "You already use this slug.", code="slug_taken")
+    if event_type is None:
+        event_type = EventType(
+            expert=expert,
+            location="zoom",
+            description="",
+            active=True,
+            **{name: default for name, (_, _, default) in INT_FIELDS.items() if default is not None},
+        )
+        db.session.add(event_type)
+    for name, value in cleaned.items():
+        setattr(event_type, name, value)
+    return event_type
+
+
+def delete_event_type(event_type: EventType) -> None:
+    """Delete an event type that has never been booked; the caller commits.
+
+    Raises:
+        EventTypeError: it has bookings (code "has_bookings"): deactivate it instead, so the
+            bookings and their history stay.
+    """
+    booked = db.session.scalar(
+        sa.select(Booking.id).where(Booking.event_type_id == event_type.id).limit(1)
+    )
+    if booked:
+        raise EventTypeError(
+            "id", "This event type has bookings; deactivate it instead.", code="has_bookings"
+        )
+    db.session.delete(event_type)
+
+
+def event_type_url(event_type: EventType, base_url: str) -> str:
+    return f"{base_url}/{event_type.expert.username}/{event_type.slug}"
+
+
+def event_type_payload(event_type: EventType, base_url: str) -> dict[str, Any]:
+    """The API representation: id, url and every field."""
+    payload = {"id": event_type.id, "url": event_type_url(event_type, base_url)}
+    payload.update({name: getattr(event_type, name) for name in FIELDS})
+    return payload

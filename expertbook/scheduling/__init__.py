@@ -1,0 +1,33 @@
+"""Pure (standard-library only) slot scheduling: working hours, time zones and free slots."""
+
+from expertbook.scheduling.slots import (
+    Availability,
+    Interval,
+    SlotRules,
+    busy_interval,
+    day_window,
+    format_hhmm,
+    is_offered,
+    offered_slots,
+    parse_hhmm,
+    validate_day_intervals,
+    working_intervals,
+)
+from expertbook.scheduling.zones import UnknownTimeZone, is_valid_timezone, zone
+
+__all__ = [
+    "Availability",
+    "Interval",
+    "SlotRules",
+    "UnknownTimeZone",
+    "busy_interval",
+    "day_window",
+    "format_hhmm",
+    "is_offered",
+    "is_valid_timezone",
+    "offered_slots",
+    "parse_hhmm",
+    "validate_day_intervals",
+    "working_intervals",
+    "zone",
+]

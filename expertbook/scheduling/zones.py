@@ -1,0 +1,109 @@
+"""Time-zone helpers: safe IANA zone lookup and local wall-clock -> UTC conversion.
+
+Wall-clock conversion follows one deliberate DST policy, shared by the whole package:
+
+* a local time is interpreted with ``fold=0`` (PEP 495);
+* a *nonexistent* local time (inside a spring-forward gap) therefore gets the UTC offset in
+  force *before* the change, i.e. it is shifted forward by the gap: 01:30 Europe/London on
+  2026-03-29 becomes 01:30Z = 02:30 BST;
+* a *repeated* local time (autumn fall-back) is its FIRST occurrence: 01:30 Europe/London on
+  2026-10-25 becomes 00:30Z (01:30 BST), not 01:30Z (01:30 GMT).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+__all__ = [
+    "UTC",
+    "UnknownTimeZone",
+    "as_utc",
+    "is_valid_timezone",
+    "local_to_utc",
+    "zone",
+]
+
+# Real IANA names are short ("America/Argentina/ComodRivadavia" is among the longest); the cap
+# keeps hostile input away from the filesystem before ZoneInfo ever sees it.
+_MAX_ZONE_NAME = 64
+# Letters, digits, "_", "+", "-" in "/"-separated segments covers every IANA name
+# ("Etc/GMT+5", "America/Port-au-Prince") while excluding "..", absolute paths and NUL bytes.
+_ZONE_NAME_RE = re.compile(r"[A-Za-z0-9_+\-]+(?:/[A-Za-z0-9_+\-]+)*")
+
+
+class UnknownTimeZone(ValueError):
+    """Raised when a string is not a usable IANA time-zone name."""
+
+
+@lru_cache(maxsize=1024)
+def _load_zone(name: str) -> ZoneInfo:
+    # Only validated names reach this cache, so it cannot be flooded with junk keys; failures
+    # raise and are therefore never cached.
+    return ZoneInfo(name)
+
+
+def zone(name: str) -> ZoneInfo:
+    """Return the ZoneInfo for an IANA zone name.
+
+    Args:
+        name: an IANA name such as "Europe/London".
+
+    Returns:
+        The (cached) ZoneInfo object.
+
+    Raises:
+        UnknownTimeZone: for anything that is not a known zone name (never another exception).
+    """
+    if not isinstance(name, str) or not name or len(name) > _MAX_ZONE_NAME:
+        raise UnknownTimeZone(f"unknown time zone: {_preview(name)}")
+    if _ZONE_NAME_RE.fullmatch(name) is None:
+        raise UnknownTimeZone(f"unknown time zone: {_preview(name)}")
+    try:
+        return _load_zone(name)
+    # ZoneInfo signals a bad key in several ways: ZoneInfoNotFoundError (a KeyError), ValueError
+    # for a non-TZif file, OSError for directories; callers only want one exception type.
+    except (KeyError, ValueError, OSError) as exc:
+        raise UnknownTimeZone(f"unknown time zone: {_preview(name)}") from exc
+
+
+def is_valid_timezone(name: str) -> bool:
+    """Return True when `name` is a loadable IANA zone name."""
+    try:
+        zone(name)
+    except UnknownTimeZone:
+        return False
+    return True
+
+
+def _preview(value: object) -> str:
+    # Error messages may end up in logs or HTTP responses; never echo a huge string back.
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def local_to_utc(day: date, minute: int, tz: ZoneInfo) -> datetime:
+    """Convert local wall-clock `minute` (0..1440) of `day` in `tz` to an aware UTC datetime.
+
+    1440 means the next local day's 00:00. Gaps and folds are resolved with fold=0 (see the
+    module docstring).
+    """
+    # Build the naive wall time first: arithmetic on an aware datetime would also be wall-clock
+    # arithmetic, but doing it naively makes the fold=0 choice explicit.
+    naive = datetime.combine(day, time()) + timedelta(minutes=minute)
+    return naive.replace(tzinfo=tz, fold=0).astimezone(UTC)
+
+
+def as_utc(value: datetime, what: str = "datetime") -> datetime:
+    """Return `value` converted to UTC.
+
+    Raises:
+        ValueError: if `value` is naive (a naive time has no defined instant).
+    """
+    if value.tzinfo is UTC:
+        return value
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
+    return value.astimezone(UTC)

@@ -1,0 +1,78 @@
+"""The slot engine fed from the database: one query for the expert's bookings of a range."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+
+from .availability import availability_of
+from .extensions import db
+from .models import Booking, EventType
+from .scheduling import Interval, SlotRules, busy_interval, day_window, is_offered, offered_slots
+
+# Buffers are capped at this many minutes (event_types.MAX_BUFFER_MINUTES), so a booking this
+# far outside a range cannot reach into it.
+BUSY_MARGIN = timedelta(minutes=720)
+
+
+def rules_of(event_type: EventType) -> SlotRules:
+    return SlotRules(
+        duration_minutes=event_type.duration_minutes,
+        interval_minutes=event_type.slot_interval_minutes,
+        buffer_before_minutes=event_type.buffer_before_minutes,
+        buffer_after_minutes=event_type.buffer_after_minutes,
+        min_notice_minutes=event_type.min_notice_minutes,
+        max_days_ahead=event_type.max_days_ahead,
+    )
+
+
+def busy_intervals(expert_id: int, lower: datetime, upper: datetime) -> list[Interval]:
+    """The expert's confirmed bookings near [lower, upper), each widened by its own type's
+    buffers: one query, whatever the range."""
+    rows = db.session.execute(
+        sa.select(
+            Booking.start_at,
+            Booking.end_at,
+            EventType.buffer_before_minutes,
+            EventType.buffer_after_minutes,
+        )
+        .join(EventType, Booking.event_type_id == EventType.id)
+        .where(
+            Booking.expert_id == expert_id,
+            Booking.status == Booking.CONFIRMED,
+            Booking.start_at < upper + BUSY_MARGIN,
+            Booking.end_at > lower - BUSY_MARGIN,
+        )
+    )
+    return [busy_interval(*row) for row in rows]
+
+
+def slots_for(
+    event_type: EventType, *, day_from: date, day_to: date, viewer_tz: str, now: datetime
+) -> list[Interval]:
+    """The offered slots of `event_type` on the viewer's days day_from..day_to.
+
+    Raises:
+        UnknownTimeZone: `viewer_tz` is not an IANA zone.
+    """
+    window = day_window(day_from, day_to, viewer_tz)
+    busy = busy_intervals(event_type.expert_id, window.start, window.end)
+    return offered_slots(
+        availability_of(event_type.expert),
+        rules_of(event_type),
+        busy,
+        now=now,
+        day_from=day_from,
+        day_to=day_to,
+        viewer_tz=viewer_tz,
+    )
+
+
+def is_bookable(event_type: EventType, start: datetime, now: datetime) -> bool:
+    """True when `start` is an offered slot of `event_type` right now."""
+    end = start + timedelta(minutes=event_type.duration_minutes)
+    busy = busy_intervals(event_type.expert_id, start - timedelta(days=1), end + timedelta(days=1))
+    return is_offered(
+        availability_of(event_type.expert), rules_of(event_type), busy, now=now, start=start
+    )
