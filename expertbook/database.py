@@ -10,7 +10,9 @@ monkey-patching turns into a green lock.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -44,8 +46,37 @@ def _configure_sqlite(engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(conn):
-        mode = conn.get_execution_options().get("sqlite_begin", "")
-        conn.exec_driver_sql(f"BEGIN {mode}".strip())
+        if conn.get_execution_options().get("sqlite_begin") == "IMMEDIATE":
+            _begin_immediate(conn.connection.dbapi_connection)
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def _begin_immediate(dbapi_connection, timeout: float = 5.0) -> None:
+    """BEGIN IMMEDIATE, waiting for another process's write lock in Python, not in C.
+
+    SQLite's own busy-wait (busy_timeout) sleeps inside the C library, which under eventlet
+    freezes every green thread of the process. With the timeout off, a locked database
+    fails at once, and we sleep between tries with `time.sleep`, which monkey-patching makes
+    green.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=0")
+    try:
+        while True:
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+    finally:
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
 
 
 def is_sqlite() -> bool:

@@ -1,1 +1,90 @@
-"""Socket.IO handlers (default namespace) and the events the server sends."""
+"""Socket.IO, default namespace.
+
+Clients (the booking page) send:
+    join  {"event_type_id": N}  enter room "event-type:N" (an active event type)
+    leave {"event_type_id": N}  leave it
+and get `error` {"code", "message"} for a bad payload, never a dropped connection.
+
+The server sends, after the transaction commits, to the room of every event type of the
+expert (one expert cannot be in two sessions at once):
+    slot_taken    {"event_type_id", "start", "end"}   a booking took that time
+    slot_released {"event_type_id", "start", "end"}   a cancellation freed it
+With REDIS_URL set, emits go through Redis and reach clients on every server process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask_socketio import emit, join_room, leave_room
+
+from .extensions import db, socketio
+from .models import Booking, EventType
+
+MAX_ID = 2**31 - 1
+
+
+def room_of(event_type_id: int) -> str:
+    return f"event-type:{event_type_id}"
+
+
+def _event_type_id(payload: Any) -> int | None:
+    if not isinstance(payload, dict):
+        return None
+    value = payload.get("event_type_id")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
+        return None
+    return value
+
+
+def _error(code: str, message: str) -> None:
+    emit("error", {"code": code, "message": message})
+
+
+@socketio.on("join")
+def on_join(payload: Any = None):
+    """A booking page subscribes to its event type's room."""
+    event_type_id = _event_type_id(payload)
+    if event_type_id is None:
+        return _error("invalid_payload", 'Send {"event_type_id": <positive integer>}.')
+    active = db.session.scalar(sa.select(EventType.active).where(EventType.id == event_type_id))
+    if not active:
+        return _error("unknown_event_type", "No such event type.")
+    join_room(room_of(event_type_id))
+    emit("joined", {"event_type_id": event_type_id})
+
+
+@socketio.on("leave")
+def on_leave(payload: Any = None):
+    """A booking page unsubscribes."""
+    event_type_id = _event_type_id(payload)
+    if event_type_id is None:
+        return _error("invalid_payload", 'Send {"event_type_id": <positive integer>}.')
+    leave_room(room_of(event_type_id))
+    emit("left", {"event_type_id": event_type_id})
+
+
+def _announce(event: str, booking: Booking) -> None:
+    ids = db.session.scalars(
+        sa.select(EventType.id).where(EventType.expert_id == booking.expert_id)
+    ).all()
+    start = booking.start_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = booking.end_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    for event_type_id in ids:
+        # One emit per room: each room's payload names its own event type.
+        socketio.emit(
+            event,
+            {"event_type_id": event_type_id, "start": start, "end": end},
+            to=room_of(event_type_id),
+        )
+
+
+def announce_slot_taken(booking: Booking) -> None:
+    """Tell every open booking page of the expert that this time is gone (after commit)."""
+    _announce("slot_taken", booking)
+
+
+def announce_slot_released(booking: Booking) -> None:
+    """Tell every open booking page of the expert that this time is free again."""
+    _announce("slot_released", booking)

@@ -1,1 +1,89 @@
-"""API views (being written)."""
+"""Booking API: book a slot (public), list and cancel (with a token or session)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import current_app, jsonify, request, url_for
+
+from ..booking import (
+    BookingInputError,
+    SlotUnavailable,
+    book_slot,
+    check_idempotency_key,
+    check_request,
+)
+from ..extensions import db, limiter
+from ..models import Booking, EventType
+from ..realtime import announce_slot_taken
+from . import bp
+from .auth import api_user
+from .errors import ApiError
+from .inputs import invalid, iso_z, json_object, parse_instant
+
+BOOKING_FIELDS = {"start", "name", "email", "notes"}
+
+
+def booking_links(booking: Booking, manage_token: str | None = None) -> dict[str, str]:
+    """Absolute links; a guest's carry the secret token, the guest's only key."""
+    base = current_app.config["BASE_URL"]
+    query = f"?token={manage_token}" if manage_token else ""
+    return {
+        "ics_url": base + url_for("bookings.ics", uid=booking.uid) + query,
+        "manage_url": base + url_for("bookings.detail", uid=booking.uid) + query,
+    }
+
+
+def booking_payload(booking: Booking, manage_token: str | None = None) -> dict:
+    return {
+        "uid": booking.uid,
+        "event_type_id": booking.event_type_id,
+        "start": iso_z(booking.start_at),
+        "end": iso_z(booking.end_at),
+        "status": booking.status,
+        "name": booking.name,
+        "email": booking.email,
+        "video_url": booking.video_url,
+        **booking_links(booking, manage_token),
+    }
+
+
+def public_limit() -> str:
+    return "60 per minute"
+
+
+@bp.post("/event-types/<int:event_type_id>/bookings")
+@limiter.limit(public_limit)
+def create_booking(event_type_id: int):
+    """Book a slot; a retry with the same Idempotency-Key gets the first answer."""
+    event_type = db.session.get(EventType, event_type_id)
+    if event_type is None or not event_type.active:
+        raise ApiError(404, "not_found", "No such event type.")
+    body = json_object()
+    for name in body:
+        if name not in BOOKING_FIELDS:
+            raise invalid(name, "Unknown field.", code="unknown_field")
+    for name in ("start", "name", "email"):
+        if body.get(name) is None:
+            raise invalid(name, "This field is required.", code="missing_field")
+    try:
+        checked = check_request(
+            parse_instant(body["start"], "start"), body["name"], body["email"], body.get("notes")
+        )
+        key = check_idempotency_key(request.headers.get("Idempotency-Key"))
+    except BookingInputError as error:
+        raise invalid(error.field, error.message) from None
+    try:
+        result = book_slot(
+            event_type,
+            checked,
+            client=api_user(required=False),
+            now=datetime.now(UTC),
+            respond=booking_payload,
+            idempotency_key=key,
+        )
+    except SlotUnavailable as error:
+        raise ApiError(409, "slot_unavailable", str(error)) from None
+    if not result.replayed:
+        announce_slot_taken(result.booking)
+    return jsonify(result.response), 201

@@ -1,0 +1,197 @@
+"""Booking operations: book a slot. They take the actor and `now` as arguments and raise
+domain errors; callers commit-then-emit (the operations commit their own serialized
+transaction, since the lock must span the check and the insert)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from .accounts import AccountError, normalize_email
+from .database import booking_transaction
+from .extensions import db
+from .models import Booking, EventType, IdempotencyKey, User, hash_token, new_token
+from .slots import is_bookable
+from .video import create_meeting
+
+MAX_NAME = 100
+MAX_NOTES = 2000
+MAX_IDEMPOTENCY_KEY = 255
+# Idempotency keys are kept at least 24 hours (the contract); older ones are swept.
+IDEMPOTENCY_TTL = timedelta(hours=48)
+# SQLSTATE of an exclusion-constraint violation: PostgreSQL's second line of defence fired.
+EXCLUSION_VIOLATION = "23P01"
+
+
+class SlotUnavailable(Exception):
+    """The requested start is taken, held by someone else, or not offered."""
+
+
+class BookingInputError(ValueError):
+    """Bad booking input; `field` names it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    """Checked booking input."""
+
+    start: datetime
+    name: str
+    email: str
+    notes: str
+
+
+@dataclass(frozen=True)
+class BookingResult:
+    booking: Booking
+    # The stored answer to the first request (what a retry with the same key gets back).
+    response: dict[str, Any]
+    replayed: bool
+
+
+def check_request(start: datetime, name: Any, email: Any, notes: Any = "") -> BookingRequest:
+    """Validate booking input before any transaction starts.
+
+    Raises:
+        BookingInputError: a missing or invalid field.
+    """
+    if start.tzinfo is None:
+        raise BookingInputError("start", "The time needs an offset, e.g. Z or +01:00.")
+    if not isinstance(name, str) or not name.strip():
+        raise BookingInputError("name", "Please give your name.")
+    if len(name.strip()) > MAX_NAME:
+        raise BookingInputError("name", f"At most {MAX_NAME} characters.")
+    if not isinstance(email, str) or len(email) > 254:
+        raise BookingInputError("email", "Please give a valid email address.")
+    try:
+        email = normalize_email(email)
+    except AccountError as error:
+        raise BookingInputError("email", error.message) from None
+    if notes is None:
+        notes = ""
+    if not isinstance(notes, str):
+        raise BookingInputError("notes", "Must be text.")
+    if len(notes) > MAX_NOTES:
+        raise BookingInputError("notes", f"At most {MAX_NOTES} characters.")
+    # Strip control characters that have no place in a name (they break calendar files).
+    clean_name = "".join(ch for ch in name.strip() if ch.isprintable())
+    return BookingRequest(start.astimezone(UTC), clean_name, email, notes.strip())
+
+
+def check_idempotency_key(key: Any) -> str | None:
+    if key is None or key == "":
+        return None
+    if not isinstance(key, str) or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise BookingInputError("Idempotency-Key", "At most 255 printable characters.")
+    return key
+
+
+def _is_exclusion_violation(error: IntegrityError) -> bool:
+    return getattr(error.orig, "pgcode", None) == EXCLUSION_VIOLATION
+
+
+def book_slot(
+    event_type: EventType,
+    request: BookingRequest,
+    *,
+    client: User | None,
+    now: datetime,
+    respond: Callable[[Booking, str], dict[str, Any]],
+    idempotency_key: str | None = None,
+) -> BookingResult:
+    """Book `request.start` of `event_type`, atomically, and commit.
+
+    Inside one serialized transaction: lock the expert's row, replay an earlier answer for
+    the same idempotency key, check the start is still offered (grid, hours, notice,
+    horizon, buffers, every other booking of the expert), insert, commit.
+
+    Args:
+        event_type: what is booked.
+        request: checked input (check_request).
+        client: the signed-in booker, or None for a guest.
+        now: the current instant.
+        respond: builds the answer from the new booking and its guest manage token; it is
+            stored with the idempotency key, so a retry gets exactly the first answer.
+        idempotency_key: the client's key for safe retries, if any.
+
+    Returns:
+        The booking, the answer, and whether it is a replay.
+
+    Raises:
+        SlotUnavailable: the start is taken, or not (or no longer) offered.
+    """
+    event_type_id, expert_id = event_type.id, event_type.expert_id
+    try:
+        with booking_transaction():
+            db.session.execute(
+                sa.select(User.id).where(User.id == expert_id).with_for_update()
+            ).one()
+            if idempotency_key:
+                earlier = db.session.scalar(
+                    sa.select(IdempotencyKey).where(
+                        IdempotencyKey.event_type_id == event_type_id,
+                        IdempotencyKey.key == idempotency_key,
+                    )
+                )
+                if earlier is not None:
+                    booking = db.session.get(Booking, earlier.booking_id)
+                    return BookingResult(booking, earlier.response, replayed=True)
+            event_type = db.session.get(EventType, event_type_id)
+            if event_type is None or not event_type.active:
+                raise SlotUnavailable("This event type is not available.")
+            if not is_bookable(event_type, request.start, now):
+                raise SlotUnavailable("That time is not available.")
+            booking, token = _new_booking(event_type, request, client)
+            db.session.flush()
+            response = respond(booking, token)
+            if idempotency_key:
+                db.session.execute(
+                    sa.delete(IdempotencyKey).where(IdempotencyKey.created_at < now - IDEMPOTENCY_TTL)
+                )
+                db.session.add(
+                    IdempotencyKey(
+                        event_type_id=event_type_id,
+                        key=idempotency_key,
+                        booking_id=booking.id,
+                        response=response,
+                    )
+                )
+                db.session.flush()
+    except IntegrityError as error:
+        if _is_exclusion_violation(error):
+            raise SlotUnavailable("That time was just taken.") from None
+        raise
+    return BookingResult(booking, response, replayed=False)
+
+
+def _new_booking(
+    event_type: EventType, request: BookingRequest, client: User | None
+) -> tuple[Booking, str]:
+    token = new_token()
+    booking = Booking(
+        uid=secrets.token_hex(12),
+        expert_id=event_type.expert_id,
+        event_type_id=event_type.id,
+        client_id=client.id if client is not None else None,
+        name=request.name,
+        email=request.email,
+        notes=request.notes,
+        start_at=request.start,
+        end_at=request.start + timedelta(minutes=event_type.duration_minutes),
+        status=Booking.CONFIRMED,
+        video_url=create_meeting(event_type.location, event_type.title),
+        manage_token_hash=hash_token(token),
+    )
+    db.session.add(booking)
+    return booking, token

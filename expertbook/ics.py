@@ -1,0 +1,76 @@
+"""iCalendar files for bookings (RFC 5545), built with `icalendar`.
+
+Times are UTC with `Z` (no TZID without a VTIMEZONE: Outlook shifts those by an hour). The
+download is METHOD:PUBLISH; mails carry METHOD:REQUEST, and METHOD:CANCEL with the same UID
+and a higher SEQUENCE, so calendar apps update the event instead of duplicating it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from icalendar import Calendar, Event, vCalAddress, vText
+
+from .models import Booking
+
+PRODID = "-//ExpertBook//Booking//EN"
+
+
+def _address(email: str, name: str, role: str | None = None) -> vCalAddress:
+    address = vCalAddress(f"mailto:{email}")
+    address.params["CN"] = vText(name)
+    if role:
+        address.params["ROLE"] = vText(role)
+        address.params["PARTSTAT"] = vText("ACCEPTED")
+    return address
+
+
+def booking_event(booking: Booking, base_url: str, now: datetime | None = None) -> Event:
+    """The VEVENT of a booking; its UID is stable across changes, SEQUENCE grows."""
+    host = urlsplit(base_url).hostname or "expertbook"
+    expert = booking.expert
+    title = f"{booking.event_type.title}: {expert.display_name} and {booking.name}"
+    description_lines = [f"{booking.event_type.title} with {expert.display_name}."]
+    if booking.video_url:
+        description_lines.append(f"Join: {booking.video_url}")
+    if booking.notes:
+        description_lines.append(f"Notes: {booking.notes}")
+    if booking.cancel_reason:
+        description_lines.append(f"Cancelled: {booking.cancel_reason}")
+    description_lines.append(f"Manage: {base_url}/bookings/{booking.uid}")
+
+    event = Event()
+    event.add("uid", f"{booking.uid}@{host}")
+    event.add("dtstamp", (now or datetime.now(UTC)).replace(microsecond=0))
+    event.add("dtstart", booking.start_at)
+    event.add("dtend", booking.end_at)
+    event.add("summary", title)
+    event.add("description", "\n".join(description_lines))
+    if booking.video_url:
+        event.add("location", booking.video_url)
+        event.add("url", booking.video_url)
+    event.add("organizer", _address(expert.email, expert.display_name))
+    event.add("attendee", _address(booking.email, booking.name, role="REQ-PARTICIPANT"))
+    event.add("sequence", booking.sequence)
+    event.add("status", "CANCELLED" if booking.status == Booking.CANCELLED else "CONFIRMED")
+    event.add("created", booking.created_at.replace(microsecond=0))
+    event.add("last-modified", booking.updated_at.replace(microsecond=0))
+    return event
+
+
+def calendar_file(
+    bookings: Iterable[Booking], base_url: str, method: str = "PUBLISH", name: str | None = None
+) -> bytes:
+    """A VCALENDAR with one VEVENT per booking, as bytes (CRLF, folded at 75 octets)."""
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("method", method)
+    if name:
+        calendar.add("x-wr-calname", name)
+    for booking in bookings:
+        calendar.add_component(booking_event(booking, base_url))
+    return calendar.to_ical()
