@@ -56,13 +56,16 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
     limiter.init_app(app)
+    # Handlers must be declared before the first init_app: Flask-SocketIO re-registers its
+    # list of handlers on every app's server, but only those declared while it had none.
+    from . import realtime  # noqa: F401
+
     socketio.init_app(
         app,
         async_mode=app.config["ASYNC_MODE"],
         message_queue=app.config["REDIS_URL"],
         cors_allowed_origins=[app.config["BASE_URL"]] if app.config.get("PRODUCTION") else None,
     )
-    from . import realtime  # noqa: F401  (registers the socket handlers)
 
 
 def register_blueprints(app: Flask) -> None:

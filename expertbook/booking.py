@@ -157,7 +157,9 @@ def book_slot(
             response = respond(booking, token)
             if idempotency_key:
                 db.session.execute(
-                    sa.delete(IdempotencyKey).where(IdempotencyKey.created_at < now - IDEMPOTENCY_TTL)
+                    sa.delete(IdempotencyKey).where(
+                        IdempotencyKey.created_at < now - IDEMPOTENCY_TTL
+                    )
                 )
                 db.session.add(
                     IdempotencyKey(

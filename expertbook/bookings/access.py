@@ -31,8 +31,7 @@ def booking_or_404(uid: str) -> tuple[Booking, str | None]:
         abort(404)
     token = request.values.get("token") or None
     if token is not None and (
-        len(token) > 100
-        or not hmac.compare_digest(hash_token(token), booking.manage_token_hash)
+        len(token) > 100 or not hmac.compare_digest(hash_token(token), booking.manage_token_hash)
     ):
         token = None
     if token is None and not is_participant(booking):

@@ -1,0 +1,143 @@
+"""POST /api/v1/event-types/<id>/bookings through the Flask test client."""
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from expertbook.accounts import create_api_token
+from expertbook.availability import set_availability
+from expertbook.extensions import db
+from expertbook.models import Booking
+
+START = (datetime.now(UTC) + timedelta(days=3)).replace(hour=10, minute=0, second=0, microsecond=0)
+ISO = START.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.fixture
+def event_type(make_user, make_event_type):
+    expert = make_user("coach", expert=True)
+    set_availability(expert, "UTC", {day: [(9 * 60, 17 * 60)] for day in range(7)})
+    db.session.commit()
+    return make_event_type(expert, duration_minutes=30)
+
+
+def post(client, event_type_id, body, **headers):
+    return client.post(f"/api/v1/event-types/{event_type_id}/bookings", json=body, headers=headers)
+
+
+def booking_count() -> int:
+    return db.session.scalar(sa.select(sa.func.count(Booking.id)))
+
+
+def test_book_answers_201_with_absolute_links(client, event_type):
+    response = post(client, event_type.id, {"start": ISO, "name": "Ann", "email": "a@example.com"})
+    assert response.status_code == 201
+    body = response.json
+    assert body["status"] == "confirmed"
+    end = START + timedelta(minutes=30)
+    assert (body["start"], body["end"]) == (ISO, end.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert body["video_url"].startswith("https://zoom.us/j/")
+    for link in ("manage_url", "ics_url"):
+        assert body[link].startswith("http://testserver/bookings/" + body["uid"])
+        assert "token=" in body[link]
+    # The guest's links are the guest's key.
+    page = client.get(body["manage_url"].removeprefix("http://testserver"))
+    assert page.status_code == 200 and body["video_url"] in page.text
+    ics = client.get(body["ics_url"].removeprefix("http://testserver"))
+    assert ics.status_code == 200 and ics.content_type.startswith("text/calendar")
+
+
+def test_start_with_an_offset_is_the_same_instant(client, event_type):
+    local = START.astimezone(ZoneInfo("Asia/Kolkata")).isoformat()
+    response = post(client, event_type.id, {"start": local, "name": "A", "email": "a@example.com"})
+    assert response.status_code == 201 and response.json["start"] == ISO
+
+
+def test_a_taken_slot_is_409(client, event_type):
+    post(client, event_type.id, {"start": ISO, "name": "Ann", "email": "a@example.com"})
+    response = post(client, event_type.id, {"start": ISO, "name": "Bob", "email": "b@example.com"})
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "slot_unavailable"
+    assert booking_count() == 1
+
+
+def test_idempotency_key_replays_the_first_201(client, event_type):
+    body = {"start": ISO, "name": "Ann", "email": "a@example.com"}
+    first = post(client, event_type.id, body, **{"Idempotency-Key": "k-1"})
+    again = post(client, event_type.id, body, **{"Idempotency-Key": "k-1"})
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json == first.json
+    assert booking_count() == 1
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"name": "Ann", "email": "a@example.com"}, "start"),
+        ({"start": ISO, "email": "a@example.com"}, "name"),
+        ({"start": ISO, "name": "Ann"}, "email"),
+        ({"start": "tomorrow", "name": "Ann", "email": "a@example.com"}, "start"),
+        ({"start": ISO[:-1], "name": "Ann", "email": "a@example.com"}, "start"),
+        ({"start": "2026-02-30T10:00:00Z", "name": "Ann", "email": "a@example.com"}, "start"),
+        ({"start": 1234567890, "name": "Ann", "email": "a@example.com"}, "start"),
+        ({"start": ISO, "name": "", "email": "a@example.com"}, "name"),
+        ({"start": ISO, "name": "x" * 10_000, "email": "a@example.com"}, "name"),
+        ({"start": ISO, "name": ["Ann"], "email": "a@example.com"}, "name"),
+        ({"start": ISO, "name": "Ann", "email": "nope"}, "email"),
+        ({"start": ISO, "name": "Ann", "email": "a@example.com", "notes": 5}, "notes"),
+        ({"start": ISO, "name": "Ann", "email": "a@example.com", "admin": True}, "admin"),
+    ],
+)
+def test_invalid_fields_are_422_with_the_field(client, event_type, body, field):
+    response = post(client, event_type.id, body)
+    assert response.status_code == 422, response.json
+    assert response.json["error"]["field"] == field
+    assert booking_count() == 0
+
+
+@pytest.mark.parametrize("raw", ["", "not json", "[1, 2]", '"a string"', "null"])
+def test_a_body_that_is_not_an_object_is_400(client, event_type, raw):
+    response = client.post(
+        f"/api/v1/event-types/{event_type.id}/bookings",
+        data=raw,
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "invalid_json"
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        (START + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ"),  # off the grid
+        (START - timedelta(days=5)).strftime("%Y-%m-%dT%H:%M:%SZ"),  # in the past
+        START.replace(hour=20).strftime("%Y-%m-%dT%H:%M:%SZ"),  # outside hours
+    ],
+)
+def test_times_not_offered_are_409(client, event_type, start):
+    response = post(client, event_type.id, {"start": start, "name": "A", "email": "a@example.com"})
+    assert response.status_code == 409
+
+
+def test_unknown_and_inactive_event_types_are_404(client, event_type):
+    body = {"start": ISO, "name": "Ann", "email": "a@example.com"}
+    assert post(client, 999, body).status_code == 404
+    event_type.active = False
+    db.session.commit()
+    assert post(client, event_type.id, body).status_code == 404
+
+
+def test_a_token_holder_owns_the_booking(client, event_type, make_user):
+    ann = make_user("ann")
+    token = create_api_token(ann)
+    db.session.commit()
+    response = post(
+        client,
+        event_type.id,
+        {"start": ISO, "name": "Ann", "email": "ann@example.com"},
+        Authorization=f"Bearer {token}",
+    )
+    assert response.status_code == 201
+    assert db.session.scalar(sa.select(Booking.client_id)) == ann.id
