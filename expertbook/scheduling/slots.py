@@ -45,6 +45,7 @@ from datetime import date, datetime, timedelta
 from expertbook.scheduling.zones import UTC, as_utc, local_to_utc, zone
 
 __all__ = [
+    "MINUTES_PER_DAY",
     "Availability",
     "Interval",
     "SlotRules",
@@ -58,7 +59,7 @@ __all__ = [
     "working_intervals",
 ]
 
-MINUTES_PER_DAY = 1440
+MINUTES_PER_DAY = 1440  # also the "24:00" end of a day
 _ONE_DAY = timedelta(days=1)
 _ZERO = timedelta(0)
 _HHMM_RE = re.compile(r"([0-9]{2}):([0-9]{2})")
@@ -206,7 +207,7 @@ def validate_day_intervals(intervals: Sequence[tuple[int, int]]) -> list[tuple[i
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"interval bounds must be whole minutes, got {value!r}")
         if not (0 <= start <= MINUTES_PER_DAY and 0 <= end <= MINUTES_PER_DAY):
-            raise ValueError(f"interval {start}-{end} is outside 00:00-24:00")
+            raise ValueError("times must lie between 00:00 and 24:00")
         if start >= end:
             raise ValueError(
                 f"interval {format_hhmm(start)}-{format_hhmm(end)} must end after it starts"
@@ -225,7 +226,9 @@ def validate_day_intervals(intervals: Sequence[tuple[int, int]]) -> list[tuple[i
 # --------------------------------------------------------------------------- intervals
 
 
-def working_intervals(availability: Availability, first_day: date, last_day: date) -> list[Interval]:
+def working_intervals(
+    availability: Availability, first_day: date, last_day: date
+) -> list[Interval]:
     """Return the expert's working intervals for local dates first_day..last_day (inclusive).
 
     Returns:

@@ -187,8 +187,8 @@ def test_validate_day_intervals_good(
     [
         ([(720, 540)], "must end after it starts"),
         ([(540, 540)], "must end after it starts"),
-        ([(-10, 540)], "outside"),
-        ([(540, 1441)], "outside"),
+        ([(-10, 540)], "between 00:00 and 24:00"),
+        ([(540, 1441)], "between 00:00 and 24:00"),
         ([(540, 720), (700, 800)], "overlap"),
         ([(540, 1020), (600, 660)], "overlap"),
         ([(540,)], "pair"),
@@ -606,6 +606,32 @@ def test_busy_widened_by_other_types_buffers() -> None:
     )
 
 
+def test_buffer_before_reaches_a_booking_before_working_hours() -> None:
+    # Hours start at 11:00; a booking 10:50-11:00 is within the 15-min buffer before 11:00.
+    availability = Availability("UTC", {0: [(660, 780)]})
+    rules = SlotRules(60, buffer_before_minutes=15, max_days_ahead=3650)
+    busy = [Interval(utc(2026, 6, 15, 10, 50), utc(2026, 6, 15, 11))]
+    assert slots_for(availability, rules, MONDAY, busy=busy) == [utc(2026, 6, 15, 12)]
+    # ... while one ending at 10:45 exactly is back-to-back with the buffer.
+    busy = [Interval(utc(2026, 6, 15, 10, 30), utc(2026, 6, 15, 10, 45))]
+    assert slots_for(availability, rules, MONDAY, busy=busy) == hours(
+        (2026, 6, 15), (11, 0), (12, 0)
+    )
+
+
+def test_busy_nested_inside_a_longer_busy_interval() -> None:
+    # 08:00-14:00 contains 09:00-10:00; hours start at 12:00, so the first check is at 12:00
+    # and must see the long interval, not only the short one that ends earlier.
+    availability = Availability("UTC", {0: [(720, 1020)]})
+    busy = [
+        Interval(utc(2026, 6, 15, 9), utc(2026, 6, 15, 10)),
+        Interval(utc(2026, 6, 15, 8), utc(2026, 6, 15, 14)),
+    ]
+    assert slots_for(availability, WIDE, MONDAY, busy=busy) == hours(
+        (2026, 6, 15), (14, 0), (15, 0), (16, 0)
+    )
+
+
 def test_back_to_back_is_allowed() -> None:
     busy = [Interval(utc(2026, 6, 15, 10), utc(2026, 6, 15, 11))]
     got = slots_for(UTC_MON, WIDE, MONDAY, busy=busy)
@@ -631,7 +657,10 @@ def test_busy_in_other_zones_and_unsorted_and_overlapping() -> None:
     busy = [
         Interval(utc(2026, 6, 15, 15), utc(2026, 6, 15, 16)),
         # 14:30-15:30 IST = 09:00Z-10:00Z
-        Interval(datetime(2026, 6, 15, 14, 30, tzinfo=kolkata), datetime(2026, 6, 15, 15, 30, tzinfo=kolkata)),
+        Interval(
+            datetime(2026, 6, 15, 14, 30, tzinfo=kolkata),
+            datetime(2026, 6, 15, 15, 30, tzinfo=kolkata),
+        ),
         Interval(utc(2026, 6, 15, 12), utc(2026, 6, 15, 13, 30)),
         Interval(utc(2026, 6, 15, 13), utc(2026, 6, 15, 14)),
         Interval(utc(2026, 5, 1, 9), utc(2026, 5, 1, 10)),  # irrelevant, far away
