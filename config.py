@@ -88,6 +88,8 @@ class TestingConfig(Config):
     RATELIMIT_ENABLED = False
     REDIS_URL = None
     MAIL_SERVER = None
+    # Mail is built and "sent" (logged) inline, so a test sees it before the request ends.
+    MAIL_SYNC = True
     BASE_URL = "http://testserver"
 
 

@@ -72,6 +72,7 @@ def register_blueprints(app: Flask) -> None:
     from .account.routes import bp as account_bp
     from .api import bp as api_bp
     from .auth.routes import bp as auth_bp
+    from .bookings.feed import bp as feeds_bp
     from .bookings.routes import bp as bookings_bp
     from .cli import bp as cli_bp
     from .dashboard.routes import bp as dashboard_bp
@@ -81,6 +82,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(account_bp)
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(bookings_bp)
+    app.register_blueprint(feeds_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(cli_bp)
     # Last: its `/<username>` catches what no other route claims.

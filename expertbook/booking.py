@@ -197,3 +197,88 @@ def _new_booking(
     )
     db.session.add(booking)
     return booking, token
+
+
+class BookingStateError(Exception):
+    """The booking cannot change that way (already cancelled, or already over)."""
+
+
+def _lock_expert(expert_id: int) -> None:
+    db.session.execute(sa.select(User.id).where(User.id == expert_id).with_for_update()).one()
+
+
+def _locked_booking(booking_id: int) -> Booking:
+    booking = db.session.get(Booking, booking_id, populate_existing=True)
+    if booking is None:  # pragma: no cover - deleted with its event type meanwhile
+        raise BookingStateError("This booking no longer exists.")
+    return booking
+
+
+def cancel_booking(booking: Booking, *, reason: str = "", now: datetime) -> bool:
+    """Cancel an upcoming booking (either participant may) and commit.
+
+    Returns:
+        True when this call cancelled it; False when it already was (cancelling twice is
+        harmless, so a retried request answers the same).
+
+    Raises:
+        BookingInputError: a reason over MAX_NOTES characters.
+        BookingStateError: the booking has already ended.
+    """
+    if not isinstance(reason, str) or len(reason) > MAX_NOTES:
+        raise BookingInputError("reason", f"Text of at most {MAX_NOTES} characters.")
+    booking_id, expert_id = booking.id, booking.expert_id
+    with booking_transaction():
+        _lock_expert(expert_id)
+        booking = _locked_booking(booking_id)
+        if booking.status == Booking.CANCELLED:
+            return False
+        if booking.end_at <= now:
+            raise BookingStateError("This session is already over.")
+        booking.status = Booking.CANCELLED
+        booking.cancel_reason = reason.strip()
+        booking.cancelled_at = now
+        booking.sequence += 1
+    return True
+
+
+def reschedule_booking(booking: Booking, new_start: datetime, *, now: datetime) -> datetime:
+    """Move an upcoming booking to `new_start` (an offered slot of its event type) and commit.
+
+    The same serialized transaction as book_slot; the booking keeps its uid (calendars
+    update the event) and its SEQUENCE grows. Its old time does not block the new one.
+
+    Returns:
+        The old start, so the caller can announce that time as released.
+
+    Raises:
+        BookingStateError: cancelled or already started.
+        SlotUnavailable: the new time is taken or not offered.
+    """
+    if new_start.tzinfo is None:
+        raise BookingInputError("start", "The time needs an offset, e.g. Z or +01:00.")
+    new_start = new_start.astimezone(UTC)
+    booking_id, expert_id = booking.id, booking.expert_id
+    try:
+        with booking_transaction():
+            _lock_expert(expert_id)
+            booking = _locked_booking(booking_id)
+            if booking.status != Booking.CONFIRMED:
+                raise BookingStateError("A cancelled booking cannot be moved.")
+            if booking.start_at <= now:
+                raise BookingStateError("This session has already started.")
+            event_type = booking.event_type
+            if new_start == booking.start_at or not is_bookable(
+                event_type, new_start, now, except_booking_id=booking.id
+            ):
+                raise SlotUnavailable("That time is not available.")
+            old_start = booking.start_at
+            booking.start_at = new_start
+            booking.end_at = new_start + timedelta(minutes=event_type.duration_minutes)
+            booking.sequence += 1
+            db.session.flush()
+    except IntegrityError as error:
+        if _is_exclusion_violation(error):
+            raise SlotUnavailable("That time was just taken.") from None
+        raise
+    return old_start

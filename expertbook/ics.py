@@ -20,7 +20,9 @@ PRODID = "-//ExpertBook//Booking//EN"
 
 def _address(email: str, name: str, role: str | None = None) -> vCalAddress:
     address = vCalAddress(f"mailto:{email}")
-    address.params["CN"] = vText(name)
+    # A parameter value cannot hold a double quote (RFC 5545); RFC 6868's ^' escape is not
+    # understood by Outlook or vobject, so a quote becomes an apostrophe.
+    address.params["CN"] = vText(name.replace('"', "'"))
     if role:
         address.params["ROLE"] = vText(role)
         address.params["PARTSTAT"] = vText("ACCEPTED")

@@ -14,6 +14,7 @@ With REDIS_URL set, emits go through Redis and reach clients on every server pro
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +24,7 @@ from .extensions import db, socketio
 from .models import Booking, EventType
 
 MAX_ID = 2**31 - 1
+ISO_Z = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def room_of(event_type_id: int) -> str:
@@ -65,26 +67,23 @@ def on_leave(payload: Any = None):
     emit("left", {"event_type_id": event_type_id})
 
 
-def _announce(event: str, booking: Booking) -> None:
-    ids = db.session.scalars(
-        sa.select(EventType.id).where(EventType.expert_id == booking.expert_id)
-    ).all()
-    start = booking.start_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-    end = booking.end_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+def _announce(event: str, expert_id: int, start: datetime, end: datetime) -> None:
+    ids = db.session.scalars(sa.select(EventType.id).where(EventType.expert_id == expert_id)).all()
+    payload = {"start": start.strftime(ISO_Z), "end": end.strftime(ISO_Z)}
     for event_type_id in ids:
         # One emit per room: each room's payload names its own event type.
-        socketio.emit(
-            event,
-            {"event_type_id": event_type_id, "start": start, "end": end},
-            to=room_of(event_type_id),
-        )
+        socketio.emit(event, {"event_type_id": event_type_id, **payload}, to=room_of(event_type_id))
 
 
 def announce_slot_taken(booking: Booking) -> None:
     """Tell every open booking page of the expert that this time is gone (after commit)."""
-    _announce("slot_taken", booking)
+    _announce("slot_taken", booking.expert_id, booking.start_at, booking.end_at)
 
 
-def announce_slot_released(booking: Booking) -> None:
-    """Tell every open booking page of the expert that this time is free again."""
-    _announce("slot_released", booking)
+def announce_slot_released(booking: Booking, start: datetime | None = None) -> None:
+    """Tell every open booking page of the expert that the booking's time (or, after a
+    reschedule, its old `start`) is free again (after commit)."""
+    start = start or booking.start_at
+    _announce(
+        "slot_released", booking.expert_id, start, start + (booking.end_at - booking.start_at)
+    )

@@ -27,10 +27,13 @@ def rules_of(event_type: EventType) -> SlotRules:
     )
 
 
-def busy_intervals(expert_id: int, lower: datetime, upper: datetime) -> list[Interval]:
+def busy_intervals(
+    expert_id: int, lower: datetime, upper: datetime, *, except_booking_id: int | None = None
+) -> list[Interval]:
     """The expert's confirmed bookings near [lower, upper), each widened by its own type's
-    buffers: one query, whatever the range."""
-    rows = db.session.execute(
+    buffers: one query, whatever the range. `except_booking_id` leaves one booking out (the
+    one being moved, which must not block its own new time)."""
+    query = (
         sa.select(
             Booking.start_at,
             Booking.end_at,
@@ -45,11 +48,19 @@ def busy_intervals(expert_id: int, lower: datetime, upper: datetime) -> list[Int
             Booking.end_at > lower - BUSY_MARGIN,
         )
     )
-    return [busy_interval(*row) for row in rows]
+    if except_booking_id is not None:
+        query = query.where(Booking.id != except_booking_id)
+    return [busy_interval(*row) for row in db.session.execute(query)]
 
 
 def slots_for(
-    event_type: EventType, *, day_from: date, day_to: date, viewer_tz: str, now: datetime
+    event_type: EventType,
+    *,
+    day_from: date,
+    day_to: date,
+    viewer_tz: str,
+    now: datetime,
+    except_booking_id: int | None = None,
 ) -> list[Interval]:
     """The offered slots of `event_type` on the viewer's days day_from..day_to.
 
@@ -57,7 +68,9 @@ def slots_for(
         UnknownTimeZone: `viewer_tz` is not an IANA zone.
     """
     window = day_window(day_from, day_to, viewer_tz)
-    busy = busy_intervals(event_type.expert_id, window.start, window.end)
+    busy = busy_intervals(
+        event_type.expert_id, window.start, window.end, except_booking_id=except_booking_id
+    )
     return offered_slots(
         availability_of(event_type.expert),
         rules_of(event_type),
@@ -69,10 +82,17 @@ def slots_for(
     )
 
 
-def is_bookable(event_type: EventType, start: datetime, now: datetime) -> bool:
+def is_bookable(
+    event_type: EventType, start: datetime, now: datetime, *, except_booking_id: int | None = None
+) -> bool:
     """True when `start` is an offered slot of `event_type` right now."""
     end = start + timedelta(minutes=event_type.duration_minutes)
-    busy = busy_intervals(event_type.expert_id, start - timedelta(days=1), end + timedelta(days=1))
+    busy = busy_intervals(
+        event_type.expert_id,
+        start - timedelta(days=1),
+        end + timedelta(days=1),
+        except_booking_id=except_booking_id,
+    )
     return is_offered(
         availability_of(event_type.expert), rules_of(event_type), busy, now=now, start=start
     )

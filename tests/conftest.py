@@ -17,6 +17,8 @@ from expertbook.extensions import db as _db
 from expertbook.models import EventType, User
 from expertbook.passwords import hash_password
 
+pytest_plugins = ["tests.booking_fixtures"]
+
 CI = os.environ.get("CI", "").lower() == "true"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

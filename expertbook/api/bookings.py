@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from flask import current_app, jsonify, request, url_for
 
 from ..booking import (
     BookingInputError,
+    BookingStateError,
     SlotUnavailable,
     book_slot,
+    cancel_booking,
     check_idempotency_key,
     check_request,
 )
+from ..bookings.queries import bookings_of
 from ..extensions import db, limiter
+from ..mail import send_booking_mail
 from ..models import Booking, EventType
-from ..realtime import announce_slot_taken
+from ..realtime import announce_slot_released, announce_slot_taken
 from . import bp
 from .auth import api_user
 from .errors import ApiError
@@ -86,4 +91,46 @@ def create_booking(event_type_id: int):
         raise ApiError(409, "slot_unavailable", str(error)) from None
     if not result.replayed:
         announce_slot_taken(result.booking)
+        send_booking_mail(result.booking, "booked")
     return jsonify(result.response), 201
+
+
+ROLES = {"client", "expert"}
+SCOPES = {"upcoming", "past"}
+
+
+@bp.get("/bookings")
+def list_bookings():
+    """The caller's bookings, as client or as expert, upcoming or past."""
+    user = api_user()
+    role = request.args.get("role", "client")
+    scope = request.args.get("scope", "upcoming")
+    if role not in ROLES:
+        raise invalid("role", "Use role=client or role=expert.")
+    if scope not in SCOPES:
+        raise invalid("scope", "Use scope=upcoming or scope=past.")
+    bookings = bookings_of(user, role=role, scope=scope, now=datetime.now(UTC), limit=500)
+    return jsonify(bookings=[booking_payload(b) for b in bookings])
+
+
+@bp.post("/bookings/<uid>/cancel")
+def cancel(uid: str):
+    """Cancel a booking; either participant may."""
+    user = api_user()
+    booking = db.session.scalar(sa.select(Booking).where(Booking.uid == uid[:32]))
+    if booking is None or user.id not in (booking.expert_id, booking.client_id):
+        raise ApiError(404, "not_found", "No such booking.")
+    body = json_object() if request.get_data() else {}
+    for name in body:
+        if name != "reason":
+            raise invalid(name, "Unknown field.", code="unknown_field")
+    try:
+        changed = cancel_booking(booking, reason=body.get("reason") or "", now=datetime.now(UTC))
+    except BookingInputError as error:
+        raise invalid(error.field, error.message) from None
+    except BookingStateError as error:
+        raise ApiError(409, "booking_over", str(error)) from None
+    if changed:
+        announce_slot_released(booking)
+        send_booking_mail(booking, "cancelled")
+    return jsonify(booking_payload(booking))

@@ -1,26 +1,79 @@
-"""My Bookings, a booking's page and its calendar file."""
+"""My Bookings, a booking's page, its calendar file, cancel and reschedule."""
 
-from flask import Blueprint, Response, current_app, render_template
-from flask_login import login_required
+from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user, login_required
+
+from ..booking import (
+    BookingInputError,
+    BookingStateError,
+    SlotUnavailable,
+    cancel_booking,
+    reschedule_booking,
+)
 from ..ics import calendar_file
+from ..mail import send_booking_mail
+from ..realtime import announce_slot_released, announce_slot_taken
+from ..scheduling import is_valid_timezone, zone
+from ..slots import slots_for
 from .access import booking_or_404
+from .forms import CancelForm, RescheduleForm
+from .queries import my_bookings_page
 
 bp = Blueprint("bookings", __name__, url_prefix="/bookings")
+PER_PAGE = 20
 
 
 @bp.get("")
 @login_required
 def index():
-    """The signed-in user's sessions."""
-    return render_template("bookings/index.html")
+    """My Bookings: sessions as client and as expert, upcoming or past, paginated."""
+    scope = "past" if request.args.get("scope") == "past" else "upcoming"
+    page = request.args.get("page", 1, type=int) or 1
+    bookings, has_next = my_bookings_page(
+        current_user, scope=scope, now=datetime.now(UTC), page=max(page, 1), per_page=PER_PAGE
+    )
+    return render_template(
+        "bookings/index.html", bookings=bookings, scope=scope, page=page, has_next=has_next
+    )
+
+
+def _links(booking, token):
+    """url_for keyword arguments that keep a guest's token on every link."""
+    return {"uid": booking.uid, **({"token": token} if token else {})}
+
+
+def viewer_tz(booking) -> str:
+    if current_user.is_authenticated:
+        return current_user.timezone
+    tz = request.args.get("tz", "")
+    return tz if is_valid_timezone(tz) else booking.expert.timezone
 
 
 @bp.get("/<uid>")
 def detail(uid: str):
     """A booking's page, for its participants or the holder of its manage link."""
     booking, token = booking_or_404(uid)
-    return render_template("bookings/detail.html", booking=booking, token=token)
+    return render_template(
+        "bookings/detail.html",
+        booking=booking,
+        token=token,
+        tz=viewer_tz(booking),
+        cancel_form=CancelForm(),
+        upcoming=booking.end_at > datetime.now(UTC),
+    )
 
 
 @bp.get("/<uid>.ics")
@@ -33,3 +86,78 @@ def ics(uid: str):
         content_type="text/calendar; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="booking-{booking.uid}.ics"'},
     )
+
+
+@bp.post("/<uid>/cancel")
+def cancel(uid: str):
+    """Cancel the booking, by either participant or the manage-link holder."""
+    booking, token = booking_or_404(uid)
+    form = CancelForm()
+    if not form.validate_on_submit():
+        flash("The reason is too long (at most 2000 characters).", "error")
+        return redirect(url_for("bookings.detail", **_links(booking, token)))
+    try:
+        changed = cancel_booking(booking, reason=form.reason.data or "", now=datetime.now(UTC))
+    except (BookingInputError, BookingStateError) as error:
+        flash(str(error), "error")
+        return redirect(url_for("bookings.detail", **_links(booking, token)))
+    if changed:
+        announce_slot_released(booking)
+        send_booking_mail(booking, "cancelled")
+        flash("The booking is cancelled; both of you get an email.", "success")
+    return redirect(url_for("bookings.detail", **_links(booking, token)))
+
+
+@bp.route("/<uid>/reschedule", methods=["GET", "POST"])
+def reschedule(uid: str):
+    """Pick a new time from the same event type's free slots."""
+    booking, token = booking_or_404(uid)
+    now = datetime.now(UTC)
+    if not booking.is_confirmed or booking.start_at <= now:
+        flash("Only upcoming bookings can be moved.", "error")
+        return redirect(url_for("bookings.detail", **_links(booking, token)))
+    tz = viewer_tz(booking)
+    form = RescheduleForm()
+    if form.validate_on_submit():
+        try:
+            old_start = reschedule_booking(booking, form.start.data, now=now)
+        except (SlotUnavailable, BookingStateError, BookingInputError) as error:
+            flash(f"{error} Please pick another time.", "error")
+        else:
+            announce_slot_released(booking, start=old_start)
+            announce_slot_taken(booking)
+            send_booking_mail(booking, "rescheduled")
+            flash("The booking is moved; both of you get an updated invite.", "success")
+            return redirect(url_for("bookings.detail", **_links(booking, token)))
+    day = _day_param(request.args.get("date"), booking, tz)
+    slots = [
+        slot
+        for slot in slots_for(
+            booking.event_type,
+            day_from=day,
+            day_to=day,
+            viewer_tz=tz,
+            now=now,
+            except_booking_id=booking.id,
+        )
+        if slot.start != booking.start_at  # its own time is no move
+    ]
+    return render_template(
+        "bookings/reschedule.html",
+        booking=booking,
+        token=token,
+        tz=tz,
+        day=day,
+        slots=slots,
+        form=form,
+        previous_day=day - timedelta(days=1),
+        next_day=day + timedelta(days=1),
+        links=_links(booking, token),
+    )
+
+
+def _day_param(value: str | None, booking, tz: str) -> date:
+    try:
+        return date.fromisoformat(value or "")
+    except ValueError:
+        return booking.start_at.astimezone(zone(tz)).date()

@@ -1,0 +1,88 @@
+"""Notification emails with the calendar file attached.
+
+Sent through SMTP when MAIL_SERVER is set, written to the log otherwise. Sending happens in
+a background task after the commit, so a slow or broken mail server never delays or fails
+a booking.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from email.message import EmailMessage
+
+from flask import Flask, current_app, render_template
+
+from .extensions import db, socketio
+from .ics import calendar_file
+from .models import Booking
+
+log = logging.getLogger("expertbook.mail")
+
+# kind -> (iCalendar METHOD, subject prefix)
+KINDS = {
+    "booked": ("REQUEST", "Booked"),
+    "rescheduled": ("REQUEST", "Rescheduled"),
+    "cancelled": ("CANCEL", "Cancelled"),
+}
+
+
+def build_messages(booking: Booking, kind: str) -> list[EmailMessage]:
+    """One message for each party, each with a text/calendar part (METHOD per KINDS)."""
+    method, prefix = KINDS[kind]
+    config = current_app.config
+    ics = calendar_file([booking], config["BASE_URL"], method=method)
+    expert = booking.expert
+    subject = f"{prefix}: {booking.event_type.title} with {expert.display_name} and {booking.name}"
+    messages = []
+    for to, tz, is_expert in (
+        (booking.email, booking.client.timezone if booking.client else expert.timezone, False),
+        (expert.email, expert.timezone, True),
+    ):
+        context = dict(booking=booking, kind=kind, tz=tz, for_expert=is_expert)
+        message = EmailMessage()
+        message["Subject"] = subject
+        message["From"] = config["MAIL_FROM"]
+        message["To"] = to
+        message.set_content(render_template("email/booking.txt", **context))
+        message.add_alternative(render_template("email/booking.html", **context), subtype="html")
+        message.add_attachment(
+            ics,
+            maintype="text",
+            subtype="calendar",
+            params={"method": method, "charset": "utf-8"},
+            filename="invite.ics",
+        )
+        messages.append(message)
+    return messages
+
+
+def _deliver(app: Flask, booking_id: int, kind: str) -> None:
+    with app.app_context():
+        booking = db.session.get(Booking, booking_id)
+        if booking is None:
+            return
+        messages = build_messages(booking, kind)
+        config = app.config
+        if not config["MAIL_SERVER"]:
+            for message in messages:
+                log.info("mail to %s: %s", message["To"], message["Subject"])
+            return
+        try:
+            with smtplib.SMTP(config["MAIL_SERVER"], config["MAIL_PORT"], timeout=10) as smtp:
+                if config["MAIL_USERNAME"]:
+                    smtp.starttls()
+                    smtp.login(config["MAIL_USERNAME"], config["MAIL_PASSWORD"] or "")
+                for message in messages:
+                    smtp.send_message(message)
+        except (OSError, smtplib.SMTPException):
+            log.exception("could not send the %s mail for booking %s", kind, booking.uid)
+
+
+def send_booking_mail(booking: Booking, kind: str) -> None:
+    """Mail both parties about `booking` (kind: booked, rescheduled, cancelled), after commit."""
+    app = current_app._get_current_object()
+    if app.config.get("MAIL_SYNC"):
+        _deliver(app, booking.id, kind)
+    else:
+        socketio.start_background_task(_deliver, app, booking.id, kind)

@@ -1,0 +1,212 @@
+"""My Bookings, the booking page, cancel and reschedule, through the Flask test client."""
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from expertbook.extensions import db, socketio
+from expertbook.models import Booking
+from tests.booking_fixtures import NOW, day_ahead
+
+
+def test_my_bookings_lists_only_my_sessions(client, auth, make_user, make_booking):
+    ann, bob = make_user("ann"), make_user("bob")
+    mine, _ = make_booking(day_ahead(2, 10), client=ann, name="Ann")
+    theirs, _ = make_booking(day_ahead(2, 11), client=bob, name="Bob")
+    auth.login("ann")
+    page = client.get("/bookings").text
+    assert mine.uid in page and theirs.uid not in page
+
+
+def test_an_expert_sees_both_roles(client, auth, coach, make_booking, make_event_type,
+                                   make_user):  # fmt: skip
+    other_expert = make_user("other", expert=True)
+    from expertbook.availability import set_availability
+
+    set_availability(other_expert, "UTC", {d: [(0, 1440)] for d in range(7)})
+    db.session.commit()
+    with_me, _ = make_booking(day_ahead(2, 10), name="Client of coach")
+    from expertbook.booking import book_slot, check_request
+
+    by_me = book_slot(
+        make_event_type(other_expert, slug="x"),
+        check_request(day_ahead(3, 9), "Coach", "coach@example.com"),
+        client=coach,
+        now=NOW,
+        respond=lambda b, t: {},
+    ).booking
+    auth.login("coach")
+    page = client.get("/bookings").text
+    assert with_me.uid in page and by_me.uid in page
+    assert "You are the expert" in page and "You booked" in page
+
+
+def test_upcoming_and_past_tabs(client, auth, make_user, make_booking):
+    ann = make_user("ann")
+    past, _ = make_booking(day_ahead(-2, 10), client=ann, now=NOW - timedelta(days=3))
+    soon, _ = make_booking(day_ahead(1, 10), client=ann)
+    auth.login("ann")
+    upcoming = client.get("/bookings").text
+    assert soon.uid in upcoming and past.uid not in upcoming
+    earlier = client.get("/bookings?scope=past").text
+    assert past.uid in earlier and soon.uid not in earlier
+
+
+def test_my_bookings_paginates(client, auth, make_user, make_booking):
+    ann = make_user("ann")
+    uids = [make_booking(day_ahead(1, 0) + timedelta(minutes=30 * i), client=ann)[0].uid
+            for i in range(23)]  # fmt: skip
+    auth.login("ann")
+    first, second = client.get("/bookings").text, client.get("/bookings?page=2").text
+    assert all(uid in first for uid in uids[:20]) and uids[20] not in first
+    assert all(uid in second for uid in uids[20:]) and "More" not in second
+
+
+@pytest.mark.parametrize("who", ["stranger", "anonymous", "forged-token", "other-uid-token"])
+def test_others_get_404(client, auth, make_user, make_booking, who):
+    booking, token = make_booking(day_ahead(2, 10))
+    other, other_token = make_booking(day_ahead(2, 12))
+    query = ""
+    if who == "stranger":
+        make_user("eve")
+        auth.login("eve")
+    elif who == "forged-token":
+        query = "?token=" + token[:-2] + "xx"
+    elif who == "other-uid-token":
+        query = "?token=" + other_token
+    for path in (f"/bookings/{booking.uid}", f"/bookings/{booking.uid}.ics"):
+        assert client.get(path + query).status_code == 404
+    assert client.get(f"/bookings/{booking.uid}/reschedule{query}").status_code == 404
+    assert client.post(f"/bookings/{booking.uid}/cancel{query}").status_code in (400, 404)
+    assert db.session.get(Booking, booking.id).status == "confirmed"
+
+
+def test_unknown_and_huge_uids_are_404(client):
+    assert client.get("/bookings/nope").status_code == 404
+    assert client.get("/bookings/" + "x" * 5000).status_code == 404
+
+
+def test_guest_cancels_with_the_manage_link(client, app, auth, sync, make_booking):
+    booking, token = make_booking(day_ahead(2, 10))
+    watcher = socketio.test_client(app)
+    watcher.emit("join", {"event_type_id": sync.id})
+    watcher.get_received()
+    path = f"/bookings/{booking.uid}/cancel?token={token}"
+    response = auth.post(path, {"reason": "Ill, sorry"},
+                         token_from=f"/bookings/{booking.uid}?token={token}")  # fmt: skip
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert (booking.status, booking.cancel_reason, booking.sequence) == (
+        "cancelled", "Ill, sorry", 1)  # fmt: skip
+    events = [e for e in watcher.get_received() if e["name"] == "slot_released"]
+    assert [e["args"][0]["start"] for e in events] == [booking.start_at.strftime(
+        "%Y-%m-%dT%H:%M:%SZ")]  # fmt: skip
+    # The slot is offered again.
+    day = booking.start_at.date().isoformat()
+    slots = client.get(f"/api/v1/event-types/{sync.id}/slots?from={day}&to={day}&tz=UTC").json
+    assert booking.start_at.strftime("%Y-%m-%dT%H:%M:%SZ") in [s["start"] for s in slots["slots"]]
+    # The cancelled booking's page and .ics still work and say so.
+    assert "Cancelled" in client.get(f"/bookings/{booking.uid}?token={token}").text
+    ics = client.get(f"/bookings/{booking.uid}.ics?token={token}").text
+    assert "STATUS:CANCELLED" in ics and "SEQUENCE:1" in ics
+
+
+def test_the_client_reschedules_from_my_bookings(client, auth, make_user, make_booking):
+    ann = make_user("ann")
+    booking, _ = make_booking(day_ahead(2, 10), client=ann)
+    auth.login("ann")
+    page = client.get(f"/bookings/{booking.uid}/reschedule").text
+    new_start = booking.start_at + timedelta(minutes=30)  # overlaps its own old time: allowed
+    new_iso = new_start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert f'data-start="{new_iso}"' in page
+    assert f'data-start="{booking.start_at.strftime("%Y-%m-%dT%H:%M:%SZ")}"' not in page
+    response = auth.post(f"/bookings/{booking.uid}/reschedule", {"start": new_iso})
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert booking.start_at == new_start and booking.sequence == 1
+    assert booking.end_at - booking.start_at == timedelta(minutes=30)
+
+
+def test_reschedule_to_a_taken_time_keeps_the_old_one(client, auth, make_user, make_booking):
+    ann = make_user("ann")
+    booking, _ = make_booking(day_ahead(2, 10), client=ann)
+    other, _ = make_booking(day_ahead(2, 14))
+    auth.login("ann")
+    response = auth.post(
+        f"/bookings/{booking.uid}/reschedule",
+        {"start": other.start_at.strftime("%Y-%m-%dT%H:%M:%SZ")},
+    )
+    assert response.status_code == 200
+    assert "not available" in response.text
+    db.session.expire_all()
+    assert booking.start_at == day_ahead(2, 10) and booking.sequence == 0
+
+
+@pytest.mark.parametrize("bad", ["", "garbage", "2026-13-45T10:00:00Z", "2030-01-01T10:00:00"])
+def test_reschedule_with_bad_start(client, auth, make_user, make_booking, bad):
+    ann = make_user("ann")
+    booking, _ = make_booking(day_ahead(2, 10), client=ann)
+    auth.login("ann")
+    response = auth.post(f"/bookings/{booking.uid}/reschedule", {"start": bad})
+    assert response.status_code == 200
+    db.session.expire_all()
+    assert booking.sequence == 0
+
+
+def test_api_lists_and_cancels(client, make_user, make_booking, coach):
+    from expertbook.accounts import create_api_token
+
+    ann = make_user("ann")
+    booking, _ = make_booking(day_ahead(2, 10), client=ann)
+    ann_token, coach_token, eve_token = (create_api_token(u) for u in (ann, coach, make_user("e")))
+    db.session.commit()
+
+    def call(method, path, token, **kwargs):
+        headers = {"Authorization": f"Bearer {token}"}
+        return client.open(path, method=method, headers=headers, **kwargs)
+
+    listed = call("GET", "/api/v1/bookings?role=client&scope=upcoming", ann_token).json
+    assert [b["uid"] for b in listed["bookings"]] == [booking.uid]
+    assert call("GET", "/api/v1/bookings?role=expert", coach_token).json["bookings"][0]["uid"] == (
+        booking.uid)  # fmt: skip
+    assert call("GET", "/api/v1/bookings?role=client", eve_token).json == {"bookings": []}
+    assert call("GET", "/api/v1/bookings?role=boss", ann_token).status_code == 422
+    assert call("GET", "/api/v1/bookings?scope=later", ann_token).status_code == 422
+    assert call("GET", "/api/v1/bookings", None).status_code == 401
+    # Another user's uid looks exactly like an unknown one.
+    assert call("POST", f"/api/v1/bookings/{booking.uid}/cancel", eve_token).status_code == 404
+    cancelled = call("POST", f"/api/v1/bookings/{booking.uid}/cancel", coach_token,
+                     json={"reason": "Conflict"})  # fmt: skip
+    assert cancelled.status_code == 200 and cancelled.json["status"] == "cancelled"
+    again = call("POST", f"/api/v1/bookings/{booking.uid}/cancel", ann_token)
+    assert again.status_code == 200 and again.json["status"] == "cancelled"
+    assert db.session.scalar(sa.select(Booking.sequence)) == 1
+
+
+def test_api_cancel_validation(client, make_user, make_booking):
+    from expertbook.accounts import create_api_token
+
+    ann = make_user("ann")
+    booking, _ = make_booking(day_ahead(2, 10), client=ann)
+    token = create_api_token(ann)
+    db.session.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+    path = f"/api/v1/bookings/{booking.uid}/cancel"
+    assert client.post(path, json={"reason": "x" * 3000}, headers=headers).status_code == 422
+    assert client.post(path, json={"why": "x"}, headers=headers).status_code == 422
+    assert client.post(path, data="[]", content_type="application/json",
+                       headers=headers).status_code == 400  # fmt: skip
+    assert db.session.get(Booking, booking.id).status == "confirmed"
+
+
+def test_a_past_booking_cannot_be_cancelled(client, make_user, make_booking):
+    from expertbook.accounts import create_api_token
+
+    ann = make_user("ann")
+    past, _ = make_booking(day_ahead(-1, 10), client=ann, now=NOW - timedelta(days=2))
+    token = create_api_token(ann)
+    db.session.commit()
+    response = client.post(f"/api/v1/bookings/{past.uid}/cancel",
+                           headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    assert response.status_code == 409

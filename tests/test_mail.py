@@ -1,0 +1,66 @@
+"""Notification mails through a real local SMTP server (aiosmtpd)."""
+
+import email
+from email import policy
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from expertbook.mail import send_booking_mail
+from tests.booking_fixtures import day_ahead
+from tests.e2e.conftest import free_port
+
+
+class Inbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+@pytest.fixture
+def inbox(app):
+    handler = Inbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=controller.port)
+    yield handler
+    controller.stop()
+
+
+def calendar_part(message):
+    return next(p for p in message.walk() if p.get_content_type() == "text/calendar")
+
+
+@pytest.mark.parametrize("kind, method", [("booked", "REQUEST"), ("rescheduled", "REQUEST"),
+                                          ("cancelled", "CANCEL")])  # fmt: skip
+def test_both_parties_get_the_invite(inbox, make_booking, coach, kind, method):
+    booking, _ = make_booking(day_ahead(2, 10))
+    send_booking_mail(booking, kind)
+    assert sorted(m["To"] for m in inbox.messages) == sorted([booking.email, coach.email])
+    for message in inbox.messages:
+        part = calendar_part(message)
+        assert part.get_param("method") == method
+        body = part.get_content()
+        assert f"METHOD:{method}" in body and f"UID:{booking.uid}@testserver" in body
+        assert message["Subject"].startswith(kind.capitalize())
+
+
+def test_booking_through_the_api_sends_the_mails(inbox, client, sync):
+    start = day_ahead(3, 9).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = {"start": start, "name": "Ann", "email": "ann@example.com"}
+    response = client.post(f"/api/v1/event-types/{sync.id}/bookings", json=body)
+    assert response.status_code == 201
+    assert {m["To"] for m in inbox.messages} == {"ann@example.com", "coach@example.com"}
+    text = next(p for p in inbox.messages[0].walk() if p.get_content_type() == "text/plain")
+    assert response.json["video_url"] in text.get_content()
+
+
+def test_a_broken_mail_server_does_not_fail_the_booking(app, client, sync):
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=free_port())  # nobody listens
+    start = day_ahead(3, 9).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = {"start": start, "name": "Ann", "email": "ann@example.com"}
+    response = client.post(f"/api/v1/event-types/{sync.id}/bookings", json=body)
+    assert response.status_code == 201
