@@ -1,0 +1,75 @@
+"""Generated hostile input at the public booking and slots endpoints: never a 5xx, and the
+bookings table changes only on a 201."""
+
+import json
+
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from expertbook.extensions import db
+from expertbook.models import Booking
+from tests.booking_fixtures import day_ahead
+
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8),
+                                                                      children, max_size=4),
+    max_leaves=10,
+)  # fmt: skip
+real_start = st.sampled_from([day_ahead(3, h).strftime("%Y-%m-%dT%H:%M:%SZ") for h in (9, 10)])
+times = real_start | st.text(max_size=30) | st.datetimes().map(lambda d: d.isoformat())
+booking_bodies = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "start": times | json_values,
+            "name": st.text(max_size=120) | json_values,
+            "email": st.emails() | st.text(max_size=30) | json_values,
+            "notes": st.text(max_size=50) | json_values,
+            "extra": json_values,
+        },
+    )
+    | json_values
+)
+
+
+def count() -> int:
+    return db.session.scalar(sa.select(sa.func.count(Booking.id)))
+
+
+@FUZZ
+@given(body=booking_bodies, key=st.none() | st.text(max_size=300))
+def test_booking_endpoint_survives_anything(client, sync, body, key):
+    before = count()
+    headers = {"Idempotency-Key": key} if key is not None and key.isprintable() else {}
+    response = client.post(
+        f"/api/v1/event-types/{sync.id}/bookings",
+        data=json.dumps(body),
+        content_type="application/json",
+        headers=headers,
+    )
+    assert response.status_code < 500, response.json
+    assert response.is_json and ("error" in response.json or response.status_code == 201)
+    after = count()
+    if response.status_code == 201:
+        assert after in (before, before + 1)  # a replayed idempotency key adds nothing
+    else:
+        assert after == before
+
+
+@FUZZ
+@given(
+    params=st.dictionaries(
+        st.sampled_from(["from", "to", "tz", "other"]),
+        st.text(max_size=30) | st.dates().map(str) | st.sampled_from(["UTC", "Asia/Kolkata"]),
+    )
+)
+def test_slots_endpoint_survives_anything(client, sync, params):
+    response = client.get(f"/api/v1/event-types/{sync.id}/slots", query_string=params)
+    assert response.status_code in (200, 422), response.json
