@@ -68,6 +68,10 @@ def slots_for(
         UnknownTimeZone: `viewer_tz` is not an IANA zone.
     """
     window = day_window(day_from, day_to, viewer_tz)
+    if window.end <= now or window.start >= now + timedelta(days=event_type.max_days_ahead):
+        # Nothing can be offered; and near the calendar's ends the busy query's margins
+        # would overflow datetime.
+        return []
     busy = busy_intervals(
         event_type.expert_id, window.start, window.end, except_booking_id=except_booking_id
     )

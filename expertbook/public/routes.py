@@ -1,12 +1,53 @@
-"""Public pages: the expert's page and the shareable booking link."""
+"""Public pages: the expert's page, the shareable booking link and its confirm step."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
-from ..extensions import db
+from ..api.bookings import booking_payload, public_limit
+from ..api.inputs import iso_z
+from ..booking import (
+    BookingInputError,
+    SlotUnavailable,
+    book_slot,
+    check_idempotency_key,
+    check_request,
+)
+from ..event_types import LOCATIONS
+from ..extensions import db, limiter
+from ..mail import send_booking_mail
 from ..models import EventType, User
+from ..realtime import announce_slot_taken
+from ..scheduling import is_valid_timezone, zone
+from ..slots import is_bookable, slots_for
+from .calendar import (
+    last_day_of,
+    local_today,
+    month_grid,
+    month_key,
+    parse_day,
+    parse_month,
+    shift_month,
+    slots_by_day,
+)
+from .forms import BookingForm
 
 bp = Blueprint("public", __name__)
+
+GONE_MESSAGE = "That time is no longer available — pick another."
+TAKEN_MESSAGE = "Sorry, that time was just taken — please pick another."
+
+
+@bp.app_template_global()
+def location_label(location: str) -> str:
+    return LOCATIONS.get(location, location)
 
 
 def expert_or_404(username: str) -> User:
@@ -14,6 +55,88 @@ def expert_or_404(username: str) -> User:
     if expert is None or not expert.is_expert:
         abort(404)
     return expert
+
+
+def event_type_or_404(username: str, slug: str) -> EventType:
+    expert = expert_or_404(username)
+    event_type = db.session.scalar(
+        sa.select(EventType).where(EventType.expert_id == expert.id, EventType.slug == slug)
+    )
+    if event_type is None or not event_type.active:
+        abort(404)
+    return event_type
+
+
+def viewer_zone(expert: User) -> tuple[str, str | None]:
+    """The zone to show times in, and the `tz` parameter when it was refused.
+
+    A valid `?tz=` wins; else the signed-in user's zone, else the expert's."""
+    requested = request.args.get("tz")
+    if requested and is_valid_timezone(requested):
+        return requested, None
+    fallbacks = [current_user.timezone] if current_user.is_authenticated else []
+    fallbacks.append(expert.timezone)
+    tz = next((name for name in fallbacks if is_valid_timezone(name)), "UTC")
+    # Echo at most a short preview of a refused value back into the page.
+    return tz, (requested[:40] if requested else None)
+
+
+def parse_start(value: str | None) -> datetime | None:
+    """An aware instant from `?start=`, or None (unparseable, naive or absurd)."""
+    if not value or len(value) > 40:
+        return None
+    try:
+        start = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    # Far-off years are never offered, and near the calendar's ends zone arithmetic overflows.
+    if start.tzinfo is None or start.utcoffset() is None or not 1900 < start.year < 9000:
+        return None
+    return start.astimezone(UTC)
+
+
+def booking_url(event_type: EventType, tz: str, start: datetime | None = None) -> str:
+    """The booking page in zone `tz`, opened on the local day of `start` when given."""
+    day = start.astimezone(zone(tz)).date().isoformat() if start else None
+    return url_for(
+        "public.booking_page",
+        username=event_type.expert.username,
+        slug=event_type.slug,
+        date=day,
+        tz=tz,
+    )
+
+
+def month_view(
+    event_type: EventType, tz: str, now: datetime, day: date | None, month: date | None
+) -> dict[str, Any]:
+    """Everything the calendar and the day's slot list show, from ONE slot query."""
+    today = local_today(now, tz)
+    horizon = now + timedelta(days=event_type.max_days_ahead)
+    last_open_day = local_today(horizon, tz)
+    first = (day or month or today).replace(day=1)
+    last = last_day_of(first)
+    slots = []
+    # A month wholly past or beyond the horizon has nothing to offer (and may lie at the very
+    # edge of the calendar, where the slot query's margins would overflow).
+    if last >= today and first <= last_open_day:
+        slots = slots_for(event_type, day_from=first, day_to=last, viewer_tz=tz, now=now)
+    by_day = slots_by_day(slots, tz)
+    if day is None:
+        day = min(by_day, default=None)
+    earlier, following = shift_month(first, -1), shift_month(first, 1)
+    return {
+        "today": today,
+        "month": first,
+        "month_key": month_key(first),
+        "weeks": month_grid(first, by_day, today, day),
+        "day": day,
+        "day_slots": by_day.get(day, []),
+        # "YYYY-MM" of the months to link to, None where there is nothing to see.
+        "prev_month": month_key(earlier) if earlier and first > today.replace(day=1) else None,
+        "next_month": month_key(following) if following and following <= last_open_day else None,
+        "horizon": horizon,
+    }
 
 
 @bp.get("/")
@@ -32,11 +155,96 @@ def expert_page(username: str):
 
 @bp.get("/<username>/<slug>")
 def booking_page(username: str, slug: str):
-    """The shareable booking link."""
-    expert = expert_or_404(username)
-    event_type = db.session.scalar(
-        sa.select(EventType).where(EventType.expert_id == expert.id, EventType.slug == slug)
+    """The shareable booking link: a month calendar and the chosen day's free times."""
+    event_type = event_type_or_404(username, slug)
+    tz, refused_tz = viewer_zone(event_type.expert)
+    view = month_view(
+        event_type,
+        tz,
+        datetime.now(UTC),
+        day=parse_day(request.args.get("date")),
+        month=parse_month(request.args.get("month")),
     )
-    if event_type is None or not event_type.active:
-        abort(404)
-    return render_template("public/booking.html", expert=expert, event_type=event_type)
+    return render_template(
+        "public/booking.html",
+        event_type=event_type,
+        expert=event_type.expert,
+        tz=tz,
+        refused_tz=refused_tz,
+        tz_in_url=refused_tz is None and "tz" in request.args,
+        zulu=iso_z,
+        **view,
+    )
+
+
+@bp.route("/<username>/<slug>/book", methods=["GET", "POST"])
+@limiter.limit(public_limit, methods=["POST"])
+def confirm(username: str, slug: str):
+    """The confirm step: the chosen time, the guest's details, and the booking itself."""
+    event_type = event_type_or_404(username, slug)
+    tz, _ = viewer_zone(event_type.expert)
+    start = parse_start(request.args.get("start"))
+    now = datetime.now(UTC)
+    if start is None or (request.method == "GET" and not is_bookable(event_type, start, now)):
+        flash(GONE_MESSAGE, "error")
+        return redirect(booking_url(event_type, tz, start))
+    form = BookingForm()
+    if form.validate_on_submit():
+        done = submit_booking(event_type, form, start, tz, now)
+        if done is not None:
+            return done
+    elif request.method == "GET":
+        prefill(form)
+    return render_template(
+        "public/confirm.html",
+        event_type=event_type,
+        expert=event_type.expert,
+        form=form,
+        start=start,
+        end=start + timedelta(minutes=event_type.duration_minutes),
+        tz=tz,
+        back_url=booking_url(event_type, tz, start),
+        zulu=iso_z,
+    )
+
+
+def prefill(form: BookingForm) -> None:
+    """A fresh form: the signed-in user's details and a new idempotency key."""
+    if current_user.is_authenticated:
+        form.name.data = current_user.display_name
+        form.email.data = current_user.email
+    form.idempotency_key.data = secrets.token_urlsafe(16)
+
+
+def submit_booking(
+    event_type: EventType, form: BookingForm, start: datetime, tz: str, now: datetime
+) -> Response | None:
+    """Book from the submitted form: a redirect, or None to show the form's errors again."""
+    try:
+        checked = check_request(start, form.name.data, form.email.data, form.notes.data)
+        key = check_idempotency_key(form.idempotency_key.data)
+    except BookingInputError as error:
+        if error.field in ("name", "email", "notes"):
+            form[error.field].errors.append(error.message)
+        else:  # the hidden key (or the start): nothing the guest can fix in a field
+            form.form_errors.append(error.message)
+            form.idempotency_key.data = secrets.token_urlsafe(16)
+        return None
+    try:
+        result = book_slot(
+            event_type,
+            checked,
+            client=current_user._get_current_object() if current_user.is_authenticated else None,
+            now=now,
+            respond=booking_payload,
+            idempotency_key=key,
+        )
+    except SlotUnavailable:
+        flash(TAKEN_MESSAGE, "error")
+        return redirect(booking_url(event_type, tz, start))
+    if not result.replayed:
+        announce_slot_taken(result.booking)
+        send_booking_mail(result.booking, "booked")
+    # Only the path and query: the answer's absolute URL must not send the guest elsewhere.
+    parts = urlsplit(result.response["manage_url"])
+    return redirect(urlunsplit(("", "", parts.path, parts.query, "")))

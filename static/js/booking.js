@@ -1,0 +1,311 @@
+/* The booking page, live. The page works without this file; this only improves it:
+ * - shows times in the browser's own zone when the URL does not name one (?tz=),
+ * - moves between days, months and zones in place (JSON slots API + history.replaceState),
+ * - keeps the slots current over Socket.IO: a time someone else books is disabled at once,
+ *   and the month is re-read on every (re)join and after every slot_taken/slot_released.
+ * Everything it needs comes from the data-* attributes of #booking. */
+(() => {
+  "use strict";
+
+  const root = document.getElementById("booking");
+  if (!root) return;
+  const data = root.dataset;
+  const calendar = root.querySelector('[data-role="calendar"]');
+  const slotsBox = root.querySelector('[data-role="slots"]');
+  const dayTitle = root.querySelector('[data-role="day-title"]');
+  const tzName = root.querySelector('[data-role="tz-name"]');
+  const tzForm = root.querySelector("form.tz-select");
+  const tzSelect = tzForm ? tzForm.querySelector("select") : null;
+  const toastRegion = document.querySelector(".toast-region");
+  const eventTypeId = Number(data.eventTypeId);
+  const durationMs = Number(data.duration) * 60000;
+  const horizon = Date.parse(data.horizon);
+  const WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+  // What is drawn now, and what the newest request asked for (it may still be loading).
+  let shown = { tz: data.tz, month: data.month, day: data.day || null, byDay: null };
+  let wanted = { tz: shown.tz, month: shown.month, day: shown.day };
+  let ticket = 0; // only the newest fetch may draw
+  let tzInUrl = data.tzInUrl === "true"; // a chosen zone goes into the URL, a detected one not
+
+  // ---------------------------------------------------------------- dates and zones
+  const pad = (n) => String(n).padStart(2, "0");
+  const zulu = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+  const formatters = new Map();
+
+  function zoneWorks(tz) {
+    try {
+      return Boolean(new Intl.DateTimeFormat("en-GB", { timeZone: tz }));
+    } catch (error) {
+      return false; // RangeError: a zone this browser does not know
+    }
+  }
+
+  function localParts(ms, tz) {
+    if (!formatters.has(tz)) {
+      formatters.set(tz, new Intl.DateTimeFormat("en-GB", {
+        timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit",
+        hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+      }));
+    }
+    const parts = {};
+    for (const part of formatters.get(tz).formatToParts(ms)) parts[part.type] = part.value;
+    return parts;
+  }
+
+  function localDay(ms, tz) {
+    const p = localParts(ms, tz);
+    return `${p.year}-${p.month}-${p.day}`;
+  }
+
+  function localTime(ms, tz) {
+    const p = localParts(ms, tz);
+    return `${p.hour}:${p.minute}`;
+  }
+
+  function shiftMonth(month, by) {
+    const [y, m] = month.split("-").map(Number);
+    const d = new Date(Date.UTC(y, m - 1 + by, 1));
+    return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}`;
+  }
+
+  function daysIn(month) {
+    const [y, m] = month.split("-").map(Number);
+    return new Date(Date.UTC(y, m, 0)).getUTCDate();
+  }
+
+  function label(isoDay, options) {
+    const [y, m, d] = isoDay.split("-").map(Number);
+    return new Intl.DateTimeFormat("en-GB", { timeZone: "UTC", ...options })
+      .format(Date.UTC(y, m - 1, d));
+  }
+  const dayLabel = (isoDay) => label(isoDay, { weekday: "long", day: "numeric", month: "long" });
+
+  // ---------------------------------------------------------------- URLs and DOM
+  function pageUrl(params, withTz = true) {
+    const query = new URLSearchParams(params);
+    if (withTz) query.set("tz", shown.tz);
+    return `${data.pageUrl}?${query}`;
+  }
+
+  function el(tag, attrs = {}, text = null) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs)) {
+      if (value !== null && value !== undefined) node.setAttribute(name, value);
+    }
+    if (text !== null) node.textContent = text;
+    return node;
+  }
+
+  function navControl(which, month, enabled, text) {
+    const name = which === "prev" ? "Previous month" : "Next month";
+    if (!enabled) return el("span", { class: "cal-nav", "data-nav": which, "aria-disabled": "true", "aria-label": name }, text);
+    return el("a", { class: "cal-nav", "data-nav": which, "data-month": month, href: pageUrl({ month }), "aria-label": name }, text);
+  }
+
+  function renderCalendar() {
+    const today = localDay(Date.now(), shown.tz);
+    const focused = calendar.contains(document.activeElement) ? document.activeElement : null;
+    const header = el("div", { class: "calendar-header" });
+    header.append(
+      navControl("prev", shiftMonth(shown.month, -1), shown.month > today.slice(0, 7), "\u2039"),
+      el("h2", { id: "calendar-title", "data-role": "month-title" }, label(`${shown.month}-01`, { month: "long", year: "numeric" })),
+      navControl("next", shiftMonth(shown.month, 1), `${shiftMonth(shown.month, 1)}-01` <= localDay(horizon, shown.tz), "\u203a"),
+    );
+    const grid = el("div", { class: "calendar-grid", "data-role": "grid" });
+    for (const name of WEEKDAYS) grid.append(el("span", { class: "cal-dow", "aria-hidden": "true" }, name));
+    const [y, m] = shown.month.split("-").map(Number);
+    const lead = (new Date(Date.UTC(y, m - 1, 1)).getUTCDay() + 6) % 7;
+    const count = daysIn(shown.month);
+    for (let i = 0; i < lead; i++) grid.append(el("span", { class: "cal-day empty", "aria-hidden": "true" }));
+    for (let d = 1; d <= count; d++) {
+      const iso = `${shown.month}-${pad(d)}`;
+      const open = iso >= today && shown.byDay.has(iso);
+      const selected = iso === shown.day;
+      const classes = ["cal-day", open ? "has-slots" : "disabled"];
+      if (selected) classes.push("selected");
+      if (iso === today) classes.push("today");
+      const attrs = {
+        class: classes.join(" "), "data-date": iso,
+        "aria-label": `${dayLabel(iso)}, ${open ? "times available" : "no times"}${open && selected ? ", selected" : ""}`,
+        "aria-current": iso === today ? "date" : null,
+      };
+      grid.append(open
+        ? el("a", { ...attrs, href: pageUrl({ date: iso }) }, String(d))
+        : el("span", { ...attrs, "aria-disabled": "true" }, String(d)));
+    }
+    for (let i = (lead + count) % 7; i > 0 && i < 7; i++) grid.append(el("span", { class: "cal-day empty", "aria-hidden": "true" }));
+    calendar.replaceChildren(header, grid);
+    // Keep keyboard focus where it was (the same day or arrow) across the redraw.
+    const again = focused && (focused.dataset.date
+      ? calendar.querySelector(`a[data-date="${focused.dataset.date}"]`)
+      : calendar.querySelector(`a[data-nav="${focused.dataset.nav}"]`));
+    if (again) again.focus();
+  }
+
+  function renderSlots() {
+    const slots = (shown.day && shown.byDay.get(shown.day)) || [];
+    dayTitle.textContent = shown.day ? dayLabel(shown.day) : "No day chosen";
+    if (tzName) tzName.textContent = shown.tz;
+    if (!slots.length) {
+      const month = label(`${shown.month}-01`, { month: "long" });
+      const text = shown.day ? "No free times on this day." : `No free times in ${month}.`;
+      slotsBox.replaceChildren(el("p", { class: "empty" }, text));
+      return;
+    }
+    const list = el("ul", { class: "slot-list", "aria-labelledby": "slots-title" });
+    for (const start of slots) {
+      const query = new URLSearchParams({ start: zulu(start), tz: shown.tz });
+      const link = el("a", { class: "slot", "data-start": zulu(start), href: `${data.bookUrl}?${query}` }, localTime(start, shown.tz));
+      const item = el("li");
+      item.append(link);
+      list.append(item);
+    }
+    slotsBox.replaceChildren(list);
+  }
+
+  function syncSelect() {
+    if (!tzSelect || tzSelect.value === shown.tz) return;
+    if (![...tzSelect.options].some((o) => o.value === shown.tz)) tzSelect.append(el("option", { value: shown.tz }, shown.tz));
+    tzSelect.value = shown.tz;
+  }
+
+  /** After the viewer's own navigation: a reload or a shared copy opens the same view. */
+  function syncUrl() {
+    syncSelect();
+    const params = shown.day ? { date: shown.day } : { month: shown.month };
+    history.replaceState(history.state, "", pageUrl(params, tzInUrl));
+  }
+
+  // ---------------------------------------------------------------- loading
+  /** The month's slot starts (ms), grouped by local day, or null when the API fails. */
+  async function fetchMonth(tz, month) {
+    const query = new URLSearchParams({ from: `${month}-01`, to: `${month}-${pad(daysIn(month))}`, tz });
+    try {
+      const response = await fetch(`${data.slotsUrl}?${query}`, { headers: { Accept: "application/json" } });
+      if (!response.ok) return null;
+      const body = await response.json();
+      const byDay = new Map();
+      for (const slot of body.slots || []) {
+        const start = Date.parse(slot.start);
+        if (Number.isNaN(start)) continue;
+        const day = localDay(start, tz);
+        if (!byDay.has(day)) byDay.set(day, []);
+        byDay.get(day).push(start);
+      }
+      return byDay;
+    } catch (error) {
+      return null;
+    }
+  }
+
+  /** Show `changes` (tz, month, day) with fresh slots; false when the API failed. */
+  async function show(changes = {}, { navigate = false } = {}) {
+    const target = { ...wanted, ...changes };
+    wanted = target;
+    const mine = ++ticket;
+    const byDay = await fetchMonth(target.tz, target.month);
+    if (mine !== ticket) return true; // a newer request draws instead
+    if (!byDay) {
+      wanted = { tz: shown.tz, month: shown.month, day: shown.day };
+      return false;
+    }
+    let day = target.day;
+    if (!day || !day.startsWith(target.month)) day = [...byDay.keys()].sort()[0] || null;
+    shown = { tz: target.tz, month: target.month, day, byDay };
+    wanted = { tz: shown.tz, month: shown.month, day: shown.day };
+    renderCalendar();
+    renderSlots();
+    if (navigate) syncUrl();
+    return true;
+  }
+
+  // ---------------------------------------------------------------- user actions
+  const plainClick = (event) =>
+    event.button === 0 && !event.metaKey && !event.ctrlKey && !event.shiftKey && !event.altKey;
+
+  calendar.addEventListener("click", async (event) => {
+    const link = event.target.closest("a.cal-day[data-date], a.cal-nav[data-month]");
+    if (!link || !plainClick(event)) return;
+    event.preventDefault();
+    if (link.dataset.date && shown.byDay) {
+      shown.day = wanted.day = link.dataset.date;
+      renderCalendar();
+      renderSlots();
+      syncUrl();
+      return;
+    }
+    const changes = link.dataset.date ? { day: link.dataset.date } : { month: link.dataset.month, day: null };
+    if (!(await show(changes, { navigate: true }))) window.location.assign(link.href);
+  });
+
+  slotsBox.addEventListener("click", (event) => {
+    if (event.target.closest('.slot[aria-disabled="true"], .slot.taken')) event.preventDefault();
+  });
+
+  async function chooseZone(event) {
+    event.preventDefault();
+    if (!tzSelect.value || tzSelect.value === wanted.tz) return;
+    tzInUrl = true;
+    if (!(await show({ tz: tzSelect.value }, { navigate: true }))) tzForm.submit();
+  }
+  if (tzForm && tzSelect) {
+    tzForm.addEventListener("submit", chooseZone);
+    tzSelect.addEventListener("change", chooseZone);
+  }
+
+  // ---------------------------------------------------------------- real time
+  function toast(message) {
+    if (!toastRegion) return;
+    const node = el("div", { class: "toast" }, message);
+    toastRegion.append(node);
+    setTimeout(() => {
+      node.classList.add("leaving");
+      node.addEventListener("animationend", () => node.remove(), { once: true });
+      setTimeout(() => node.remove(), 1000); // in case no animation runs
+    }, 4000);
+  }
+
+  /** Disable at once every visible slot overlapping [start, end); true if any was. */
+  function markTaken(start, end) {
+    let hit = false;
+    for (const slot of slotsBox.querySelectorAll(".slot[data-start]")) {
+      const from = Date.parse(slot.dataset.start);
+      if (!(from < end && start < from + durationMs)) continue;
+      if (slot.tagName === "BUTTON") slot.disabled = true;
+      else slot.setAttribute("aria-disabled", "true");
+      slot.classList.add("taken");
+      slot.tabIndex = -1;
+      slot.setAttribute("aria-label", `${slot.textContent.trim()}, just booked`);
+      hit = true;
+    }
+    return hit;
+  }
+
+  const forUs = (payload) => payload && payload.event_type_id === eventTypeId;
+
+  function connect() {
+    if (typeof window.io !== "function") return;
+    const socket = window.io();
+    // Every (re)connect joins again; the server's `joined` then triggers a re-read, so a
+    // booking committed while we were away (or before the first join) is not missed.
+    socket.on("connect", () => socket.emit("join", { event_type_id: eventTypeId }));
+    socket.on("joined", (payload) => forUs(payload) && show());
+    socket.on("slot_taken", (payload) => {
+      if (!forUs(payload)) return;
+      const start = Date.parse(payload.start);
+      const end = Date.parse(payload.end);
+      if (markTaken(start, end)) toast(`${localTime(start, shown.tz)} was just booked`);
+      show(); // buffers may take neighbouring times too
+    });
+    socket.on("slot_released", (payload) => forUs(payload) && show());
+  }
+
+  // ---------------------------------------------------------------- start
+  if (!zoneWorks(shown.tz)) return; // this browser cannot draw that zone: keep the plain page
+  const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone || null;
+  if (!tzInUrl && browserZone && browserZone !== shown.tz && zoneWorks(browserZone)) {
+    show({ tz: browserZone }).then((ok) => ok && syncSelect());
+  }
+  connect();
+})();

@@ -1,0 +1,275 @@
+"""The confirm step and the booking form, end to end without JavaScript."""
+
+import re
+from datetime import timedelta
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from expertbook.extensions import db, socketio
+from expertbook.models import Booking
+from tests.public import (
+    ACTION_RE,
+    CSRF_RE,
+    KEY_RE,
+    london,
+    london_expert,
+    next_week,
+    slots_on,
+    zulu,
+)
+
+NY = "America/New_York"
+GONE = "That time is no longer available — pick another."
+TAKEN = "Sorry, that time was just taken — please pick another."
+
+
+@pytest.fixture
+def intro(make_user, make_event_type):
+    return london_expert(make_user, make_event_type)
+
+
+def bookings() -> list[Booking]:
+    return list(db.session.scalars(sa.select(Booking).order_by(Booking.id)))
+
+
+def open_form(client, path: str) -> dict:
+    """GET the confirm page at `path`; its form's action, CSRF token and idempotency key."""
+    response = client.get(path)
+    assert response.status_code == 200, response.headers.get("Location")
+    page = response.text
+    return {
+        "page": page,
+        "action": ACTION_RE.search(page).group(1).replace("&amp;", "&"),
+        "csrf_token": CSRF_RE.search(page).group(1),
+        "idempotency_key": KEY_RE.search(page).group(1),
+    }
+
+
+def first_slot_link(client, tz: str = NY, day=None) -> tuple[str, str]:
+    """(data-start, href) of the first slot on the booking page for `day`."""
+    page = client.get(f"/ann/intro?date={day or next_week()}&tz={tz}").text
+    start, href, _ = slots_on(page)[0]
+    return start, href
+
+
+def submit(client, form: dict, **fields):
+    data = {
+        "csrf_token": form["csrf_token"],
+        "idempotency_key": form["idempotency_key"],
+        "name": "Grace Guest",
+        "email": "grace@example.com",
+        "notes": "",
+        **fields,
+    }
+    return client.post(form["action"], data=data)
+
+
+def book_first_slot(client) -> tuple[str, str, object]:
+    start, href = first_slot_link(client)
+    form = open_form(client, href)
+    return start, href, submit(client, form)
+
+
+def test_no_js_flow_books_and_redirects_to_the_manage_link(client, intro):
+    start, href = first_slot_link(client)
+    assert href == f"/ann/intro/book?start={start}&tz={NY}"
+    form = open_form(client, href)
+    assert len(form["idempotency_key"]) >= 20
+    # The chosen time in the viewer's zone and in the expert's.
+    instant = london(next_week(), 9)
+    assert "(America/New York)" in form["page"] and "(Europe/London)" in form["page"]
+    assert instant.strftime("%H:%M") + " – " in form["page"]  # 09:00 London
+    response = submit(client, form, notes="About the launch")
+    assert response.status_code == 302
+    assert re.fullmatch(r"/bookings/[0-9a-f]{24}\?token=[\w-]+", response.headers["Location"])
+    (booking,) = bookings()
+    assert response.headers["Location"].startswith(f"/bookings/{booking.uid}?token=")
+    assert zulu(booking.start_at) == start == zulu(instant)
+    assert booking.end_at - booking.start_at == timedelta(minutes=30)
+    assert (booking.name, booking.email, booking.notes) == (
+        "Grace Guest",
+        "grace@example.com",
+        "About the launch",
+    )
+    assert booking.client_id is None
+
+
+def test_the_booked_slot_is_gone_from_the_page(client, intro):
+    start, _, response = book_first_slot(client)
+    assert response.status_code == 302
+    page = client.get(f"/ann/intro?date={next_week()}&tz={NY}").text
+    assert start not in [s for s, _, _ in slots_on(page)]
+    assert len(slots_on(page)) == 5
+
+
+def test_posting_a_taken_slot_sends_back_to_that_day_with_a_flash(client, intro):
+    start, href = first_slot_link(client)
+    late = open_form(client, href)  # opened before the other guest books
+    assert submit(client, open_form(client, href)).status_code == 302
+    response = submit(client, late, name="Late Larry", email="larry@example.com")
+    assert response.status_code == 302
+    day = next_week()
+    assert response.headers["Location"] == f"/ann/intro?date={day}&tz={NY}"
+    page = client.get(response.headers["Location"]).text
+    assert TAKEN in page and 'class="flash flash-error"' in page
+    assert start not in [s for s, _, _ in slots_on(page)]
+    assert len(bookings()) == 1
+
+
+def test_double_submit_with_the_same_key_books_once(client, intro):
+    _, href = first_slot_link(client)
+    form = open_form(client, href)
+    first, second = submit(client, form), submit(client, form)
+    assert first.status_code == second.status_code == 302
+    assert first.headers["Location"] == second.headers["Location"]
+    assert len(bookings()) == 1
+
+
+def test_each_rendered_form_gets_a_fresh_key(client, intro):
+    _, href = first_slot_link(client)
+    assert open_form(client, href)["idempotency_key"] != open_form(client, href)["idempotency_key"]
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"name": ""}, "Please give your name."),
+        ({"name": "   "}, "Please give your name."),
+        ({"name": "n" * 101}, "At most 100 characters."),
+        ({"email": "not-an-email"}, "email"),
+        ({"email": ""}, "email"),
+        ({"notes": "x" * 2001}, "At most 2000 characters."),
+    ],
+)
+def test_bad_input_shows_the_error_on_its_field_and_books_nothing(client, intro, fields, message):
+    _, href = first_slot_link(client)
+    form = open_form(client, href)
+    response = submit(client, form, **{"name": "Grace Guest", **fields})
+    assert response.status_code == 200
+    page = response.text
+    field = next(iter(fields))
+    error = re.search(rf'<p class="field-error" id="{field}-error">([^<]+)</p>', page)
+    assert error and message.lower() in error.group(1).lower()
+    assert bookings() == []
+    # Values are kept, and so is the key (nothing was booked under it).
+    if field != "name":
+        assert 'value="Grace Guest"' in page
+    assert KEY_RE.search(page).group(1) == form["idempotency_key"]
+
+
+def test_a_bad_idempotency_key_is_a_form_error(client, intro):
+    _, href = first_slot_link(client)
+    form = open_form(client, href)
+    response = submit(client, form, idempotency_key="k" * 300)
+    assert response.status_code == 200
+    assert "At most 255 printable characters." in response.text
+    assert bookings() == []
+
+
+def test_post_without_csrf_token_is_refused(client, intro):
+    _, href = first_slot_link(client)
+    form = open_form(client, href)
+    response = submit(client, form, csrf_token="")
+    assert response.status_code == 400
+    assert bookings() == []
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        "garbage",
+        "2026-12-01T09:00:00",  # naive
+        "9" * 200,
+        "",
+        "9999-12-31T23:59:00Z",
+        "0001-01-01T00:00:00+05:00",
+        "2026-12-01T09:00:00+99:00",
+    ],
+)
+def test_unparseable_start_goes_back_to_the_booking_page(client, intro, start):
+    response = client.get(f"/ann/intro/book?start={quote(start)}&tz={NY}")
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/ann/intro?tz={NY}"
+    assert GONE in client.get(response.headers["Location"]).text
+
+
+@pytest.mark.parametrize("minutes", [10, -60 * 24 * 30, 60 * 24 * 365])
+def test_a_time_that_is_not_offered_goes_back_to_its_day(client, intro, minutes):
+    start = london(next_week(), 9) + timedelta(minutes=minutes)
+    response = client.get(f"/ann/intro/book?start={zulu(start)}&tz={NY}")
+    assert response.status_code == 302
+    day = start.astimezone(ZoneInfo(NY)).date()
+    assert response.headers["Location"] == f"/ann/intro?date={day}&tz={NY}"
+    assert GONE in client.get(response.headers["Location"]).text
+
+
+def test_post_of_a_time_not_offered_books_nothing(client, intro):
+    _, href = first_slot_link(client)
+    form = open_form(client, href)
+    form["action"] = form["action"].replace("T09:00:00Z", "T09:10:00Z")
+    response = submit(client, form)
+    assert response.status_code == 302 and "/ann/intro?date=" in response.headers["Location"]
+    assert bookings() == []
+
+
+def test_start_with_an_offset_is_accepted(client, intro):
+    start = london(next_week(), 9).astimezone(ZoneInfo(NY))
+    response = client.get(f"/ann/intro/book?start={quote(start.isoformat())}&tz={NY}")
+    assert response.status_code == 200
+
+
+def test_signed_in_client_is_prefilled_and_owns_the_booking(client, auth, intro, make_user):
+    carl = make_user("carl", name="Carl Client", timezone=NY)
+    auth.login("carl")
+    page = client.get(f"/ann/intro?date={next_week()}").text  # carl's zone by default
+    start, href, _ = slots_on(page)[0]
+    assert href.endswith(f"&tz={NY}")
+    form = open_form(client, href)
+    assert 'value="Carl Client"' in form["page"] and 'value="carl@example.com"' in form["page"]
+    response = client.post(
+        form["action"],
+        data={
+            "csrf_token": form["csrf_token"],
+            "idempotency_key": form["idempotency_key"],
+            "name": "Carl Client",
+            "email": "carl@example.com",
+        },
+    )
+    assert response.status_code == 302
+    (booking,) = bookings()
+    assert booking.client_id == carl.id
+    assert zulu(booking.start_at) == start
+
+
+def test_booking_announces_slot_taken_to_the_room(app, client, intro):
+    socket = socketio.test_client(app, flask_test_client=client)
+    socket.emit("join", {"event_type_id": intro.id})
+    socket.get_received()
+    start, _, response = book_first_slot(client)
+    assert response.status_code == 302
+    events = [e for e in socket.get_received() if e["name"] == "slot_taken"]
+    assert events == [
+        {
+            "name": "slot_taken",
+            "args": [
+                {"event_type_id": intro.id, "start": start, "end": zulu(london(next_week(), 9, 30))}
+            ],
+            "namespace": "/",
+        }
+    ]
+    socket.disconnect()
+
+
+def test_a_replayed_submit_announces_nothing_more(app, client, intro):
+    _, href = first_slot_link(client)
+    form = open_form(client, href)
+    submit(client, form)
+    socket = socketio.test_client(app, flask_test_client=client)
+    socket.emit("join", {"event_type_id": intro.id})
+    socket.get_received()
+    assert submit(client, form).status_code == 302
+    assert [e for e in socket.get_received() if e["name"] == "slot_taken"] == []
+    socket.disconnect()
