@@ -15,7 +15,7 @@ SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 LOCATIONS = {"zoom": "Zoom", "google_meet": "Google Meet"}
 MAX_BUFFER_MINUTES = 720
 
-# name -> (kind, minimum, maximum, default); kind "int" bounds are inclusive.
+# name -> (minimum, maximum, default); bounds are inclusive.
 INT_FIELDS: dict[str, tuple[int, int, int | None]] = {
     "duration_minutes": (5, 720, None),
     "buffer_before_minutes": (0, MAX_BUFFER_MINUTES, 0),

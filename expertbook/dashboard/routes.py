@@ -1,11 +1,34 @@
 """The expert dashboard: event types, availability, upcoming bookings."""
 
+from __future__ import annotations
+
+from datetime import date, datetime
 from functools import wraps
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+import sqlalchemy as sa
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
+from sqlalchemy.orm import joinedload
+
+from ..availability import availability_of
+from ..event_types import (
+    INT_FIELDS,
+    LOCATIONS,
+    EventTypeError,
+    delete_event_type,
+    event_type_url,
+    save_event_type,
+)
+from ..extensions import db
+from ..forms import EmptyForm
+from ..models import Booking, EventType, utcnow
+from ..scheduling import format_hhmm, zone
+from .forms import EventTypeForm
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
+
+WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+UPCOMING_LIMIT = 10
 
 
 def expert_required(view):
@@ -22,8 +45,136 @@ def expert_required(view):
     return wrapper
 
 
+def own_event_type_or_404(event_type_id: int) -> EventType:
+    """The signed-in expert's event type; someone else's is as unknown as a missing one."""
+    event_type = db.session.get(EventType, event_type_id)
+    if event_type is None or event_type.expert_id != current_user.id:
+        abort(404)
+    return event_type
+
+
+def expert_today() -> date:
+    """Today's date where the expert works: overrides are dates in the expert's zone."""
+    return datetime.now(zone(current_user.timezone)).date()
+
+
+def format_intervals(intervals) -> str:
+    return ", ".join(f"{format_hhmm(start)}–{format_hhmm(end)}" for start, end in intervals)
+
+
 @bp.get("/")
 @expert_required
 def index():
-    """The expert's event types."""
-    return render_template("dashboard/index.html", event_types=current_user.event_types)
+    """The expert's event types, weekly hours and next confirmed bookings."""
+    hours = availability_of(current_user)
+    weekly_hours = [
+        (name, format_intervals(hours.weekly.get(weekday, ())))
+        for weekday, name in enumerate(WEEKDAY_NAMES)
+    ]
+    today = expert_today()
+    upcoming = db.session.scalars(
+        sa.select(Booking)
+        .options(joinedload(Booking.event_type))
+        .where(
+            Booking.expert_id == current_user.id,
+            Booking.status == Booking.CONFIRMED,
+            Booking.end_at > utcnow(),  # the meeting under way is still "upcoming"
+        )
+        .order_by(Booking.start_at)
+        .limit(UPCOMING_LIMIT)
+    ).all()
+    base_url = current_app.config["BASE_URL"]
+    return render_template(
+        "dashboard/index.html",
+        event_types=[(e, event_type_url(e, base_url)) for e in current_user.event_types],
+        has_hours=bool(current_user.availability_rules),
+        weekly_hours=weekly_hours,
+        coming_overrides=sum(1 for o in current_user.date_overrides if o.date >= today),
+        upcoming=upcoming,
+        locations=LOCATIONS,
+    )
+
+
+def render_event_type_form(form: EventTypeForm, event_type: EventType | None):
+    base_url = current_app.config["BASE_URL"]
+    return render_template(
+        "dashboard/event_type_form.html",
+        form=form,
+        event_type=event_type,
+        link_prefix=f"{base_url}/{current_user.username}/",
+        int_fields=INT_FIELDS,
+    )
+
+
+def save_form(form: EventTypeForm, event_type: EventType | None) -> EventType | None:
+    """Save a valid form through the shared rules; on a refusal, put the message on its
+    field and return None, with nothing saved."""
+    try:
+        saved = save_event_type(current_user, form.event_type_data(), event_type)
+    except EventTypeError as error:
+        db.session.rollback()
+        if error.field in form:
+            form[error.field].errors.append(error.message)
+        else:
+            form.form_errors.append(error.message)
+        return None
+    db.session.commit()
+    return saved
+
+
+@bp.route("/event-types/new", methods=["GET", "POST"])
+@expert_required
+def new_event_type():
+    """Create an event type."""
+    form = EventTypeForm()
+    if form.validate_on_submit() and (event_type := save_form(form, None)):
+        flash(f"“{event_type.title}” created. Share its link to get booked.", "success")
+        return redirect(url_for("dashboard.index"))
+    return render_event_type_form(form, None)
+
+
+@bp.route("/event-types/<int:event_type_id>/edit", methods=["GET", "POST"])
+@expert_required
+def edit_event_type(event_type_id: int):
+    """Change any field of one of the expert's event types."""
+    event_type = own_event_type_or_404(event_type_id)
+    form = EventTypeForm(obj=event_type)
+    if form.validate_on_submit() and save_form(form, event_type):
+        flash(f"“{event_type.title}” saved.", "success")
+        return redirect(url_for("dashboard.index"))
+    return render_event_type_form(form, event_type)
+
+
+@bp.post("/event-types/<int:event_type_id>/delete", endpoint="delete_event_type")
+@expert_required
+def delete_event_type_view(event_type_id: int):
+    """Delete an event type that was never booked; a booked one stays (deactivate it)."""
+    event_type = own_event_type_or_404(event_type_id)
+    if EmptyForm().validate_on_submit():
+        title = event_type.title
+        try:
+            delete_event_type(event_type)
+        except EventTypeError as error:
+            db.session.rollback()
+            flash(error.message, "error")
+        else:
+            db.session.commit()
+            flash(f"“{title}” deleted.", "success")
+    return redirect(url_for("dashboard.index"))
+
+
+@bp.post("/event-types/<int:event_type_id>/toggle")
+@expert_required
+def toggle_event_type(event_type_id: int):
+    """Switch an event type between active (bookable) and inactive."""
+    event_type = own_event_type_or_404(event_type_id)
+    if EmptyForm().validate_on_submit():
+        save_event_type(current_user, {"active": not event_type.active}, event_type)
+        db.session.commit()
+        state = "active: clients can book it" if event_type.active else "inactive: hidden"
+        flash(f"“{event_type.title}” is now {state}.", "success")
+    return redirect(url_for("dashboard.index"))
+
+
+# The availability views register themselves on `bp`.
+from . import availability  # noqa: E402, F401

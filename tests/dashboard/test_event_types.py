@@ -1,0 +1,211 @@
+import re
+from datetime import UTC, datetime, timedelta
+from html import escape
+
+import pytest
+import sqlalchemy as sa
+
+from expertbook.extensions import db
+from expertbook.models import EventType
+from tests.dashboard import assert_csp_clean, make_booking, sign_in_expert
+
+NEW = "/dashboard/event-types/new"
+
+FORM = {
+    "title": "Intro call",
+    "slug": "intro",
+    "duration_minutes": "45",
+    "description": "Let us meet.",
+    "location": "google_meet",
+    "buffer_before_minutes": "5",
+    "buffer_after_minutes": "10",
+    "min_notice_minutes": "120",
+    "max_days_ahead": "30",
+    "slot_interval_minutes": "15",
+    "active": "y",
+}
+
+
+@pytest.fixture
+def expert(make_user, auth):
+    return sign_in_expert(make_user, auth)
+
+
+def event_types():
+    return db.session.scalars(sa.select(EventType).order_by(EventType.id)).all()
+
+
+def field_error(page: str, field: str) -> str:
+    """The text of the error shown under `field` (the form macro's `<id>-error`)."""
+    marker = f'id="{field}-error"><p class="field-error">'
+    start = page.index(marker) + len(marker)
+    return page[start : page.index("</p>", start)]
+
+
+def test_create_with_every_field(client, auth, expert):
+    response = auth.post(NEW, FORM)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/dashboard/"
+    (saved,) = event_types()
+    assert saved.expert_id == expert.id
+    assert (saved.title, saved.slug, saved.description) == ("Intro call", "intro", "Let us meet.")
+    assert (saved.duration_minutes, saved.location, saved.active) == (45, "google_meet", True)
+    assert (saved.buffer_before_minutes, saved.buffer_after_minutes) == (5, 10)
+    assert (saved.min_notice_minutes, saved.max_days_ahead) == (120, 30)
+    assert saved.slot_interval_minutes == 15
+    page = client.get("/dashboard/").text
+    assert "“Intro call” created" in page
+    assert "http://testserver/ann/intro" in page
+
+
+def test_new_form_offers_defaults_and_the_link(client, expert):
+    page = client.get(NEW).text
+    assert 'name="buffer_before_minutes" required step="1" type="number" value="0"' in page
+    assert 'name="max_days_ahead" required step="1" type="number" value="60"' in page
+    assert '<input checked id="active"' in page
+    assert "http://testserver/ann/<strong data-slug-preview>your-slug</strong>" in page
+    assert 'data-slug-source=""' in page and 'data-slug-target=""' in page
+    for label in ("Title", "Duration (minutes)", "Location", "Start times every (minutes)"):
+        assert f">{label}</label>" in page
+
+
+def test_blank_interval_means_the_duration_and_unchecked_means_inactive(auth, expert):
+    form = {**FORM, "slot_interval_minutes": ""}
+    del form["active"]
+    auth.post(NEW, form)
+    (saved,) = event_types()
+    assert saved.slot_interval_minutes is None
+    assert saved.active is False
+
+
+def test_edit(client, auth, expert, make_event_type):
+    event_type = make_event_type(expert, title="Intro", slug="intro", slot_interval_minutes=10)
+    path = f"/dashboard/event-types/{event_type.id}/edit"
+    page = client.get(path).text
+    assert 'value="Intro"' in page and 'name="slot_interval_minutes"' in page
+    response = auth.post(path, {**FORM, "title": "Longer intro", "slot_interval_minutes": ""})
+    assert response.headers["Location"] == "/dashboard/"
+    db.session.refresh(event_type)
+    assert (event_type.title, event_type.slug, event_type.duration_minutes) == (
+        "Longer intro",
+        "intro",
+        45,
+    )
+    assert event_type.slot_interval_minutes is None
+
+
+ERRORS = [
+    pytest.param("slug", "taken", "You already use this slug.", id="duplicate-slug"),
+    pytest.param(
+        "slug", "Bad Slug!", "Use lowercase letters, digits and single hyphens.", id="bad-slug"
+    ),
+    pytest.param("slug", "", "Must not be empty.", id="missing-slug"),
+    pytest.param("duration_minutes", "0", "Must be between 5 and 720.", id="duration-0"),
+    pytest.param("duration_minutes", "10000", "Must be between 5 and 720.", id="duration-huge"),
+    pytest.param("duration_minutes", "", "Enter a whole number.", id="duration-missing"),
+    pytest.param("duration_minutes", "half", "Not a valid integer value.", id="duration-text"),
+    pytest.param("buffer_before_minutes", "-5", "Must be between 0 and 720.", id="negative-buffer"),
+    pytest.param("buffer_after_minutes", "721", "Must be between 0 and 720.", id="huge-buffer"),
+    pytest.param("min_notice_minutes", "-1", "Must be between 0 and 525600.", id="negative-notice"),
+    pytest.param("max_days_ahead", "0", "Must be between 1 and 730.", id="no-days-ahead"),
+    pytest.param("slot_interval_minutes", "1", "Must be between 5 and 720.", id="tiny-interval"),
+    pytest.param("title", "x" * 500, "At most 120 characters.", id="huge-title"),
+    pytest.param("title", "", "Must not be empty.", id="missing-title"),
+    pytest.param("title", "   ", "Must not be empty.", id="blank-title"),
+    pytest.param("location", "skype", "Must be one of: zoom, google_meet.", id="bad-location"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "message"), ERRORS)
+def test_create_refusals_show_on_their_field(
+    client, auth, expert, make_event_type, field, value, message
+):
+    make_event_type(expert, title="Taken", slug="taken")
+    response = auth.post(NEW, {**FORM, field: value})
+    assert response.status_code == 200
+    page = response.text
+    assert field_error(page, field) == escape(message)
+    assert page.count('class="field-error"') == 1
+    assert re.search(f'aria-describedby="[^"]*\\b{field}-error"', page)
+    assert [e.slug for e in event_types()] == ["taken"]
+    # What the user typed is still there.
+    assert 'value="Let us meet.' in page or "Let us meet." in page
+    assert_csp_clean(page)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), ERRORS)
+def test_edit_refusals_change_nothing(client, auth, expert, make_event_type, field, value, message):
+    make_event_type(expert, title="Taken", slug="taken")
+    event_type = make_event_type(expert, title="Intro", slug="intro")
+    path = f"/dashboard/event-types/{event_type.id}/edit"
+    response = auth.post(path, {**FORM, field: value})
+    assert response.status_code == 200
+    assert field_error(response.text, field) == escape(message)
+    db.session.expire_all()
+    assert (event_type.title, event_type.slug, event_type.duration_minutes) == (
+        "Intro",
+        "intro",
+        30,
+    )
+    assert event_type.location == "zoom"
+
+
+def test_deactivate_and_activate(client, auth, expert, make_event_type):
+    event_type = make_event_type(expert, title="Intro", slug="intro")
+    path = f"/dashboard/event-types/{event_type.id}/toggle"
+    response = auth.post(path, token_from="/dashboard/")
+    assert response.headers["Location"] == "/dashboard/"
+    db.session.refresh(event_type)
+    assert event_type.active is False
+    assert "“Intro” is now inactive" in client.get("/dashboard/").text
+    auth.post(path, token_from="/dashboard/")
+    db.session.refresh(event_type)
+    assert event_type.active is True
+
+
+def test_delete(client, auth, expert, make_event_type):
+    event_type = make_event_type(expert, title="Intro", slug="intro")
+    response = auth.post(f"/dashboard/event-types/{event_type.id}/delete", token_from="/dashboard/")
+    assert response.headers["Location"] == "/dashboard/"
+    assert event_types() == []
+    assert "“Intro” deleted." in client.get("/dashboard/").text
+
+
+def test_delete_of_a_booked_type_is_refused(client, auth, expert, make_event_type):
+    event_type = make_event_type(expert, title="Intro", slug="intro")
+    make_booking(event_type, datetime.now(UTC) + timedelta(days=1))
+    response = auth.post(f"/dashboard/event-types/{event_type.id}/delete", token_from="/dashboard/")
+    assert response.headers["Location"] == "/dashboard/"
+    assert event_types() == [event_type]
+    page = client.get("/dashboard/").text
+    assert "This event type has bookings; deactivate it instead." in page
+
+
+@pytest.mark.parametrize(
+    ("method", "action"),
+    [("get", "edit"), ("post", "edit"), ("post", "delete"), ("post", "toggle")],
+)
+def test_another_experts_event_type_is_not_found(
+    client, auth, expert, make_user, make_event_type, method, action
+):
+    theirs = make_event_type(make_user("cat", expert=True), title="Cats", slug="cats")
+    for event_type_id in (theirs.id, theirs.id + 100):
+        path = f"/dashboard/event-types/{event_type_id}/{action}"
+        if method == "get":
+            response = client.get(path)
+        else:
+            response = auth.post(path, {**FORM, "title": "Mine now"}, token_from="/dashboard/")
+        assert response.status_code == 404
+    db.session.expire_all()
+    assert (theirs.title, theirs.active) == ("Cats", True)
+    assert event_types() == [theirs]
+
+
+@pytest.mark.parametrize("action", ["new", "1/edit", "1/delete", "1/toggle"])
+def test_post_without_csrf_token_is_refused(client, expert, make_event_type, action):
+    event_type = make_event_type(expert, title="Intro", slug="intro")
+    response = client.post(f"/dashboard/event-types/{action}", data={**FORM, "title": "Changed"})
+    assert response.status_code == 400
+    db.session.expire_all()
+    assert event_types() == [event_type]
+    assert (event_type.title, event_type.active) == ("Intro", True)
