@@ -50,16 +50,23 @@ def index():
     )
 
 
-def _links(booking, token):
-    """url_for keyword arguments that keep a guest's token on every link."""
-    return {"uid": booking.uid, **({"token": token} if token else {})}
+def _links(booking, token) -> dict[str, str]:
+    """url_for keyword arguments that keep a guest's token (and chosen zone) on every link."""
+    links = {"uid": booking.uid}
+    if token:
+        links["token"] = token
+    tz = request.args.get("tz", "")
+    if is_valid_timezone(tz):
+        links["tz"] = tz
+    return links
 
 
 def viewer_tz(booking) -> str:
-    if current_user.is_authenticated:
-        return current_user.timezone
+    """The zone the page was asked for (?tz=), else the signed-in user's, else the expert's."""
     tz = request.args.get("tz", "")
-    return tz if is_valid_timezone(tz) else booking.expert.timezone
+    if is_valid_timezone(tz):
+        return tz
+    return current_user.timezone if current_user.is_authenticated else booking.expert.timezone
 
 
 @bp.get("/<uid>")
@@ -72,6 +79,7 @@ def detail(uid: str):
         token=token,
         tz=viewer_tz(booking),
         cancel_form=CancelForm(),
+        links=_links(booking, token),
         upcoming=booking.end_at > datetime.now(UTC),
     )
 

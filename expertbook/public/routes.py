@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
@@ -246,5 +246,7 @@ def submit_booking(
         announce_slot_taken(result.booking)
         send_booking_mail(result.booking, "booked")
     # Only the path and query: the answer's absolute URL must not send the guest elsewhere.
+    # The guest's zone rides along, so the confirmation shows their own time.
     parts = urlsplit(result.response["manage_url"])
-    return redirect(urlunsplit(("", "", parts.path, parts.query, "")))
+    query = "&".join(filter(None, [parts.query, urlencode({"tz": tz})]))
+    return redirect(urlunsplit(("", "", parts.path, query, "")))

@@ -290,7 +290,11 @@
     // Every (re)connect joins again; the server's `joined` then triggers a re-read, so a
     // booking committed while we were away (or before the first join) is not missed.
     socket.on("connect", () => socket.emit("join", { event_type_id: eventTypeId }));
-    socket.on("joined", (payload) => forUs(payload) && show());
+    // data-live="true" says the page is subscribed and up to date (tests and styles use it).
+    socket.on("joined", (payload) => {
+      if (forUs(payload)) show().then(() => { data.live = "true"; });
+    });
+    socket.on("disconnect", () => { data.live = "false"; });
     socket.on("slot_taken", (payload) => {
       if (!forUs(payload)) return;
       const start = Date.parse(payload.start);

@@ -84,7 +84,8 @@ def test_no_js_flow_books_and_redirects_to_the_manage_link(client, intro):
     assert instant.strftime("%H:%M") + " – " in form["page"]  # 09:00 London
     response = submit(client, form, notes="About the launch")
     assert response.status_code == 302
-    assert re.fullmatch(r"/bookings/[0-9a-f]{24}\?token=[\w-]+", response.headers["Location"])
+    location = response.headers["Location"]
+    assert re.fullmatch(r"/bookings/[0-9a-f]{24}\?token=[\w-]+&tz=America%2FNew_York", location)
     (booking,) = bookings()
     assert response.headers["Location"].startswith(f"/bookings/{booking.uid}?token=")
     assert zulu(booking.start_at) == start == zulu(instant)
@@ -151,7 +152,7 @@ def test_bad_input_shows_the_error_on_its_field_and_books_nothing(client, intro,
     assert response.status_code == 200
     page = response.text
     field = next(iter(fields))
-    error = re.search(rf'<p class="field-error" id="{field}-error">([^<]+)</p>', page)
+    error = re.search(rf'<div id="{field}-error"><p class="field-error">([^<]+)</p>', page)
     assert error and message.lower() in error.group(1).lower()
     assert bookings() == []
     # Values are kept, and so is the key (nothing was booked under it).

@@ -1,0 +1,132 @@
+"""A real server process and Debian's Chromium driven by Playwright.
+
+Every page may talk to the app's own origin only: a request to any other host fails the
+test, and so does a console error (a Content-Security-Policy violation shows up as one).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import unavailable
+from tests.e2e.conftest import ROOT, Server, _wait_until_up, free_port, make_site, server_env
+
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 375, "height": 780}
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory) -> Iterator[Server]:
+    """One `python wsgi.py` (eventlet) on a fresh SQLite database for the browser tests."""
+    folder = tmp_path_factory.mktemp("browser")
+    site = make_site(f"sqlite:///{folder / 'browser.db'}")
+    port = free_port()
+    log = folder / "server.log"
+    env = server_env(
+        site.database_url, HOST="127.0.0.1", PORT=str(port), BASE_URL=f"http://127.0.0.1:{port}"
+    )
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "wsgi.py"], cwd=ROOT, env=env, stdout=output, stderr=output
+        )
+    server = Server(port, process, log)
+    server.site = site
+    _wait_until_up(server)
+    yield server
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    executable = shutil.which("chromium")
+    if executable is None:
+        unavailable("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Guard:
+    """Collects requests to other hosts and console errors of every page in a context."""
+
+    def __init__(self, origin: str):
+        self.origin = origin
+        self.foreign: list[str] = []
+        self.console_errors: list[str] = []
+
+    def route(self, route):
+        url = route.request.url
+        if url.startswith((self.origin + "/", "data:", "blob:")) or url == self.origin:
+            route.continue_()
+        else:
+            self.foreign.append(url)
+            route.abort()
+
+    def watch(self, page):
+        page.on(
+            "console",
+            lambda msg: self.console_errors.append(msg.text) if msg.type == "error" else None,
+        )
+        page.on("pageerror", lambda error: self.console_errors.append(str(error)))
+
+    def check(self):
+        assert not self.foreign, f"requests to other hosts: {self.foreign}"
+        assert not self.console_errors, f"console errors: {self.console_errors}"
+
+
+@pytest.fixture
+def new_context(browser, live_server):
+    """Factory: new_context(viewport=PHONE) -> a guarded browser context on the live server."""
+    made = []
+
+    def make(viewport=DESKTOP, **options):
+        context = browser.new_context(
+            base_url=live_server.url, viewport=viewport, accept_downloads=True, **options
+        )
+        guard = Guard(live_server.url)
+        context.route("**/*", guard.route)
+        context.on("page", guard.watch)
+        context.guard = guard
+        made.append(context)
+        return context
+
+    yield make
+    for context in made:
+        context.close()
+    for context in made:
+        context.guard.check()
+
+
+def screenshot(page, name: str) -> None:
+    """Save docs/screenshots/<name>.png (the README shows them)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def shots(page, name: str) -> None:
+    """Desktop and 375-px screenshots of the current page."""
+    viewport = page.viewport_size
+    page.set_viewport_size(DESKTOP)
+    screenshot(page, f"{name}-desktop")
+    page.set_viewport_size(PHONE)
+    screenshot(page, f"{name}-mobile")
+    page.set_viewport_size(viewport)
+

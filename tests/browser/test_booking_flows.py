@@ -1,0 +1,169 @@
+"""The booking experience in Chromium: book, live grey-out, the just-taken path, cancel."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from itertools import count
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.browser.conftest import PHONE, shots
+
+pytestmark = pytest.mark.browser
+_names = count(1)
+WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
+
+
+def new_expert(server, *, title="Deep dive", duration=30, hours=(("09:00", "17:00"),)) -> dict:
+    """Register an expert over HTTP (forms, then the session-authenticated API) with
+    hours in UTC every day and one event type; returns its names and ids."""
+    username = f"expert{next(_names)}{int(time.time() * 1000) % 100000}"
+    http = requests.Session()
+    token = csrf_of(http.get(f"{server.url}/auth/register", timeout=10).text)
+    http.post(
+        f"{server.url}/auth/register",
+        data={"csrf_token": token, "username": username, "email": f"{username}@example.com",
+              "password": "expert-password", "confirm": "expert-password"},
+        timeout=10,
+    )  # fmt: skip
+    token = csrf_of(http.get(f"{server.url}/profile", timeout=10).text)
+    http.post(f"{server.url}/profile/become-expert", data={"csrf_token": token}, timeout=10)
+    headers = {"X-CSRFToken": token}
+    weekly = {day: [list(interval) for interval in hours] for day in WEEK}
+    response = http.put(
+        f"{server.url}/api/v1/availability",
+        json={"timezone": "UTC", "weekly": weekly},
+        headers=headers,
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    response = http.post(
+        f"{server.url}/api/v1/event-types",
+        json={"title": title, "slug": "deep-dive", "duration_minutes": duration},
+        headers=headers,
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    return {"username": username, "event_type_id": response.json()["id"], "slug": "deep-dive"}
+
+
+def day_after_tomorrow() -> str:
+    return (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+
+
+def booking_page(context, expert, day: str):
+    page = context.new_page()
+    page.goto(f"/{expert['username']}/{expert['slug']}?date={day}")
+    wait_for_join(page)
+    return page
+
+
+def wait_for_join(page, timeout: float = 5) -> None:
+    """booking.js marks the page once its socket has joined the room (data-live="true")."""
+    page.wait_for_selector("#booking[data-live='true']", timeout=timeout * 1000)
+
+
+def wait_until(condition, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def fill_and_confirm(page, name="Grace Hopper", email="grace@example.com", notes="Agenda: COBOL"):
+    page.fill("input[name=name]", name)
+    page.fill("input[name=email]", email)
+    page.fill("textarea[name=notes]", notes)
+    page.click("button:has-text('Confirm booking')")
+
+
+def test_a_client_books_and_downloads_the_calendar_file(new_context, live_server):
+    expert = new_expert(live_server)
+    context = new_context(timezone_id="America/New_York")
+    page = booking_page(context, expert, day_after_tomorrow())
+    shots(page, "booking-page")
+    first = page.locator("a.slot").first
+    start = first.get_attribute("data-start")
+    # 09:00 UTC is shown in the visitor's zone (New York: 04:00 or 05:00).
+    assert first.inner_text().strip() in ("04:00", "05:00")
+    first.click()
+    page.wait_for_url(re.compile(r"/book\?"))
+    shots(page, "confirm")
+    fill_and_confirm(page)
+    page.wait_for_url(re.compile(r"/bookings/[0-9a-f]+\?token="))
+    video = page.locator("a.video-link")
+    assert re.match(r"https://zoom\.us/j/\d{11}\?pwd=", video.inner_text())
+    shots(page, "confirmation")
+    with page.expect_download() as download_info:
+        page.click("text=Add to calendar (.ics)")
+    body = Path(download_info.value.path()).read_text(encoding="utf-8")
+    assert "BEGIN:VCALENDAR" in body and "METHOD:PUBLISH" in body
+    dtstart = datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ").strftime("DTSTART:%Y%m%dT%H%M%SZ")
+    assert dtstart in body
+
+
+def test_a_slot_greys_out_live_and_the_loser_gets_just_taken(new_context, live_server):
+    expert = new_expert(live_server)
+    day = day_after_tomorrow()
+    watcher = booking_page(new_context(), expert, day)
+    loser = booking_page(new_context(viewport=PHONE), expert, day)
+    winner = booking_page(new_context(), expert, day)
+    start = winner.locator("a.slot").nth(1).get_attribute("data-start")
+    # The loser clicked first: it is on the confirm step when the winner books.
+    loser.click(f"a.slot[data-start='{start}']")
+    loser.wait_for_url(re.compile(r"/book\?"))
+    winner.click(f"a.slot[data-start='{start}']")
+    fill_and_confirm(winner, name="Winner", email="winner@example.com")
+    winner.wait_for_url(re.compile(r"/bookings/"))
+    # Taken: disabled at once, then gone after the re-read; either way not clickable.
+    clickable = watcher.locator(f"a.slot[data-start='{start}']:not([aria-disabled='true'])")
+    assert wait_until(lambda: clickable.count() == 0, within=1.0), "not greyed out within 1 s"
+    assert watcher.locator(".toast").first.inner_text().endswith("was just booked")
+    shots(watcher, "slot-taken-live")
+    fill_and_confirm(loser, name="Loser", email="loser@example.com")
+    loser.wait_for_selector("text=just taken")
+    assert loser.locator(f"a.slot[data-start='{start}']").count() == 0
+    assert "?date=" in loser.url
+    shots(loser, "just-taken")
+
+
+def test_cancel_from_my_bookings_frees_the_slot_live(new_context, live_server):
+    expert = new_expert(live_server)
+    day = day_after_tomorrow()
+    client = new_context()
+    me = client.new_page()
+    name = f"client{next(_names)}{int(time.time()) % 10000}"
+    me.goto("/auth/register")
+    me.fill("input[name=username]", name)
+    me.fill("input[name=email]", f"{name}@example.com")
+    me.fill("input[name=password]", "client-password")
+    me.fill("input[name=confirm]", "client-password")
+    me.click("button:has-text('Sign up')")
+    me.goto(f"/{expert['username']}/{expert['slug']}?date={day}")
+    wait_for_join(me)
+    start = me.locator("a.slot").first.get_attribute("data-start")
+    me.click(f"a.slot[data-start='{start}']")
+    assert me.input_value("input[name=email]") == f"{name}@example.com"  # prefilled
+    me.click("button:has-text('Confirm booking')")
+    me.wait_for_url(re.compile(r"/bookings/"))
+
+    watcher = booking_page(new_context(), expert, day)
+    assert watcher.locator(f"a.slot[data-start='{start}']").count() == 0
+    me.goto("/bookings")
+    shots(me, "my-bookings")
+    me.click("a:has-text('Cancel')")
+    me.fill("textarea[name=reason]", "Something came up")
+    me.click("button:has-text('Cancel booking')")
+    me.wait_for_selector("text=cancelled")
+    free = watcher.locator(f"a.slot[data-start='{start}']:not([aria-disabled='true'])")
+    assert wait_until(lambda: free.count() == 1, within=2.0), "the slot did not come back live"
