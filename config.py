@@ -36,6 +36,9 @@ class Config:
     )
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     REDIS_URL = os.environ.get("REDIS_URL") or None
+    # Redis pub/sub ignores the database number: deployments sharing one Redis need their
+    # own channel, or each hears the other's slot_taken events.
+    SOCKETIO_CHANNEL = os.environ.get("SOCKETIO_CHANNEL") or "expertbook"
     BASE_URL = (os.environ.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
 
     RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)

@@ -64,6 +64,7 @@ def register_extensions(app: Flask) -> None:
         app,
         async_mode=app.config["ASYNC_MODE"],
         message_queue=app.config["REDIS_URL"],
+        channel=app.config["SOCKETIO_CHANNEL"],
         cors_allowed_origins=[app.config["BASE_URL"]] if app.config.get("PRODUCTION") else None,
     )
 

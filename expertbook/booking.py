@@ -134,9 +134,7 @@ def book_slot(
     event_type_id, expert_id = event_type.id, event_type.expert_id
     try:
         with booking_transaction():
-            db.session.execute(
-                sa.select(User.id).where(User.id == expert_id).with_for_update()
-            ).one()
+            _lock_expert(expert_id)
             if idempotency_key:
                 earlier = db.session.scalar(
                     sa.select(IdempotencyKey).where(
@@ -203,8 +201,11 @@ class BookingStateError(Exception):
     """The booking cannot change that way (already cancelled, or already over)."""
 
 
-def _lock_expert(expert_id: int) -> None:
-    db.session.execute(sa.select(User.id).where(User.id == expert_id).with_for_update()).one()
+def _lock_expert(expert_id: int) -> User:
+    """Lock the expert's row for the rest of the transaction, and load it fresh: one round
+    trip for the lock and the expert whose hours the slot check reads."""
+    query = sa.select(User).where(User.id == expert_id).with_for_update()
+    return db.session.execute(query.execution_options(populate_existing=True)).scalar_one()
 
 
 def _locked_booking(booking_id: int) -> Booking:

@@ -92,8 +92,10 @@ def booking_transaction() -> Iterator[None]:
     serialized by BEGIN IMMEDIATE behind the in-process writer lock.
     """
     session = db.session
-    # End any read transaction the view started, so ours begins fresh with the right mode.
-    session.rollback()
+    # End the view's read transaction so ours begins fresh, in the right mode. A commit,
+    # not a rollback: what the view loaded stays loaded (expire_on_commit is off), so the
+    # operation does not read it again.
+    session.commit()
     timeout_ms = int(current_app.config["BOOKING_LOCK_TIMEOUT_MS"])
     if is_sqlite():
         acquired = _sqlite_writer.acquire(timeout=timeout_ms / 1000)
@@ -110,8 +112,13 @@ def booking_transaction() -> Iterator[None]:
             _sqlite_writer.release()
         return
     try:
-        session.execute(text(f"SET LOCAL lock_timeout = {timeout_ms}"))
-        session.execute(text(f"SET LOCAL statement_timeout = {timeout_ms * 2}"))
+        # One round trip for both settings.
+        session.execute(
+            text(
+                f"SET LOCAL lock_timeout = {timeout_ms}; "
+                f"SET LOCAL statement_timeout = {timeout_ms * 2}"
+            )
+        )
         yield
         session.commit()
     except BaseException:

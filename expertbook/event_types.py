@@ -135,7 +135,7 @@ def save_event_type(
             location="zoom",
             description="",
             active=True,
-            **{name: default for name, (_, _, default) in INT_FIELDS.items() if default is not None},
+            **{name: value for name, (_, _, value) in INT_FIELDS.items() if value is not None},
         )
         db.session.add(event_type)
     for name, value in cleaned.items():

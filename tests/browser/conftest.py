@@ -129,4 +129,3 @@ def shots(page, name: str) -> None:
     page.set_viewport_size(PHONE)
     screenshot(page, f"{name}-mobile")
     page.set_viewport_size(viewport)
-

@@ -35,6 +35,8 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
         ACCESS_LOG="false",
         RATELIMIT_ENABLED="false",
         PYTHONUNBUFFERED="1",
+        # This test run's own pub/sub channel: other runs may share the Redis server.
+        SOCKETIO_CHANNEL=f"expertbook-test-{os.getpid()}",
     )
     env.update(extra)
     return env
