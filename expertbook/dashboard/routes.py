@@ -92,6 +92,8 @@ def index():
         coming_overrides=sum(1 for o in current_user.date_overrides if o.date >= today),
         upcoming=upcoming,
         locations=LOCATIONS,
+        feed_form=EmptyForm(),
+        has_feed=current_user.calendar_secret_hash is not None,
     )
 
 
@@ -176,5 +178,5 @@ def toggle_event_type(event_type_id: int):
     return redirect(url_for("dashboard.index"))
 
 
-# The availability views register themselves on `bp`.
-from . import availability  # noqa: E402, F401
+# The availability and token views register themselves on `bp`.
+from . import availability, tokens  # noqa: E402, F401
