@@ -1,0 +1,458 @@
+"""Benchmark: booking throughput and slot_taken fan-out, on real server processes.
+
+    .venv/bin/python bench/booking.py            # full run, about 1-2 minutes
+    .venv/bin/python bench/booking.py --quick    # smaller run, under 40 s
+
+One run, on a fresh PostgreSQL database (`expertbook_bench_booking` on the TEST_DATABASE_URL
+server) with two `python wsgi.py` processes (eventlet) sharing one Redis message queue:
+
+1. Booking throughput: N booking POSTs on distinct free slots from a pool of client threads,
+   each with one kept-alive connection, spread over both processes. First spread over 8
+   experts (the realistic case: bookings of different experts take different row locks),
+   then all on one expert (its row lock serialises them). bookings/s, p50/p99, all 201?
+2. The trivial endpoint, GET /api/v1/ping, same pool, same processes, same count.
+   Target: booking throughput (8 experts) at least 1/3 of the trivial endpoint's.
+3. Fan-out: S Socket.IO clients (websocket) split over both processes, all in one event
+   type's room; R bookings one at a time; latency from just before each POST (and from its
+   201's arrival) to the LAST socket hearing `slot_taken`. Target: p99 under 150 ms.
+4. Baseline: the same S clients and R emits against bench/bare_emit_server.py (a bare
+   Flask-SocketIO app with the same Redis), same measurement. Target: ExpertBook's p99
+   within 1.5x the bare p99.
+
+Figures depend on the machine (and on whatever else runs on it: the load average is printed
+at the start and the end); nothing here fails on a slow machine, each target prints "target
+met" or "target missed", and each load phase stops at a time cap (40 s, --quick 7 s), saying
+so, so the whole run stays under about 3 minutes (--quick: 40 s). Exit status 0 either way,
+non-zero only when the benchmark itself could not run or a request failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _servers import (  # noqa: E402
+    AsyncHttp,
+    LoadResult,
+    ServerGroup,
+    clean_env,
+    connect_listeners,
+    flask_cli,
+    fresh_postgres,
+    json_body,
+    median,
+    percentile,
+    request_json,
+    run_load,
+    verdict,
+)
+
+DB_NAME = "expertbook_bench_booking"
+SECRET = "bench-booking-secret"  # one key for both processes
+EXPERTS = 8
+DURATION = 15
+# Event type ids start high in the bench database: Socket.IO rooms are "event-type:<id>", and
+# Flask-SocketIO's Redis channel is fixed and shared by every database number of a Redis
+# server, so low ids could collide with a test suite's servers on the same Redis.
+EVENT_TYPE_ID_BASE = 900_000
+DAYS = 360  # slot k: day k % DAYS from tomorrow, (k // DAYS) * 90 minutes into the day
+BARE_ROOM = 1
+
+THROUGHPUT_TARGET = 1 / 3
+FANOUT_P99_TARGET_MS = 150.0
+BASELINE_RATIO_TARGET = 1.5
+HEAR_TIMEOUT = 5.0  # seconds a round waits for every socket
+ROUND_PAUSE = 0.1  # seconds between fan-out rounds, so they never overlap
+WARMUP_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class Size:
+    bookings: int
+    sockets: int
+    rounds: int
+    phase_cap: float  # seconds; a load phase stops there (and says so) on a slow machine
+    threads: int = 32
+
+
+FULL = Size(bookings=2000, sockets=500, rounds=30, phase_cap=40)
+QUICK = Size(bookings=300, sockets=100, rounds=10, phase_cap=7)
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+# --------------------------------------------------------------------------- seeding
+
+
+def slot(day0: datetime, k: int) -> str:
+    start = day0 + timedelta(days=k % DAYS, minutes=(k // DAYS) * 90)
+    return start.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def seed_users(database_url: str, usernames: list[str]) -> dict[str, str]:
+    """Experts with API tokens, straight into the database (the `flask users create` +
+    `flask tokens create` route costs two process starts and an argon2 hash per expert).
+    Returns username -> token."""
+    import sqlalchemy as sa
+
+    from expertbook import create_app
+    from expertbook.accounts import create_api_token
+    from expertbook.extensions import db
+    from expertbook.models import User
+
+    app = create_app("development", SQLALCHEMY_DATABASE_URI=database_url, ASYNC_MODE="threading")
+    with app.app_context():
+        users = [
+            User(
+                username=name,
+                email=f"{name}@example.com",
+                password_hash="!",
+                timezone="UTC",
+                is_expert=True,
+            )
+            for name in usernames
+        ]
+        db.session.add_all(users)
+        tokens = {user.username: create_api_token(user, "bench") for user in users}
+        db.session.execute(
+            sa.text("SELECT setval(pg_get_serial_sequence('event_type', 'id'), :n)"),
+            {"n": EVENT_TYPE_ID_BASE},
+        )
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+    return tokens
+
+
+def setup_expert(server, token: str) -> int:
+    """Round-the-clock hours in UTC and a 15-minute event type bookable a year ahead, via
+    the API; returns the event type's id."""
+    auth = {"Authorization": f"Bearer {token}"}
+    week = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    status, body = request_json(
+        server, "PUT", "/api/v1/availability", {"timezone": "UTC", "weekly": week}, auth
+    )
+    if status != 200:
+        raise SystemExit(f"PUT /api/v1/availability: {status} {body}")
+    fields = {"title": "Call", "slug": "call", "duration_minutes": DURATION, "max_days_ahead": 365}
+    status, body = request_json(server, "POST", "/api/v1/event-types", fields, auth)
+    if status != 201:
+        raise SystemExit(f"POST /api/v1/event-types: {status} {body}")
+    return body["id"]
+
+
+def booking_requests(event_type_ids: list[int], day0: datetime, count: int, tag: str):
+    """Request i books expert i % len(ids), that expert's slot i // len(ids): all distinct."""
+    n = len(event_type_ids)
+    built = [
+        (
+            "POST",
+            f"/api/v1/event-types/{event_type_ids[i % n]}/bookings",
+            json_body(
+                {
+                    "start": slot(day0, i // n),
+                    "name": f"Client {i}",
+                    "email": f"{tag}{i}@example.com",
+                }
+            ),
+        )
+        for i in range(count)
+    ]
+    return built.__getitem__
+
+
+# --------------------------------------------------------------------------- fan-out
+
+
+@dataclass
+class Recorder:
+    """Arrival times of the current round's slot_taken, matched by its start."""
+
+    token: bytes = b""
+    expected: int = 0
+    times: list[float] = field(default_factory=list)
+    stray: int = 0
+    all_heard: asyncio.Event | None = None
+
+    def arm(self, token: str, expected: int) -> None:
+        self.token, self.expected, self.times = token.encode(), expected, []
+        self.all_heard = asyncio.Event()
+
+    def disarm(self) -> list[float]:
+        times, self.token = self.times, b""
+        return times
+
+    def on_event(self, packet: bytes, received: float) -> None:
+        if self.token and packet.startswith(b'42["slot_taken"') and self.token in packet:
+            self.times.append(received)
+            if len(self.times) >= self.expected:
+                self.all_heard.set()
+        else:
+            self.stray += 1
+
+
+@dataclass
+class FanOut:
+    sockets: int
+    last_ms: list[float] = field(default_factory=list)  # POST sent -> last socket
+    last_after_201_ms: list[float] = field(default_factory=list)  # 201 read -> last socket
+    first_ms: list[float] = field(default_factory=list)  # POST sent -> first socket
+    response_ms: list[float] = field(default_factory=list)  # POST sent -> response read
+    incomplete: int = 0  # rounds where a socket did not hear within HEAR_TIMEOUT
+    failed_posts: list[str] = field(default_factory=list)
+    stray: int = 0
+    connect_s: float = 0.0
+
+    @property
+    def spread_ms(self) -> list[float]:
+        return [last - first for last, first in zip(self.last_ms, self.first_ms, strict=True)]
+
+    def lines(self, name: str) -> list[str]:
+        def fig(values):
+            return f"p50 {median(values):6.1f} ms  p99 {percentile(values, 99):6.1f} ms"
+
+        return [
+            f"{name}: {self.sockets} sockets joined in {self.connect_s:.1f} s, "
+            f"{len(self.last_ms)} rounds ({self.incomplete} incomplete, "
+            f"{len(self.failed_posts)} failed POSTs, {self.stray} stray events)",
+            f"  POST sent -> last socket    {fig(self.last_ms)}",
+            f"  response read -> last socket {fig(self.last_after_201_ms)}",
+            f"  POST sent -> first socket   {fig(self.first_ms)}",
+            f"  first -> last socket        {fig(self.spread_ms)}",
+            f"  POST sent -> response read  {fig(self.response_ms)}",
+        ]
+
+
+async def fan_out(servers, sockets: int, rounds: int, join_payload: dict, make_post) -> FanOut:
+    """Connect and join `sockets` listeners over `servers`; then, one at a time, send the
+    POST `make_post(r)` -> (path, payload, start) and time every socket hearing it."""
+    recorder = Recorder()
+    result = FanOut(sockets)
+    began = time.perf_counter()
+    listeners = await connect_listeners(
+        [s.addr for s in servers], sockets, join_payload, recorder.on_event
+    )
+    result.connect_s = time.perf_counter() - began
+    conns = [await AsyncHttp(*s.addr).open() for s in servers]
+    try:
+        await asyncio.sleep(1.0)  # let the join storm settle
+        for r in range(WARMUP_ROUNDS + rounds):
+            path, payload, start = make_post(r)
+            recorder.arm(start, sockets)
+            status, body, sent, answered = await conns[r % len(conns)].request(
+                "POST", path, payload
+            )
+            if status not in (200, 201):
+                result.failed_posts.append(f"{status} {body[:200]!r}")
+                continue
+            with contextlib.suppress(TimeoutError):  # counted below as incomplete
+                await asyncio.wait_for(recorder.all_heard.wait(), HEAR_TIMEOUT)
+            times = recorder.disarm()
+            if r >= WARMUP_ROUNDS:
+                if len(times) < sockets:
+                    result.incomplete += 1
+                else:
+                    last = max(times)
+                    result.last_ms.append((last - sent) * 1000)
+                    result.last_after_201_ms.append((last - answered) * 1000)
+                    result.first_ms.append((min(times) - sent) * 1000)
+                    result.response_ms.append((answered - sent) * 1000)
+            await asyncio.sleep(ROUND_PAUSE)
+        result.stray = recorder.stray
+    finally:
+        for conn in conns:
+            conn.close()
+        for listener in listeners:
+            listener.close()
+        await asyncio.sleep(0.2)  # let the closes go out
+    return result
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="300 bookings, 100 sockets, 10 rounds")
+    parser.add_argument(
+        "--server",
+        default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+        help=f"PostgreSQL server URL; the benchmark makes its own database, {DB_NAME}",
+    )
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
+    args = parser.parse_args()
+    size = QUICK if args.quick else FULL
+    run_started = time.monotonic()
+
+    workdir = Path(tempfile.mkdtemp(prefix="expertbook-bench-booking-"))
+    database_url = fresh_postgres(args.server, DB_NAME)
+    env = clean_env(
+        DATABASE_URL=database_url,
+        REDIS_URL=args.redis,
+        SECRET_KEY=SECRET,
+        ACCESS_LOG="false",
+        RATELIMIT_ENABLED="false",
+    )
+    flask_cli(env, "db", "upgrade")
+    experts = [f"expert{i}" for i in range(EXPERTS)]
+    tokens = seed_users(database_url, [*experts, "solo", "fan", "warm"])
+    day0 = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), datetime.min.time(), UTC)
+
+    print(
+        f"ExpertBook booking benchmark ({'quick' if args.quick else 'full'}): "
+        f"{os.cpu_count()} CPUs, load average {load_average()}, PostgreSQL, Redis {args.redis}"
+    )
+    print(f"server logs in {workdir}")
+    group = ServerGroup(workdir)
+    failures = 0
+    try:
+        servers = group.start("wsgi.py", 2, env)
+        print(
+            f"2 x `python wsgi.py` on ports {', '.join(str(s.port) for s in servers)}; "
+            f"{size.threads} client threads, one kept-alive connection each"
+        )
+        ids = {name: setup_expert(servers[0], tokens[name]) for name in tokens}
+
+        # Warm-up: every connection and pooled database connection, not reported.
+        warmup = size.threads * 2
+        ping_path = lambda i: ("GET", "/api/v1/ping", None)  # noqa: E731
+        run_load(servers, ping_path, warmup, size.threads, deadline=10)
+        warm = booking_requests([ids["warm"]], day0, warmup, "warm")
+        run_load(servers, warm, warmup, size.threads, deadline=10)
+
+        n, cap = size.bookings, size.phase_cap
+        ping = run_load(servers, ping_path, n, size.threads, deadline=cap)
+        healthz = run_load(
+            servers, lambda i: ("GET", "/healthz", None), n, size.threads, deadline=cap
+        )
+        multi = run_load(
+            servers,
+            booking_requests([ids[e] for e in experts], day0, n, "m"),
+            n,
+            size.threads,
+            deadline=cap,
+        )
+        single = run_load(
+            servers,
+            booking_requests([ids["solo"]], day0, n, "s"),
+            n,
+            size.threads,
+            deadline=cap,
+        )
+
+        print(
+            f"\n1./2. {n} requests each (a phase stops at {cap:.0f} s), "
+            f"{size.threads} threads over 2 processes"
+        )
+        print(multi.line(f"booking, {EXPERTS} experts", "bookings"))
+        print(single.line("booking, 1 expert", "bookings"))
+        print(ping.line("GET /api/v1/ping", "requests"))
+        print(healthz.line("GET /healthz (SELECT 1)", "requests"))
+        for result, want in ((multi, 201), (single, 201), (ping, 200), (healthz, 200)):
+            done = result.statuses.get(want, 0)
+            if done != result.count:
+                failures += 1
+                print(f"  NOT all {want}: {dict(result.statuses)}  e.g. {result.sample_error}")
+            elif result.statuses.get("skipped"):
+                print(f"  (time cap: {done} of {n} sent, all {want}; the rate is over those)")
+        if multi.statuses.get(201) == multi.count and single.statuses.get(201) == single.count:
+            print(f"  all {multi.count + single.count} bookings answered 201")
+        ratio = multi.rate / ping.rate
+        print(
+            f"booking/trivial throughput: {EXPERTS} experts {ratio:.2f}, 1 expert "
+            f"{single.rate / ping.rate:.2f} (target >= {THROUGHPUT_TARGET:.2f} for "
+            f"{EXPERTS} experts): {verdict(ratio >= THROUGHPUT_TARGET)}"
+        )
+        print(f"  booking/healthz throughput: {multi.rate / healthz.rate:.2f}")
+
+        def per(result: LoadResult, seconds: float) -> float:
+            return 1000 * seconds / max(result.count, 1)
+
+        print(
+            f"  CPU per request, server processes: booking {per(multi, multi.server_cpu):.2f} ms,"
+            f" ping {per(ping, ping.server_cpu):.2f} ms (ratio "
+            f"{per(ping, ping.server_cpu) / per(multi, multi.server_cpu):.2f}); client: "
+            f"booking {per(multi, multi.client_cpu):.2f} ms, "
+            f"ping {per(ping, ping.client_cpu):.2f} ms"
+        )
+
+        # 3. Fan-out through ExpertBook.
+        fan_id = ids["fan"]
+
+        def book(r: int):
+            start = slot(day0, r)
+            payload = {"start": start, "name": f"Fan {r}", "email": f"fan{r}@example.com"}
+            return f"/api/v1/event-types/{fan_id}/bookings", payload, start
+
+        app_fan = asyncio.run(
+            fan_out(servers, size.sockets, size.rounds, {"event_type_id": fan_id}, book)
+        )
+        group.stop()
+
+        # 4. The same against the bare server.
+        bare_env = clean_env(REDIS_URL=args.redis)
+        bare_servers = group.start("bench/bare_emit_server.py", 2, bare_env)
+
+        def emit(r: int):
+            start = slot(day0, r)
+            end = (datetime.fromisoformat(start) + timedelta(minutes=DURATION)).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            )
+            return "/emit", {"event_type_id": BARE_ROOM, "start": start, "end": end}, start
+
+        bare_fan = asyncio.run(
+            fan_out(bare_servers, size.sockets, size.rounds, {"event_type_id": BARE_ROOM}, emit)
+        )
+    finally:
+        group.stop()
+
+    print(
+        f"\n3./4. fan-out of slot_taken, {size.rounds} rounds one at a time "
+        f"(+{WARMUP_ROUNDS} warm-up), sockets split over 2 processes"
+    )
+    for line in app_fan.lines("ExpertBook (booking POST)") + bare_fan.lines("bare (POST /emit)"):
+        print(line)
+    for fan in (app_fan, bare_fan):
+        if fan.incomplete or fan.failed_posts:
+            failures += 1
+            print(f"  problems: {fan.failed_posts[:2]} {fan.incomplete} incomplete rounds")
+    app_p99, bare_p99 = percentile(app_fan.last_ms, 99), percentile(bare_fan.last_ms, 99)
+    print(
+        f"ExpertBook last-socket p99 {app_p99:.1f} ms (target < {FANOUT_P99_TARGET_MS:.0f} ms): "
+        f"{verdict(app_p99 < FANOUT_P99_TARGET_MS)}"
+    )
+    print(
+        f"ExpertBook p99 / bare p99 = {app_p99 / bare_p99:.2f} "
+        f"(target <= {BASELINE_RATIO_TARGET}): "
+        f"{verdict(app_p99 / bare_p99 <= BASELINE_RATIO_TARGET)}"
+    )
+    print(
+        "  (before the emit: POST sent -> first socket p50 "
+        f"{median(app_fan.first_ms):.1f} vs {median(bare_fan.first_ms):.1f} ms bare; the fan-out "
+        f"itself, first -> last: {median(app_fan.spread_ms):.1f} vs "
+        f"{median(bare_fan.spread_ms):.1f} ms)"
+    )
+    print(
+        f"\ntotal {time.monotonic() - run_started:.0f} s, load average now {load_average()} "
+        f"(other work on the machine skews every figure)"
+    )
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
