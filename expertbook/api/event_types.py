@@ -1,1 +1,128 @@
-"""API views (being written)."""
+"""Event types over the API: an expert manages their own; anyone lists an expert's active ones."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import current_app, jsonify
+from sqlalchemy.exc import IntegrityError
+
+from ..event_types import (
+    EventTypeError,
+    delete_event_type,
+    event_type_payload,
+    event_type_url,
+    save_event_type,
+)
+from ..extensions import db
+from ..models import EventType, User
+from . import bp
+from .auth import expert_api_user
+from .errors import ApiError
+from .inputs import invalid, json_object
+
+
+def own_event_type(expert: User, event_type_id: int) -> EventType:
+    """The caller's event type; another expert's is as unknown as a missing one."""
+    event_type = db.session.get(EventType, event_type_id)
+    if event_type is None or event_type.expert_id != expert.id:
+        raise ApiError(404, "not_found", "No such event type.")
+    return event_type
+
+
+def rejected(error: EventTypeError) -> ApiError:
+    """The API error for a refused change: a booked type is a conflict, the rest bad fields."""
+    if error.code == "has_bookings":
+        return ApiError(409, error.code, error.message)
+    return invalid(error.field, error.message, error.code)
+
+
+def commit_event_type() -> None:
+    """Commit; a slug taken by a concurrent request since our check is still `slug_taken`."""
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise invalid("slug", "You already use this slug.", "slug_taken") from None
+
+
+def payload(event_type: EventType) -> dict:
+    return event_type_payload(event_type, current_app.config["BASE_URL"])
+
+
+@bp.get("/event-types")
+def list_event_types():
+    """The caller's event types, active or not."""
+    expert = expert_api_user()
+    return jsonify(event_types=[payload(event_type) for event_type in expert.event_types])
+
+
+@bp.post("/event-types")
+def create_event_type():
+    """A new event type of the caller's; unset fields take their defaults."""
+    expert = expert_api_user()
+    data = json_object()
+    try:
+        event_type = save_event_type(expert, data)
+    except EventTypeError as error:
+        raise rejected(error) from None
+    commit_event_type()
+    return jsonify(payload(event_type)), 201
+
+
+@bp.get("/event-types/<int:event_type_id>")
+def get_event_type(event_type_id: int):
+    """One of the caller's event types."""
+    return jsonify(payload(own_event_type(expert_api_user(), event_type_id)))
+
+
+@bp.patch("/event-types/<int:event_type_id>")
+def update_event_type(event_type_id: int):
+    """Change the given fields of one of the caller's event types."""
+    expert = expert_api_user()
+    event_type = own_event_type(expert, event_type_id)
+    data = json_object()
+    try:
+        save_event_type(expert, data, event_type)
+    except EventTypeError as error:
+        raise rejected(error) from None
+    commit_event_type()
+    return jsonify(payload(event_type))
+
+
+@bp.delete("/event-types/<int:event_type_id>")
+def remove_event_type(event_type_id: int):
+    """Delete one of the caller's event types that was never booked (409 otherwise)."""
+    event_type = own_event_type(expert_api_user(), event_type_id)
+    try:
+        delete_event_type(event_type)
+    except EventTypeError as error:
+        raise rejected(error) from None
+    db.session.commit()
+    return "", 204
+
+
+@bp.get("/experts/<username>/event-types")
+def public_event_types(username: str):
+    """An expert's active event types, for anyone."""
+    expert = db.session.scalar(sa.select(User).where(User.username == username.lower()))
+    if expert is None or not expert.is_expert:
+        raise ApiError(404, "not_found", "No such expert.")
+    base_url = current_app.config["BASE_URL"]
+    event_types = db.session.scalars(
+        sa.select(EventType)
+        .where(EventType.expert_id == expert.id, EventType.active)
+        .order_by(EventType.id)
+    )
+    return jsonify(
+        event_types=[
+            {
+                "id": event_type.id,
+                "slug": event_type.slug,
+                "title": event_type.title,
+                "duration_minutes": event_type.duration_minutes,
+                "description": event_type.description,
+                "url": event_type_url(event_type, base_url),
+            }
+            for event_type in event_types
+        ]
+    )

@@ -1,1 +1,67 @@
-"""API views (being written)."""
+"""Offered slots of an event type, for anyone: the booking page and integrators read these."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import sqlalchemy as sa
+from flask import jsonify, request
+from sqlalchemy.orm import joinedload, selectinload
+
+from ..extensions import db
+from ..models import EventType, User
+from ..slots import slots_for
+from . import bp
+from .errors import ApiError
+from .inputs import invalid, iso_z, parse_day, parse_timezone
+
+MAX_DAYS = 62
+
+
+def _required_day(name: str) -> date:
+    value = request.args.get(name)
+    if value is None:
+        raise invalid(name, "Required: a date as YYYY-MM-DD.", "missing_field")
+    day = parse_day(value, name)
+    # The calendar's first and last days have no midnight on one side in every zone.
+    if day in (date.min, date.max):
+        raise invalid(name, "Out of range.")
+    return day
+
+
+def _active_event_type(event_type_id: int) -> EventType:
+    """The event type with its expert and weekly hours in one query (the overrides take a
+    second), rather than one lazy load after another."""
+    event_type = db.session.scalar(
+        sa.select(EventType)
+        .where(EventType.id == event_type_id)
+        .options(
+            joinedload(EventType.expert).options(
+                joinedload(User.availability_rules), selectinload(User.date_overrides)
+            )
+        )
+    )
+    if event_type is None or not event_type.active:
+        raise ApiError(404, "not_found", "No such event type.")
+    return event_type
+
+
+@bp.get("/event-types/<int:event_type_id>/slots")
+def event_type_slots(event_type_id: int):
+    """Slots offered on the days `from`..`to` (both included), read in `tz`, as UTC."""
+    event_type = _active_event_type(event_type_id)
+    day_from, day_to = _required_day("from"), _required_day("to")
+    if day_to < day_from:
+        raise invalid("to", "`to` must not be before `from`.")
+    if (day_to - day_from).days + 1 > MAX_DAYS:
+        raise invalid("to", f"At most {MAX_DAYS} days a call.")
+    tz = request.args.get("tz")
+    tz = event_type.expert.timezone if tz is None else parse_timezone(tz, "tz")
+    slots = slots_for(
+        event_type, day_from=day_from, day_to=day_to, viewer_tz=tz, now=datetime.now(UTC)
+    )
+    return jsonify(
+        event_type_id=event_type.id,
+        timezone=tz,
+        slots=[{"start": iso_z(slot.start), "end": iso_z(slot.end)} for slot in slots],
+    )

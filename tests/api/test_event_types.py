@@ -1,0 +1,253 @@
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from expertbook.extensions import db
+from expertbook.models import ApiToken, EventType, utcnow
+from tests.api import add_booking, bearer
+
+NEW = {"title": "Intro call", "slug": "intro", "duration_minutes": 30}
+NOT_OBJECTS = [
+    {"json": ["title", "Intro"]},
+    {"json": "Intro"},
+    {"data": "{not json", "content_type": "application/json"},
+    {"data": ""},
+]
+
+
+@pytest.fixture
+def ann(make_user):
+    return make_user("ann", expert=True)
+
+
+@pytest.fixture
+def headers(ann):
+    return bearer(ann)
+
+
+@pytest.fixture
+def intro(ann, make_event_type):
+    return make_event_type(ann, slug="intro", title="Intro", duration_minutes=30)
+
+
+def error_of(response) -> tuple[int, str, str | None]:
+    error = response.json["error"]
+    return response.status_code, error["code"], error.get("field")
+
+
+def test_post_fills_in_the_defaults(client, headers):
+    response = client.post("/api/v1/event-types", json=NEW, headers=headers)
+    assert response.status_code == 201
+    assert response.json == {
+        "id": response.json["id"],
+        "url": "http://testserver/ann/intro",
+        "title": "Intro call",
+        "slug": "intro",
+        "duration_minutes": 30,
+        "description": "",
+        "location": "zoom",
+        "buffer_before_minutes": 0,
+        "buffer_after_minutes": 0,
+        "min_notice_minutes": 0,
+        "max_days_ahead": 60,
+        "slot_interval_minutes": None,
+        "active": True,
+    }
+    assert db.session.get(EventType, response.json["id"]).slug == "intro"
+    listed = client.get("/api/v1/event-types", headers=headers).json["event_types"]
+    assert listed == [response.json]
+
+
+@pytest.mark.parametrize("missing", ["title", "slug", "duration_minutes"])
+def test_post_needs_title_slug_and_duration(client, headers, missing):
+    body = {name: value for name, value in NEW.items() if name != missing}
+    response = client.post("/api/v1/event-types", json=body, headers=headers)
+    assert error_of(response) == (422, "missing_field", missing)
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "code"),
+    [
+        ({"title": None}, "title", "missing_field"),
+        ({"title": "   "}, "title", "invalid_field"),
+        ({"title": 5}, "title", "invalid_field"),
+        ({"title": "x" * 121}, "title", "invalid_field"),
+        ({"slug": "Bad Slug"}, "slug", "invalid_field"),
+        ({"slug": "a--b"}, "slug", "invalid_field"),
+        ({"duration_minutes": 4}, "duration_minutes", "invalid_field"),
+        ({"duration_minutes": 721}, "duration_minutes", "invalid_field"),
+        ({"duration_minutes": "30"}, "duration_minutes", "invalid_field"),
+        ({"duration_minutes": 30.5}, "duration_minutes", "invalid_field"),
+        ({"duration_minutes": True}, "duration_minutes", "invalid_field"),
+        ({"description": 7}, "description", "invalid_field"),
+        ({"location": "skype"}, "location", "invalid_field"),
+        ({"buffer_before_minutes": -1}, "buffer_before_minutes", "invalid_field"),
+        ({"buffer_after_minutes": 721}, "buffer_after_minutes", "invalid_field"),
+        ({"min_notice_minutes": -5}, "min_notice_minutes", "invalid_field"),
+        ({"max_days_ahead": 0}, "max_days_ahead", "invalid_field"),
+        ({"slot_interval_minutes": 4}, "slot_interval_minutes", "invalid_field"),
+        ({"active": "yes"}, "active", "invalid_field"),
+        ({"colour": "red"}, "colour", "unknown_field"),
+    ],
+)
+def test_post_refuses_bad_fields(client, headers, change, field, code):
+    response = client.post("/api/v1/event-types", json={**NEW, **change}, headers=headers)
+    assert error_of(response) == (422, code, field)
+    assert db.session.scalar(sa.select(sa.func.count(EventType.id))) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "code"),
+    [
+        ({"title": ""}, "title", "invalid_field"),
+        ({"title": None}, "title", "invalid_field"),
+        ({"duration_minutes": 0}, "duration_minutes", "invalid_field"),
+        ({"id": 5}, "id", "unknown_field"),
+        ({"url": "http://elsewhere"}, "url", "unknown_field"),
+    ],
+)
+def test_patch_refuses_bad_fields(client, headers, intro, body, field, code):
+    response = client.patch(f"/api/v1/event-types/{intro.id}", json=body, headers=headers)
+    assert error_of(response) == (422, code, field)
+    assert (intro.title, intro.duration_minutes) == ("Intro", 30)
+
+
+@pytest.mark.parametrize("body", NOT_OBJECTS)
+@pytest.mark.parametrize("method", ["post", "patch"])
+def test_a_body_that_is_not_an_object_is_400(client, headers, intro, method, body):
+    path = "/api/v1/event-types" + (f"/{intro.id}" if method == "patch" else "")
+    response = getattr(client, method)(path, headers=headers, **body)
+    assert error_of(response) == (400, "invalid_json", None)
+
+
+def test_a_slug_in_use_is_422_slug_taken(client, headers, ann, intro, make_event_type, make_user):
+    taken = client.post("/api/v1/event-types", json=NEW, headers=headers)
+    assert error_of(taken) == (422, "slug_taken", "slug")
+    other = make_event_type(ann, slug="deep-dive")
+    renamed = client.patch(f"/api/v1/event-types/{other.id}", json=NEW, headers=headers)
+    assert error_of(renamed) == (422, "slug_taken", "slug")
+    # Keeping one's own slug is no conflict, nor is another expert's use of it.
+    kept = client.patch(f"/api/v1/event-types/{intro.id}", json={"slug": "intro"}, headers=headers)
+    assert kept.status_code == 200
+    bob = make_user("bob", expert=True)
+    assert client.post("/api/v1/event-types", json=NEW, headers=bearer(bob)).status_code == 201
+
+
+def test_get_patch_delete(client, headers, intro):
+    path = f"/api/v1/event-types/{intro.id}"
+    got = client.get(path, headers=headers)
+    assert got.status_code == 200
+    assert got.json["url"] == "http://testserver/ann/intro"
+    change = {"title": "New title", "active": False, "slot_interval_minutes": 15}
+    patched = client.patch(path, json=change, headers=headers)
+    assert patched.status_code == 200
+    assert patched.json == {**got.json, **change}
+    cleared = client.patch(path, json={"slot_interval_minutes": None}, headers=headers)
+    assert cleared.json["slot_interval_minutes"] is None
+    deleted = client.delete(path, headers=headers)
+    assert (deleted.status_code, deleted.data) == (204, b"")
+    assert error_of(client.get(path, headers=headers)) == (404, "not_found", None)
+
+
+def test_a_booked_event_type_cannot_be_deleted(client, headers, intro):
+    add_booking(intro, datetime.now(UTC) + timedelta(days=3))
+    response = client.delete(f"/api/v1/event-types/{intro.id}", headers=headers)
+    assert error_of(response) == (409, "has_bookings", None)
+    assert db.session.get(EventType, intro.id) is not None
+
+
+def test_another_experts_event_type_is_not_found(client, intro, make_user):
+    bob = bearer(make_user("bob", expert=True))
+    path = f"/api/v1/event-types/{intro.id}"
+    assert error_of(client.get(path, headers=bob)) == (404, "not_found", None)
+    patched = client.patch(path, json={"title": "Mine now"}, headers=bob)
+    assert error_of(patched) == (404, "not_found", None)
+    assert error_of(client.delete(path, headers=bob)) == (404, "not_found", None)
+    assert client.get("/api/v1/event-types", headers=bob).json == {"event_types": []}
+    assert db.session.get(EventType, intro.id).title == "Intro"
+
+
+def test_an_unknown_event_type_is_not_found(client, headers):
+    assert error_of(client.get("/api/v1/event-types/999", headers=headers))[0] == 404
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, "Bearer nope", "Bearer ", "Basic YW5uOnNlY3JldA==", "eb_not-even-a-scheme"],
+)
+def test_no_or_bad_credentials_are_401(client, ann, header):
+    headers = {"Authorization": header} if header else {}
+    for response in (
+        client.get("/api/v1/event-types", headers=headers),
+        client.post("/api/v1/event-types", json=NEW, headers=headers),
+    ):
+        assert error_of(response) == (401, "unauthorized", None)
+
+
+def test_a_revoked_token_is_401(client, ann, headers):
+    assert client.get("/api/v1/event-types", headers=headers).status_code == 200
+    db.session.execute(sa.update(ApiToken).values(revoked_at=utcnow()))
+    db.session.commit()
+    assert error_of(client.get("/api/v1/event-types", headers=headers))[0] == 401
+
+
+def test_a_client_is_403(client, make_user):
+    headers = bearer(make_user("cleo"))
+    assert error_of(client.get("/api/v1/event-types", headers=headers))[:2] == (
+        403,
+        "not_an_expert",
+    )
+    assert client.post("/api/v1/event-types", json=NEW, headers=headers).status_code == 403
+
+
+def test_the_browser_session_works_with_the_csrf_header(client, auth, ann):
+    auth.login("ann")
+    assert client.get("/api/v1/event-types").status_code == 200
+    refused = client.post("/api/v1/event-types", json=NEW)
+    assert error_of(refused) == (400, "csrf_failed", None)
+    assert db.session.scalar(sa.select(sa.func.count(EventType.id))) == 0
+    token = re.search(r'<meta name="csrf-token" content="([^"]+)"', client.get("/").text)[1]
+    created = client.post("/api/v1/event-types", json=NEW, headers={"X-CSRFToken": token})
+    assert created.status_code == 201
+
+
+def test_public_list_shows_active_event_types(client, ann, intro, make_event_type):
+    make_event_type(ann, slug="hidden", active=False)
+    response = client.get("/api/v1/experts/ann/event-types")
+    assert response.status_code == 200
+    assert response.json == {
+        "event_types": [
+            {
+                "id": intro.id,
+                "slug": "intro",
+                "title": "Intro",
+                "duration_minutes": 30,
+                "description": "",
+                "url": "http://testserver/ann/intro",
+            }
+        ]
+    }
+
+
+def test_public_list_of_an_unknown_user_or_a_client_is_404(client, make_user):
+    make_user("cleo")
+    for username in ("nobody", "cleo"):
+        response = client.get(f"/api/v1/experts/{username}/event-types")
+        assert error_of(response) == (404, "not_found", None)
+
+
+def test_create_list_and_delete_on_each_database(any_app, make_user):
+    client = any_app.test_client()
+    headers = bearer(make_user("ann", expert=True))
+    created = client.post("/api/v1/event-types", json=NEW, headers=headers)
+    assert created.status_code == 201
+    again = client.post("/api/v1/event-types", json=NEW, headers=headers)
+    assert error_of(again) == (422, "slug_taken", "slug")
+    public = client.get("/api/v1/experts/ann/event-types").json["event_types"]
+    assert [event_type["slug"] for event_type in public] == ["intro"]
+    event_type = db.session.get(EventType, created.json["id"])
+    add_booking(event_type, datetime.now(UTC) + timedelta(days=2))
+    path = f"/api/v1/event-types/{event_type.id}"
+    assert client.delete(path, headers=headers).status_code == 409
