@@ -44,7 +44,7 @@ def create_app(config_class: type[Config] | str | None = None, **overrides) -> F
 
 
 def register_extensions(app: Flask) -> None:
-    from . import database
+    from . import database, schedule_cache  # noqa: F401  (schedule versions bump on flush)
 
     db.init_app(app)
     database.configure_engine(app)

@@ -42,8 +42,8 @@ class UTCDateTime(sa.types.TypeDecorator):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value, dialect):
-        if value is None:
-            return None
+        if value is None or value.tzinfo is UTC:
+            return value
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
@@ -65,6 +65,9 @@ class User(UserMixin, db.Model):
     calendar_secret_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     # Bumped at logout-everywhere and password change; part of the session identity.
     session_version: Mapped[int] = mapped_column(default=0)
+    # Bumped in the same transaction as any change to what this expert offers (bookings,
+    # event types, hours, zone): cached slot answers are keyed by it (schedule_cache.py).
+    schedule_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     event_types: Mapped[list[EventType]] = relationship(

@@ -58,5 +58,6 @@ def parse_timezone(value: Any, field: str) -> str:
 
 
 def iso_z(value: datetime) -> str:
-    """UTC with a `Z`, as every API answer gives times."""
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """UTC with a `Z`, as every API answer gives times (`value` is UTC; isoformat is about
+    twice as fast as strftime, which counts for a month of slots)."""
+    return value.isoformat()[:19] + "Z"

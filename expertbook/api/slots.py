@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
-from flask import jsonify, request
-from sqlalchemy.orm import joinedload, selectinload
+from flask import current_app, jsonify, request
+from sqlalchemy.orm import joinedload
 
 from ..extensions import db
-from ..models import EventType, User
+from ..models import EventType
+from ..schedule_cache import ceil_minute, slot_answers
 from ..slots import slots_for
 from . import bp
 from .errors import ApiError
@@ -30,16 +31,12 @@ def _required_day(name: str) -> date:
 
 
 def _active_event_type(event_type_id: int) -> EventType:
-    """The event type with its expert and weekly hours in one query (the overrides take a
-    second), rather than one lazy load after another."""
+    """The event type with its expert (and so the expert's schedule_version) in one query;
+    the hours are loaded only when the answer is not cached."""
     event_type = db.session.scalar(
         sa.select(EventType)
         .where(EventType.id == event_type_id)
-        .options(
-            joinedload(EventType.expert).options(
-                joinedload(User.availability_rules), selectinload(User.date_overrides)
-            )
-        )
+        .options(joinedload(EventType.expert))
     )
     if event_type is None or not event_type.active:
         raise ApiError(404, "not_found", "No such event type.")
@@ -57,11 +54,16 @@ def event_type_slots(event_type_id: int):
         raise invalid("to", f"At most {MAX_DAYS} days a call.")
     tz = request.args.get("tz")
     tz = event_type.expert.timezone if tz is None else parse_timezone(tz, "tz")
-    slots = slots_for(
-        event_type, day_from=day_from, day_to=day_to, viewer_tz=tz, now=datetime.now(UTC)
-    )
-    return jsonify(
-        event_type_id=event_type.id,
-        timezone=tz,
-        slots=[{"start": iso_z(slot.start), "end": iso_z(slot.end)} for slot in slots],
-    )
+    now = ceil_minute(datetime.now(UTC))
+    key = (event_type.id, event_type.expert.schedule_version, day_from, day_to, tz, now)
+    cache = slot_answers()
+    body = cache.get(key)
+    if body is None:
+        slots = slots_for(event_type, day_from=day_from, day_to=day_to, viewer_tz=tz, now=now)
+        body = jsonify(
+            event_type_id=event_type.id,
+            timezone=tz,
+            slots=[{"start": iso_z(slot.start), "end": iso_z(slot.end)} for slot in slots],
+        ).get_data()
+        cache.put(key, body)
+    return current_app.response_class(body, mimetype="application/json")

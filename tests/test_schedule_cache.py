@@ -1,0 +1,80 @@
+"""Cached slot answers: every change to what an expert offers shows in the next answer."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from expertbook.availability import set_availability
+from expertbook.booking import cancel_booking
+from expertbook.extensions import db
+from expertbook.schedule_cache import AnswerCache, ceil_minute
+from tests.booking_fixtures import NOW, day_ahead
+
+
+@pytest.mark.parametrize(
+    "now, expected",
+    [
+        (datetime(2026, 3, 1, 9, 0, tzinfo=UTC), datetime(2026, 3, 1, 9, 0, tzinfo=UTC)),
+        (datetime(2026, 3, 1, 9, 0, 0, 1, tzinfo=UTC), datetime(2026, 3, 1, 9, 1, tzinfo=UTC)),
+        (datetime(2026, 3, 1, 9, 59, 59, tzinfo=UTC), datetime(2026, 3, 1, 10, 0, tzinfo=UTC)),
+    ],
+)
+def test_ceil_minute(now, expected):
+    assert ceil_minute(now) == expected
+
+
+def test_answer_cache_is_a_bounded_lru():
+    cache = AnswerCache(size=2)
+    cache.put("a", b"1")
+    cache.put("b", b"2")
+    assert cache.get("a") == b"1"  # a is now the most recent
+    cache.put("c", b"3")
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (b"1", None, b"3")
+
+
+def starts(client, event_type, day) -> list[str]:
+    day = day.date().isoformat()
+    answer = client.get(f"/api/v1/event-types/{event_type.id}/slots?from={day}&to={day}&tz=UTC")
+    assert answer.status_code == 200
+    return [slot["start"] for slot in answer.json["slots"]]
+
+
+def iso(value) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_booking_and_cancelling_change_the_next_answer(client, sync, make_booking):
+    day = day_ahead(2, 10)
+    assert iso(day) in starts(client, sync, day)
+    booking, _ = make_booking(day)
+    assert iso(day) not in starts(client, sync, day)
+    cancel_booking(booking, now=NOW)
+    assert iso(day) in starts(client, sync, day)
+
+
+def test_hours_zone_and_other_event_types_change_the_next_answer(
+    client, coach, sync, make_event_type, make_booking
+):
+    day = day_ahead(2, 10)
+    before = starts(client, sync, day)
+    set_availability(coach, "UTC", {d: [(9 * 60, 10 * 60)] for d in range(7)})
+    db.session.commit()
+    assert starts(client, sync, day) == [iso(day_ahead(2, 9)), iso(day_ahead(2, 9, 30))]
+    coach.timezone = "Asia/Kolkata"  # the same hours, now read in Kolkata
+    db.session.commit()
+    assert iso(day_ahead(2, 3, 30)) in starts(client, sync, day)
+    coach.timezone = "UTC"
+    set_availability(coach, "UTC", {d: [(0, 1440)] for d in range(7)})
+    db.session.commit()
+    assert starts(client, sync, day) == before
+    # A booking of another event type whose buffer grows blocks more of this one.
+    other = make_event_type(coach, slug="other", duration_minutes=30)
+    from expertbook.booking import book_slot, check_request
+
+    book_slot(other, check_request(day, "B", "b@example.com"), client=None, now=NOW,
+              respond=lambda b, t: {})  # fmt: skip
+    blocked = starts(client, sync, day)
+    assert iso(day + timedelta(minutes=30)) in blocked
+    other.buffer_after_minutes = 30
+    db.session.commit()
+    assert iso(day + timedelta(minutes=30)) not in starts(client, sync, day)
