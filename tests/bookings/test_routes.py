@@ -39,7 +39,7 @@ def test_an_expert_sees_both_roles(client, auth, coach, make_booking, make_event
     auth.login("coach")
     page = client.get("/bookings").text
     assert with_me.uid in page and by_me.uid in page
-    assert "You are the expert" in page and "You booked" in page
+    assert "you are the expert" in page and "you booked" in page
 
 
 def test_upcoming_and_past_tabs(client, auth, make_user, make_booking):

@@ -167,3 +167,27 @@ def test_cancel_from_my_bookings_frees_the_slot_live(new_context, live_server):
     me.wait_for_selector("text=cancelled")
     free = watcher.locator(f"a.slot[data-start='{start}']:not([aria-disabled='true'])")
     assert wait_until(lambda: free.count() == 1, within=2.0), "the slot did not come back live"
+
+
+def test_after_a_dropped_connection_the_page_catches_up(new_context, live_server):
+    expert = new_expert(live_server)
+    day = day_after_tomorrow()
+    context = new_context()
+    # Taking the network away makes the socket's retries fail loudly in the console.
+    context.guard.expected_errors = ("ERR_INTERNET_DISCONNECTED", "WebSocket", "ERR_FAILED")
+    page = booking_page(context, expert, day)
+    start = page.locator("a.slot").first.get_attribute("data-start")
+    context.set_offline(True)
+    assert wait_until(lambda: page.get_attribute("#booking", "data-live") == "false", within=30)
+    status, body = live_server.request(
+        "POST",
+        f"/api/v1/event-types/{expert['event_type_id']}/bookings",
+        {"start": start, "name": "While away", "email": "away@example.com"},
+    )
+    assert status == 201, body
+    # Missed while offline: the slot is still there and clickable.
+    assert page.locator(f"a.slot[data-start='{start}']:not([aria-disabled='true'])").count() == 1
+    context.set_offline(False)
+    wait_for_join(page, timeout=30)
+    clickable = page.locator(f"a.slot[data-start='{start}']:not([aria-disabled='true'])")
+    assert wait_until(lambda: clickable.count() == 0, within=5), "a stale slot stayed clickable"
