@@ -62,3 +62,21 @@ def test_no_template_loads_from_another_host(app):
 
     for path in Path(app.template_folder).rglob("*.html"):
         assert not re.search(r'(src|href)="(https?:)?//', path.read_text()), path
+
+
+def test_production_cookies_are_secure_and_need_a_secret(monkeypatch, tmp_path):
+    from config import ProductionConfig
+    from expertbook import create_app
+
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        create_app(ProductionConfig)
+    monkeypatch.setenv("SECRET_KEY", "a real secret")
+    app = create_app(
+        ProductionConfig,
+        SECRET_KEY="a real secret",
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'p.db'}",
+        ASYNC_MODE="threading",
+    )
+    cookie = app.test_client().get("/auth/login").headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
