@@ -191,3 +191,30 @@ def test_after_a_dropped_connection_the_page_catches_up(new_context, live_server
     wait_for_join(page, timeout=30)
     clickable = page.locator(f"a.slot[data-start='{start}']:not([aria-disabled='true'])")
     assert wait_until(lambda: clickable.count() == 0, within=5), "a stale slot stayed clickable"
+
+
+def test_booking_works_with_the_keyboard_alone(new_context, live_server):
+    expert = new_expert(live_server)
+    page = booking_page(new_context(), expert, day_after_tomorrow())
+    for _ in range(80):  # Tab until a slot has the focus
+        page.keyboard.press("Tab")
+        focused = page.evaluate("document.activeElement.className")
+        if "slot" in focused.split():
+            break
+    else:
+        raise AssertionError("no slot is reachable with Tab")
+    # Focus is visible: the focused slot draws an outline or a ring.
+    style = page.evaluate(
+        "[getComputedStyle(document.activeElement).outlineStyle,"
+        " getComputedStyle(document.activeElement).boxShadow]"
+    )
+    assert style[0] != "none" or style[1] != "none"
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/book\?"))
+    page.focus("input[name=name]")
+    page.keyboard.type("Keyboard Kim")
+    page.keyboard.press("Tab")
+    page.keyboard.type("kim@example.com")
+    page.keyboard.press("Enter")  # submits the form
+    page.wait_for_url(re.compile(r"/bookings/"))
+    assert page.locator("a.video-link").count() == 1
