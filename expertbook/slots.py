@@ -75,7 +75,10 @@ def slots_for(
     Raises:
         UnknownTimeZone: `viewer_tz` is not an IANA zone.
     """
-    window = day_window(day_from, day_to, viewer_tz)
+    try:
+        window = day_window(day_from, day_to, viewer_tz)
+    except (OverflowError, ValueError):  # the calendar's ends (or to < from): nothing offered
+        return []
     if window.end <= now or window.start >= now + timedelta(days=event_type.max_days_ahead):
         # Nothing can be offered; and near the calendar's ends the busy query's margins
         # would overflow datetime.

@@ -166,6 +166,9 @@ def reschedule(uid: str):
 
 def _day_param(value: str | None, booking, tz: str) -> date:
     try:
-        return date.fromisoformat(value or "")
+        day = date.fromisoformat(value or "")
     except ValueError:
+        day = None
+    if day is None or day in (date.min, date.max):  # the calendar's ends have no neighbours
         return booking.start_at.astimezone(zone(tz)).date()
+    return day

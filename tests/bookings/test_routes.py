@@ -210,3 +210,10 @@ def test_a_past_booking_cannot_be_cancelled(client, make_user, make_booking):
     response = client.post(f"/api/v1/bookings/{past.uid}/cancel",
                            headers={"Authorization": f"Bearer {token}"})  # fmt: skip
     assert response.status_code == 409
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01", "2026-02-30", "x" * 5000])
+def test_reschedule_page_survives_any_date(client, make_booking, day):
+    booking, token = make_booking(day_ahead(2, 10))
+    response = client.get(f"/bookings/{booking.uid}/reschedule?token={token}&date={day}")
+    assert response.status_code == 200
