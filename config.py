@@ -39,6 +39,9 @@ class Config:
     # Redis pub/sub ignores the database number: deployments sharing one Redis need their
     # own channel, or each hears the other's slot_taken events.
     SOCKETIO_CHANNEL = os.environ.get("SOCKETIO_CHANNEL") or "expertbook"
+    # How many reverse proxies in front set X-Forwarded-For/-Proto (0: none, trust no header).
+    # Rate limits key on the client address, so behind a proxy this must be set.
+    PROXY_COUNT = int(os.environ.get("PROXY_COUNT") or 0)
     BASE_URL = (os.environ.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
 
     RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)

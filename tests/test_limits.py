@@ -81,3 +81,32 @@ def test_a_huge_body_is_refused_with_413(client, sync):
 def test_a_huge_form_is_refused_with_413(client):
     response = client.post("/auth/login", data={"login": "x" * 100_000})
     assert response.status_code == 413
+
+
+@pytest.fixture
+def proxied_app(tmp_path):
+    app = create_app(
+        TestingConfig,
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'proxy.db'}",
+        RATELIMIT_ENABLED=True,
+        RATELIMIT_STORAGE_URI="memory://",
+        PROXY_COUNT=1,
+    )
+    with app.app_context():
+        db.create_all()
+        limiter.reset()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_behind_a_proxy_the_forwarded_address_is_limited(proxied_app, sync):
+    client = proxied_app.test_client()
+    path = f"/api/v1/event-types/{sync.id}/bookings"
+
+    def post(address):
+        headers = {"X-Forwarded-For": address}
+        return client.post(path, json={"start": "x"}, headers=headers).status_code
+
+    assert [post("203.0.113.1") for _ in range(61)][-1] == 429
+    assert post("203.0.113.2") == 422  # another client behind the same proxy
