@@ -251,3 +251,23 @@ def test_create_list_and_delete_on_each_database(any_app, make_user):
     add_booking(event_type, datetime.now(UTC) + timedelta(days=2))
     path = f"/api/v1/event-types/{event_type.id}"
     assert client.delete(path, headers=headers).status_code == 409
+
+
+def test_me_answers_the_callers_account(client, make_user):
+    from expertbook.accounts import create_api_token
+    from expertbook.extensions import db
+
+    ann = make_user("ann", timezone="Asia/Kolkata")
+    token = create_api_token(ann)
+    db.session.commit()
+    answer = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200
+    assert answer.json == {
+        "id": ann.id,
+        "username": "ann",
+        "email": "ann@example.com",
+        "name": "",
+        "timezone": "Asia/Kolkata",
+        "is_expert": False,
+    }
+    assert client.get("/api/v1/me").status_code == 401
