@@ -6,17 +6,24 @@ test, and so does a console error (a Content-Security-Policy violation shows up 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import unavailable
 from tests.e2e.conftest import ROOT, Server, _wait_until_up, free_port, make_site, server_env
 
+# The README's screenshots are refreshed with UPDATE_SCREENSHOTS=1 make test; otherwise the
+# pages are still photographed (the code path runs) but into a scratch folder, so a test
+# run leaves the work tree clean.
 SCREENSHOTS = ROOT / "docs" / "screenshots"
+SCRATCH = Path(tempfile.gettempdir()) / "expertbook-screenshots"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -123,9 +130,10 @@ def new_context(browser, live_server):
 
 
 def screenshot(page, name: str) -> None:
-    """Save docs/screenshots/<name>.png (the README shows them)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    """Save <name>.png: into docs/screenshots/ (the README shows them) when asked to."""
+    folder = SCREENSHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else SCRATCH
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 def shots(page, name: str) -> None:
