@@ -8,12 +8,21 @@ from pathlib import Path
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from config import CONFIGS, INSTANCE_DIR, Config
 
 from .extensions import csrf, db, limiter, login_manager, migrate, socketio
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class DatabaseId(IntegerConverter):
+    """`<int:...>` limited to what an INTEGER column holds."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def create_app(config_class: type[Config] | str | None = None, **overrides) -> Flask:
@@ -39,6 +48,9 @@ def create_app(config_class: type[Config] | str | None = None, **overrides) -> F
 
         count = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+    # Ids in URLs are database integers: a bigger number is simply not found (404), instead
+    # of an overflow in the database driver.
+    app.url_map.converters["int"] = DatabaseId
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -101,12 +113,22 @@ def wants_json() -> bool:
 
 def register_errorhandlers(app: Flask) -> None:
     from .api.errors import error_response
+    from .database import BookingBusy
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
         if wants_json():
             return error_response(400, "csrf_failed", error.description)
         return render_template("errors/error.html", code=400, message=error.description), 400
+
+    @app.errorhandler(BookingBusy)
+    def booking_busy(error: BookingBusy):
+        # Someone holds the expert's lock too long: nothing was written; try again shortly.
+        message = "Bookings for this expert are busy right now; please try again."
+        if wants_json():
+            return error_response(503, "busy", message, headers={"Retry-After": "2"})
+        page = render_template("errors/error.html", code=503, message=message)
+        return page, 503, {"Retry-After": "2"}
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

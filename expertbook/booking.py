@@ -4,6 +4,8 @@ transaction, since the lock must span the check and the insert)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,13 +26,17 @@ MAX_NAME = 100
 MAX_NOTES = 2000
 MAX_IDEMPOTENCY_KEY = 255
 # Idempotency keys are kept at least 24 hours (the contract); older ones are swept.
-IDEMPOTENCY_TTL = timedelta(hours=48)
+IDEMPOTENCY_TTL = timedelta(hours=25)
 # SQLSTATE of an exclusion-constraint violation: PostgreSQL's second line of defence fired.
 EXCLUSION_VIOLATION = "23P01"
 
 
 class SlotUnavailable(Exception):
     """The requested start is taken, held by someone else, or not offered."""
+
+
+class IdempotencyKeyReused(Exception):
+    """An Idempotency-Key sent again with a different request or by another caller."""
 
 
 class BookingInputError(ValueError):
@@ -68,9 +74,14 @@ def check_request(start: datetime, name: Any, email: Any, notes: Any = "") -> Bo
     """
     if start.tzinfo is None:
         raise BookingInputError("start", "The time needs an offset, e.g. Z or +01:00.")
-    if not isinstance(name, str) or not name.strip():
+    if not isinstance(name, str):
         raise BookingInputError("name", "Please give your name.")
-    if len(name.strip()) > MAX_NAME:
+    # Control and invisible characters have no place in a name (they break mail headers and
+    # calendar files); what is left must still be a name.
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    if not name or not any(ch.isalnum() for ch in name):
+        raise BookingInputError("name", "Please give your name.")
+    if len(name) > MAX_NAME:
         raise BookingInputError("name", f"At most {MAX_NAME} characters.")
     if not isinstance(email, str) or len(email) > 254:
         raise BookingInputError("email", "Please give a valid email address.")
@@ -84,9 +95,14 @@ def check_request(start: datetime, name: Any, email: Any, notes: Any = "") -> Bo
         raise BookingInputError("notes", "Must be text.")
     if len(notes) > MAX_NOTES:
         raise BookingInputError("notes", f"At most {MAX_NOTES} characters.")
-    # Strip control characters that have no place in a name (they break calendar files).
-    clean_name = "".join(ch for ch in name.strip() if ch.isprintable())
-    return BookingRequest(start.astimezone(UTC), clean_name, email, notes.strip())
+    return BookingRequest(_utc(start), name, email, notes.strip())
+
+
+def _utc(start: datetime) -> datetime:
+    try:
+        return start.astimezone(UTC)
+    except OverflowError:  # an offset at the calendar's very ends
+        raise BookingInputError("start", "That time is out of range.") from None
 
 
 def check_idempotency_key(key: Any) -> str | None:
@@ -95,6 +111,13 @@ def check_idempotency_key(key: Any) -> str | None:
     if not isinstance(key, str) or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
         raise BookingInputError("Idempotency-Key", "At most 255 printable characters.")
     return key
+
+
+def _fingerprint(request: BookingRequest, client: User | None) -> str:
+    """What makes a retry "the same request": the input and the caller."""
+    parts = [request.start.isoformat(), request.name, request.email, request.notes]
+    parts.append(str(client.id) if client is not None else "")
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
 def _is_exclusion_violation(error: IntegrityError) -> bool:
@@ -135,6 +158,7 @@ def book_slot(
     try:
         with booking_transaction():
             _lock_expert(expert_id)
+            fingerprint = _fingerprint(request, client)
             if idempotency_key:
                 earlier = db.session.scalar(
                     sa.select(IdempotencyKey).where(
@@ -143,9 +167,16 @@ def book_slot(
                     )
                 )
                 if earlier is not None:
+                    # Only the same request from the same caller gets the first answer (it
+                    # holds the guest's manage link); anything else with that key is refused.
+                    if not hmac.compare_digest(earlier.request_hash, fingerprint):
+                        raise IdempotencyKeyReused(
+                            "This Idempotency-Key was used for another request."
+                        )
                     booking = db.session.get(Booking, earlier.booking_id)
                     return BookingResult(booking, earlier.response, replayed=True)
-            event_type = db.session.get(EventType, event_type_id)
+            # Fresh, not what the view loaded before the lock: it may have changed since.
+            event_type = db.session.get(EventType, event_type_id, populate_existing=True)
             if event_type is None or not event_type.active:
                 raise SlotUnavailable("This event type is not available.")
             if not is_bookable(event_type, request.start, now):
@@ -153,16 +184,16 @@ def book_slot(
             booking, token = _new_booking(event_type, request, client)
             db.session.flush()
             response = respond(booking, token)
+            # Stored answers hold a guest's manage link: none is kept past the TTL.
+            db.session.execute(
+                sa.delete(IdempotencyKey).where(IdempotencyKey.created_at < now - IDEMPOTENCY_TTL)
+            )
             if idempotency_key:
-                db.session.execute(
-                    sa.delete(IdempotencyKey).where(
-                        IdempotencyKey.created_at < now - IDEMPOTENCY_TTL
-                    )
-                )
                 db.session.add(
                     IdempotencyKey(
                         event_type_id=event_type_id,
                         key=idempotency_key,
+                        request_hash=fingerprint,
                         booking_id=booking.id,
                         response=response,
                     )
@@ -203,8 +234,12 @@ class BookingStateError(Exception):
 
 def _lock_expert(expert_id: int) -> User:
     """Lock the expert's row for the rest of the transaction, and load it fresh: one round
-    trip for the lock and the expert whose hours the slot check reads."""
-    query = sa.select(User).where(User.id == expert_id).with_for_update()
+    trip for the lock and the expert whose hours the slot check reads.
+
+    FOR NO KEY UPDATE (key_share): it serializes bookings of this expert but does not
+    conflict with the key-share lock that inserting a booking takes on its client's row, so
+    two experts booking each other at once cannot deadlock."""
+    query = sa.select(User).where(User.id == expert_id).with_for_update(key_share=True)
     return db.session.execute(query.execution_options(populate_existing=True)).scalar_one()
 
 
@@ -258,7 +293,7 @@ def reschedule_booking(booking: Booking, new_start: datetime, *, now: datetime) 
     """
     if new_start.tzinfo is None:
         raise BookingInputError("start", "The time needs an offset, e.g. Z or +01:00.")
-    new_start = new_start.astimezone(UTC)
+    new_start = _utc(new_start)
     booking_id, expert_id = booking.id, booking.expert_id
     try:
         with booking_transaction():

@@ -103,7 +103,7 @@ def tokens_list(username: str):
 
 
 @tokens.command("revoke")
-@click.argument("token_id", type=int)
+@click.argument("token_id", type=click.IntRange(1, 2**31 - 1))
 def tokens_revoke(token_id: int):
     """Revoke a token by its id."""
     token = db.session.get(ApiToken, token_id)

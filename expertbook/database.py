@@ -18,10 +18,23 @@ from contextlib import contextmanager
 
 from flask import Flask, current_app
 from sqlalchemy import event, text
+from sqlalchemy.exc import OperationalError
 
 from .extensions import db
 
 _sqlite_writer = threading.Lock()
+# PostgreSQL: lock_timeout (55P03) or statement_timeout (57014) ran out.
+BUSY_SQLSTATES = {"55P03", "57014"}
+
+
+class BookingBusy(Exception):
+    """The booking queue did not clear in time (a lock holder is slow or stuck); retry."""
+
+
+def _is_busy(error: OperationalError) -> bool:
+    if getattr(error.orig, "pgcode", None) in BUSY_SQLSTATES:
+        return True
+    return isinstance(error.orig, sqlite3.OperationalError) and "locked" in str(error.orig)
 
 
 def configure_engine(app: Flask) -> None:
@@ -100,11 +113,16 @@ def booking_transaction() -> Iterator[None]:
     if is_sqlite():
         acquired = _sqlite_writer.acquire(timeout=timeout_ms / 1000)
         if not acquired:
-            raise TimeoutError("the booking queue is busy")
+            raise BookingBusy("The booking queue is busy.")
         try:
             session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
             yield
             session.commit()
+        except OperationalError as error:
+            session.rollback()
+            if _is_busy(error):
+                raise BookingBusy("The booking queue is busy.") from error
+            raise
         except BaseException:
             session.rollback()
             raise
@@ -121,6 +139,11 @@ def booking_transaction() -> Iterator[None]:
         )
         yield
         session.commit()
+    except OperationalError as error:
+        session.rollback()
+        if _is_busy(error):
+            raise BookingBusy("The booking queue is busy.") from error
+        raise
     except BaseException:
         session.rollback()
         raise

@@ -58,10 +58,12 @@ def _int(name: str, value: Any, low: int, high: int) -> int:
     return value
 
 
-def _text(name: str, value: Any, max_length: int, required: bool) -> str:
+def _text(name: str, value: Any, max_length: int, required: bool, multiline: bool = False) -> str:
     if not isinstance(value, str):
         raise EventTypeError(name, "Must be text.")
     value = value.strip()
+    if not multiline and any(not ch.isprintable() for ch in value):
+        raise EventTypeError(name, "Must be one line of text, without control characters.")
     if required and not value:
         raise EventTypeError(name, "Must not be empty.")
     if len(value) > max_length:
@@ -96,9 +98,10 @@ def clean_fields(data: Mapping[str, Any], *, partial: bool) -> dict[str, Any]:
                 raise EventTypeError(name, "Use lowercase letters, digits and single hyphens.")
             cleaned[name] = slug
         elif name == "description":
-            cleaned[name] = _text(name, "" if value is None else value, 5000, required=False)
+            description = "" if value is None else value
+            cleaned[name] = _text(name, description, 5000, required=False, multiline=True)
         elif name == "location":
-            if value not in LOCATIONS:
+            if not isinstance(value, str) or value not in LOCATIONS:
                 raise EventTypeError(name, "Must be one of: " + ", ".join(LOCATIONS) + ".")
             cleaned[name] = value
         elif name == "active":

@@ -32,3 +32,8 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 socketio = SocketIO()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+# Public booking, by the JSON API or the booking page's form: one budget per client address.
+public_booking_limit = limiter.shared_limit(
+    "60 per minute", scope="public-booking", methods=["POST"]
+)

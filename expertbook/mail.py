@@ -63,6 +63,15 @@ def build_messages(booking: Booking, kind: str) -> list[EmailMessage]:
 
 
 def _deliver(app: Flask, booking_id: int, kind: str) -> None:
+    try:
+        _build_and_send(app, booking_id, kind)
+    except Exception:  # noqa: BLE001 - a background task: log it, never lose it silently
+        app.logger.exception("the %s mail for booking %s failed", kind, booking_id)
+        if app.config.get("MAIL_SYNC"):
+            raise
+
+
+def _build_and_send(app: Flask, booking_id: int, kind: str) -> None:
     with app.app_context():
         booking = db.session.get(Booking, booking_id)
         if booking is None:

@@ -222,6 +222,8 @@ class IdempotencyKey(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     event_type_id: Mapped[int] = mapped_column(sa.ForeignKey("event_type.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(sa.String(255))
+    # SHA-256 of the request and caller: the same key with another request is refused.
+    request_hash: Mapped[str] = mapped_column(sa.String(64), server_default="")
     booking_id: Mapped[int] = mapped_column(sa.ForeignKey("booking.id", ondelete="CASCADE"))
     response: Mapped[dict] = mapped_column(sa.JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -31,8 +31,9 @@ def room_of(event_type_id: int) -> str:
     return f"event-type:{event_type_id}"
 
 
-def _event_type_id(payload: Any) -> int | None:
-    if not isinstance(payload, dict):
+def _event_type_id(payload: Any = None, *extra: Any) -> int | None:
+    """The id from the one argument {"event_type_id": N}, or None for anything else."""
+    if extra or not isinstance(payload, dict):
         return None
     value = payload.get("event_type_id")
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
@@ -45,9 +46,9 @@ def _error(code: str, message: str) -> None:
 
 
 @socketio.on("join")
-def on_join(payload: Any = None):
+def on_join(*args: Any):
     """A booking page subscribes to its event type's room."""
-    event_type_id = _event_type_id(payload)
+    event_type_id = _event_type_id(*args)
     if event_type_id is None:
         return _error("invalid_payload", 'Send {"event_type_id": <positive integer>}.')
     active = db.session.scalar(sa.select(EventType.active).where(EventType.id == event_type_id))
@@ -58,9 +59,9 @@ def on_join(payload: Any = None):
 
 
 @socketio.on("leave")
-def on_leave(payload: Any = None):
+def on_leave(*args: Any):
     """A booking page unsubscribes."""
-    event_type_id = _event_type_id(payload)
+    event_type_id = _event_type_id(*args)
     if event_type_id is None:
         return _error("invalid_payload", 'Send {"event_type_id": <positive integer>}.')
     leave_room(room_of(event_type_id))

@@ -68,11 +68,13 @@ def _bump_schedule_versions(session: Session, _context, _instances) -> None:
 
 
 class AnswerCache:
-    """A small per-process LRU of answers (bytes), safe for threads and green threads."""
+    """A small per-process LRU of answers (bytes), safe for threads and green threads,
+    bounded in entries and in bytes; an answer too large to be worth keeping is not kept."""
 
-    def __init__(self, size: int = 512):
-        self.size = size
+    def __init__(self, size: int = 512, max_bytes: int = 32 << 20, max_item: int = 256 << 10):
+        self.size, self.max_bytes, self.max_item = size, max_bytes, max_item
         self._items: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> bytes | None:
@@ -83,15 +85,19 @@ class AnswerCache:
             return value
 
     def put(self, key: Hashable, value: bytes) -> None:
+        if len(value) > self.max_item:
+            return
         with self._lock:
+            old = self._items.pop(key, None)
+            self._bytes += len(value) - (len(old) if old is not None else 0)
             self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            while len(self._items) > self.size or self._bytes > self.max_bytes:
+                _, dropped = self._items.popitem(last=False)
+                self._bytes -= len(dropped)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
+    @property
+    def bytes(self) -> int:
+        return self._bytes
 
 
 def slot_answers() -> AnswerCache:

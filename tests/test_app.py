@@ -80,3 +80,38 @@ def test_production_cookies_are_secure_and_need_a_secret(monkeypatch, tmp_path):
     )
     cookie = app.test_client().get("/auth/login").headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+HUGE = "9" * 30
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", f"/dashboard/event-types/{HUGE}/edit"),
+        ("POST", f"/dashboard/event-types/{HUGE}/toggle"),
+        ("POST", f"/dashboard/tokens/{HUGE}/revoke"),
+        ("GET", f"/api/v1/event-types/{HUGE}"),
+        ("GET", f"/api/v1/event-types/{HUGE}/slots?from=2026-01-01&to=2026-01-01"),
+        ("POST", f"/api/v1/event-types/{HUGE}/bookings"),
+    ],
+)
+def test_ids_too_big_for_the_database_are_404(client, auth, make_user, method, path):
+    make_user("coach", expert=True)
+    auth.login("coach")
+    token = auth.csrf_token("/dashboard/")
+    response = client.open(path, method=method, data={"csrf_token": token})
+    assert response.status_code == 404
+
+
+def test_a_huge_page_number_is_fine(client, auth, make_user):
+    make_user("ann")
+    auth.login("ann")
+    assert client.get(f"/bookings?page={HUGE}").status_code == 200
+    assert client.get("/bookings?page=-5").status_code == 200
+
+
+def test_cli_refuses_a_huge_token_id_in_one_line(runner):
+    result = runner.invoke(args=["tokens", "revoke", HUGE])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if line.strip()]) <= 4

@@ -198,3 +198,49 @@ def test_exclusion_constraint_refuses_a_direct_overlapping_insert(pg_app, expert
     db.session.rollback()
     insert(first.end_at)  # back-to-back is fine
     insert(first.start_at, status="cancelled")  # cancelled bookings do not block
+
+
+def test_a_stuck_lock_holder_gives_503_and_writes_nothing(pg_app, expert, make_event_type):
+    import psycopg2
+
+    event_type = make_event_type(expert)
+    pg_app.config["BOOKING_LOCK_TIMEOUT_MS"] = 300
+    url = sa.make_url(str(db.engine.url)).set(drivername="postgresql")
+    holder = psycopg2.connect(url.render_as_string(hide_password=False))
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute('SELECT id FROM "user" WHERE id = %s FOR UPDATE', (expert.id,))
+        response = pg_app.test_client().post(
+            f"/api/v1/event-types/{event_type.id}/bookings",
+            json={"start": next_monday(10).isoformat(), "name": "A", "email": "a@example.com"},
+        )
+    finally:
+        holder.rollback()
+        holder.close()
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "busy" and response.headers["Retry-After"]
+    assert confirmed_count() == 0
+
+
+def test_the_same_key_with_another_request_is_refused(any_app, expert, make_event_type):
+    from expertbook.booking import IdempotencyKeyReused
+
+    event_type = make_event_type(expert)
+    book(event_type, next_monday(10), key="shared")
+    with pytest.raises(IdempotencyKeyReused):  # a stranger guessing the key gets nothing
+        book(event_type, next_monday(11), key="shared", email="eve@example.com")
+    with pytest.raises(IdempotencyKeyReused):
+        book(event_type, next_monday(10), key="shared", email="eve@example.com")
+    assert confirmed_count() == 1
+
+
+@pytest.mark.parametrize("name", ["\u0001\u200b", "\n\t", "   ", "\u200b"])
+def test_names_without_letters_are_refused(name):
+    with pytest.raises(BookingInputError):
+        check_request(next_monday(10), name, "ann@example.com")
+
+
+@pytest.mark.parametrize("start", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:00-01:00"])
+def test_starts_at_the_calendars_ends_are_refused(start):
+    with pytest.raises(BookingInputError):
+        check_request(datetime.fromisoformat(start), "Ann", "ann@example.com")

@@ -110,3 +110,13 @@ def test_behind_a_proxy_the_forwarded_address_is_limited(proxied_app, sync):
 
     assert [post("203.0.113.1") for _ in range(61)][-1] == 429
     assert post("203.0.113.2") == 422  # another client behind the same proxy
+
+
+def test_the_booking_api_and_form_share_one_budget(limited_app, sync, coach):
+    client = limited_app.test_client()
+    api = f"/api/v1/event-types/{sync.id}/bookings"
+    assert [client.post(api, json={"start": "x"}).status_code for _ in range(60)][-1] == 422
+    start = day_ahead(3, 10).strftime("%Y-%m-%dT%H:%M:%SZ")
+    path = f"/{coach.username}/{sync.slug}/book?start={start}"
+    form = AuthActions(client).post(path, {"name": "A", "email": "a@example.com"})
+    assert form.status_code == 429

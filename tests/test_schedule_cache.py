@@ -32,6 +32,15 @@ def test_answer_cache_is_a_bounded_lru():
     assert (cache.get("a"), cache.get("b"), cache.get("c")) == (b"1", None, b"3")
 
 
+def test_answer_cache_keeps_to_its_byte_budget():
+    cache = AnswerCache(size=100, max_bytes=1000, max_item=400)
+    for i in range(10):
+        cache.put(i, b"x" * 300)
+    assert cache.bytes <= 1000 and cache.get(9) == b"x" * 300 and cache.get(0) is None
+    cache.put("huge", b"x" * 401)
+    assert cache.get("huge") is None
+
+
 def starts(client, event_type, day) -> list[str]:
     day = day.date().isoformat()
     answer = client.get(f"/api/v1/event-types/{event_type.id}/slots?from={day}&to={day}&tz=UTC")

@@ -10,6 +10,7 @@ from flask import current_app, jsonify, request, url_for
 from ..booking import (
     BookingInputError,
     BookingStateError,
+    IdempotencyKeyReused,
     SlotUnavailable,
     book_slot,
     cancel_booking,
@@ -17,7 +18,7 @@ from ..booking import (
     check_request,
 )
 from ..bookings.queries import bookings_of
-from ..extensions import db, limiter
+from ..extensions import db, public_booking_limit
 from ..mail import send_booking_mail
 from ..models import Booking, EventType
 from ..realtime import announce_slot_released, announce_slot_taken
@@ -53,12 +54,8 @@ def booking_payload(booking: Booking, manage_token: str | None = None) -> dict:
     }
 
 
-def public_limit() -> str:
-    return "60 per minute"
-
-
 @bp.post("/event-types/<int:event_type_id>/bookings")
-@limiter.limit(public_limit)
+@public_booking_limit
 def create_booking(event_type_id: int):
     """Book a slot; a retry with the same Idempotency-Key gets the first answer."""
     event_type = db.session.get(EventType, event_type_id)
@@ -89,6 +86,8 @@ def create_booking(event_type_id: int):
         )
     except SlotUnavailable as error:
         raise ApiError(409, "slot_unavailable", str(error)) from None
+    except IdempotencyKeyReused as error:
+        raise invalid("Idempotency-Key", str(error), code="idempotency_key_reused") from None
     if not result.replayed:
         announce_slot_taken(result.booking)
         send_booking_mail(result.booking, "booked")

@@ -80,7 +80,12 @@ def login():
 def logout():
     """Sign out and drop the whole session."""
     if EmptyForm().validate_on_submit():
-        logout_user()
+        # The session lives in a signed cookie, so a copy of it would outlive the log-out;
+        # a new session_version makes every copy (and every remember-me cookie) invalid.
+        current_user.session_version += 1
+        db.session.commit()
+        # Cleared first: logout_user() then leaves its note to delete the remember cookie.
         session.clear()
+        logout_user()
         flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))

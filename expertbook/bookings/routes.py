@@ -34,6 +34,7 @@ from .queries import my_bookings_page
 
 bp = Blueprint("bookings", __name__, url_prefix="/bookings")
 PER_PAGE = 20
+MAX_PAGE = 10_000
 
 
 @bp.get("")
@@ -41,9 +42,9 @@ PER_PAGE = 20
 def index():
     """My Bookings: sessions as client and as expert, upcoming or past, paginated."""
     scope = "past" if request.args.get("scope") == "past" else "upcoming"
-    page = request.args.get("page", 1, type=int) or 1
+    page = min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
     bookings, has_next = my_bookings_page(
-        current_user, scope=scope, now=datetime.now(UTC), page=max(page, 1), per_page=PER_PAGE
+        current_user, scope=scope, now=datetime.now(UTC), page=page, per_page=PER_PAGE
     )
     return render_template(
         "bookings/index.html", bookings=bookings, scope=scope, page=page, has_next=has_next

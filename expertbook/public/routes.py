@@ -11,17 +11,18 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from ..api.bookings import booking_payload, public_limit
+from ..api.bookings import booking_payload
 from ..api.inputs import iso_z
 from ..booking import (
     BookingInputError,
+    IdempotencyKeyReused,
     SlotUnavailable,
     book_slot,
     check_idempotency_key,
     check_request,
 )
 from ..event_types import LOCATIONS
-from ..extensions import db, limiter
+from ..extensions import db, public_booking_limit
 from ..mail import send_booking_mail
 from ..models import EventType, User
 from ..realtime import announce_slot_taken
@@ -178,7 +179,7 @@ def booking_page(username: str, slug: str):
 
 
 @bp.route("/<username>/<slug>/book", methods=["GET", "POST"])
-@limiter.limit(public_limit, methods=["POST"])
+@public_booking_limit
 def confirm(username: str, slug: str):
     """The confirm step: the chosen time, the guest's details, and the booking itself."""
     event_type = event_type_or_404(username, slug)
@@ -242,6 +243,10 @@ def submit_booking(
     except SlotUnavailable:
         flash(TAKEN_MESSAGE, "error")
         return redirect(booking_url(event_type, tz, start))
+    except IdempotencyKeyReused as error:  # the form changed after a submit: a fresh key
+        form.form_errors.append(str(error))
+        form.idempotency_key.data = secrets.token_urlsafe(16)
+        return None
     if not result.replayed:
         announce_slot_taken(result.booking)
         send_booking_mail(result.booking, "booked")

@@ -23,7 +23,17 @@ json_values = st.recursive(
     max_leaves=10,
 )  # fmt: skip
 real_start = st.sampled_from([day_ahead(3, h).strftime("%Y-%m-%dT%H:%M:%SZ") for h in (9, 10)])
-times = real_start | st.text(max_size=30) | st.datetimes().map(lambda d: d.isoformat())
+aware = st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat())
+offsets = st.builds(
+    lambda d, minutes: (
+        f"{d.isoformat()}{'+' if minutes >= 0 else '-'}"
+        f"{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    ),
+    st.datetimes(),
+    st.integers(-1439, 1439),
+)  # extreme offsets at the calendar's ends
+times = real_start | st.text(max_size=30) | st.datetimes().map(lambda d: d.isoformat()) | aware
+times = times | offsets
 booking_bodies = (
     st.fixed_dictionaries(
         {},
@@ -73,3 +83,17 @@ def test_booking_endpoint_survives_anything(client, sync, body, key):
 def test_slots_endpoint_survives_anything(client, sync, params):
     response = client.get(f"/api/v1/event-types/{sync.id}/slots", query_string=params)
     assert response.status_code in (200, 422), response.json
+
+
+@FUZZ
+@given(
+    event_type_id=st.integers(min_value=-(2**70), max_value=2**70),
+    method=st.sampled_from(["GET", "PATCH", "DELETE"]),
+)
+def test_any_event_type_id_is_at_worst_a_404(client, sync, event_type_id, method):
+    for path in (
+        f"/api/v1/event-types/{event_type_id}",
+        f"/api/v1/event-types/{event_type_id}/slots",
+    ):
+        response = client.open(path, method=method if "slots" not in path else "GET")
+        assert response.status_code in (200, 401, 404, 405, 422), response.status_code

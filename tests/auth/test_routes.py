@@ -142,3 +142,17 @@ def test_login_gives_a_fresh_session(client, auth, make_user):
     auth.login("ann")
     with client.session_transaction() as session:
         assert "planted" not in session
+
+
+def test_logout_kills_copies_of_the_session_and_the_remember_cookie(app, client, auth, make_user):
+    make_user("ann")
+    auth.login("ann", remember="y")
+    stolen_session = client.get_cookie("session").value
+    stolen_remember = client.get_cookie("remember_token").value
+    response = auth.logout()
+    assert "remember_token=;" in " ".join(response.headers.getlist("Set-Cookie"))
+    for cookies in ({"session": stolen_session}, {"remember_token": stolen_remember}):
+        thief = app.test_client()
+        for name, value in cookies.items():
+            thief.set_cookie(name, value)
+        assert thief.get("/profile").status_code == 302, f"{cookies} still signs in"
