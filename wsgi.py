@@ -26,6 +26,7 @@ from dotenv import load_dotenv  # noqa: E402
 load_dotenv()
 
 from expertbook import create_app  # noqa: E402
+from expertbook.access_log import RedactedLog  # noqa: E402
 from expertbook.extensions import socketio  # noqa: E402
 
 app = create_app(os.environ.get("EXPERTBOOK_ENV") or "development")
@@ -48,7 +49,9 @@ def serve() -> None:
     # kept-alive connection waits ~40 ms for the client's delayed ACK. Accepted sockets
     # inherit the option from the listener.
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    eventlet_wsgi.server(listener, app, log_output=access_log, max_size=4096)
+    eventlet_wsgi.server(
+        listener, app, log=RedactedLog(sys.stderr), log_output=access_log, max_size=4096
+    )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,13 @@ def subject_of(booking: Booking, kind: str) -> str:
     return f"{KINDS[kind][1]}: {title} with {expert} and {booking.name}"
 
 
-def build_messages(booking: Booking, kind: str) -> list[EmailMessage]:
-    """One message for each party, each with a text/calendar part (METHOD per KINDS)."""
+def build_messages(
+    booking: Booking, kind: str, manage_url: str | None = None
+) -> list[EmailMessage]:
+    """One message for each party, each with a text/calendar part (METHOD per KINDS).
+
+    `manage_url` is the guest's link (with its token) when the caller has it: the mail is
+    how a guest finds the booking again. The expert's mail links to the booking's page."""
     method, _prefix = KINDS[kind]
     config = current_app.config
     ics = calendar_file([booking], config["BASE_URL"], method=method)
@@ -44,7 +49,10 @@ def build_messages(booking: Booking, kind: str) -> list[EmailMessage]:
         (booking.email, booking.client.timezone if booking.client else expert.timezone, False),
         (expert.email, expert.timezone, True),
     ):
-        context = dict(booking=booking, kind=kind, tz=tz, for_expert=is_expert)
+        link = f"{config['BASE_URL']}/bookings/{booking.uid}"
+        if not is_expert and booking.client_id is None:
+            link = manage_url  # a guest has no account: only the tokened link opens it
+        context = dict(booking=booking, kind=kind, tz=tz, for_expert=is_expert, link=link)
         message = EmailMessage()
         message["Subject"] = subject
         message["From"] = config["MAIL_FROM"]
@@ -62,21 +70,21 @@ def build_messages(booking: Booking, kind: str) -> list[EmailMessage]:
     return messages
 
 
-def _deliver(app: Flask, booking_id: int, kind: str) -> None:
+def _deliver(app: Flask, booking_id: int, kind: str, manage_url: str | None) -> None:
     try:
-        _build_and_send(app, booking_id, kind)
+        _build_and_send(app, booking_id, kind, manage_url)
     except Exception:  # noqa: BLE001 - a background task: log it, never lose it silently
         app.logger.exception("the %s mail for booking %s failed", kind, booking_id)
         if app.config.get("MAIL_SYNC"):
             raise
 
 
-def _build_and_send(app: Flask, booking_id: int, kind: str) -> None:
+def _build_and_send(app: Flask, booking_id: int, kind: str, manage_url: str | None) -> None:
     with app.app_context():
         booking = db.session.get(Booking, booking_id)
         if booking is None:
             return
-        messages = build_messages(booking, kind)
+        messages = build_messages(booking, kind, manage_url)
         config = app.config
         if not config["MAIL_SERVER"]:
             for message in messages:
@@ -93,8 +101,9 @@ def _build_and_send(app: Flask, booking_id: int, kind: str) -> None:
             log.exception("could not send the %s mail for booking %s", kind, booking.uid)
 
 
-def send_booking_mail(booking: Booking, kind: str) -> None:
-    """Mail both parties about `booking` (kind: booked, rescheduled, cancelled), after commit."""
+def send_booking_mail(booking: Booking, kind: str, manage_url: str | None = None) -> None:
+    """Mail both parties about `booking` (kind: booked, rescheduled, cancelled), after commit;
+    `manage_url` is the guest's tokened link, when known."""
     app = current_app._get_current_object()
     if not app.config["MAIL_SERVER"] and not app.config.get("MAIL_SYNC"):
         # No mail server: a log line, without building messages nobody receives (rendering
@@ -103,6 +112,6 @@ def send_booking_mail(booking: Booking, kind: str) -> None:
             log.info("mail to %s: %s", to, subject_of(booking, kind))
         return
     if app.config.get("MAIL_SYNC"):
-        _deliver(app, booking.id, kind)
+        _deliver(app, booking.id, kind, manage_url)
     else:
-        socketio.start_background_task(_deliver, app, booking.id, kind)
+        socketio.start_background_task(_deliver, app, booking.id, kind, manage_url)

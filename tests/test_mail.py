@@ -64,3 +64,15 @@ def test_a_broken_mail_server_does_not_fail_the_booking(app, client, sync):
     body = {"start": start, "name": "Ann", "email": "ann@example.com"}
     response = client.post(f"/api/v1/event-types/{sync.id}/bookings", json=body)
     assert response.status_code == 201
+
+
+def test_the_guest_mail_carries_the_manage_link(inbox, client, sync):
+    start = day_ahead(3, 11).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = {"start": start, "name": "Guest", "email": "guest@example.com"}
+    answer = client.post(f"/api/v1/event-types/{sync.id}/bookings", json=body).json
+    guest = next(m for m in inbox.messages if m["To"] == "guest@example.com")
+    text = next(p for p in guest.walk() if p.get_content_type() == "text/plain").get_content()
+    assert answer["manage_url"] in text
+    expert = next(m for m in inbox.messages if m["To"] == "coach@example.com")
+    expert_text = next(p for p in expert.walk() if p.get_content_type() == "text/plain")
+    assert "token=" not in expert_text.get_content()

@@ -90,7 +90,7 @@ def create_booking(event_type_id: int):
         raise invalid("Idempotency-Key", str(error), code="idempotency_key_reused") from None
     if not result.replayed:
         announce_slot_taken(result.booking)
-        send_booking_mail(result.booking, "booked")
+        send_booking_mail(result.booking, "booked", result.response["manage_url"])
     return jsonify(result.response), 201
 
 

@@ -62,6 +62,13 @@ def _links(booking, token) -> dict[str, str]:
     return links
 
 
+def manage_url(booking, token: str | None) -> str | None:
+    """The guest's absolute link to this booking, when the request came with its token."""
+    if not token:
+        return None
+    return current_app.config["BASE_URL"] + url_for("bookings.detail", uid=booking.uid, token=token)
+
+
 def viewer_tz(booking) -> str:
     """The zone the page was asked for (?tz=), else the signed-in user's, else the expert's."""
     tz = request.args.get("tz", "")
@@ -112,7 +119,7 @@ def cancel(uid: str):
         return redirect(url_for("bookings.detail", **_links(booking, token)))
     if changed:
         announce_slot_released(booking)
-        send_booking_mail(booking, "cancelled")
+        send_booking_mail(booking, "cancelled", manage_url(booking, token))
         flash("The booking is cancelled; both of you get an email.", "success")
     return redirect(url_for("bookings.detail", **_links(booking, token)))
 
@@ -135,7 +142,7 @@ def reschedule(uid: str):
         else:
             announce_slot_released(booking, start=old_start)
             announce_slot_taken(booking)
-            send_booking_mail(booking, "rescheduled")
+            send_booking_mail(booking, "rescheduled", manage_url(booking, token))
             flash("The booking is moved; both of you get an updated invite.", "success")
             return redirect(url_for("bookings.detail", **_links(booking, token)))
     day = _day_param(request.args.get("date"), booking, tz)

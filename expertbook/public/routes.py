@@ -249,7 +249,7 @@ def submit_booking(
         return None
     if not result.replayed:
         announce_slot_taken(result.booking)
-        send_booking_mail(result.booking, "booked")
+        send_booking_mail(result.booking, "booked", result.response["manage_url"])
     # Only the path and query: the answer's absolute URL must not send the guest elsewhere.
     # The guest's zone rides along, so the confirmation shows their own time.
     parts = urlsplit(result.response["manage_url"])

@@ -1,0 +1,23 @@
+"""The server's access log, without the secrets some URLs carry."""
+
+from __future__ import annotations
+
+import re
+from typing import TextIO
+
+# A guest's manage token (?token=...) and an expert's calendar feed address.
+TOKEN = re.compile(r"(token=)[^&\s\"]+")
+FEED = re.compile(r"(/calendar/)[^\s\"?/]+(\.ics)")
+
+
+class RedactedLog:
+    """A file-like log for eventlet's WSGI server that blanks out those secrets."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        self.stream.write(FEED.sub(r"\1…\2", TOKEN.sub(r"\1…", text)))
+
+    def flush(self) -> None:
+        self.stream.flush()
