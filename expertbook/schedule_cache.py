@@ -5,16 +5,18 @@ a date override, the expert's zone) bumps `User.schedule_version` in the same tr
 A cached answer is keyed by that version, so the first request after the commit, on any
 process, misses and computes afresh; nothing has to be told to forget anything.
 
-`now` is part of the key at minute precision: slot starts, notice and horizon are whole
-minutes, so computing with `now` rounded up to the minute gives exactly the slots the rule
-gives for every instant of that minute (see `ceil_minute`).
+An answer depends on `now` only through its two ends (notice and horizon), so it is
+computed once with the horizon a day wider and trimmed exactly to `now` each time it is
+served (`CachedSlots.json_for`); it stays valid for `SLOTS_TTL`.
 """
 
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Hashable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import chain
 
@@ -27,14 +29,35 @@ from .models import AvailabilityRule, Booking, DateOverride, EventType, User
 SCHEDULE_MODELS = (Booking, EventType, AvailabilityRule, DateOverride)
 
 
-def ceil_minute(now: datetime) -> datetime:
-    """`now` rounded up to the whole minute.
+SLOTS_TTL = timedelta(minutes=10)
+# The horizon a cached answer is computed with, beyond the event type's own; it must be
+# longer than SLOTS_TTL.
+EXTRA_DAYS_AHEAD = 1
 
-    For a slot start s, notice n and horizon d (all whole minutes), s >= now + n exactly
-    when s >= ceil_minute(now) + n, and s < now + d exactly when s < ceil_minute(now) + d.
-    """
-    floor = now.replace(second=0, microsecond=0)
-    return floor if floor == now else floor + timedelta(minutes=1)
+
+@dataclass(frozen=True)
+class CachedSlots:
+    """One slots answer, computed at `computed_at` with a wider horizon, as JSON pieces."""
+
+    computed_at: datetime
+    notice: timedelta
+    horizon: timedelta
+    starts: list[datetime]
+    fragments: list[str]  # '{"start": "...Z", "end": "...Z"}' for each start
+
+    @property
+    def size(self) -> int:
+        return sum(map(len, self.fragments)) + 64 * len(self.starts)
+
+    def fresh(self, now: datetime) -> bool:
+        return self.computed_at <= now < self.computed_at + SLOTS_TTL
+
+    def json_for(self, now: datetime, head: str, tail: str) -> str:
+        """The slots offered at `now`: starts at least `notice` and less than `horizon`
+        after `now` (every other rule does not move with time)."""
+        first = bisect_left(self.starts, now + self.notice)
+        last = bisect_left(self.starts, now + self.horizon)
+        return head + ",".join(self.fragments[first:last]) + tail
 
 
 def _expert_id(obj) -> int | None:
@@ -68,32 +91,34 @@ def _bump_schedule_versions(session: Session, _context, _instances) -> None:
 
 
 class AnswerCache:
-    """A small per-process LRU of answers (bytes), safe for threads and green threads,
-    bounded in entries and in bytes; an answer too large to be worth keeping is not kept."""
+    """A small per-process LRU of answers, safe for threads and green threads, bounded in
+    entries and in (approximate) bytes; an answer too large to be worth keeping is not."""
 
     def __init__(self, size: int = 512, max_bytes: int = 32 << 20, max_item: int = 256 << 10):
         self.size, self.max_bytes, self.max_item = size, max_bytes, max_item
-        self._items: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._items: OrderedDict[Hashable, tuple[object, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable) -> bytes | None:
+    def get(self, key: Hashable):
         with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
+            item = self._items.get(key)
+            if item is None:
+                return None
+            self._items.move_to_end(key)
+            return item[0]
 
-    def put(self, key: Hashable, value: bytes) -> None:
-        if len(value) > self.max_item:
+    def put(self, key: Hashable, value, size: int | None = None) -> None:
+        size = len(value) if size is None else size
+        if size > self.max_item:
             return
         with self._lock:
             old = self._items.pop(key, None)
-            self._bytes += len(value) - (len(old) if old is not None else 0)
-            self._items[key] = value
+            self._bytes += size - (old[1] if old is not None else 0)
+            self._items[key] = (value, size)
             while len(self._items) > self.size or self._bytes > self.max_bytes:
-                _, dropped = self._items.popitem(last=False)
-                self._bytes -= len(dropped)
+                _, (_, dropped) = self._items.popitem(last=False)
+                self._bytes -= dropped
 
     @property
     def bytes(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -69,8 +70,12 @@ def slots_for(
     viewer_tz: str,
     now: datetime,
     except_booking_id: int | None = None,
+    extra_days_ahead: int = 0,
 ) -> list[Interval]:
     """The offered slots of `event_type` on the viewer's days day_from..day_to.
+
+    `extra_days_ahead` widens the booking horizon (for a cached answer that is trimmed to
+    the exact horizon each time it is served).
 
     Raises:
         UnknownTimeZone: `viewer_tz` is not an IANA zone.
@@ -79,16 +84,20 @@ def slots_for(
         window = day_window(day_from, day_to, viewer_tz)
     except (OverflowError, ValueError):  # the calendar's ends (or to < from): nothing offered
         return []
-    if window.end <= now or window.start >= now + timedelta(days=event_type.max_days_ahead):
+    horizon = timedelta(days=event_type.max_days_ahead + extra_days_ahead)
+    if window.end <= now or window.start >= now + horizon:
         # Nothing can be offered; and near the calendar's ends the busy query's margins
         # would overflow datetime.
         return []
     busy = busy_intervals(
         event_type.expert_id, window.start, window.end, except_booking_id=except_booking_id
     )
+    rules = rules_of(event_type)
+    if extra_days_ahead:
+        rules = replace(rules, max_days_ahead=rules.max_days_ahead + extra_days_ahead)
     return offered_slots(
         availability_of(event_type.expert),
-        rules_of(event_type),
+        rules,
         busy,
         now=now,
         day_from=day_from,

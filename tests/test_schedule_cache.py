@@ -7,20 +7,42 @@ import pytest
 from expertbook.availability import set_availability
 from expertbook.booking import cancel_booking
 from expertbook.extensions import db
-from expertbook.schedule_cache import AnswerCache, ceil_minute
+from expertbook.schedule_cache import SLOTS_TTL, AnswerCache, CachedSlots
 from tests.booking_fixtures import NOW, day_ahead
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def cached(starts, notice=60, horizon_days=1) -> CachedSlots:
+    return CachedSlots(
+        computed_at=T0,
+        notice=timedelta(minutes=notice),
+        horizon=timedelta(days=horizon_days),
+        starts=starts,
+        fragments=[f'"{s:%d %H:%M}"' for s in starts],
+    )
 
 
 @pytest.mark.parametrize(
-    "now, expected",
+    "later, expected",
     [
-        (datetime(2026, 3, 1, 9, 0, tzinfo=UTC), datetime(2026, 3, 1, 9, 0, tzinfo=UTC)),
-        (datetime(2026, 3, 1, 9, 0, 0, 1, tzinfo=UTC), datetime(2026, 3, 1, 9, 1, tzinfo=UTC)),
-        (datetime(2026, 3, 1, 9, 59, 59, tzinfo=UTC), datetime(2026, 3, 1, 10, 0, tzinfo=UTC)),
+        (timedelta(0), '["02 10:00","02 10:30","03 08:30"]'),
+        (timedelta(minutes=1), '["02 10:30","03 08:30","03 09:00"]'),  # 10:00 is now too soon
+        (timedelta(minutes=30), '["02 10:30","03 08:30","03 09:00"]'),
+        (timedelta(minutes=31), '["03 08:30","03 09:00"]'),
     ],
 )
-def test_ceil_minute(now, expected):
-    assert ceil_minute(now) == expected
+def test_a_cached_answer_is_trimmed_to_now_exactly(later, expected):
+    starts = [T0 + timedelta(minutes=m) for m in (60, 90)]
+    starts += [T0 + timedelta(days=1, minutes=m) for m in (-30, 0)]
+    answer = cached(starts)
+    assert answer.json_for(T0 + later, "[", "]") == expected
+
+
+def test_a_cached_answer_expires():
+    answer = cached([])
+    assert answer.fresh(T0) and answer.fresh(T0 + SLOTS_TTL - timedelta(seconds=1))
+    assert not answer.fresh(T0 + SLOTS_TTL) and not answer.fresh(T0 - timedelta(seconds=1))
 
 
 def test_answer_cache_is_a_bounded_lru():

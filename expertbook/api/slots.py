@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import json
+from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
-from flask import current_app, jsonify, request
+from flask import current_app, request
 from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from ..models import EventType
-from ..schedule_cache import ceil_minute, slot_answers
+from ..schedule_cache import EXTRA_DAYS_AHEAD, CachedSlots, slot_answers
 from ..slots import slots_for
 from . import bp
 from .errors import ApiError
@@ -54,16 +55,31 @@ def event_type_slots(event_type_id: int):
         raise invalid("to", f"At most {MAX_DAYS} days a call.")
     tz = request.args.get("tz")
     tz = event_type.expert.timezone if tz is None else parse_timezone(tz, "tz")
-    now = ceil_minute(datetime.now(UTC))
-    key = (event_type.id, event_type.expert.schedule_version, day_from, day_to, tz, now)
+    now = datetime.now(UTC)
+    key = (event_type.id, event_type.expert.schedule_version, day_from, day_to, tz)
     cache = slot_answers()
-    body = cache.get(key)
-    if body is None:
-        slots = slots_for(event_type, day_from=day_from, day_to=day_to, viewer_tz=tz, now=now)
-        body = jsonify(
-            event_type_id=event_type.id,
-            timezone=tz,
-            slots=[{"start": iso_z(slot.start), "end": iso_z(slot.end)} for slot in slots],
-        ).get_data()
-        cache.put(key, body)
+    cached = cache.get(key)
+    if cached is None or not cached.fresh(now):
+        cached = _compute(event_type, day_from, day_to, tz, now)
+        cache.put(key, cached, cached.size)
+    head = f'{{"event_type_id": {event_type.id}, "timezone": {json.dumps(tz)}, "slots": ['
+    body = cached.json_for(now, head, "]}")
     return current_app.response_class(body, mimetype="application/json")
+
+
+def _compute(event_type: EventType, day_from: date, day_to: date, tz: str, now: datetime):
+    slots = slots_for(
+        event_type,
+        day_from=day_from,
+        day_to=day_to,
+        viewer_tz=tz,
+        now=now,
+        extra_days_ahead=EXTRA_DAYS_AHEAD,
+    )
+    return CachedSlots(
+        computed_at=now,
+        notice=timedelta(minutes=event_type.min_notice_minutes),
+        horizon=timedelta(days=event_type.max_days_ahead),
+        starts=[slot.start for slot in slots],
+        fragments=[f'{{"start": "{iso_z(s.start)}", "end": "{iso_z(s.end)}"}}' for s in slots],
+    )
