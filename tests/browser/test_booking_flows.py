@@ -35,6 +35,12 @@ def new_expert(server, *, title="Deep dive", duration=30, hours=(("09:00", "17:0
         timeout=10,
     )  # fmt: skip
     token = csrf_of(http.get(f"{server.url}/profile", timeout=10).text)
+    http.post(
+        f"{server.url}/profile",
+        data={"csrf_token": token, "name": "Dana Okafor", "timezone": "UTC",
+              "bio": "Product coach: roadmaps, discovery and team rituals."},
+        timeout=10,
+    )  # fmt: skip
     http.post(f"{server.url}/profile/become-expert", data={"csrf_token": token}, timeout=10)
     headers = {"X-CSRFToken": token}
     weekly = {day: [list(interval) for interval in hours] for day in WEEK}
