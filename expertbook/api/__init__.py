@@ -13,7 +13,9 @@ csrf.exempt(bp)
 
 @bp.errorhandler(ApiError)
 def api_error(error: ApiError):
-    return error_response(error.status, error.code, error.message, error.field)
+    # RFC 6750: a 401 says which scheme to use.
+    headers = {"WWW-Authenticate": 'Bearer realm="expertbook"'} if error.status == 401 else None
+    return error_response(error.status, error.code, error.message, error.field, headers=headers)
 
 
 from . import availability, bookings, event_types, routes, slots  # noqa: E402,F401  (views)

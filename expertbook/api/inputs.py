@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Any
 
@@ -27,8 +28,12 @@ def invalid(field: str, message: str, code: str = "invalid_field") -> ApiError:
     return ApiError(422, code, message, field=field)
 
 
+DAY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def parse_day(value: Any, field: str) -> date:
-    if not isinstance(value, str) or len(value) != 10:
+    # Only YYYY-MM-DD: fromisoformat would also take week dates such as 2026-W48-1.
+    if not isinstance(value, str) or not DAY_RE.fullmatch(value):
         raise invalid(field, "Use a date as YYYY-MM-DD.")
     try:
         return date.fromisoformat(value)

@@ -186,3 +186,15 @@ def test_slots_and_bookings_on_each_database(any_app, make_expert):
     add_booking(consult, at(1, 16))
     response = get_slots(client, consult, 0, 1, tz="America/New_York")
     assert response.json["slots"] == hourly(0, 10, 16) + hourly(1, 9, 15)
+
+
+def test_week_dates_are_not_days(client, make_user, make_event_type):
+    event_type = make_event_type(make_user("wk", expert=True))
+    answer = client.get(f"/api/v1/event-types/{event_type.id}/slots?from=2026-W48-1&to=2026-W48-2")
+    assert answer.status_code == 422 and answer.json["error"]["field"] == "from"
+
+
+def test_401_names_the_bearer_scheme(client):
+    answer = client.get("/api/v1/event-types")
+    assert answer.status_code == 401
+    assert answer.headers["WWW-Authenticate"].startswith("Bearer")
