@@ -11,13 +11,14 @@ from tests.booking_fixtures import day_ahead
 from tests.conftest import PASSWORD, AuthActions
 
 
-@pytest.fixture
-def limited_app(tmp_path):
+def app_with_limits(tmp_path, **config):
+    """An app with rate limits on (in memory, fresh), its context pushed while in use."""
     app = create_app(
         TestingConfig,
         SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'limits.db'}",
         RATELIMIT_ENABLED=True,
         RATELIMIT_STORAGE_URI="memory://",
+        **config,
     )
     with app.app_context():
         db.create_all()
@@ -25,6 +26,11 @@ def limited_app(tmp_path):
         yield app
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def limited_app(tmp_path):
+    yield from app_with_limits(tmp_path)
 
 
 def test_login_attempts_per_account_are_limited(limited_app, make_user):
@@ -85,19 +91,7 @@ def test_a_huge_form_is_refused_with_413(client):
 
 @pytest.fixture
 def proxied_app(tmp_path):
-    app = create_app(
-        TestingConfig,
-        SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'proxy.db'}",
-        RATELIMIT_ENABLED=True,
-        RATELIMIT_STORAGE_URI="memory://",
-        PROXY_COUNT=1,
-    )
-    with app.app_context():
-        db.create_all()
-        limiter.reset()
-        yield app
-        db.session.remove()
-        db.engine.dispose()
+    yield from app_with_limits(tmp_path, PROXY_COUNT=1)
 
 
 def test_behind_a_proxy_the_forwarded_address_is_limited(proxied_app, sync):
