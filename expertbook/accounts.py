@@ -7,6 +7,7 @@ import re
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 
+from .errors import FieldError
 from .extensions import db
 from .models import ApiToken, User, hash_token, new_token
 from .passwords import hash_password
@@ -64,13 +65,8 @@ MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 256
 
 
-class AccountError(ValueError):
+class AccountError(FieldError):
     """Bad input for an account operation; `field` names the offending input."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 def normalize_username(raw: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date
 
+from .errors import FieldError
 from .extensions import db
 from .models import AvailabilityRule, DateOverride, User
 from .scheduling import Availability, is_valid_timezone, validate_day_intervals
@@ -12,11 +13,8 @@ from .scheduling import Availability, is_valid_timezone, validate_day_intervals
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-class AvailabilityError(ValueError):
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
+class AvailabilityError(FieldError):
+    """Bad weekly hours, override or zone; `field` names it."""
 
 
 def availability_of(expert: User) -> Availability:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .accounts import AccountError, normalize_email
 from .database import booking_transaction
+from .errors import FieldError
 from .extensions import db
 from .models import Booking, EventType, IdempotencyKey, User, hash_token, new_token
 from .slots import is_bookable
@@ -39,13 +40,8 @@ class IdempotencyKeyReused(Exception):
     """An Idempotency-Key sent again with a different request or by another caller."""
 
 
-class BookingInputError(ValueError):
+class BookingInputError(FieldError):
     """Bad booking input; `field` names it."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)

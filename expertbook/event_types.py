@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .errors import FieldError
 from .extensions import db
 from .models import Booking, EventType, User
 
@@ -39,14 +40,8 @@ FIELDS = (
 REQUIRED = ("title", "slug", "duration_minutes")
 
 
-class EventTypeError(ValueError):
+class EventTypeError(FieldError):
     """Bad input for an event type; `field` names it."""
-
-    def __init__(self, field: str, message: str, code: str = "invalid_field"):
-        super().__init__(message)
-        self.field = field
-        self.message = message
-        self.code = code
 
 
 def _int(name: str, value: Any, low: int, high: int) -> int:

@@ -22,9 +22,9 @@ from flask_socketio import emit, join_room, leave_room
 
 from .extensions import db, socketio
 from .models import Booking, EventType
+from .scheduling import iso_z
 
 MAX_ID = 2**31 - 1
-ISO_Z = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def room_of(event_type_id: int) -> str:
@@ -70,7 +70,7 @@ def on_leave(*args: Any):
 
 def _announce(event: str, expert_id: int, start: datetime, end: datetime) -> None:
     ids = db.session.scalars(sa.select(EventType.id).where(EventType.expert_id == expert_id)).all()
-    payload = {"start": start.strftime(ISO_Z), "end": end.strftime(ISO_Z)}
+    payload = {"start": iso_z(start), "end": iso_z(end)}
     for event_type_id in ids:
         # One emit per room: each room's payload names its own event type.
         socketio.emit(event, {"event_type_id": event_type_id, **payload}, to=room_of(event_type_id))

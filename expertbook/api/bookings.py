@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from flask import current_app, jsonify, request, url_for
+from flask import jsonify, request
 
 from ..booking import (
     BookingInputError,
@@ -17,6 +17,7 @@ from ..booking import (
     check_idempotency_key,
     check_request,
 )
+from ..bookings.payloads import booking_payload
 from ..bookings.queries import bookings_of
 from ..extensions import db, public_booking_limit
 from ..mail import send_booking_mail
@@ -25,33 +26,9 @@ from ..realtime import announce_slot_released, announce_slot_taken
 from . import bp
 from .auth import api_user
 from .errors import ApiError
-from .inputs import invalid, iso_z, json_object, parse_instant
+from .inputs import invalid, json_object, parse_instant
 
 BOOKING_FIELDS = {"start", "name", "email", "notes"}
-
-
-def booking_links(booking: Booking, manage_token: str | None = None) -> dict[str, str]:
-    """Absolute links; a guest's carry the secret token, the guest's only key."""
-    base = current_app.config["BASE_URL"]
-    query = f"?token={manage_token}" if manage_token else ""
-    return {
-        "ics_url": base + url_for("bookings.ics", uid=booking.uid) + query,
-        "manage_url": base + url_for("bookings.detail", uid=booking.uid) + query,
-    }
-
-
-def booking_payload(booking: Booking, manage_token: str | None = None) -> dict:
-    return {
-        "uid": booking.uid,
-        "event_type_id": booking.event_type_id,
-        "start": iso_z(booking.start_at),
-        "end": iso_z(booking.end_at),
-        "status": booking.status,
-        "name": booking.name,
-        "email": booking.email,
-        "video_url": booking.video_url,
-        **booking_links(booking, manage_token),
-    }
 
 
 @bp.post("/event-types/<int:event_type_id>/bookings")

@@ -12,10 +12,11 @@ from sqlalchemy.orm import joinedload
 from ..extensions import db
 from ..models import EventType
 from ..schedule_cache import EXTRA_DAYS_AHEAD, CachedSlots, slot_answers
+from ..scheduling import iso_z
 from ..slots import slots_for
 from . import bp
 from .errors import ApiError
-from .inputs import invalid, iso_z, parse_day, parse_timezone
+from .inputs import invalid, parse_day, parse_timezone
 
 MAX_DAYS = 62
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, render_template
 from flask_login import current_user
 
-from ..dashboard.routes import expert_required
+from ..auth.decorators import expert_required
 from ..extensions import db
 from ..forms import EmptyForm
 from ..ics import calendar_file

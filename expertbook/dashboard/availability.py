@@ -14,11 +14,12 @@ from itertools import zip_longest
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from ..auth.decorators import expert_required
 from ..availability import WEEKDAYS, AvailabilityError, availability_of, set_availability
 from ..extensions import db
 from ..scheduling import format_hhmm, parse_hhmm, validate_day_intervals
 from ..scheduling.slots import MINUTES_PER_DAY
-from .routes import WEEKDAY_NAMES, bp, expert_required, expert_today, format_intervals
+from .routes import WEEKDAY_NAMES, bp, expert_today, format_intervals
 
 Rows = list[tuple[str, str]]
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from functools import wraps
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy.orm import joinedload
 
+from ..auth.decorators import expert_required
 from ..availability import availability_of
 from ..event_types import (
     INT_FIELDS,
@@ -29,20 +29,6 @@ bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 UPCOMING_LIMIT = 10
-
-
-def expert_required(view):
-    """Signed-in experts only; a client is sent to the profile's Become an Expert button."""
-
-    @wraps(view)
-    @login_required
-    def wrapper(*args, **kwargs):
-        if not current_user.is_expert:
-            flash("Become an expert first to open the dashboard.", "info")
-            return redirect(url_for("account.profile"))
-        return view(*args, **kwargs)
-
-    return wrapper
 
 
 def own_event_type_or_404(event_type_id: int) -> EventType:

@@ -10,10 +10,11 @@ from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
 from ..accounts import create_api_token
+from ..auth.decorators import expert_required
 from ..extensions import db
 from ..forms import EmptyForm
 from ..models import ApiToken, utcnow
-from .routes import bp, expert_required
+from .routes import bp
 
 
 class TokenForm(FlaskForm):

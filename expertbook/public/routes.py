@@ -11,8 +11,6 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from ..api.bookings import booking_payload
-from ..api.inputs import iso_z
 from ..booking import (
     BookingInputError,
     IdempotencyKeyReused,
@@ -21,12 +19,13 @@ from ..booking import (
     check_idempotency_key,
     check_request,
 )
+from ..bookings.payloads import booking_payload
 from ..event_types import LOCATIONS
 from ..extensions import db, public_booking_limit
 from ..mail import send_booking_mail
 from ..models import EventType, User
 from ..realtime import announce_slot_taken
-from ..scheduling import is_valid_timezone, zone
+from ..scheduling import is_valid_timezone, iso_z, zone
 from ..slots import is_bookable, slots_for
 from .calendar import (
     last_day_of,

@@ -13,7 +13,7 @@ from expertbook.scheduling.slots import (
     validate_day_intervals,
     working_intervals,
 )
-from expertbook.scheduling.zones import UnknownTimeZone, is_valid_timezone, zone
+from expertbook.scheduling.zones import UnknownTimeZone, is_valid_timezone, iso_z, zone
 
 __all__ = [
     "Availability",
@@ -25,6 +25,7 @@ __all__ = [
     "format_hhmm",
     "is_offered",
     "is_valid_timezone",
+    "iso_z",
     "offered_slots",
     "parse_hhmm",
     "validate_day_intervals",

@@ -107,3 +107,9 @@ def as_utc(value: datetime, what: str = "datetime") -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
     return value.astimezone(UTC)
+
+
+def iso_z(value: datetime) -> str:
+    """An aware UTC datetime as ISO 8601 with `Z`, to the second (isoformat is about twice
+    as fast as strftime, which counts for a month of slots)."""
+    return value.isoformat()[:19] + "Z"

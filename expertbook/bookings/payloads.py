@@ -1,0 +1,32 @@
+"""A booking as the API and the stored idempotent answers give it."""
+
+from __future__ import annotations
+
+from flask import current_app, url_for
+
+from ..models import Booking
+from ..scheduling import iso_z
+
+
+def booking_links(booking: Booking, manage_token: str | None = None) -> dict[str, str]:
+    """Absolute links; a guest's carry the secret token, the guest's only key."""
+    base = current_app.config["BASE_URL"]
+    query = f"?token={manage_token}" if manage_token else ""
+    return {
+        "ics_url": base + url_for("bookings.ics", uid=booking.uid) + query,
+        "manage_url": base + url_for("bookings.detail", uid=booking.uid) + query,
+    }
+
+
+def booking_payload(booking: Booking, manage_token: str | None = None) -> dict:
+    return {
+        "uid": booking.uid,
+        "event_type_id": booking.event_type_id,
+        "start": iso_z(booking.start_at),
+        "end": iso_z(booking.end_at),
+        "status": booking.status,
+        "name": booking.name,
+        "email": booking.email,
+        "video_url": booking.video_url,
+        **booking_links(booking, manage_token),
+    }
