@@ -105,12 +105,12 @@ def booking_transaction() -> Iterator[None]:
     serialized by BEGIN IMMEDIATE behind the in-process writer lock.
     """
     session = db.session
-    # End the view's read transaction so ours begins fresh, in the right mode. A commit,
-    # not a rollback: what the view loaded stays loaded (expire_on_commit is off), so the
-    # operation does not read it again.
-    session.commit()
     timeout_ms = int(current_app.config["BOOKING_LOCK_TIMEOUT_MS"])
     if is_sqlite():
+        # End the view's read transaction, so ours can begin IMMEDIATE. A commit, not a
+        # rollback: what the view loaded stays loaded (expire_on_commit is off), so the
+        # operation does not read it again.
+        session.commit()
         acquired = _sqlite_writer.acquire(timeout=timeout_ms / 1000)
         if not acquired:
             raise BookingBusy("The booking queue is busy.")
@@ -129,6 +129,11 @@ def booking_transaction() -> Iterator[None]:
         finally:
             _sqlite_writer.release()
         return
+    # PostgreSQL: the view's read transaction (if any) simply goes on. READ COMMITTED gives
+    # every statement a fresh snapshot, so what follows the lock sees every booking committed
+    # before it; ending and beginning a transaction would cost three round trips (COMMIT,
+    # the pool's pre-ping, BEGIN). Whatever the view wrote before commits or rolls back with
+    # the booking; the views write nothing before, and the API token's use commits at once.
     try:
         # One round trip for both settings.
         session.execute(

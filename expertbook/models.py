@@ -68,6 +68,9 @@ class User(UserMixin, db.Model):
     # Bumped in the same transaction as any change to what this expert offers (bookings,
     # event types, hours, zone): cached slot answers are keyed by it (schedule_cache.py).
     schedule_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Bumped with any change to the expert's working hours (weekly hours, overrides, zone),
+    # not by bookings: the expert's cached hours are keyed by it (schedule_cache.py).
+    hours_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     event_types: Mapped[list[EventType]] = relationship(

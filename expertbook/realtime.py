@@ -14,6 +14,7 @@ With REDIS_URL set, emits go through Redis and reach clients on every server pro
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -68,17 +69,23 @@ def on_leave(*args: Any):
     emit("left", {"event_type_id": event_type_id})
 
 
-def _announce(event: str, expert_id: int, start: datetime, end: datetime) -> None:
-    ids = db.session.scalars(sa.select(EventType.id).where(EventType.expert_id == expert_id)).all()
+def _announce(
+    event: str, expert_id: int, start: datetime, end: datetime, ids: Iterable[int] = ()
+) -> None:
+    if not ids:
+        ids = db.session.scalars(
+            sa.select(EventType.id).where(EventType.expert_id == expert_id)
+        ).all()
     payload = {"start": iso_z(start), "end": iso_z(end)}
     for event_type_id in ids:
         # One emit per room: each room's payload names its own event type.
         socketio.emit(event, {"event_type_id": event_type_id, **payload}, to=room_of(event_type_id))
 
 
-def announce_slot_taken(booking: Booking) -> None:
-    """Tell every open booking page of the expert that this time is gone (after commit)."""
-    _announce("slot_taken", booking.expert_id, booking.start_at, booking.end_at)
+def announce_slot_taken(booking: Booking, event_type_ids: Iterable[int] = ()) -> None:
+    """Tell every open booking page of the expert that this time is gone (after commit).
+    `event_type_ids`: the expert's event types, when the caller has them."""
+    _announce("slot_taken", booking.expert_id, booking.start_at, booking.end_at, event_type_ids)
 
 
 def announce_slot_released(booking: Booking, start: datetime | None = None) -> None:

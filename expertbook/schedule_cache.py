@@ -8,6 +8,10 @@ process, misses and computes afresh; nothing has to be told to forget anything.
 An answer depends on `now` only through its two ends (notice and horizon), so it is
 computed once with the horizon a day wider and trimmed exactly to `now` each time it is
 served (`CachedSlots.json_for`); it stays valid for `SLOTS_TTL`.
+
+The expert's working hours (weekly hours, overrides, zone) change far less often than their
+bookings, so they have their own version, `User.hours_version`, and their own cache
+(`cached_hours`): a booking then reads no hours from the database.
 """
 
 from __future__ import annotations
@@ -24,9 +28,13 @@ from flask import current_app
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
+from .availability import availability_of
 from .models import AvailabilityRule, Booking, DateOverride, EventType, User
+from .scheduling import Availability
 
 SCHEDULE_MODELS = (Booking, EventType, AvailabilityRule, DateOverride)
+# What an expert's working hours are made of (with the zone): they bump hours_version too.
+HOURS_MODELS = (AvailabilityRule, DateOverride)
 
 
 SLOTS_TTL = timedelta(minutes=10)
@@ -71,23 +79,29 @@ def _expert_id(obj) -> int | None:
 def _bump_schedule_versions(session: Session, _context, _instances) -> None:
     # A user created in this very flush has nothing cached yet, so has no id to bump.
     experts: set[int] = set()
+    hours_changed: set[int] = set()
     with session.no_autoflush:
         for obj in chain(session.new, session.dirty, session.deleted):
             if isinstance(obj, SCHEDULE_MODELS):
                 expert_id = _expert_id(obj)
                 if expert_id is not None:
                     experts.add(expert_id)
+                    if isinstance(obj, HOURS_MODELS):
+                        hours_changed.add(expert_id)
             elif (
                 isinstance(obj, User)
                 and obj.id is not None
                 and inspect(obj).attrs.timezone.history.has_changes()
             ):
                 experts.add(obj.id)
+                hours_changed.add(obj.id)
         for expert_id in experts:
             expert = session.get(User, expert_id)
             if expert is not None:
-                # An SQL expression, so concurrent bumps add up instead of overwriting.
+                # SQL expressions, so concurrent bumps add up instead of overwriting.
                 expert.schedule_version = User.schedule_version + 1
+                if expert_id in hours_changed:
+                    expert.hours_version = User.hours_version + 1
 
 
 class AnswerCache:
@@ -128,3 +142,19 @@ class AnswerCache:
 def slot_answers() -> AnswerCache:
     """This app's cache of slot answers (one per app: two apps may use two databases)."""
     return current_app.extensions.setdefault("expertbook.slot_answers", AnswerCache())
+
+
+def cached_hours(expert: User) -> Availability:
+    """The expert's working hours, from this process's cache when `expert.hours_version`
+    (read in the caller's transaction) is the one they were loaded at, else from the database.
+
+    Loading after reading the version is safe: hours cannot change without bumping the
+    version, so what is loaded is at least as new as the key it is kept under, and a newer
+    version never finds it."""
+    cache = current_app.extensions.setdefault("expertbook.hours", AnswerCache(size=4096))
+    key = (expert.id, expert.hours_version)
+    hours = cache.get(key)
+    if hours is None:
+        hours = availability_of(expert)
+        cache.put(key, hours, size=1)
+    return hours

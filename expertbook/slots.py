@@ -7,14 +7,17 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
-from .availability import availability_of
+from .event_types import MAX_BUFFER_MINUTES, MAX_DURATION_MINUTES
 from .extensions import db
 from .models import Booking, EventType
+from .schedule_cache import cached_hours
 from .scheduling import Interval, SlotRules, day_window, is_offered, offered_slots
 
-# Buffers are capped at this many minutes (event_types.MAX_BUFFER_MINUTES), so a booking this
-# far outside a range cannot reach into it.
-BUSY_MARGIN = timedelta(minutes=720)
+# A booking this far outside a range cannot reach into it with its buffers.
+BUSY_MARGIN = timedelta(minutes=MAX_BUFFER_MINUTES)
+# Nor can one that starts this much earlier end inside it: the lower bound on start_at keeps
+# the index range scan to the days around the range, however long the expert's history.
+LONGEST = timedelta(minutes=MAX_DURATION_MINUTES)
 
 
 def rules_of(event_type: EventType) -> SlotRules:
@@ -28,12 +31,7 @@ def rules_of(event_type: EventType) -> SlotRules:
     )
 
 
-def busy_intervals(
-    expert_id: int, lower: datetime, upper: datetime, *, except_booking_id: int | None = None
-) -> list[Interval]:
-    """The expert's confirmed bookings near [lower, upper), each widened by its own type's
-    buffers: one query, whatever the range. `except_booking_id` leaves one booking out (the
-    one being moved, which must not block its own new time)."""
+def _busy_query(*, except_booking: bool):
     query = (
         sa.select(
             Booking.start_at,
@@ -43,14 +41,39 @@ def busy_intervals(
         )
         .join(EventType, Booking.event_type_id == EventType.id)
         .where(
-            Booking.expert_id == expert_id,
+            Booking.expert_id == sa.bindparam("expert_id"),
             Booking.status == Booking.CONFIRMED,
-            Booking.start_at < upper + BUSY_MARGIN,
-            Booking.end_at > lower - BUSY_MARGIN,
+            Booking.start_at < sa.bindparam("starts_before"),
+            Booking.start_at > sa.bindparam("starts_after"),
+            Booking.end_at > sa.bindparam("ends_after"),
         )
     )
+    if except_booking:
+        query = query.where(Booking.id != sa.bindparam("except_booking_id"))
+    return query
+
+
+# Built once: on a booking's path, building a query costs more CPU than running it.
+_BUSY = _busy_query(except_booking=False)
+_BUSY_EXCEPT = _busy_query(except_booking=True)
+
+
+def busy_intervals(
+    expert_id: int, lower: datetime, upper: datetime, *, except_booking_id: int | None = None
+) -> list[Interval]:
+    """The expert's confirmed bookings near [lower, upper), each widened by its own type's
+    buffers: one query, whatever the range. `except_booking_id` leaves one booking out (the
+    one being moved, which must not block its own new time)."""
+    params = {
+        "expert_id": expert_id,
+        "starts_before": upper + BUSY_MARGIN,
+        "starts_after": lower - BUSY_MARGIN - LONGEST,
+        "ends_after": lower - BUSY_MARGIN,
+    }
+    query = _BUSY
     if except_booking_id is not None:
-        query = query.where(Booking.id != except_booking_id)
+        query = _BUSY_EXCEPT
+        params["except_booking_id"] = except_booking_id
     # Rows from the database are already aware UTC with end > start and buffers >= 0, so
     # the intervals are built directly (busy_interval's checks cost 2 ms per 1,000 rows).
     minutes = timedelta(minutes=1)
@@ -58,7 +81,7 @@ def busy_intervals(
         Interval(
             start - minutes * before if before else start, end + minutes * after if after else end
         )
-        for start, end, before, after in db.session.connection().execute(query)
+        for start, end, before, after in db.session.connection().execute(query, params)
     ]
 
 
@@ -96,7 +119,7 @@ def slots_for(
     if extra_days_ahead:
         rules = replace(rules, max_days_ahead=rules.max_days_ahead + extra_days_ahead)
     return offered_slots(
-        availability_of(event_type.expert),
+        cached_hours(event_type.expert),
         rules,
         busy,
         now=now,
@@ -110,6 +133,12 @@ def is_bookable(
     event_type: EventType, start: datetime, now: datetime, *, except_booking_id: int | None = None
 ) -> bool:
     """True when `start` is an offered slot of `event_type` right now."""
+    rules = rules_of(event_type)
+    notice = timedelta(minutes=rules.min_notice_minutes)
+    if not now + notice <= start < now + timedelta(days=rules.max_days_ahead):
+        # Not offered whatever is booked; and near the calendar's ends the busy query's
+        # margins would overflow datetime.
+        return False
     end = start + timedelta(minutes=event_type.duration_minutes)
     busy = busy_intervals(
         event_type.expert_id,
@@ -117,6 +146,4 @@ def is_bookable(
         end + timedelta(days=1),
         except_booking_id=except_booking_id,
     )
-    return is_offered(
-        availability_of(event_type.expert), rules_of(event_type), busy, now=now, start=start
-    )
+    return is_offered(cached_hours(event_type.expert), rules, busy, now=now, start=start)

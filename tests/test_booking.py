@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from expertbook.availability import set_availability
 from expertbook.booking import (
+    IDEMPOTENCY_TTL,
     BookingInputError,
     SlotUnavailable,
     book_slot,
@@ -15,7 +16,7 @@ from expertbook.booking import (
     check_request,
 )
 from expertbook.extensions import db
-from expertbook.models import Booking
+from expertbook.models import Booking, IdempotencyKey
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 
@@ -244,3 +245,39 @@ def test_names_without_letters_are_refused(name):
 def test_starts_at_the_calendars_ends_are_refused(start):
     with pytest.raises(BookingInputError):
         check_request(datetime.fromisoformat(start), "Ann", "ann@example.com")
+
+
+def test_stale_idempotency_keys_are_swept_at_most_once_a_minute(any_app, expert, make_event_type):
+    event_type = make_event_type(expert)
+    book(event_type, next_monday(10), key="old")  # the app's first booking sweeps (nothing)
+    stale = NOW - IDEMPOTENCY_TTL - timedelta(minutes=1)
+    db.session.execute(sa.update(IdempotencyKey).values(created_at=stale))
+    db.session.commit()
+
+    def booked_at(now, start, key):
+        request = check_request(start, "Ann", "ann@example.com")
+        book_slot(event_type, request, client=None, now=now, respond=respond, idempotency_key=key)
+        return set(db.session.scalars(sa.select(IdempotencyKey.key)))
+
+    assert booked_at(NOW + timedelta(seconds=59), next_monday(11), "a") == {"old", "a"}
+    assert booked_at(NOW + timedelta(minutes=1), next_monday(12), "b") == {"a", "b"}
+
+
+def test_a_long_booking_blocks_the_next_day_through_its_buffer(
+    any_app, client, make_user, make_event_type
+):
+    expert = make_user("night", expert=True)
+    set_availability(expert, "UTC", {day: [(0, 1440)] for day in range(7)})
+    db.session.commit()
+    longest = make_event_type(
+        expert, slug="retreat", duration_minutes=720, buffer_after_minutes=720
+    )
+    call = make_event_type(expert, slug="call", duration_minutes=30)
+    noon = next_monday(12)
+    book(longest, noon)  # noon to midnight, then its buffer until noon the next day
+    day = (noon + timedelta(days=1)).date().isoformat()
+    answer = client.get(f"/api/v1/event-types/{call.id}/slots?from={day}&to={day}&tz=UTC")
+    assert answer.json["slots"][0]["start"] == f"{day}T12:00:00Z"
+    with pytest.raises(SlotUnavailable):
+        book(call, noon + timedelta(hours=23, minutes=30))
+    book(call, noon + timedelta(days=1))

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from expertbook.availability import set_availability
-from expertbook.booking import cancel_booking
+from expertbook.booking import SlotUnavailable, cancel_booking
 from expertbook.extensions import db
 from expertbook.schedule_cache import SLOTS_TTL, AnswerCache, CachedSlots
 from tests.booking_fixtures import NOW, day_ahead
@@ -109,3 +109,37 @@ def test_hours_zone_and_other_event_types_change_the_next_answer(
     other.buffer_after_minutes = 30
     db.session.commit()
     assert iso(day + timedelta(minutes=30)) not in starts(client, sync, day)
+
+
+def test_hours_version_moves_with_the_hours_only(coach, sync, make_booking):
+    def version() -> int:
+        db.session.refresh(coach)
+        return coach.hours_version
+
+    before = version()
+    make_booking(day_ahead(2, 10))
+    assert version() == before
+    set_availability(coach, "UTC", {d: [(9 * 60, 17 * 60)] for d in range(7)})
+    db.session.commit()
+    assert version() == before + 1
+    set_availability(coach, "UTC", {d: [(9 * 60, 17 * 60)] for d in range(7)},
+                     {day_ahead(3, 0).date(): []})  # fmt: skip
+    db.session.commit()
+    assert version() == before + 2
+    coach.timezone = "Europe/Paris"
+    db.session.commit()
+    assert version() == before + 3
+
+
+def test_a_booking_reads_hours_changed_since_the_last_one(app, coach, sync, make_booking):
+    make_booking(day_ahead(2, 10))  # the round-the-clock hours are now cached
+    set_availability(coach, "UTC", {d: [(9 * 60, 11 * 60)] for d in range(7)})
+    db.session.commit()
+    with pytest.raises(SlotUnavailable):
+        make_booking(day_ahead(2, 12))
+    make_booking(day_ahead(2, 9))
+    set_availability(coach, "UTC", {d: [(9 * 60, 11 * 60)] for d in range(7)},
+                     {day_ahead(2, 0).date(): []})  # fmt: skip
+    db.session.commit()
+    with pytest.raises(SlotUnavailable):  # the override closes that day
+        make_booking(day_ahead(2, 10, 30))

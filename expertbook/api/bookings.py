@@ -66,7 +66,7 @@ def create_booking(event_type_id: int):
     except IdempotencyKeyReused as error:
         raise invalid("Idempotency-Key", str(error), code="idempotency_key_reused") from None
     if not result.replayed:
-        announce_slot_taken(result.booking)
+        announce_slot_taken(result.booking, result.event_type_ids)
         send_booking_mail(result.booking, "booked", result.response["manage_url"])
     return jsonify(result.response), 201
 

@@ -247,7 +247,7 @@ def submit_booking(
         form.idempotency_key.data = secrets.token_urlsafe(16)
         return None
     if not result.replayed:
-        announce_slot_taken(result.booking)
+        announce_slot_taken(result.booking, result.event_type_ids)
         send_booking_mail(result.booking, "booked", result.response["manage_url"])
     # Only the path and query: the answer's absolute URL must not send the guest elsewhere.
     # The guest's zone rides along, so the confirmation shows their own time.
