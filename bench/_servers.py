@@ -243,7 +243,7 @@ class LoadResult:
             f"{label:<24} {self.rate:8.0f} {unit}/s   p50 {median(lat):6.1f} ms   "
             f"p99 {percentile(lat, 99):6.1f} ms   server CPU "
             f"{1000 * self.server_cpu / max(self.count, 1):5.2f} ms/req   "
-            f"statuses {dict(sorted(self.statuses.items()))}"
+            f"statuses {dict(sorted(self.statuses.items(), key=lambda kv: str(kv[0])))}"
         )
 
 
