@@ -281,3 +281,15 @@ def test_a_long_booking_blocks_the_next_day_through_its_buffer(
     with pytest.raises(SlotUnavailable):
         book(call, noon + timedelta(hours=23, minutes=30))
     book(call, noon + timedelta(days=1))
+
+
+def test_booking_without_update_returning(any_app, expert, make_event_type, monkeypatch):
+    """SQLite before 3.35 has no UPDATE ... RETURNING: the lock is an UPDATE, then a read."""
+    event_type = make_event_type(expert)
+    version = expert.schedule_version
+    monkeypatch.setattr(db.engine.dialect, "update_returning", False)
+    book(event_type, next_monday(10))
+    with pytest.raises(SlotUnavailable):
+        book(event_type, next_monday(10), email="bob@example.com")
+    db.session.refresh(expert)
+    assert confirmed_count() == 1 and expert.schedule_version == version + 1
