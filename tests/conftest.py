@@ -41,17 +41,41 @@ def _reachable(url: str) -> bool:
         return False
 
 
+# Databases this run made; each name carries the run's process id, so two runs against one
+# server (a developer's and CI's) never drop each other's databases.
+_created_databases: list[str] = []
+
+
+def _admin_engine() -> sa.Engine:
+    server = sa.make_url(normalize_database_url(TEST_DATABASE_URL))
+    return sa.create_engine(server, isolation_level="AUTOCOMMIT")
+
+
 def pg_database_url(name: str) -> str:
-    """A fresh, empty PostgreSQL database `name` on the TEST_DATABASE_URL server."""
+    """A fresh, empty PostgreSQL database for `name`, this run's own, on the
+    TEST_DATABASE_URL server; dropped when the run ends."""
     if not _reachable(TEST_DATABASE_URL):
         unavailable(f"PostgreSQL not reachable at {TEST_DATABASE_URL}")
-    server = sa.make_url(normalize_database_url(TEST_DATABASE_URL))
-    engine = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    name = f"{name}_{os.getpid()}"
+    engine = _admin_engine()
     with engine.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     engine.dispose()
-    return server.set(database=name).render_as_string(hide_password=False)
+    if name not in _created_databases:
+        _created_databases.append(name)
+    return engine.url.set(database=name).render_as_string(hide_password=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Drop this run's databases (session fixtures, e2e servers included, are torn down)."""
+    if not _created_databases:
+        return
+    engine = _admin_engine()
+    with engine.connect() as conn:
+        for name in _created_databases:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
 
 
 @pytest.fixture(scope="session")
