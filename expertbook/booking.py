@@ -272,7 +272,8 @@ def _lock_expert(expert_id: int) -> User:
 def _lock_expert_for_booking(expert_id: int) -> User:
     """_lock_expert, and bump the expert's schedule version (a booking changes what the
     expert offers): one UPDATE takes the same FOR NO KEY UPDATE row lock, and with RETURNING
-    also loads the expert, in one round trip. A failed booking rolls the bump back."""
+    also loads the expert, in one round trip. A failed booking rolls the bump back (a
+    replayed one keeps it: one needless miss of the slots cache)."""
     params = {"expert_id": expert_id}
     if not db.session.get_bind().dialect.update_returning:  # SQLite before 3.35
         db.session.execute(_BUMP, params)

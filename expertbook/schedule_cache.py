@@ -148,9 +148,11 @@ def cached_hours(expert: User) -> Availability:
     """The expert's working hours, from this process's cache when `expert.hours_version`
     (read in the caller's transaction) is the one they were loaded at, else from the database.
 
-    Loading after reading the version is safe: hours cannot change without bumping the
-    version, so what is loaded is at least as new as the key it is kept under, and a newer
-    version never finds it."""
+    Hours cannot change without bumping the version, so what is loaded after reading the
+    version is never older than its key (at worst newer, when a change committed between
+    the two reads, and that change's version never finds it). A booking reads the version
+    under the expert's row lock, which any change to the hours needs too, so its hours are
+    exactly its version's."""
     cache = current_app.extensions.setdefault("expertbook.hours", AnswerCache(size=4096))
     key = (expert.id, expert.hours_version)
     hours = cache.get(key)
