@@ -15,9 +15,13 @@ server) with two `python wsgi.py` processes (eventlet) sharing one Redis message
 3. Fan-out: S Socket.IO clients (websocket) split over both processes, all in one event
    type's room; R bookings one at a time; latency from just before each POST (and from its
    201's arrival) to the LAST socket hearing `slot_taken`. Target: p99 under 150 ms.
-4. Baseline: the same S clients and R emits against bench/bare_emit_server.py (a bare
+4. Baseline: the same S clients and R emits against bench/bare_server.py (a bare
    Flask-SocketIO app with the same Redis), same measurement. Target: ExpertBook's p99
    within 1.5x the bare p99.
+5. The floor of 1./2. on this stack and machine: the same loads against two
+   bench/bare_server.py processes, whose booking is the least one can be (hand-written SQL
+   on a raw psycopg2 connection: row lock, overlap check, insert, commit; no ORM, no slot
+   engine) and whose ping is ExpertBook's. Their ratio is what 1./2. could reach at best.
 
 Figures depend on the machine (and on whatever else runs on it: the load average is printed
 at the start and the end); nothing here fails on a slow machine, each target prints "target
@@ -156,13 +160,19 @@ def setup_expert(server, token: str) -> int:
     return body["id"]
 
 
-def booking_requests(event_type_ids: list[int], day0: datetime, count: int, tag: str):
+def booking_requests(
+    event_type_ids: list[int],
+    day0: datetime,
+    count: int,
+    tag: str,
+    path: str = "/api/v1/event-types/{}/bookings",
+):
     """Request i books expert i % len(ids), that expert's slot i // len(ids): all distinct."""
     n = len(event_type_ids)
     built = [
         (
             "POST",
-            f"/api/v1/event-types/{event_type_ids[i % n]}/bookings",
+            path.format(event_type_ids[i % n]),
             json_body(
                 {
                     "start": slot(day0, i // n),
@@ -310,7 +320,8 @@ def main() -> int:
     )
     flask_cli(env, "db", "upgrade")
     experts = [f"expert{i}" for i in range(EXPERTS)]
-    tokens = seed_users(database_url, [*experts, "solo", "fan", "warm"])
+    bare_experts = [f"bare{i}" for i in range(EXPERTS)]
+    tokens = seed_users(database_url, [*experts, *bare_experts, "solo", "fan", "warm"])
     day0 = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), datetime.min.time(), UTC)
 
     print(
@@ -404,9 +415,23 @@ def main() -> int:
         )
         group.stop()
 
-        # 4. The same against the bare server.
-        bare_env = clean_env(REDIS_URL=args.redis)
-        bare_servers = group.start("bench/bare_emit_server.py", 2, bare_env)
+        # 4. and 5. The same against the bare servers.
+        bare_env = clean_env(REDIS_URL=args.redis, DATABASE_URL=database_url)
+        bare_servers = group.start("bench/bare_server.py", 2, bare_env)
+        bare_path = "/book/{}"
+        bare_ping_path = lambda i: ("GET", "/ping", None)  # noqa: E731
+        run_load(bare_servers, bare_ping_path, warmup, size.threads, deadline=10)
+        # A year after the slots ExpertBook's warm-up took (the bare booking has no horizon).
+        warm = booking_requests([ids["warm"]], day0 + timedelta(days=DAYS), warmup, "bw", bare_path)
+        run_load(bare_servers, warm, warmup, size.threads, deadline=10)
+        bare_ping = run_load(bare_servers, bare_ping_path, n, size.threads, deadline=cap)
+        bare_multi = run_load(
+            bare_servers,
+            booking_requests([ids[e] for e in bare_experts], day0, n, "b", bare_path),
+            n,
+            size.threads,
+            deadline=cap,
+        )
 
         def emit(r: int):
             start = slot(day0, r)
@@ -446,6 +471,22 @@ def main() -> int:
         f"{median(app_fan.first_ms):.1f} vs {median(bare_fan.first_ms):.1f} ms bare; the fan-out "
         f"itself, first -> last: {median(app_fan.spread_ms):.1f} vs "
         f"{median(bare_fan.spread_ms):.1f} ms)"
+    )
+    print(
+        f"\n5. the floor: {n} requests each against 2 bench/bare_server.py processes "
+        "(a booking in hand-written SQL, no ORM, no slot engine)"
+    )
+    print(bare_multi.line(f"bare booking, {EXPERTS} experts", "bookings"))
+    print(bare_ping.line("bare GET /ping", "requests"))
+    for result, want in ((bare_multi, 201), (bare_ping, 200)):
+        if result.statuses.get(want, 0) != result.count:
+            failures += 1
+            print(f"  NOT all {want}: {dict(result.statuses)}  e.g. {result.sample_error}")
+    print(
+        f"bare booking/ping throughput: {bare_multi.rate / bare_ping.rate:.2f}; ExpertBook's "
+        f"booking is {multi.rate / bare_multi.rate:.2f} of the bare one "
+        f"(server CPU {per(multi, multi.server_cpu):.2f} vs "
+        f"{per(bare_multi, bare_multi.server_cpu):.2f} ms per booking)"
     )
     print(
         f"\ntotal {time.monotonic() - run_started:.0f} s, load average now {load_average()} "
