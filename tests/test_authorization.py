@@ -39,9 +39,10 @@ from tests.booking_fixtures import NOW, day_ahead
 ALL_DAY = [(0, 1440)]
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
-# The per-request CSRF token is the session's, not the resource's: equal bodies ignore it.
+# The per-request CSRF token is the session's, not the resource's: equal bodies ignore it
+# (every one in the page, whatever the attribute order: its value carries a timestamp).
 CSRF_VALUES = re.compile(
-    r'(name="csrf-token" content="|name="csrf_token" type="hidden" value=")[^"]+"'
+    r'(name="csrf-token" content="|<input[^>]*name="csrf_token"[^>]*value=")[^"]+"'
 )
 
 
