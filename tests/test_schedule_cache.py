@@ -6,6 +6,7 @@ import pytest
 
 from expertbook.availability import set_availability
 from expertbook.booking import SlotUnavailable, cancel_booking
+from expertbook.event_types import delete_event_type
 from expertbook.extensions import db
 from expertbook.schedule_cache import SLOTS_TTL, AnswerCache, CachedSlots
 from tests.booking_fixtures import NOW, day_ahead
@@ -149,3 +150,22 @@ def test_a_booking_reads_hours_changed_since_the_last_one(app, coach, sync, make
     db.session.commit()
     with pytest.raises(SlotUnavailable):  # the override closes that day
         make_booking(day_ahead(2, 10, 30))
+
+
+def test_a_reused_event_type_id_never_serves_another_experts_answer(
+    client, coach, sync, make_user, make_event_type
+):
+    day = day_ahead(2, 10)
+    assert len(starts(client, sync, day)) == 48  # cached under sync's id and coach's version
+    db.session.refresh(coach)
+    version, sync_id = coach.schedule_version, sync.id
+    delete_event_type(sync)
+    db.session.commit()
+    other = make_user("other", expert=True)
+    set_availability(other, "UTC", {d: [(9 * 60, 10 * 60)] for d in range(7)})
+    db.session.commit()
+    reused = make_event_type(other, slug="sync", duration_minutes=30)
+    assert reused.id == sync_id  # SQLite gives the deleted row's id again
+    other.schedule_version = version  # the worst case: the same version as the cached answer
+    db.session.commit()
+    assert starts(client, reused, day) == [iso(day_ahead(2, 9)), iso(day_ahead(2, 9, 30))]

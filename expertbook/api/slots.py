@@ -57,7 +57,9 @@ def event_type_slots(event_type_id: int):
     tz = request.args.get("tz")
     tz = event_type.expert.timezone if tz is None else parse_timezone(tz, "tz")
     now = datetime.now(UTC)
-    key = (event_type.id, event_type.expert.schedule_version, day_from, day_to, tz)
+    # The expert too: SQLite may give a deleted event type's id to another expert's new one.
+    expert = event_type.expert
+    key = (event_type.id, expert.id, expert.schedule_version, day_from, day_to, tz)
     cache = slot_answers()
     cached = cache.get(key)
     if cached is None or not cached.fresh(now):
