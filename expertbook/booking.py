@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,16 +15,18 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import make_transient_to_detached
 
 from .accounts import AccountError, normalize_email
-from .database import booking_transaction
+from .database import BookingBusy, booking_transaction
 from .errors import FieldError
 from .extensions import db
 from .models import Booking, EventType, IdempotencyKey, User, hash_token, new_token, utcnow
 from .slots import is_bookable
 from .video import create_meeting
+
+log = logging.getLogger("expertbook.booking")
 
 MAX_NAME = 100
 MAX_NOTES = 2000
@@ -63,8 +66,9 @@ class BookingResult:
     # The stored answer to the first request (what a retry with the same key gets back).
     response: dict[str, Any]
     replayed: bool
-    # Every event type of the expert, read in the transaction: the rooms to tell.
-    event_type_ids: tuple[int, ...] = ()
+    # Every event type of the expert, read in the transaction: the rooms to tell (None for a
+    # replay, which tells nobody).
+    event_type_ids: tuple[int, ...] | None = None
 
 
 def check_request(start: datetime, name: Any, email: Any, notes: Any = "") -> BookingRequest:
@@ -187,7 +191,6 @@ def book_slot(
                 raise SlotUnavailable("That time is not available.")
             booking, token = _insert_booking(event_type, request, client)
             response = respond(booking, token)
-            _sweep_idempotency_keys(now)
             if idempotency_key:
                 db.session.add(
                     IdempotencyKey(
@@ -203,20 +206,27 @@ def book_slot(
         if _is_exclusion_violation(error):
             raise SlotUnavailable("That time was just taken.") from None
         raise
+    _sweep_idempotency_keys(now)
     ids = tuple(e.id for e in event_types)
     return BookingResult(booking, response, replayed=False, event_type_ids=ids)
 
 
 def _sweep_idempotency_keys(now: datetime) -> None:
-    """Delete stored answers past IDEMPOTENCY_TTL (they hold guests' manage links); at most
-    once a minute per process, as a booking's transaction is no place for a chore."""
-    state = current_app.extensions.setdefault("expertbook.idempotency_sweep", {"next": None})
-    if state["next"] is not None and now < state["next"]:
+    """Delete stored answers past IDEMPOTENCY_TTL (they hold guests' manage links), at most
+    once a minute per process, after the booking's commit: in a transaction of its own, so
+    it holds no expert's lock while it deletes other experts' rows. A failure waits for the
+    next minute; the booking stands."""
+    due = current_app.extensions.get("expertbook.idempotency_sweep")
+    if due is not None and now < due:
         return
-    state["next"] = now + IDEMPOTENCY_SWEEP_EVERY
-    db.session.execute(
-        sa.delete(IdempotencyKey).where(IdempotencyKey.created_at < now - IDEMPOTENCY_TTL)
-    )
+    current_app.extensions["expertbook.idempotency_sweep"] = now + IDEMPOTENCY_SWEEP_EVERY
+    try:
+        with booking_transaction():  # serialized on SQLite, bounded by lock_timeout on PG
+            db.session.execute(
+                sa.delete(IdempotencyKey).where(IdempotencyKey.created_at < now - IDEMPOTENCY_TTL)
+            )
+    except (BookingBusy, OperationalError):
+        log.warning("idempotency key sweep failed; retrying in a minute", exc_info=True)
 
 
 def _insert_booking(
@@ -359,7 +369,8 @@ def reschedule_booking(booking: Booking, new_start: datetime, *, now: datetime) 
                 raise BookingStateError("A cancelled booking cannot be moved.")
             if booking.start_at <= now:
                 raise BookingStateError("This session has already started.")
-            event_type = booking.event_type
+            # Fresh, as in book_slot: its duration or rules may have changed since the view.
+            event_type = db.session.get(EventType, booking.event_type_id, populate_existing=True)
             if new_start == booking.start_at or not is_bookable(
                 event_type, new_start, now, except_booking_id=booking.id
             ):

@@ -1,11 +1,12 @@
 """Engine settings per database, and the serialized transaction that booking writes run in.
 
-PostgreSQL serializes bookings of one expert with a row lock (`SELECT ... FOR UPDATE` on the
-expert) and, as a second line of defence, an exclusion constraint. SQLite ignores
-`FOR UPDATE`, so there a booking transaction starts with `BEGIN IMMEDIATE` (the database-wide
-write lock). SQLite's wait for that lock is a busy-loop in C that would freeze the eventlet
-hub, so writers in one process also queue on a lock in Python first, which eventlet's
-monkey-patching turns into a green lock.
+PostgreSQL serializes bookings of one expert with a row lock on the expert (FOR NO KEY
+UPDATE, taken by a SELECT or by the UPDATE that bumps its schedule version) and, as a second
+line of defence, an exclusion constraint. SQLite ignores row locks, so there a booking
+transaction starts with `BEGIN IMMEDIATE` (the database-wide write lock). SQLite's wait for
+that lock is a busy-loop in C that would freeze the eventlet hub, so writers in one process
+also queue on a lock in Python first, which eventlet's monkey-patching turns into a green
+lock.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def is_sqlite() -> bool:
 def booking_transaction() -> Iterator[None]:
     """Run the block as one serialized write transaction, committed on success.
 
-    The caller locks the expert's row (`with_for_update`) inside the block; on PostgreSQL the
+    The caller locks the expert's row inside the block; on PostgreSQL the
     wait for that lock is bounded by `lock_timeout`, on SQLite the whole transaction is
     serialized by BEGIN IMMEDIATE behind the in-process writer lock.
     """
@@ -132,8 +133,11 @@ def booking_transaction() -> Iterator[None]:
     # PostgreSQL: the view's read transaction (if any) simply goes on. READ COMMITTED gives
     # every statement a fresh snapshot, so what follows the lock sees every booking committed
     # before it; ending and beginning a transaction would cost three round trips (COMMIT,
-    # the pool's pre-ping, BEGIN). Whatever the view wrote before commits or rolls back with
-    # the booking; the views write nothing before, and the API token's use commits at once.
+    # the pool's pre-ping, BEGIN). Whatever the view wrote would commit or roll back with
+    # the booking, so anything pending is committed first (the views write nothing before;
+    # the API token's use commits at once).
+    if session.new or session.dirty or session.deleted:
+        session.commit()
     try:
         # One round trip for both settings.
         session.execute(

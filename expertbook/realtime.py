@@ -14,7 +14,7 @@ With REDIS_URL set, emits go through Redis and reach clients on every server pro
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -70,9 +70,9 @@ def on_leave(*args: Any):
 
 
 def _announce(
-    event: str, expert_id: int, start: datetime, end: datetime, ids: Iterable[int] = ()
+    event: str, expert_id: int, start: datetime, end: datetime, ids: Sequence[int] | None = None
 ) -> None:
-    if not ids:
+    if ids is None:
         ids = db.session.scalars(
             sa.select(EventType.id).where(EventType.expert_id == expert_id)
         ).all()
@@ -82,7 +82,7 @@ def _announce(
         socketio.emit(event, {"event_type_id": event_type_id, **payload}, to=room_of(event_type_id))
 
 
-def announce_slot_taken(booking: Booking, event_type_ids: Iterable[int] = ()) -> None:
+def announce_slot_taken(booking: Booking, event_type_ids: Sequence[int] | None = None) -> None:
     """Tell every open booking page of the expert that this time is gone (after commit).
     `event_type_ids`: the expert's event types, when the caller has them."""
     _announce("slot_taken", booking.expert_id, booking.start_at, booking.end_at, event_type_ids)

@@ -1,7 +1,8 @@
 """Cached slot answers, kept correct across server processes by a version in the database.
 
-Every flush that touches what an expert offers (a booking, an event type, weekly hours,
-a date override, the expert's zone) bumps `User.schedule_version` in the same transaction.
+Every change to what an expert offers (a booking, an event type, weekly hours, a date
+override, the expert's zone) bumps `User.schedule_version` in the same transaction: at flush,
+or, for a new booking, in the statement that locks the expert.
 A cached answer is keyed by that version, so the first request after the commit, on any
 process, misses and computes afresh; nothing has to be told to forget anything.
 
@@ -153,7 +154,9 @@ def cached_hours(expert: User) -> Availability:
     the two reads, and that change's version never finds it). A booking reads the version
     under the expert's row lock, which any change to the hours needs too, so its hours are
     exactly its version's."""
-    cache = current_app.extensions.setdefault("expertbook.hours", AnswerCache(size=4096))
+    cache = current_app.extensions.get("expertbook.hours")
+    if cache is None:
+        cache = current_app.extensions.setdefault("expertbook.hours", AnswerCache(size=4096))
     key = (expert.id, expert.hours_version)
     hours = cache.get(key)
     if hours is None:

@@ -14,9 +14,10 @@ from expertbook.booking import (
     book_slot,
     check_idempotency_key,
     check_request,
+    reschedule_booking,
 )
 from expertbook.extensions import db
-from expertbook.models import Booking, IdempotencyKey
+from expertbook.models import Booking, EventType, IdempotencyKey
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 
@@ -293,3 +294,14 @@ def test_booking_without_update_returning(any_app, expert, make_event_type, monk
         book(event_type, next_monday(10), email="bob@example.com")
     db.session.refresh(expert)
     assert confirmed_count() == 1 and expert.schedule_version == version + 1
+
+
+def test_reschedule_reads_the_event_type_fresh(any_app, expert, make_event_type):
+    event_type = make_event_type(expert, duration_minutes=30)
+    booking = book(event_type, next_monday(10)).booking
+    assert booking.event_type.duration_minutes == 30  # loaded, as a view would have it
+    # Another process lengthens the event type meanwhile (not through this session).
+    db.session.execute(sa.update(EventType.__table__).values(duration_minutes=60))
+    db.session.commit()
+    reschedule_booking(booking, next_monday(13), now=NOW)
+    assert booking.end_at - booking.start_at == timedelta(minutes=60)
