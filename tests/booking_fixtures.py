@@ -1,5 +1,6 @@
-"""Booking fixtures shared by the booking, calendar-file and mail tests."""
+"""Booking fixtures shared by the booking, calendar-file, mail, API and dashboard tests."""
 
+import secrets
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -7,8 +8,35 @@ import pytest
 from expertbook.availability import set_availability
 from expertbook.booking import book_slot, check_request
 from expertbook.extensions import db
+from expertbook.models import Booking, EventType, hash_token
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
+
+
+def insert_booking(
+    event_type: EventType,
+    start: datetime,
+    *,
+    minutes: int | None = None,
+    name: str = "Bob Client",
+    status: str = Booking.CONFIRMED,
+) -> Booking:
+    """A committed booking row of `event_type`, written directly (no slot check), lasting its
+    duration unless told otherwise."""
+    booking = Booking(
+        uid=secrets.token_hex(16),
+        expert_id=event_type.expert_id,
+        event_type=event_type,
+        name=name,
+        email="bob@example.com",
+        start_at=start,
+        end_at=start + timedelta(minutes=minutes or event_type.duration_minutes),
+        status=status,
+        manage_token_hash=hash_token(secrets.token_urlsafe(16)),
+    )
+    db.session.add(booking)
+    db.session.commit()
+    return booking
 
 
 def day_ahead(days: int, hour: int, minute: int = 0) -> datetime:

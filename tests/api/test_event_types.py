@@ -6,7 +6,8 @@ import sqlalchemy as sa
 
 from expertbook.extensions import db
 from expertbook.models import ApiToken, EventType, utcnow
-from tests.api import add_booking, bearer
+from tests.api import bearer
+from tests.booking_fixtures import insert_booking
 
 NEW = {"title": "Intro call", "slug": "intro", "duration_minutes": 30}
 NOT_OBJECTS = [
@@ -152,7 +153,7 @@ def test_get_patch_delete(client, headers, intro):
 
 
 def test_a_booked_event_type_cannot_be_deleted(client, headers, intro):
-    add_booking(intro, datetime.now(UTC) + timedelta(days=3))
+    insert_booking(intro, datetime.now(UTC) + timedelta(days=3))
     response = client.delete(f"/api/v1/event-types/{intro.id}", headers=headers)
     assert error_of(response) == (409, "has_bookings", None)
     assert db.session.get(EventType, intro.id) is not None
@@ -248,7 +249,7 @@ def test_create_list_and_delete_on_each_database(any_app, make_user):
     public = client.get("/api/v1/experts/ann/event-types").json["event_types"]
     assert [event_type["slug"] for event_type in public] == ["intro"]
     event_type = db.session.get(EventType, created.json["id"])
-    add_booking(event_type, datetime.now(UTC) + timedelta(days=2))
+    insert_booking(event_type, datetime.now(UTC) + timedelta(days=2))
     path = f"/api/v1/event-types/{event_type.id}"
     assert client.delete(path, headers=headers).status_code == 409
 

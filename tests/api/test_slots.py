@@ -10,7 +10,7 @@ import pytest
 from expertbook.availability import set_availability
 from expertbook.extensions import db
 from expertbook.models import Booking
-from tests.api import add_booking
+from tests.booking_fixtures import insert_booking
 
 NINE_TO_FIVE = (9 * 60, 17 * 60)
 
@@ -111,15 +111,15 @@ def test_a_range_of_days_and_the_slot_interval(client, make_expert):
 def test_confirmed_bookings_of_any_of_the_experts_types_take_slots(
     client, consult, make_event_type, make_expert
 ):
-    add_booking(consult, at(0, 10))
-    add_booking(consult, at(0, 14), status=Booking.CANCELLED)
+    insert_booking(consult, at(0, 10))
+    insert_booking(consult, at(0, 14), status=Booking.CANCELLED)
     # Another type of the same expert, widened by its own 15 minutes after: 11:30-12:15.
     short = make_event_type(
         consult.expert, slug="short", duration_minutes=30, buffer_after_minutes=15
     )
-    add_booking(short, at(0, 11, 30))
+    insert_booking(short, at(0, 11, 30))
     # Another expert's booking is no concern of ann's.
-    add_booking(make_expert(username="bob"), at(0, 15))
+    insert_booking(make_expert(username="bob"), at(0, 15))
     slots = get_slots(client, consult).json["slots"]
     assert slots == hourly(0, 9, 9) + hourly(0, 13, 16)
 
@@ -127,7 +127,7 @@ def test_confirmed_bookings_of_any_of_the_experts_types_take_slots(
 def test_the_event_types_own_buffers_keep_clear_of_bookings(client, make_expert, make_event_type):
     consult = make_expert(buffer_before_minutes=30, buffer_after_minutes=30)
     short = make_event_type(consult.expert, slug="short", duration_minutes=15)
-    add_booking(short, at(0, 12, 30))
+    insert_booking(short, at(0, 12, 30))
     # 13:00 would need 12:30-14:30 clear; 11:00 needs 10:30-12:30, which only touches it.
     assert get_slots(client, consult).json["slots"] == hourly(0, 9, 11) + hourly(0, 14, 16)
 
@@ -182,8 +182,8 @@ def test_an_unknown_or_inactive_event_type_is_404(client, consult):
 def test_slots_and_bookings_on_each_database(any_app, make_expert):
     client = any_app.test_client()
     consult = make_expert()
-    add_booking(consult, at(0, 9))
-    add_booking(consult, at(1, 16))
+    insert_booking(consult, at(0, 9))
+    insert_booking(consult, at(1, 16))
     response = get_slots(client, consult, 0, 1, tz="America/New_York")
     assert response.json["slots"] == hourly(0, 10, 16) + hourly(1, 9, 15)
 

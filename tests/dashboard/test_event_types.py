@@ -7,7 +7,8 @@ import sqlalchemy as sa
 
 from expertbook.extensions import db
 from expertbook.models import EventType
-from tests.dashboard import assert_csp_clean, make_booking, sign_in_expert
+from tests.booking_fixtures import insert_booking
+from tests.dashboard import assert_csp_clean, sign_in_expert
 
 NEW = "/dashboard/event-types/new"
 
@@ -173,7 +174,7 @@ def test_delete(client, auth, expert, make_event_type):
 
 def test_delete_of_a_booked_type_is_refused(client, auth, expert, make_event_type):
     event_type = make_event_type(expert, title="Intro", slug="intro")
-    make_booking(event_type, datetime.now(UTC) + timedelta(days=1))
+    insert_booking(event_type, datetime.now(UTC) + timedelta(days=1))
     response = auth.post(f"/dashboard/event-types/{event_type.id}/delete", token_from="/dashboard/")
     assert response.headers["Location"] == "/dashboard/"
     assert event_types() == [event_type]

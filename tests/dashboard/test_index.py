@@ -6,7 +6,8 @@ import pytest
 from expertbook.availability import set_availability
 from expertbook.extensions import db
 from expertbook.models import Booking
-from tests.dashboard import assert_csp_clean, make_booking, sign_in_expert
+from tests.booking_fixtures import insert_booking
+from tests.dashboard import assert_csp_clean, sign_in_expert
 
 PAGES = ["/dashboard/", "/dashboard/event-types/new", "/dashboard/availability"]
 
@@ -95,11 +96,11 @@ def test_upcoming_bookings_are_the_next_ten_confirmed_in_the_experts_zone(
     intro = make_event_type(expert, title="Intro call", slug="intro")
     other = make_event_type(make_user("cat", expert=True), title="Not yours", slug="x")
     soon = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=1)
-    make_booking(intro, soon - timedelta(days=3), name="Past Client")
-    make_booking(intro, soon, name="Cancelled Client", status=Booking.CANCELLED)
-    make_booking(other, soon, name="Cats Client")
+    insert_booking(intro, soon - timedelta(days=3), name="Past Client")
+    insert_booking(intro, soon, name="Cancelled Client", status=Booking.CANCELLED)
+    insert_booking(other, soon, name="Cats Client")
     for day in range(12):
-        make_booking(intro, soon + timedelta(days=day, hours=1), name=f"Client {day:02d}")
+        insert_booking(intro, soon + timedelta(days=day, hours=1), name=f"Client {day:02d}")
 
     page = client.get("/dashboard/").text
 
