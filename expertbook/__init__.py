@@ -63,6 +63,7 @@ def create_app(config_class: type[Config] | str | None = None, **overrides) -> F
 def register_extensions(app: Flask) -> None:
     from . import database, schedule_cache  # noqa: F401  (schedule versions bump on flush)
 
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = database.engine_options(app)
     db.init_app(app)
     database.configure_engine(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from flask import Flask, current_app
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.exc import OperationalError
 
 from .extensions import db
@@ -36,6 +36,18 @@ def _is_busy(error: OperationalError) -> bool:
     if getattr(error.orig, "pgcode", None) in BUSY_SQLSTATES:
         return True
     return isinstance(error.orig, sqlite3.OperationalError) and "locked" in str(error.orig)
+
+
+def engine_options(app: Flask) -> dict:
+    """SQLALCHEMY_ENGINE_OPTIONS for the app's database, before the engine is made.
+
+    On PostgreSQL, READ COMMITTED is set, not assumed: a booking relies on each statement
+    after the lock seeing every booking committed before it. Under a server default of
+    REPEATABLE READ, the lock would instead fail with a serialization error."""
+    options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+    if make_url(app.config["SQLALCHEMY_DATABASE_URI"]).get_backend_name() == "postgresql":
+        options.setdefault("isolation_level", "READ COMMITTED")
+    return options
 
 
 def configure_engine(app: Flask) -> None:
@@ -130,12 +142,12 @@ def booking_transaction() -> Iterator[None]:
         finally:
             _sqlite_writer.release()
         return
-    # PostgreSQL: the view's read transaction (if any) simply goes on. READ COMMITTED gives
-    # every statement a fresh snapshot, so what follows the lock sees every booking committed
-    # before it; ending and beginning a transaction would cost three round trips (COMMIT,
-    # the pool's pre-ping, BEGIN). Whatever the view wrote would commit or roll back with
-    # the booking, so anything pending is committed first (the views write nothing before;
-    # the API token's use commits at once).
+    # PostgreSQL: the view's read transaction (if any) simply goes on. READ COMMITTED (set
+    # by engine_options) gives every statement a fresh snapshot, so what follows the lock
+    # sees every booking committed before it; ending and beginning a transaction would cost
+    # three round trips (COMMIT, the pool's pre-ping, BEGIN). Whatever the view wrote would
+    # commit or roll back with the booking, so anything pending is committed first (the
+    # views write nothing before; the API token's use commits at once).
     if session.new or session.dirty or session.deleted:
         session.commit()
     try:

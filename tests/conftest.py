@@ -127,8 +127,8 @@ def _sqlite_app(tmp_path):
     return _configure(app)
 
 
-def _pg_app(url):
-    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=url)
+def _pg_app(url, **overrides):
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=url, **overrides)
     with app.app_context():
         tables = ", ".join(f'"{t.name}"' for t in _db.metadata.sorted_tables)
         _db.session.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
@@ -162,6 +162,17 @@ def any_app(request, tmp_path):
 @pytest.fixture
 def pg_app(pg_migrated_url):
     app = _pg_app(pg_migrated_url)
+    with app.app_context():
+        yield app
+        _db.session.remove()
+        _db.engine.dispose()
+
+
+@pytest.fixture
+def pg_app_repeatable_read(pg_migrated_url):
+    """pg_app on a server whose default isolation is REPEATABLE READ, not READ COMMITTED."""
+    options = {"connect_args": {"options": "-c default_transaction_isolation=repeatable\\ read"}}
+    app = _pg_app(pg_migrated_url, SQLALCHEMY_ENGINE_OPTIONS=options)
     with app.app_context():
         yield app
         _db.session.remove()

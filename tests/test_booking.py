@@ -224,6 +224,34 @@ def test_a_stuck_lock_holder_gives_503_and_writes_nothing(pg_app, expert, make_e
     assert confirmed_count() == 0
 
 
+def test_booking_reads_committed_whatever_the_server_default(
+    pg_app_repeatable_read, expert, make_event_type
+):
+    event_type = make_event_type(expert)
+    start = next_monday(10)
+    # The view's read starts the transaction (and, under REPEATABLE READ, its snapshot)...
+    db.session.get(EventType, event_type.id, populate_existing=True)
+    # ...then another process books that slot and commits, bumping the expert's row.
+    insert_booking_elsewhere = sa.insert(Booking).values(
+        uid="elsewhere",
+        expert_id=expert.id,
+        event_type_id=event_type.id,
+        name="Elsewhere",
+        email="e@example.com",
+        start_at=start,
+        end_at=start + timedelta(minutes=event_type.duration_minutes),
+        status=Booking.CONFIRMED,
+        manage_token_hash="0" * 64,
+    )
+    with db.engine.begin() as other:
+        other.execute(insert_booking_elsewhere)
+        other.execute(sa.text('UPDATE "user" SET schedule_version = schedule_version + 1'))
+    # A clean "taken" (409), not a serialization failure (500).
+    with pytest.raises(SlotUnavailable):
+        book(event_type, start, email="bob@example.com")
+    assert db.session.scalar(sa.text("SHOW default_transaction_isolation")) == "repeatable read"
+
+
 def test_the_same_key_with_another_request_is_refused(any_app, expert, make_event_type):
     from expertbook.booking import IdempotencyKeyReused
 
