@@ -88,14 +88,35 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=get_metadata(),
-            **conf_args
-        )
+        # SQLite alters a table by rebuilding it (batch mode). Dropping the old copy with
+        # foreign keys on would first delete its rows, and with them, by ON DELETE CASCADE,
+        # every row referring to them (a rebuilt event_type took all bookings along). So they
+        # are off while migrations run, checked before the commit, and on again after.
+        sqlite = connection.dialect.name == 'sqlite'
+        if sqlite:
+            _sqlite_foreign_keys(connection, 'OFF')
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=get_metadata(),
+                **conf_args
+            )
 
-        with context.begin_transaction():
-            context.run_migrations()
+            with context.begin_transaction():
+                context.run_migrations()
+                if sqlite:
+                    broken = connection.exec_driver_sql('PRAGMA foreign_key_check').fetchall()
+                    if broken:
+                        raise RuntimeError(f'foreign keys broken by the migration: {broken}')
+        finally:
+            if sqlite:
+                _sqlite_foreign_keys(connection, 'ON')
+
+
+def _sqlite_foreign_keys(connection, state):
+    """PRAGMA foreign_keys only takes effect outside a transaction: say it to the driver's
+    connection directly, before SQLAlchemy begins one (and after it ends)."""
+    connection.connection.dbapi_connection.execute(f'PRAGMA foreign_keys={state}')
 
 
 if context.is_offline_mode():

@@ -1,5 +1,7 @@
 """The real Alembic migrations, run on SQLite and on PostgreSQL."""
 
+from datetime import UTC, datetime
+
 import pytest
 import sqlalchemy as sa
 from flask_migrate import downgrade, upgrade
@@ -46,3 +48,48 @@ def test_models_match_the_migrations(tmp_path):
             diff = compare_metadata(MigrationContext.configure(conn), db.metadata)
         db.engine.dispose()
     assert diff == []
+
+
+SEED = [
+    """INSERT INTO "user" (id, username, email, name, password_hash, timezone, is_expert, bio,
+        session_version, created_at)
+       VALUES (1, 'coach', 'coach@example.com', 'Coach', 'x', 'UTC', true, '', 0, :at)""",
+    """INSERT INTO event_type (id, expert_id, slug, title, description, duration_minutes,
+        location, buffer_before_minutes, buffer_after_minutes, min_notice_minutes,
+        max_days_ahead, active, created_at)
+       VALUES (1, 1, 'sync', 'Sync', '', 30, 'zoom', 0, 0, 0, 60, true, :at)""",
+    """INSERT INTO booking (id, uid, expert_id, event_type_id, name, email, notes, start_at,
+        end_at, status, video_url, cancel_reason, sequence, manage_token_hash, created_at,
+        updated_at)
+       VALUES (1001, 'u1', 1, 1, 'Ann', 'ann@example.com', '', '2030-01-07 10:00:00',
+        '2030-01-07 10:30:00', 'confirmed', '', '', 0, 'h', :at, :at)""",
+    """INSERT INTO idempotency_key (id, event_type_id, key, booking_id, response, created_at)
+       VALUES (1, 1, 'k', 1001, '{}', :at)""",
+]
+TABLES = ("user", "event_type", "booking", "idempotency_key")
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_migrations_keep_the_data(tmp_path, database):
+    """Migrations that rebuild a table on SQLite (a new CHECK, a dropped column) keep every
+    row, of that table and of the tables whose foreign keys cascade from it."""
+    if database == "sqlite":
+        url = f"sqlite:///{tmp_path / 'data.db'}"
+    else:
+        url = pg_database_url("expertbook_migration_data")
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=url)
+
+    def counts():
+        with db.engine.connect() as conn:
+            return [conn.scalar(sa.text(f'SELECT count(*) FROM "{t}"')) for t in TABLES]
+
+    with app.app_context():
+        upgrade(revision="0005")
+        with db.engine.begin() as conn:
+            for statement in SEED:
+                conn.execute(sa.text(statement), {"at": datetime(2030, 1, 1, tzinfo=UTC)})
+        upgrade()
+        assert counts() == [1, 1, 1, 1]
+        downgrade(revision="0002")  # through the rebuilds of "user" on SQLite
+        assert counts() == [1, 1, 1, 1]
+        db.engine.dispose()
