@@ -10,16 +10,21 @@ import sqlalchemy as sa
 
 from .errors import FieldError
 from .extensions import db
-from .models import Booking, EventType, User
+from .models import (
+    MAX_BUFFER_MINUTES,
+    MAX_DURATION_MINUTES,
+    MIN_DURATION_MINUTES,
+    Booking,
+    EventType,
+    User,
+)
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 LOCATIONS = {"zoom": "Zoom", "google_meet": "Google Meet"}
-MAX_BUFFER_MINUTES = 720
-MAX_DURATION_MINUTES = 720
 
 # name -> (minimum, maximum, default); bounds are inclusive.
 INT_FIELDS: dict[str, tuple[int, int, int | None]] = {
-    "duration_minutes": (5, MAX_DURATION_MINUTES, None),
+    "duration_minutes": (MIN_DURATION_MINUTES, MAX_DURATION_MINUTES, None),
     "buffer_before_minutes": (0, MAX_BUFFER_MINUTES, 0),
     "buffer_after_minutes": (0, MAX_BUFFER_MINUTES, 0),
     "min_notice_minutes": (0, 60 * 24 * 365, 0),

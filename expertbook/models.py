@@ -12,6 +12,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
 
+# Limits of an event type, in minutes, held by CHECK constraints too: the busy query in
+# slots.py bounds its scan by them (a booking that starts more than the longest duration and
+# buffer before a range cannot reach into it).
+MIN_DURATION_MINUTES = 5
+MAX_DURATION_MINUTES = 720
+MAX_BUFFER_MINUTES = 720
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -99,7 +106,18 @@ class User(UserMixin, db.Model):
 
 class EventType(db.Model):
     __tablename__ = "event_type"
-    __table_args__ = (sa.UniqueConstraint("expert_id", "slug", name="uq_event_type_expert_slug"),)
+    __table_args__ = (
+        sa.UniqueConstraint("expert_id", "slug", name="uq_event_type_expert_slug"),
+        sa.CheckConstraint(
+            f"duration_minutes BETWEEN {MIN_DURATION_MINUTES} AND {MAX_DURATION_MINUTES}",
+            name="duration_in_range",
+        ),
+        sa.CheckConstraint(
+            f"buffer_before_minutes BETWEEN 0 AND {MAX_BUFFER_MINUTES} "
+            f"AND buffer_after_minutes BETWEEN 0 AND {MAX_BUFFER_MINUTES}",
+            name="buffers_in_range",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     expert_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
@@ -158,6 +176,15 @@ class Booking(db.Model):
     __table_args__ = (
         sa.Index("ix_booking_expert_status_start", "expert_id", "status", "start_at"),
         sa.CheckConstraint("end_at > start_at", name="ends_after_start"),
+        # As long as its event type's duration at most, whatever the database.
+        sa.CheckConstraint(
+            f"end_at - start_at <= interval '{MAX_DURATION_MINUTES} minutes'",
+            name="duration_in_range",
+        ).ddl_if(dialect="postgresql"),
+        sa.CheckConstraint(
+            f"strftime('%s', end_at) - strftime('%s', start_at) <= {MAX_DURATION_MINUTES * 60}",
+            name="duration_in_range",
+        ).ddl_if(dialect="sqlite"),
     )
 
     CONFIRMED = "confirmed"

@@ -7,9 +7,8 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
-from .event_types import MAX_BUFFER_MINUTES, MAX_DURATION_MINUTES
 from .extensions import db
-from .models import Booking, EventType
+from .models import MAX_BUFFER_MINUTES, MAX_DURATION_MINUTES, Booking, EventType
 from .schedule_cache import cached_hours
 from .scheduling import Interval, SlotRules, day_window, is_offered, offered_slots
 

@@ -1,10 +1,11 @@
 """The real Alembic migrations, run on SQLite and on PostgreSQL."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 from flask_migrate import downgrade, upgrade
+from sqlalchemy.exc import IntegrityError
 
 from config import TestingConfig
 from expertbook import create_app
@@ -69,6 +70,22 @@ SEED = [
 TABLES = ("user", "event_type", "booking", "idempotency_key")
 
 
+def _long_booking(conn, minutes: int) -> None:
+    conn.execute(
+        sa.text(
+            "INSERT INTO booking (uid, expert_id, event_type_id, name, email, notes, start_at,"
+            " end_at, status, video_url, cancel_reason, sequence, manage_token_hash,"
+            " created_at, updated_at) VALUES (:uid, 1, 1, 'Bo', 'bo@example.com', '', :start,"
+            " :end, 'confirmed', '', '', 0, 'h', :start, :start)"
+        ),
+        {
+            "uid": f"long{minutes}",
+            "start": datetime(2030, 2, 1, tzinfo=UTC),
+            "end": datetime(2030, 2, 1, tzinfo=UTC) + timedelta(minutes=minutes),
+        },
+    )
+
+
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_migrations_keep_the_data(tmp_path, database):
     """Migrations that rebuild a table on SQLite (a new CHECK, a dropped column) keep every
@@ -90,6 +107,14 @@ def test_migrations_keep_the_data(tmp_path, database):
                 conn.execute(sa.text(statement), {"at": datetime(2030, 1, 1, tzinfo=UTC)})
         upgrade()
         assert counts() == [1, 1, 1, 1]
+        with db.engine.begin() as conn:
+            _long_booking(conn, 720)  # the longest event type's booking is fine
+        with pytest.raises(IntegrityError), db.engine.begin() as conn:
+            _long_booking(conn, 721)
+        with pytest.raises(IntegrityError), db.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE event_type SET duration_minutes = 721"))
+        with pytest.raises(IntegrityError), db.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE event_type SET buffer_after_minutes = -1"))
         downgrade(revision="0002")  # through the rebuilds of "user" on SQLite
-        assert counts() == [1, 1, 1, 1]
+        assert counts() == [1, 1, 2, 1]
         db.engine.dispose()
