@@ -128,17 +128,9 @@ def booking_transaction() -> Iterator[None]:
         if not acquired:
             raise BookingBusy("The booking queue is busy.")
         try:
-            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
-            yield
-            session.commit()
-        except OperationalError as error:
-            session.rollback()
-            if _is_busy(error):
-                raise BookingBusy("The booking queue is busy.") from error
-            raise
-        except BaseException:
-            session.rollback()
-            raise
+            with _committed(session):
+                session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+                yield
         finally:
             _sqlite_writer.release()
         return
@@ -150,7 +142,7 @@ def booking_transaction() -> Iterator[None]:
     # views write nothing before; the API token's use commits at once).
     if session.new or session.dirty or session.deleted:
         session.commit()
-    try:
+    with _committed(session):
         # One round trip for both settings.
         session.execute(
             text(
@@ -158,6 +150,14 @@ def booking_transaction() -> Iterator[None]:
                 f"SET LOCAL statement_timeout = {timeout_ms * 2}"
             )
         )
+        yield
+
+
+@contextmanager
+def _committed(session) -> Iterator[None]:
+    """Commit what the block did; on any error roll it back, a lock wait that ran out
+    raised as BookingBusy."""
+    try:
         yield
         session.commit()
     except OperationalError as error:
