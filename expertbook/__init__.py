@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, abort, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
@@ -57,6 +57,7 @@ def create_app(config_class: type[Config] | str | None = None, **overrides) -> F
     register_commands(app)
     register_template_helpers(app)
     register_security_headers(app)
+    register_nul_guard(app)
     return app
 
 
@@ -186,6 +187,22 @@ def register_template_helpers(app: Flask) -> None:
     from . import templating
 
     templating.init_app(app)
+
+
+def register_nul_guard(app: Flask) -> None:
+    """No name, id or text of ours holds a NUL character, and PostgreSQL refuses one in any
+    query. A path with one names nothing (404); a query string or form with one is refused
+    whole (400), before any view reads it. JSON bodies: api.inputs.json_object."""
+
+    @app.before_request
+    def refuse_nul():
+        if "\x00" in request.path:
+            abort(404)
+        fields = [*request.args.items(multi=True)]
+        if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            fields += request.form.items(multi=True)
+        if any("\x00" in key or "\x00" in value for key, value in fields):
+            abort(400, description="Text may not contain NUL characters.")
 
 
 def register_security_headers(app: Flask) -> None:

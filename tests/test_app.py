@@ -1,7 +1,12 @@
+import json
+
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
+from expertbook.api.inputs import storable
 from expertbook.extensions import db
+from expertbook.models import Booking
 
 
 def test_healthz_ok(client):
@@ -115,3 +120,58 @@ def test_cli_refuses_a_huge_token_id_in_one_line(runner):
     result = runner.invoke(args=["tokens", "revoke", HUGE])
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert len([line for line in result.output.splitlines() if line.strip()]) <= 4
+
+
+# Text PostgreSQL cannot take (a NUL) or UTF-8 cannot encode (a lone surrogate, which a JSON
+# \ud800 escape makes): refused with a clear error on both databases, never a 500.
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/coach%00",
+        "/coach/sync%00",
+        "/api/v1/experts/coach%00/event-types",
+        "/bookings/abc%00",
+        "/bookings/abc%00.ics",
+    ],
+)
+def test_a_nul_in_the_path_names_nothing(any_app, sync, path):
+    assert any_app.test_client().get(path).status_code == 404
+
+
+def test_a_nul_in_a_query_or_a_form_is_refused(any_app, sync, make_user):
+    from tests.conftest import AuthActions
+
+    client = any_app.test_client()
+    response = client.get(f"/api/v1/event-types/{sync.id}/slots?tz=UTC%00")
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "bad_request"
+    make_user("ann")
+    response = AuthActions(client).login("ann\x00")
+    assert response.status_code == 400 and "NUL" in response.text
+
+
+@pytest.mark.parametrize("notes", ["a\x00b", "\ud800", "ok \udfff"])
+def test_json_text_no_database_stores_is_422(any_app, sync, notes):
+    from tests.booking_fixtures import day_ahead
+
+    body = {
+        "start": day_ahead(3, 10).isoformat(),
+        "name": "Ann",
+        "email": "ann@example.com",
+        "notes": notes,
+    }
+    response = any_app.test_client().post(
+        f"/api/v1/event-types/{sync.id}/bookings",
+        data=json.dumps(body),  # escapes the surrogate as \ud800, as a client's JSON would
+        content_type="application/json",
+    )
+    assert response.status_code == 422
+    assert response.json["error"]["field"] == "notes"
+    assert db.session.scalar(sa.select(sa.func.count(Booking.id))) == 0
+
+
+def test_storable_looks_into_nested_values_and_keys():
+    assert storable({"weekly": {"mon": [["09:00", "17:00"]]}, "n": 1, "x": None})
+    assert not storable({"weekly": {"mon": [["09:00\x00", "17:00"]]}})
+    assert not storable({"weekly": {"m\ud800": []}})
+    assert storable([[[[]]]] * 3)

@@ -16,12 +16,38 @@ def json_object() -> dict[str, Any]:
     """The request body as a dict.
 
     Raises:
-        ApiError: 400 `invalid_json` when the body is not a JSON object.
+        ApiError: 400 `invalid_json` when the body is not a JSON object; 422 when a field
+            holds text no database can store (see storable).
     """
     body = request.get_json(silent=True, force=True)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "The body must be a JSON object.")
+    for key, value in body.items():
+        if not storable(key) or not storable(value):
+            field = key if storable(key) else "body"
+            raise invalid(field, "Text may not contain NUL or unpaired surrogate characters.")
     return body
+
+
+def storable(value: Any) -> bool:
+    """False when `value` holds a string no database takes: a NUL (PostgreSQL refuses it in
+    any query) or a lone surrogate, which JSON's \\uD800 escapes can make but UTF-8 cannot
+    encode. A loop, not recursion: a body may nest as deep as the JSON parser allows."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item or SURROGATE_RE.search(item):
+                return False
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return True
+
+
+SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
 
 
 def invalid(field: str, message: str, code: str = "invalid_field") -> ApiError:
