@@ -12,10 +12,11 @@ from .models import MAX_BUFFER_MINUTES, MAX_DURATION_MINUTES, Booking, EventType
 from .schedule_cache import cached_hours
 from .scheduling import Interval, SlotRules, day_window, is_offered, offered_slots
 
-# A booking this far outside a range cannot reach into it with its buffers.
-BUSY_MARGIN = timedelta(minutes=MAX_BUFFER_MINUTES)
-# Nor can one that starts this much earlier end inside it: the lower bound on start_at keeps
-# the index range scan to the days around the range, however long the expert's history.
+# How far a booking can block a slot across the gap between them: its own buffer and the
+# slot's add up (a booking's buffer after, then the slot's buffer before, or the reverse).
+REACH = timedelta(minutes=2 * MAX_BUFFER_MINUTES)
+# The longest a booking, or a slot, lasts: the lower bound on start_at keeps the index range
+# scan to the days around the range, however long the expert's history.
 LONGEST = timedelta(minutes=MAX_DURATION_MINUTES)
 
 
@@ -60,14 +61,16 @@ _BUSY_EXCEPT = _busy_query(except_booking=True)
 def busy_intervals(
     expert_id: int, lower: datetime, upper: datetime, *, except_booking_id: int | None = None
 ) -> list[Interval]:
-    """The expert's confirmed bookings near [lower, upper), each widened by its own type's
-    buffers: one query, whatever the range. `except_booking_id` leaves one booking out (the
-    one being moved, which must not block its own new time)."""
+    """The expert's confirmed bookings that can block a slot starting in [lower, upper),
+    each widened by its own type's buffers: one query, whatever the range.
+    `except_booking_id` leaves one booking out (the one being moved, which must not block
+    its own new time)."""
     params = {
         "expert_id": expert_id,
-        "starts_before": upper + BUSY_MARGIN,
-        "starts_after": lower - BUSY_MARGIN - LONGEST,
-        "ends_after": lower - BUSY_MARGIN,
+        # A slot starting before `upper` ends by upper + LONGEST.
+        "starts_before": upper + LONGEST + REACH,
+        "starts_after": lower - REACH - LONGEST,
+        "ends_after": lower - REACH,
     }
     query = _BUSY
     if except_booking_id is not None:
@@ -139,10 +142,5 @@ def is_bookable(
         # margins would overflow datetime.
         return False
     end = start + timedelta(minutes=event_type.duration_minutes)
-    busy = busy_intervals(
-        event_type.expert_id,
-        start - timedelta(days=1),
-        end + timedelta(days=1),
-        except_booking_id=except_booking_id,
-    )
+    busy = busy_intervals(event_type.expert_id, start, end, except_booking_id=except_booking_id)
     return is_offered(cached_hours(event_type.expert), rules, busy, now=now, start=start)

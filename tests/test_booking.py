@@ -312,6 +312,36 @@ def test_a_long_booking_blocks_the_next_day_through_its_buffer(
     book(call, noon + timedelta(days=1))
 
 
+@pytest.mark.parametrize("side", ["before", "after"])
+def test_two_long_buffers_add_up_across_days(any_app, client, make_user, make_event_type, side):
+    """A booking's buffer and a slot's buffer, 720 minutes each, block across a whole day:
+    a one-day listing must agree with a longer one, and with what can be booked."""
+    expert = make_user("night", expert=True)
+    set_availability(expert, "UTC", {day: [(0, 1440)] for day in range(7)})
+    db.session.commit()
+    day = next_monday(0)
+    if side == "before":  # 30 minutes at 10:00 the day before, then 12 hours of buffer...
+        booked = make_event_type(expert, slug="booked", buffer_after_minutes=720)
+        booking_start = day - timedelta(hours=14)
+        slots = make_event_type(expert, slug="slots", buffer_before_minutes=720)
+        first, last = "10:30", "23:30"  # ...and 12 hours before each slot
+        blocked = day
+    else:  # 30 minutes at 13:30 the day after, with 12 hours of buffer before it...
+        booked = make_event_type(expert, slug="booked", buffer_before_minutes=720)
+        booking_start = day + timedelta(days=1, hours=13, minutes=30)
+        slots = make_event_type(expert, slug="slots", buffer_after_minutes=720)
+        first, last = "00:00", "13:00"  # ...and 12 hours after each slot
+        blocked = day + timedelta(hours=23, minutes=30)
+    book(booked, booking_start)
+    iso = day.date().isoformat()
+    answer = client.get(f"/api/v1/event-types/{slots.id}/slots?from={iso}&to={iso}&tz=UTC")
+    starts = [slot["start"] for slot in answer.json["slots"]]
+    assert (starts[0], starts[-1]) == (f"{iso}T{first}:00Z", f"{iso}T{last}:00Z")
+    with pytest.raises(SlotUnavailable):
+        book(slots, blocked)
+    book(slots, datetime.fromisoformat(starts[0]))
+
+
 def test_booking_without_update_returning(any_app, expert, make_event_type, monkeypatch):
     """SQLite before 3.35 has no UPDATE ... RETURNING: the lock is an UPDATE, then a read."""
     event_type = make_event_type(expert)
