@@ -6,6 +6,7 @@ import re
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.exc import IntegrityError
 
 from .errors import FieldError
 from .extensions import db
@@ -107,6 +108,10 @@ def find_user(login: str) -> User | None:
     return db.session.scalar(sa.select(User).where(column == login))
 
 
+USERNAME_TAKEN = "That username is taken."
+EMAIL_TAKEN = "An account with that email already exists."
+
+
 def create_user(
     username: str,
     email: str,
@@ -127,9 +132,9 @@ def create_user(
     if not is_valid_timezone(timezone):
         raise AccountError("timezone", "Unknown time zone.")
     if db.session.scalar(sa.select(User.id).where(User.username == username)):
-        raise AccountError("username", "That username is taken.")
+        raise AccountError("username", USERNAME_TAKEN)
     if db.session.scalar(sa.select(User.id).where(User.email == email)):
-        raise AccountError("email", "An account with that email already exists.")
+        raise AccountError("email", EMAIL_TAKEN)
     user = User(
         username=username,
         email=email,
@@ -140,6 +145,22 @@ def create_user(
     )
     db.session.add(user)
     return user
+
+
+def commit_new_user() -> None:
+    """Commit the user create_user added. A username or email that a concurrent request
+    took after its check is refused the same way.
+
+    Raises:
+        AccountError: the username or email is taken; nothing is saved.
+    """
+    try:
+        db.session.commit()
+    except IntegrityError as error:
+        db.session.rollback()
+        if "email" in str(error.orig):  # the constraint's name, on both databases
+            raise AccountError("email", EMAIL_TAKEN) from None
+        raise AccountError("username", USERNAME_TAKEN) from None
 
 
 def create_api_token(user: User, name: str = "") -> str:

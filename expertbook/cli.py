@@ -9,9 +9,8 @@ from __future__ import annotations
 import click
 import sqlalchemy as sa
 from flask import Blueprint
-from sqlalchemy.exc import IntegrityError
 
-from .accounts import AccountError, create_api_token, create_user
+from .accounts import AccountError, commit_new_user, create_api_token, create_user
 from .availability import set_availability
 from .extensions import db
 from .models import ApiToken, EventType, User, utcnow
@@ -20,6 +19,7 @@ bp = Blueprint("cli", __name__, cli_group=None)
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-expert"
+DEMO_EMAIL = "demo@example.com"
 
 
 def _user_or_fail(username: str) -> User:
@@ -45,13 +45,10 @@ def users_create(username: str, email: str, password: str | None, expert: bool):
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
         user = create_user(username, email, password, expert=expert)
-        db.session.commit()
+        commit_new_user()
     except AccountError as error:
         db.session.rollback()
         raise click.ClickException(f"{error.field}: {error.message}") from None
-    except IntegrityError:
-        db.session.rollback()
-        raise click.ClickException("username or email is taken") from None
     click.echo(f"created {user.username} <{user.email}>{' (expert)' if expert else ''}")
 
 
@@ -147,21 +144,30 @@ def demo_seed(if_empty: bool):
         click.echo("database has users; demo seed skipped")
         return
     user = db.session.scalar(sa.select(User).where(User.username == DEMO_USERNAME))
-    if user is None:
-        user = create_user(
-            DEMO_USERNAME,
-            "demo@example.com",
-            DEMO_PASSWORD,
-            name="Dana Demo",
-            timezone="Europe/London",
-            expert=True,
+    if user is not None and user.email != DEMO_EMAIL:
+        # Someone's own account named "demo": leave it alone.
+        raise click.ClickException(
+            f"a user '{DEMO_USERNAME}' exists that the demo seed did not make; nothing changed"
         )
-        user.bio = "Product coach. Book a slot and let's talk."
-        nine_to_five = [(9 * 60, 12 * 60), (13 * 60, 17 * 60)]
-        set_availability(user, "Europe/London", {day: nine_to_five for day in range(5)}, {})
-    existing = {e.slug for e in user.event_types}
-    for fields in DEMO_EVENT_TYPES:
-        if fields["slug"] not in existing:
-            user.event_types.append(EventType(**fields))
-    db.session.commit()
+    try:
+        if user is None:
+            user = create_user(
+                DEMO_USERNAME,
+                DEMO_EMAIL,
+                DEMO_PASSWORD,
+                name="Dana Demo",
+                timezone="Europe/London",
+                expert=True,
+            )
+            user.bio = "Product coach. Book a slot and let's talk."
+            nine_to_five = [(9 * 60, 12 * 60), (13 * 60, 17 * 60)]
+            set_availability(user, "Europe/London", {day: nine_to_five for day in range(5)}, {})
+        existing = {e.slug for e in user.event_types}
+        for fields in DEMO_EVENT_TYPES:
+            if fields["slug"] not in existing:
+                user.event_types.append(EventType(**fields))
+        commit_new_user()
+    except AccountError as error:
+        db.session.rollback()
+        raise click.ClickException(f"demo seed: {error.field}: {error.message}") from None
     click.echo(f"demo expert '{DEMO_USERNAME}' ready (password: {DEMO_PASSWORD})")

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from .errors import FieldError
 from .extensions import db
@@ -145,6 +146,20 @@ def save_event_type(
     for name, value in cleaned.items():
         setattr(event_type, name, value)
     return event_type
+
+
+def commit_event_type() -> None:
+    """Commit what save_event_type did. A slug that a concurrent request took after its
+    check is refused the same way.
+
+    Raises:
+        EventTypeError: the slug is taken (code "slug_taken"); nothing is saved.
+    """
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise EventTypeError("slug", "You already use this slug.", code="slug_taken") from None
 
 
 def delete_event_type(event_type: EventType) -> None:

@@ -105,3 +105,19 @@ def test_demo_page_answers_after_seed(runner, client):
     page = client.get("/demo")
     assert page.status_code == 200
     assert "15-minute sync" in page.text and "60-minute deep dive" in page.text
+
+
+def test_demo_seed_leaves_someone_elses_demo_account_alone(runner, make_user):
+    make_user("demo", email="someone@example.com")  # registered before any seed
+    assert "did not make" in one_line_error(runner.invoke(args=["demo", "seed"]))
+    demo = db.session.scalar(sa.select(User).where(User.username == "demo"))
+    assert not demo.is_expert and demo.event_types == []
+
+
+def test_demo_seed_with_its_email_taken_is_one_line(runner):
+    result = runner.invoke(
+        args=["users", "create", "dana", "demo@example.com", "--password", "long enough"]
+    )
+    assert result.exit_code == 0
+    assert "already exists" in one_line_error(runner.invoke(args=["demo", "seed"]))
+    assert db.session.scalar(sa.select(sa.func.count(EventType.id))) == 0

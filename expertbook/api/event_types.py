@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import current_app, jsonify
-from sqlalchemy.exc import IntegrityError
 
 from ..event_types import (
     EventTypeError,
+    commit_event_type,
     delete_event_type,
     event_type_payload,
     event_type_url,
@@ -36,15 +36,6 @@ def rejected(error: EventTypeError) -> ApiError:
     return invalid(error.field, error.message, error.code)
 
 
-def commit_event_type() -> None:
-    """Commit; a slug taken by a concurrent request since our check is still `slug_taken`."""
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise invalid("slug", "You already use this slug.", "slug_taken") from None
-
-
 def payload(event_type: EventType) -> dict:
     return event_type_payload(event_type, current_app.config["BASE_URL"])
 
@@ -63,9 +54,9 @@ def create_event_type():
     data = json_object()
     try:
         event_type = save_event_type(expert, data)
+        commit_event_type()
     except EventTypeError as error:
         raise rejected(error) from None
-    commit_event_type()
     return jsonify(payload(event_type)), 201
 
 
@@ -83,9 +74,9 @@ def update_event_type(event_type_id: int):
     data = json_object()
     try:
         save_event_type(expert, data, event_type)
+        commit_event_type()
     except EventTypeError as error:
         raise rejected(error) from None
-    commit_event_type()
     return jsonify(payload(event_type))
 
 

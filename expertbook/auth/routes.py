@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from ..accounts import AccountError, create_user, find_user
+from ..accounts import AccountError, commit_new_user, create_user, find_user
 from ..extensions import db, limiter
 from ..forms import EmptyForm
 from ..passwords import verify_password
@@ -46,7 +46,7 @@ def register():
     if form.validate_on_submit():
         try:
             user = create_user(form.username.data, form.email.data, form.password.data)
-            db.session.commit()
+            commit_new_user()
         except AccountError as error:
             db.session.rollback()
             getattr(form, error.field, form.username).errors.append(error.message)

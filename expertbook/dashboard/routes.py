@@ -15,6 +15,7 @@ from ..event_types import (
     INT_FIELDS,
     LOCATIONS,
     EventTypeError,
+    commit_event_type,
     delete_event_type,
     event_type_url,
     save_event_type,
@@ -99,6 +100,7 @@ def save_form(form: EventTypeForm, event_type: EventType | None) -> EventType | 
     field and return None, with nothing saved."""
     try:
         saved = save_event_type(current_user, form.event_type_data(), event_type)
+        commit_event_type()
     except EventTypeError as error:
         db.session.rollback()
         if error.field in form:
@@ -106,7 +108,6 @@ def save_form(form: EventTypeForm, event_type: EventType | None) -> EventType | 
         else:
             form.form_errors.append(error.message)
         return None
-    db.session.commit()
     return saved
 
 

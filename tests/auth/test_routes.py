@@ -3,7 +3,7 @@ import sqlalchemy as sa
 
 from expertbook.extensions import db
 from expertbook.models import User
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, AuthActions
 
 
 def register(auth, username="ann", email="ann@example.com", password=PASSWORD, confirm=None):
@@ -156,3 +156,25 @@ def test_logout_kills_copies_of_the_session_and_the_remember_cookie(app, client,
         for name, value in cookies.items():
             thief.set_cookie(name, value)
         assert thief.get("/profile").status_code == 302, f"{cookies} still signs in"
+
+
+def test_a_username_taken_by_a_concurrent_request_is_a_form_error(pg_app, monkeypatch):
+    """Two people register one name at once: the one whose check ran before the other's
+    commit gets the form's message, not a 500 (the unique constraint decides)."""
+    from expertbook.auth import routes
+
+    create = routes.create_user
+
+    def racing(username, *args, **kwargs):
+        user = create(username, *args, **kwargs)  # its check passed; now the other commits
+        with db.engine.begin() as other:
+            other.execute(
+                sa.insert(User).values(username="ann", email="first@example.com", password_hash="x")
+            )
+        return user
+
+    monkeypatch.setattr(routes, "create_user", racing)
+    response = register(AuthActions(pg_app.test_client()), "ann", "ann@example.com")
+    assert response.status_code == 200
+    assert "That username is taken" in response.text
+    assert db.session.scalars(sa.select(User.email)).all() == ["first@example.com"]

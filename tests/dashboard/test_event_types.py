@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from expertbook.extensions import db
 from expertbook.models import EventType
 from tests.booking_fixtures import insert_booking
+from tests.conftest import AuthActions
 from tests.dashboard import assert_csp_clean, sign_in_expert
 
 NEW = "/dashboard/event-types/new"
@@ -210,3 +211,29 @@ def test_post_without_csrf_token_is_refused(client, expert, make_event_type, act
     db.session.expire_all()
     assert event_types() == [event_type]
     assert (event_type.title, event_type.active) == ("Intro", True)
+
+
+def test_a_slug_taken_by_a_concurrent_request_is_a_field_error(pg_app, make_user, monkeypatch):
+    """Two tabs create the same slug at once: the one whose check ran before the other's
+    commit gets the form's message, not a 500 (the unique constraint decides)."""
+    from expertbook.dashboard import routes
+
+    client = pg_app.test_client()
+    expert = sign_in_expert(make_user, AuthActions(client))
+    save = routes.save_event_type
+
+    def racing(*args, **kwargs):
+        saved = save(*args, **kwargs)  # its check passed; now the other tab commits
+        with db.engine.begin() as other:
+            other.execute(
+                sa.insert(EventType).values(
+                    expert_id=expert.id, slug="intro", title="Other tab", duration_minutes=30
+                )
+            )
+        return saved
+
+    monkeypatch.setattr(routes, "save_event_type", racing)
+    response = AuthActions(client).post(NEW, FORM)
+    assert response.status_code == 200
+    assert field_error(response.text, "slug") == escape("You already use this slug.")
+    assert [e.title for e in event_types()] == ["Other tab"]
