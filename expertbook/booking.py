@@ -23,6 +23,7 @@ from .database import BookingBusy, booking_transaction
 from .errors import FieldError
 from .extensions import db
 from .models import Booking, EventType, IdempotencyKey, User, hash_token, new_token, utcnow
+from .scheduling import Interval
 from .slots import is_bookable
 from .video import create_meeting
 
@@ -344,14 +345,14 @@ def cancel_booking(booking: Booking, *, reason: str = "", now: datetime) -> bool
     return True
 
 
-def reschedule_booking(booking: Booking, new_start: datetime, *, now: datetime) -> datetime:
+def reschedule_booking(booking: Booking, new_start: datetime, *, now: datetime) -> Interval:
     """Move an upcoming booking to `new_start` (an offered slot of its event type) and commit.
 
     The same serialized transaction as book_slot; the booking keeps its uid (calendars
     update the event) and its SEQUENCE grows. Its old time does not block the new one.
 
     Returns:
-        The old start, so the caller can announce that time as released.
+        The old time, so the caller can announce it as released.
 
     Raises:
         BookingStateError: cancelled or already started.
@@ -375,7 +376,7 @@ def reschedule_booking(booking: Booking, new_start: datetime, *, now: datetime) 
                 event_type, new_start, now, except_booking_id=booking.id
             ):
                 raise SlotUnavailable("That time is not available.")
-            old_start = booking.start_at
+            old = Interval(booking.start_at, booking.end_at)
             booking.start_at = new_start
             booking.end_at = new_start + timedelta(minutes=event_type.duration_minutes)
             booking.sequence += 1
@@ -384,4 +385,4 @@ def reschedule_booking(booking: Booking, new_start: datetime, *, now: datetime) 
         if _is_exclusion_violation(error):
             raise SlotUnavailable("That time was just taken.") from None
         raise
-    return old_start
+    return old

@@ -23,7 +23,7 @@ from flask_socketio import emit, join_room, leave_room
 
 from .extensions import db, socketio
 from .models import Booking, EventType
-from .scheduling import iso_z
+from .scheduling import Interval, iso_z
 
 MAX_ID = 2**31 - 1
 
@@ -88,10 +88,8 @@ def announce_slot_taken(booking: Booking, event_type_ids: Sequence[int] | None =
     _announce("slot_taken", booking.expert_id, booking.start_at, booking.end_at, event_type_ids)
 
 
-def announce_slot_released(booking: Booking, start: datetime | None = None) -> None:
+def announce_slot_released(booking: Booking, freed: Interval | None = None) -> None:
     """Tell every open booking page of the expert that the booking's time (or, after a
-    reschedule, its old `start`) is free again (after commit)."""
-    start = start or booking.start_at
-    _announce(
-        "slot_released", booking.expert_id, start, start + (booking.end_at - booking.start_at)
-    )
+    reschedule, its old time, `freed`) is free again (after commit)."""
+    freed = freed or Interval(booking.start_at, booking.end_at)
+    _announce("slot_released", booking.expert_id, freed.start, freed.end)

@@ -136,11 +136,11 @@ def reschedule(uid: str):
     form = RescheduleForm()
     if form.validate_on_submit():
         try:
-            old_start = reschedule_booking(booking, form.start.data, now=now)
+            old = reschedule_booking(booking, form.start.data, now=now)
         except (SlotUnavailable, BookingStateError, BookingInputError) as error:
             flash(f"{error} Please pick another time.", "error")
         else:
-            announce_slot_released(booking, start=old_start)
+            announce_slot_released(booking, old)
             announce_slot_taken(booking)
             send_booking_mail(booking, "rescheduled", manage_url(booking, token))
             flash("The booking is moved; both of you get an updated invite.", "success")

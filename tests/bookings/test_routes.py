@@ -128,6 +128,33 @@ def test_the_client_reschedules_from_my_bookings(client, auth, make_user, make_b
     assert booking.end_at - booking.start_at == timedelta(minutes=30)
 
 
+def test_reschedule_releases_the_old_time_as_it_was(client, app, auth, sync, make_user,
+                                                     make_booking):  # fmt: skip
+    """The expert lengthened the event type since: the released time is still the
+    booking's own 30 minutes, and the taken one the new duration."""
+    ann = make_user("ann")
+    booking, _ = make_booking(day_ahead(2, 10), client=ann)
+    old_start, old_end = booking.start_at, booking.end_at
+    sync.duration_minutes = 60
+    db.session.commit()
+    watcher = socketio.test_client(app)
+    watcher.emit("join", {"event_type_id": sync.id})
+    watcher.get_received()
+    auth.login("ann")
+    new_start = day_ahead(2, 13)
+    response = auth.post(f"/bookings/{booking.uid}/reschedule", {"start": z(new_start)})
+    assert response.status_code == 302
+    events = {e["name"]: e["args"][0] for e in watcher.get_received()}
+    assert (events["slot_released"]["start"], events["slot_released"]["end"]) == (
+        z(old_start), z(old_end))  # fmt: skip
+    assert (events["slot_taken"]["start"], events["slot_taken"]["end"]) == (
+        z(new_start), z(new_start + timedelta(minutes=60)))  # fmt: skip
+
+
+def z(instant) -> str:
+    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def test_reschedule_to_a_taken_time_keeps_the_old_one(client, auth, make_user, make_booking):
     ann = make_user("ann")
     booking, _ = make_booking(day_ahead(2, 10), client=ann)
