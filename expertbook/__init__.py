@@ -10,7 +10,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from config import CONFIGS, INSTANCE_DIR, Config
+from config import CONFIGS, INSTANCE_DIR, Config, normalize_database_url
 
 from .extensions import csrf, db, limiter, login_manager, migrate, socketio
 
@@ -38,6 +38,9 @@ def create_app(config_class: type[Config] | str | None = None, **overrides) -> F
     )
     app.config.from_object(config_class)
     app.config.update(overrides)
+    # An override names the database too: the same driver choice as the environment's.
+    uri = normalize_database_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    app.config["SQLALCHEMY_DATABASE_URI"] = uri
     if app.config.get("PRODUCTION"):
         config_class.check()
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):

@@ -174,3 +174,11 @@ def test_storable_looks_into_nested_values_and_keys():
     assert not storable({"weekly": {"mon": [["09:00\x00", "17:00"]]}})
     assert not storable({"weekly": {"m\ud800": []}})
     assert storable([[[[]]]] * 3)
+
+
+def test_a_database_url_given_as_an_override_gets_the_green_driver_too():
+    from config import TestingConfig
+    from expertbook import create_app
+
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI="postgresql://u@127.0.0.1/x")
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg2://u@127.0.0.1/x"
