@@ -131,6 +131,10 @@ def create_user(
     check_password(password)
     if not is_valid_timezone(timezone):
         raise AccountError("timezone", "Unknown time zone.")
+    # Hash before the first query: under eventlet the hash yields to other requests, and on
+    # SQLite a read transaction that another request's write overtook cannot write any more
+    # ("database is locked" at once, a 500).
+    password_hash = hash_password(password)
     if db.session.scalar(sa.select(User.id).where(User.username == username)):
         raise AccountError("username", USERNAME_TAKEN)
     if db.session.scalar(sa.select(User.id).where(User.email == email)):
@@ -139,7 +143,7 @@ def create_user(
         username=username,
         email=email,
         name=(name or "").strip()[:100],
-        password_hash=hash_password(password),
+        password_hash=password_hash,
         timezone=timezone,
         is_expert=expert,
     )

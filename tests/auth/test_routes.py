@@ -178,3 +178,23 @@ def test_a_username_taken_by_a_concurrent_request_is_a_form_error(pg_app, monkey
     assert response.status_code == 200
     assert "That username is taken" in response.text
     assert db.session.scalars(sa.select(User.email)).all() == ["first@example.com"]
+
+
+def test_registration_reads_nothing_before_the_hash(app, auth, monkeypatch):
+    """Under eventlet the hash yields, and another request may commit meanwhile. On SQLite a
+    read transaction overtaken by another write can no longer write, so registration must
+    not have read anything before it hashes."""
+    from expertbook import accounts
+
+    hash_password = accounts.hash_password
+
+    def hash_while_another_request_writes(password):
+        with db.engine.begin() as other:
+            other.execute(sa.insert(User).values(username="bob", email="b@example.com",
+                                                 password_hash="x"))  # fmt: skip
+        return hash_password(password)
+
+    monkeypatch.setattr(accounts, "hash_password", hash_while_another_request_writes)
+    response = register(auth, "ann", "ann@example.com")
+    assert response.status_code == 302
+    assert sorted(db.session.scalars(sa.select(User.username))) == ["ann", "bob"]
