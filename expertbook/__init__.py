@@ -117,8 +117,10 @@ def wants_json() -> bool:
 
 
 def register_errorhandlers(app: Flask) -> None:
+    from sqlalchemy.exc import OperationalError
+
     from .api.errors import error_response
-    from .database import BookingBusy
+    from .database import BookingBusy, is_busy
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
@@ -166,6 +168,19 @@ def register_errorhandlers(app: Flask) -> None:
             return error_response(500, "internal_error", "Something went wrong on our side.")
         message = "Something went wrong on our side."
         return render_template("errors/error.html", code=500, message=message), 500
+
+    @app.errorhandler(OperationalError)
+    def database_error(error: OperationalError):
+        if not is_busy(error):
+            return unexpected_error(error)
+        # A lock wait ran out outside a booking (on SQLite, a read transaction that another
+        # write overtook): nothing was written; try again shortly.
+        db.session.rollback()
+        message = "The site is busy right now; please try again."
+        if wants_json():
+            return error_response(503, "busy", message, headers={"Retry-After": "2"})
+        page = render_template("errors/error.html", code=503, message=message)
+        return page, 503, {"Retry-After": "2"}
 
     @app.get("/healthz")
     @limiter.exempt

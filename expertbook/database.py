@@ -32,7 +32,8 @@ class BookingBusy(Exception):
     """The booking queue did not clear in time (a lock holder is slow or stuck); retry."""
 
 
-def _is_busy(error: OperationalError) -> bool:
+def is_busy(error: OperationalError) -> bool:
+    """A lock wait ran out: PostgreSQL's lock or statement timeout, or SQLite's lock."""
     if getattr(error.orig, "pgcode", None) in BUSY_SQLSTATES:
         return True
     return isinstance(error.orig, sqlite3.OperationalError) and "locked" in str(error.orig)
@@ -162,7 +163,7 @@ def _committed(session) -> Iterator[None]:
         session.commit()
     except OperationalError as error:
         session.rollback()
-        if _is_busy(error):
+        if is_busy(error):
             raise BookingBusy("The booking queue is busy.") from error
         raise
     except BaseException:

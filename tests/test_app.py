@@ -182,3 +182,15 @@ def test_a_database_url_given_as_an_override_gets_the_green_driver_too():
 
     app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI="postgresql://u@127.0.0.1/x")
     assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg2://u@127.0.0.1/x"
+
+
+def test_a_database_lock_outside_a_booking_is_503_busy(app, client):
+    import sqlite3
+
+    @app.get("/api/v1/locked")
+    def locked():
+        raise OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
+
+    response = client.get("/api/v1/locked")
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "busy" and response.headers["Retry-After"]
