@@ -128,14 +128,17 @@ def register_errorhandlers(app: Flask) -> None:
             return error_response(400, "csrf_failed", error.description)
         return render_template("errors/error.html", code=400, message=error.description), 400
 
-    @app.errorhandler(BookingBusy)
-    def booking_busy(error: BookingBusy):
-        # Someone holds the expert's lock too long: nothing was written; try again shortly.
-        message = "Bookings for this expert are busy right now; please try again."
+    def busy(message: str):
+        """503 with Retry-After: a lock wait ran out, nothing was written; try again soon."""
         if wants_json():
             return error_response(503, "busy", message, headers={"Retry-After": "2"})
         page = render_template("errors/error.html", code=503, message=message)
         return page, 503, {"Retry-After": "2"}
+
+    @app.errorhandler(BookingBusy)
+    def booking_busy(error: BookingBusy):
+        # Someone holds the expert's lock too long.
+        return busy("Bookings for this expert are busy right now; please try again.")
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
@@ -173,14 +176,9 @@ def register_errorhandlers(app: Flask) -> None:
     def database_error(error: OperationalError):
         if not is_busy(error):
             return unexpected_error(error)
-        # A lock wait ran out outside a booking (on SQLite, a read transaction that another
-        # write overtook): nothing was written; try again shortly.
+        # Outside a booking (on SQLite, say, a read transaction that another write overtook).
         db.session.rollback()
-        message = "The site is busy right now; please try again."
-        if wants_json():
-            return error_response(503, "busy", message, headers={"Retry-After": "2"})
-        page = render_template("errors/error.html", code=503, message=message)
-        return page, 503, {"Retry-After": "2"}
+        return busy("The site is busy right now; please try again.")
 
     @app.get("/healthz")
     @limiter.exempt
