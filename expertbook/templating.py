@@ -24,13 +24,44 @@ def viewer_timezone() -> str:
 
 
 def localtime(value: datetime | None, tz: str | None = None, fmt: str = "%a %d %b %Y, %H:%M"):
-    """Format an aware UTC datetime in zone `tz` (default: the viewer's)."""
+    """Format an aware UTC datetime in zone `tz` (default: the viewer's). A clock time that
+    happens twice (the hour the clocks go back) gets its zone abbreviation: 01:30 EDT and
+    01:30 EST are two different slots."""
     if value is None:
         return ""
-    return value.astimezone(ZoneInfo(tz or viewer_timezone())).strftime(fmt)
+    local = value.astimezone(ZoneInfo(tz or viewer_timezone()))
+    text = local.strftime(fmt)
+    if "%H" in fmt and _ambiguous(local):
+        text += " " + _abbreviation(local)
+    return text
+
+
+def timerange(
+    start: datetime, end: datetime, tz: str | None = None, day_fmt: str = "%a %d %b %Y, "
+) -> str:
+    """ "Sun 28 Mar 2027, 10:00 – 11:00" in zone `tz` (default: the viewer's). When the clocks
+    change in between (or either end happens twice), both ends name their offset, so the
+    length reads right: "01:30 CET – 03:30 CEST" is one hour."""
+    zone = ZoneInfo(tz or viewer_timezone())
+    first, last = start.astimezone(zone), end.astimezone(zone)
+    day = first.strftime(day_fmt)
+    if first.utcoffset() == last.utcoffset() and not (_ambiguous(first) or _ambiguous(last)):
+        return f"{day}{first:%H:%M} – {last:%H:%M}"
+    return f"{day}{first:%H:%M} {_abbreviation(first)} – {last:%H:%M} {_abbreviation(last)}"
+
+
+def _ambiguous(local: datetime) -> bool:
+    return local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
+
+
+def _abbreviation(local: datetime) -> str:
+    # Zones without a letter abbreviation in tzdata give their offset ("-03"): say UTC-03.
+    name = local.strftime("%Z")
+    return name if name[:1].isalpha() else f"UTC{name}"
 
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["localtime"] = localtime
+    app.jinja_env.filters["timerange"] = timerange
     app.jinja_env.globals["timezone_choices"] = timezone_choices
     app.jinja_env.globals["viewer_timezone"] = viewer_timezone
