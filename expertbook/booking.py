@@ -25,6 +25,7 @@ from .extensions import db
 from .models import Booking, EventType, IdempotencyKey, User, hash_token, new_token, utcnow
 from .scheduling import Interval
 from .slots import is_bookable
+from .text import multiline
 from .video import create_meeting
 
 log = logging.getLogger("expertbook.booking")
@@ -101,7 +102,7 @@ def check_request(start: datetime, name: Any, email: Any, notes: Any = "") -> Bo
         raise BookingInputError("notes", "Must be text.")
     if len(notes) > MAX_NOTES:
         raise BookingInputError("notes", f"At most {MAX_NOTES} characters.")
-    return BookingRequest(_utc(start), name, email, notes.strip())
+    return BookingRequest(_utc(start), name, email, multiline(notes))
 
 
 def _utc(start: datetime) -> datetime:
@@ -339,7 +340,7 @@ def cancel_booking(booking: Booking, *, reason: str = "", now: datetime) -> bool
         if booking.end_at <= now:
             raise BookingStateError("This session is already over.")
         booking.status = Booking.CANCELLED
-        booking.cancel_reason = reason.strip()
+        booking.cancel_reason = multiline(reason)
         booking.cancelled_at = now
         booking.sequence += 1
     return True

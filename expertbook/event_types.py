@@ -19,6 +19,7 @@ from .models import (
     EventType,
     User,
 )
+from .text import multiline as clean_multiline
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 LOCATIONS = {"zoom": "Zoom", "google_meet": "Google Meet"}
@@ -63,7 +64,7 @@ def _int(name: str, value: Any, low: int, high: int) -> int:
 def _text(name: str, value: Any, max_length: int, required: bool, multiline: bool = False) -> str:
     if not isinstance(value, str):
         raise EventTypeError(name, "Must be text.")
-    value = value.strip()
+    value = clean_multiline(value) if multiline else value.strip()
     if not multiline and any(not ch.isprintable() for ch in value):
         raise EventTypeError(name, "Must be one line of text, without control characters.")
     if required and not value:

@@ -90,3 +90,14 @@ def test_feed_lists_upcoming_only_and_regenerating_kills_the_old_url(
     auth.post("/calendar/regenerate", token_from="/dashboard/")
     assert client.get(path).status_code == 404
     assert client.get("/calendar/" + "x" * 43 + ".ics").status_code == 404
+
+
+def test_control_characters_never_reach_the_calendar_file(any_app, sync):
+    from expertbook.booking import book_slot, check_request
+
+    request = check_request(day_ahead(3, 10), "Ann", "ann@example.com", "a\x0bb\x1bc\x7fd\x0c")
+    result = book_slot(sync, request, client=None, now=NOW, respond=lambda b, t: {})
+    cancel_booking(result.booking, reason="ill\x1b\x07 today", now=NOW)
+    text = calendar_file([result.booking], BASE, method="CANCEL").decode()
+    assert not any(ord(ch) < 32 and ch not in "\r\n" or ord(ch) == 127 for ch in text)
+    assert "abcd" in text and "ill today" in text

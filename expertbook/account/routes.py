@@ -5,6 +5,7 @@ from flask_login import current_user, login_required
 
 from ..extensions import db
 from ..forms import EmptyForm
+from ..text import multiline
 from .forms import ProfileForm
 
 bp = Blueprint("account", __name__)
@@ -18,7 +19,7 @@ def profile():
     if form.validate_on_submit():
         current_user.name = (form.name.data or "").strip()
         current_user.timezone = form.timezone.data
-        current_user.bio = (form.bio.data or "").strip()
+        current_user.bio = multiline(form.bio.data or "")
         db.session.commit()
         flash("Profile saved.", "success")
         return redirect(url_for("account.profile"))
