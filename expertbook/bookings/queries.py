@@ -15,12 +15,16 @@ def bookings_query(user: User, *, role: str, scope: str, now: datetime) -> sa.Se
     """Bookings where `user` is the client (role "client") or the expert ("expert"),
     upcoming (not yet ended; soonest first) or past (most recent first)."""
     column = Booking.client_id if role == "client" else Booking.expert_id
-    query = sa.select(Booking).where(column == user.id)
-    if scope == "upcoming":
-        query = query.where(Booking.end_at > now).order_by(Booking.start_at)
-    else:
-        query = query.where(Booking.end_at <= now).order_by(Booking.start_at.desc())
+    query = _in_scope(sa.select(Booking).where(column == user.id), scope, now)
     return query.options(selectinload(Booking.event_type), selectinload(Booking.expert))
+
+
+def _in_scope(query: sa.Select, scope: str, now: datetime) -> sa.Select:
+    """Upcoming (not yet ended: a session in progress too; soonest first) or past (most
+    recent first); the id breaks ties, so pages and answers keep one order."""
+    if scope == "upcoming":
+        return query.where(Booking.end_at > now).order_by(Booking.start_at, Booking.id)
+    return query.where(Booking.end_at <= now).order_by(Booking.start_at.desc(), Booking.id)
 
 
 def bookings_of(user: User, *, role: str, scope: str, now: datetime, limit: int) -> list[Booking]:
@@ -36,11 +40,7 @@ def my_bookings_page(
     query = sa.select(Booking).where(
         sa.or_(Booking.client_id == user.id, Booking.expert_id == user.id)
     )
-    if scope == "upcoming":
-        query = query.where(Booking.end_at > now).order_by(Booking.start_at, Booking.id)
-    else:
-        query = query.where(Booking.end_at <= now).order_by(Booking.start_at.desc(), Booking.id)
-    query = query.options(
+    query = _in_scope(query, scope, now).options(
         selectinload(Booking.event_type), selectinload(Booking.expert), selectinload(Booking.client)
     )
     rows = list(db.session.scalars(query.offset((page - 1) * per_page).limit(per_page + 1)))

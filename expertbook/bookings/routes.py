@@ -43,11 +43,17 @@ def index():
     """My Bookings: sessions as client and as expert, upcoming or past, paginated."""
     scope = "past" if request.args.get("scope") == "past" else "upcoming"
     page = min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
+    now = datetime.now(UTC)
     bookings, has_next = my_bookings_page(
-        current_user, scope=scope, now=datetime.now(UTC), page=page, per_page=PER_PAGE
+        current_user, scope=scope, now=now, page=page, per_page=PER_PAGE
     )
     return render_template(
-        "bookings/index.html", bookings=bookings, scope=scope, page=page, has_next=has_next
+        "bookings/index.html",
+        bookings=bookings,
+        scope=scope,
+        page=page,
+        has_next=has_next,
+        now=now,
     )
 
 
@@ -88,7 +94,7 @@ def detail(uid: str):
         tz=viewer_tz(booking),
         cancel_form=CancelForm(),
         links=_links(booking, token),
-        upcoming=booking.end_at > datetime.now(UTC),
+        now=datetime.now(UTC),
     )
 
 

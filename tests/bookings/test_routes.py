@@ -244,3 +244,18 @@ def test_reschedule_page_survives_any_date(client, make_booking, day):
     booking, token = make_booking(day_ahead(2, 10))
     response = client.get(f"/bookings/{booking.uid}/reschedule?token={token}&date={day}")
     assert response.status_code == 200
+
+
+def test_a_session_in_progress_offers_no_reschedule(client, auth, make_user, sync):
+    from tests.booking_fixtures import insert_booking
+
+    ann = make_user("ann")
+    booking = insert_booking(sync, NOW - timedelta(minutes=20), minutes=60)
+    booking.client_id = ann.id
+    db.session.commit()
+    auth.login("ann")
+    reschedule = f"/bookings/{booking.uid}/reschedule"
+    listing = client.get("/bookings").text
+    assert booking.uid in listing and reschedule not in listing
+    page = client.get(f"/bookings/{booking.uid}").text
+    assert reschedule not in page and 'id="cancel"' in page  # it can still be called off
