@@ -23,7 +23,7 @@ from .database import BookingBusy, booking_transaction
 from .errors import FieldError
 from .extensions import db
 from .models import Booking, EventType, IdempotencyKey, User, hash_token, new_token, utcnow
-from .scheduling import Interval
+from .scheduling import Interval, is_valid_timezone
 from .slots import is_bookable
 from .text import multiline
 from .video import create_meeting
@@ -60,6 +60,8 @@ class BookingRequest:
     name: str
     email: str
     notes: str
+    # The zone the booker picked the time in, if known.
+    timezone: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,9 @@ class BookingResult:
     event_type_ids: tuple[int, ...] | None = None
 
 
-def check_request(start: datetime, name: Any, email: Any, notes: Any = "") -> BookingRequest:
+def check_request(
+    start: datetime, name: Any, email: Any, notes: Any = "", timezone: str = ""
+) -> BookingRequest:
     """Validate booking input before any transaction starts.
 
     Raises:
@@ -102,7 +106,8 @@ def check_request(start: datetime, name: Any, email: Any, notes: Any = "") -> Bo
         raise BookingInputError("notes", "Must be text.")
     if len(notes) > MAX_NOTES:
         raise BookingInputError("notes", f"At most {MAX_NOTES} characters.")
-    return BookingRequest(_utc(start), name, email, multiline(notes))
+    timezone = timezone if is_valid_timezone(timezone) else ""
+    return BookingRequest(_utc(start), name, email, multiline(notes), timezone)
 
 
 def _utc(start: datetime) -> datetime:
@@ -256,6 +261,7 @@ def _insert_booking(
         cancelled_at=None,
         sequence=0,
         manage_token_hash=hash_token(token),
+        timezone=request.timezone,
         created_at=created,
         updated_at=created,
     )

@@ -46,7 +46,7 @@ def build_messages(
     subject = subject_of(booking, kind)
     messages = []
     for to, tz, is_expert in (
-        (booking.email, booking.client.timezone if booking.client else expert.timezone, False),
+        (booking.email, booking.booker_timezone, False),
         (expert.email, expert.timezone, True),
     ):
         link = f"{config['BASE_URL']}/bookings/{booking.uid}"

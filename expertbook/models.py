@@ -212,12 +212,21 @@ class Booking(db.Model):
     sequence: Mapped[int] = mapped_column(default=0)
     # SHA-256 of the guest's manage-link secret (the guest's only key).
     manage_token_hash: Mapped[str] = mapped_column(sa.String(64))
+    # The zone the booker picked the time in ("" when unknown, as through the API): a guest's
+    # mails and pages show it.
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     expert: Mapped[User] = relationship(foreign_keys=[expert_id])
     client: Mapped[User | None] = relationship(foreign_keys=[client_id])
     event_type: Mapped[EventType] = relationship()
+
+    @property
+    def booker_timezone(self) -> str:
+        """The zone to show the booker: the one they booked in, else their profile's, else
+        the expert's."""
+        return self.timezone or (self.client.timezone if self.client else self.expert.timezone)
 
     @property
     def is_confirmed(self) -> bool:

@@ -76,11 +76,12 @@ def manage_url(booking, token: str | None) -> str | None:
 
 
 def viewer_tz(booking) -> str:
-    """The zone the page was asked for (?tz=), else the signed-in user's, else the expert's."""
+    """The zone the page was asked for (?tz=), else the signed-in user's, else (a guest
+    with the manage link) the one the booking was made in."""
     tz = request.args.get("tz", "")
     if is_valid_timezone(tz):
         return tz
-    return current_user.timezone if current_user.is_authenticated else booking.expert.timezone
+    return current_user.timezone if current_user.is_authenticated else booking.booker_timezone
 
 
 @bp.get("/<uid>")
