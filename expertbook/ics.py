@@ -29,8 +29,12 @@ def _address(email: str, name: str, role: str | None = None) -> vCalAddress:
     return address
 
 
-def booking_event(booking: Booking, base_url: str, now: datetime | None = None) -> Event:
-    """The VEVENT of a booking; its UID is stable across changes, SEQUENCE grows."""
+def booking_event(
+    booking: Booking, base_url: str, now: datetime | None = None, manage_url: str | None = None
+) -> Event:
+    """The VEVENT of a booking; its UID is stable across changes, SEQUENCE grows.
+    `manage_url`: a guest's tokened link, for the guest's copy (the plain one asks to sign
+    in, which a guest cannot)."""
     host = urlsplit(base_url).hostname or "expertbook"
     expert = booking.expert
     title = f"{booking.event_type.title}: {expert.display_name} and {booking.name}"
@@ -41,7 +45,7 @@ def booking_event(booking: Booking, base_url: str, now: datetime | None = None) 
         description_lines.append(f"Notes: {booking.notes}")
     if booking.cancel_reason:
         description_lines.append(f"Cancelled: {booking.cancel_reason}")
-    description_lines.append(f"Manage: {base_url}/bookings/{booking.uid}")
+    description_lines.append(f"Manage: {manage_url or f'{base_url}/bookings/{booking.uid}'}")
 
     event = Event()
     event.add("uid", f"{booking.uid}@{host}")
@@ -63,9 +67,14 @@ def booking_event(booking: Booking, base_url: str, now: datetime | None = None) 
 
 
 def calendar_file(
-    bookings: Iterable[Booking], base_url: str, method: str = "PUBLISH", name: str | None = None
+    bookings: Iterable[Booking],
+    base_url: str,
+    method: str = "PUBLISH",
+    name: str | None = None,
+    manage_url: str | None = None,
 ) -> bytes:
-    """A VCALENDAR with one VEVENT per booking, as bytes (CRLF, folded at 75 octets)."""
+    """A VCALENDAR with one VEVENT per booking, as bytes (CRLF, folded at 75 octets).
+    `manage_url`: a guest's link, for a guest's copy of their one booking."""
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
@@ -74,5 +83,5 @@ def calendar_file(
     if name:
         calendar.add("x-wr-calname", name)
     for booking in bookings:
-        calendar.add_component(booking_event(booking, base_url))
+        calendar.add_component(booking_event(booking, base_url, manage_url=manage_url))
     return calendar.to_ical()

@@ -41,7 +41,6 @@ def build_messages(
     how a guest finds the booking again. The expert's mail links to the booking's page."""
     method, _prefix = KINDS[kind]
     config = current_app.config
-    ics = calendar_file([booking], config["BASE_URL"], method=method)
     expert = booking.expert
     subject = subject_of(booking, kind)
     messages = []
@@ -52,6 +51,7 @@ def build_messages(
         link = f"{config['BASE_URL']}/bookings/{booking.uid}"
         if not is_expert and booking.client_id is None:
             link = manage_url  # a guest has no account: only the tokened link opens it
+        ics = calendar_file([booking], config["BASE_URL"], method=method, manage_url=link)
         context = dict(booking=booking, kind=kind, tz=tz, for_expert=is_expert, link=link)
         message = EmailMessage()
         message["Subject"] = subject

@@ -73,6 +73,15 @@ def test_the_guest_mail_carries_the_manage_link(inbox, client, sync):
     guest = next(m for m in inbox.messages if m["To"] == "guest@example.com")
     text = next(p for p in guest.walk() if p.get_content_type() == "text/plain").get_content()
     assert answer["manage_url"] in text
+    assert answer["manage_url"] in invite_description(guest)  # the invite links back too
     expert = next(m for m in inbox.messages if m["To"] == "coach@example.com")
     expert_text = next(p for p in expert.walk() if p.get_content_type() == "text/plain")
     assert "token=" not in expert_text.get_content()
+    assert "token=" not in invite_description(expert)
+
+
+def invite_description(message) -> str:
+    import icalendar
+
+    (event,) = icalendar.Calendar.from_ical(calendar_part(message).get_content()).walk("VEVENT")
+    return str(event["DESCRIPTION"])

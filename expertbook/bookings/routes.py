@@ -102,8 +102,10 @@ def detail(uid: str):
 @bp.get("/<uid>.ics")
 def ics(uid: str):
     """The booking's calendar file (METHOD:PUBLISH)."""
-    booking, _token = booking_or_404(uid)
-    body = calendar_file([booking], current_app.config["BASE_URL"])
+    booking, token = booking_or_404(uid)
+    body = calendar_file(
+        [booking], current_app.config["BASE_URL"], manage_url=manage_url(booking, token)
+    )
     return Response(
         body,
         content_type="text/calendar; charset=utf-8",

@@ -259,3 +259,15 @@ def test_a_session_in_progress_offers_no_reschedule(client, auth, make_user, syn
     assert booking.uid in listing and reschedule not in listing
     page = client.get(f"/bookings/{booking.uid}").text
     assert reschedule not in page and 'id="cancel"' in page  # it can still be called off
+
+
+def test_a_guests_calendar_file_links_back_with_the_token(client, make_booking):
+    import icalendar
+
+    booking, token = make_booking(day_ahead(2, 10))
+    raw = client.get(f"/bookings/{booking.uid}.ics?token={token}").data
+    (event,) = icalendar.Calendar.from_ical(raw).walk("VEVENT")
+    manage = next(line for line in str(event["DESCRIPTION"]).splitlines() if "Manage" in line)
+    link = manage.removeprefix("Manage: ").removeprefix("http://testserver")
+    assert f"token={token}" in link
+    assert client.get(link).status_code == 200  # signed out, as a guest is
