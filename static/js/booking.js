@@ -58,9 +58,21 @@
     return `${p.year}-${p.month}-${p.day}`;
   }
 
+  // A clock time that happens twice (the hour the clocks go back) names its zone, as the
+  // server's pages do: 01:30 EDT and 01:30 EST are two different slots.
   function localTime(ms, tz) {
     const p = localParts(ms, tz);
-    return `${p.hour}:${p.minute}`;
+    const text = `${p.hour}:${p.minute}`;
+    const twice = [-60, -30, 30, 60].some((minutes) => {
+      const q = localParts(ms + minutes * 60000, tz);
+      return q.day === p.day && `${q.hour}:${q.minute}` === text;
+    });
+    return twice ? `${text} ${zoneName(ms, tz)}` : text;
+  }
+
+  function zoneName(ms, tz) {
+    const format = new Intl.DateTimeFormat("en-US", { timeZone: tz, timeZoneName: "short" });
+    return format.formatToParts(ms).find((part) => part.type === "timeZoneName").value;
   }
 
   function shiftMonth(month, by) {

@@ -22,7 +22,9 @@ def csrf_of(html: str) -> str:
     return re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
 
 
-def new_expert(server, *, title="Deep dive", duration=30, hours=(("09:00", "17:00"),)) -> dict:
+def new_expert(
+    server, *, title="Deep dive", duration=30, hours=(("09:00", "17:00"),), **fields
+) -> dict:
     """Register an expert over HTTP (forms, then the session-authenticated API) with
     hours in UTC every day and one event type; returns its names and ids."""
     username = f"expert{next(_names)}{int(time.time() * 1000) % 100000}"
@@ -53,7 +55,7 @@ def new_expert(server, *, title="Deep dive", duration=30, hours=(("09:00", "17:0
     assert response.status_code == 200, response.text
     response = http.post(
         f"{server.url}/api/v1/event-types",
-        json={"title": title, "slug": "deep-dive", "duration_minutes": duration},
+        json={"title": title, "slug": "deep-dive", "duration_minutes": duration, **fields},
         headers=headers,
         timeout=10,
     )
@@ -224,3 +226,22 @@ def test_booking_works_with_the_keyboard_alone(new_context, live_server):
     page.keyboard.press("Enter")  # submits the form
     page.wait_for_url(re.compile(r"/bookings/"))
     assert page.locator("a.video-link").count() == 1
+
+
+def test_the_hour_the_clocks_go_back_shows_each_slot_once(new_context, live_server):
+    """01:00 and 01:30 happen twice in New York on that night: four slots, four labels."""
+    expert = new_expert(live_server, hours=(("00:00", "24:00"),), max_days_ahead=730)
+    today = datetime.now(UTC).date()
+    # The next first Sunday of November: New York's clocks go back from 02:00 to 01:00.
+    day = next(
+        d
+        for d in (today + timedelta(days=n) for n in range(1, 400))
+        if d.month == 11 and d.weekday() == 6 and d.day <= 7
+    ).isoformat()
+    context = new_context(timezone_id="America/New_York")
+    page = context.new_page()
+    page.goto(f"/{expert['username']}/{expert['slug']}?date={day}&tz=America/New_York")
+    wait_for_join(page)
+    slots = page.locator("[data-role=slots] .slot")
+    labels = [text.strip() for text in slots.all_inner_texts()][:6]
+    assert labels == ["00:00", "00:30", "01:00 EDT", "01:30 EDT", "01:00 EST", "01:30 EST"]
