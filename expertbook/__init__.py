@@ -207,15 +207,19 @@ def register_template_helpers(app: Flask) -> None:
 
 def register_nul_guard(app: Flask) -> None:
     """No name, id or text of ours holds a NUL character, and PostgreSQL refuses one in any
-    query. A path with one names nothing (404); a form with one is refused whole (400),
-    before any view reads it. Query strings are the views' own: each parameter is parsed
-    (a date, a zone) and a bad one falls back or is refused. JSON bodies:
+    query. A path with one names nothing (404); a page's form with one is refused whole
+    (400), before any view reads it. Query strings are the views' own: each parameter is
+    parsed (a date, a zone) and a bad one falls back or is refused. JSON bodies:
     api.inputs.json_object."""
 
     @app.before_request
     def refuse_nul():
         if "\x00" in request.path:
             abort(404)
+        # Not the API's: its views read a JSON body, whatever the content type says (curl
+        # -d sends JSON as a form), and reading the form here would use it up.
+        if wants_json():
+            return
         if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
             fields = request.form.items(multi=True)
             if any("\x00" in key or "\x00" in value for key, value in fields):

@@ -194,3 +194,16 @@ def test_a_database_lock_outside_a_booking_is_503_busy(app, client):
     response = client.get("/api/v1/locked")
     assert response.status_code == 503
     assert response.json["error"]["code"] == "busy" and response.headers["Retry-After"]
+
+
+def test_json_sent_as_a_form_still_books(client, sync):
+    """curl -d sends JSON with a form content type; the API reads the body as JSON anyway."""
+    from tests.booking_fixtures import day_ahead
+
+    body = {"start": day_ahead(3, 10).isoformat(), "name": "Ann", "email": "ann@example.com"}
+    response = client.post(
+        f"/api/v1/event-types/{sync.id}/bookings",
+        data=json.dumps(body),
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 201
