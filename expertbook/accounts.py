@@ -162,9 +162,13 @@ def commit_new_user() -> None:
         db.session.commit()
     except IntegrityError as error:
         db.session.rollback()
-        if "email" in str(error.orig):  # the constraint's name, on both databases
+        # PostgreSQL names the constraint, SQLite the column; anything else is not a race.
+        message = str(error.orig)
+        if "uq_user_email" in message or "user.email" in message:
             raise AccountError("email", EMAIL_TAKEN) from None
-        raise AccountError("username", USERNAME_TAKEN) from None
+        if "uq_user_username" in message or "user.username" in message:
+            raise AccountError("username", USERNAME_TAKEN) from None
+        raise
 
 
 def create_api_token(user: User, name: str = "") -> str:

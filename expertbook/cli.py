@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 import sqlalchemy as sa
 from flask import Blueprint
+from sqlalchemy.exc import IntegrityError
 
 from .accounts import AccountError, commit_new_user, create_api_token, create_user
 from .availability import set_availability
@@ -170,4 +171,7 @@ def demo_seed(if_empty: bool):
     except AccountError as error:
         db.session.rollback()
         raise click.ClickException(f"demo seed: {error.field}: {error.message}") from None
+    except IntegrityError:  # another seed at the same moment
+        db.session.rollback()
+        raise click.ClickException("demo seed: a concurrent change; run it again") from None
     click.echo(f"demo expert '{DEMO_USERNAME}' ready (password: {DEMO_PASSWORD})")
