@@ -96,9 +96,13 @@ def run_migrations_online():
         if sqlite:
             _sqlite_foreign_keys(connection, 'OFF')
         try:
+            # On SQLite, Alembic commits each migration on its own (it assumes no
+            # transactional DDL); SQLite has it, and one transaction lets the foreign-key
+            # check below roll the whole run back.
             context.configure(
                 connection=connection,
                 target_metadata=get_metadata(),
+                **({'transactional_ddl': True} if sqlite else {}),
                 **conf_args
             )
 

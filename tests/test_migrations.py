@@ -118,3 +118,48 @@ def test_migrations_keep_the_data(tmp_path, database):
         downgrade(revision="0002")  # through the rebuilds of "user" on SQLite
         assert counts() == [1, 1, 2, 1]
         db.engine.dispose()
+
+
+BROKEN_MIGRATION = '''
+revision = "9999"
+down_revision = "{head}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    from alembic import op
+
+    op.execute("DELETE FROM event_type")  # bookings left pointing nowhere (keys are off)
+
+
+def downgrade():
+    pass
+'''
+
+
+def test_a_migration_that_breaks_foreign_keys_on_sqlite_is_rolled_back(tmp_path):
+    """Foreign keys are off while SQLite migrates; the check before the commit catches a
+    migration that leaves rows pointing nowhere, and the whole run is undone."""
+    import shutil
+
+    from alembic.script import ScriptDirectory
+
+    from expertbook import ROOT
+
+    directory = tmp_path / "migrations"
+    shutil.copytree(ROOT / "migrations", directory)
+    head = ScriptDirectory(str(directory)).get_current_head()
+    (directory / "versions" / "9999_broken.py").write_text(BROKEN_MIGRATION.format(head=head))
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'fk.db'}")
+    with app.app_context():
+        upgrade(directory=str(directory), revision=head)
+        with db.engine.begin() as conn:
+            for statement in SEED:
+                conn.execute(sa.text(statement), {"at": datetime(2030, 1, 1, tzinfo=UTC)})
+        with pytest.raises(SystemExit):  # Flask-Migrate's way of saying the command failed
+            upgrade(directory=str(directory))
+        with db.engine.connect() as conn:
+            assert conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == head
+            assert conn.scalar(sa.text("SELECT count(*) FROM event_type")) == 1
+        db.engine.dispose()
