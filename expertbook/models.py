@@ -212,8 +212,9 @@ class Booking(db.Model):
     sequence: Mapped[int] = mapped_column(default=0)
     # SHA-256 of the guest's manage-link secret (the guest's only key).
     manage_token_hash: Mapped[str] = mapped_column(sa.String(64))
-    # The zone the booker picked the time in ("" when unknown, as through the API): a guest's
-    # mails and pages show it.
+    # The zone the booking page showed when the booker named one (?tz=); "" otherwise, and
+    # through the API (whose times carry an offset, not a zone). A guest's mails and pages
+    # show it: a guest has no profile zone.
     timezone: Mapped[str] = mapped_column(sa.String(64), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -224,9 +225,11 @@ class Booking(db.Model):
 
     @property
     def booker_timezone(self) -> str:
-        """The zone to show the booker: the one they booked in, else their profile's, else
-        the expert's."""
-        return self.timezone or (self.client.timezone if self.client else self.expert.timezone)
+        """The zone to show the booker: a signed-in client's profile zone (as My Bookings
+        shows), else the zone a guest booked in, else the expert's."""
+        if self.client is not None:
+            return self.client.timezone
+        return self.timezone or self.expert.timezone
 
     @property
     def is_confirmed(self) -> bool:

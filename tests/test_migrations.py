@@ -120,7 +120,7 @@ def test_migrations_keep_the_data(tmp_path, database):
         db.engine.dispose()
 
 
-BROKEN_MIGRATION = '''
+BROKEN_MIGRATION = """
 revision = "9999"
 down_revision = "{head}"
 branch_labels = None
@@ -135,7 +135,7 @@ def upgrade():
 
 def downgrade():
     pass
-'''
+"""
 
 
 def test_a_migration_that_breaks_foreign_keys_on_sqlite_is_rolled_back(tmp_path):

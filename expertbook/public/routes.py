@@ -221,7 +221,9 @@ def submit_booking(
 ) -> Response | None:
     """Book from the submitted form: a redirect, or None to show the form's errors again."""
     try:
-        checked = check_request(start, form.name.data, form.email.data, form.notes.data, tz)
+        # Only a zone the booker named (the page's fallback is the expert's or their own).
+        named_tz = request.args.get("tz", "")
+        checked = check_request(start, form.name.data, form.email.data, form.notes.data, named_tz)
         key = check_idempotency_key(form.idempotency_key.data)
     except BookingInputError as error:
         if error.field in ("name", "email", "notes"):
