@@ -177,6 +177,7 @@ def register_errorhandlers(app: Flask) -> None:
         if not is_busy(error):
             return unexpected_error(error)
         # Outside a booking (on SQLite, say, a read transaction that another write overtook).
+        app.logger.warning("database busy: %s", error.orig)
         db.session.rollback()
         return busy("The site is busy right now; please try again.")
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from icalendar import Calendar, Event, vCalAddress, vText
 
 from .models import Booking
+from .text import multiline
 
 PRODID = "-//ExpertBook//Booking//EN"
 
@@ -41,10 +42,12 @@ def booking_event(
     description_lines = [f"{booking.event_type.title} with {expert.display_name}."]
     if booking.video_url:
         description_lines.append(f"Join: {booking.video_url}")
+    # Cleaned on the way in; again here for rows stored before that (TEXT admits no
+    # control characters).
     if booking.notes:
-        description_lines.append(f"Notes: {booking.notes}")
+        description_lines.append(f"Notes: {multiline(booking.notes)}")
     if booking.cancel_reason:
-        description_lines.append(f"Cancelled: {booking.cancel_reason}")
+        description_lines.append(f"Cancelled: {multiline(booking.cancel_reason)}")
     description_lines.append(f"Manage: {manage_url or f'{base_url}/bookings/{booking.uid}'}")
 
     event = Event()

@@ -57,7 +57,10 @@ def _ambiguous(local: datetime) -> bool:
 def _abbreviation(local: datetime) -> str:
     # Zones without a letter abbreviation in tzdata give their offset ("-03"): say UTC-03.
     name = local.strftime("%Z")
-    return name if name[:1].isalpha() else f"UTC{name}"
+    if name[:1].isalpha():
+        return name
+    sign, digits = name[0], name[1:]  # "-03", "+1030"
+    return f"UTC{sign}{digits[:2]}" + (f":{digits[2:]}" if digits[2:] else "")
 
 
 def init_app(app: Flask) -> None:

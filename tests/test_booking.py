@@ -363,3 +363,20 @@ def test_reschedule_reads_the_event_type_fresh(any_app, expert, make_event_type)
     db.session.commit()
     reschedule_booking(booking, next_monday(13), now=NOW)
     assert booking.end_at - booking.start_at == timedelta(minutes=60)
+
+
+@pytest.mark.parametrize("minutes, refused", [(720, False), (721, True)])
+def test_the_schema_refuses_a_booking_longer_than_any_event_type(
+    any_app, expert, make_event_type, minutes, refused
+):
+    """The busy query's scan relies on it (SQLite: the models' CHECK; PostgreSQL: the
+    migration's)."""
+    from tests.booking_fixtures import insert_booking
+
+    event_type = make_event_type(expert)
+    if not refused:
+        insert_booking(event_type, next_monday(0), minutes=minutes)
+        return
+    with pytest.raises(IntegrityError):
+        insert_booking(event_type, next_monday(0), minutes=minutes)
+    db.session.rollback()

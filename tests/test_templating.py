@@ -52,3 +52,11 @@ def test_an_offset_only_abbreviation_reads_as_utc_offset():
     assert timerange(change - HOUR, change + HOUR, "America/Santiago", "") == (
         "23:00 UTC-03 – 00:00 UTC-04"
     )
+
+
+def test_a_half_hour_offset_reads_with_a_colon():
+    # Lord Howe's clocks go back half an hour, at 02:00 local (15:00 UTC), to +10:30.
+    change = datetime(2027, 4, 3, 15, tzinfo=UTC)
+    assert timerange(change - HOUR, change + HOUR, "Australia/Lord_Howe", "") == (
+        "01:00 UTC+11 – 02:30 UTC+10:30"
+    )
