@@ -1,5 +1,6 @@
-"""Free text of several lines (notes, reasons, descriptions, bios), cleaned once on the way
-in, so that pages, mails and calendar files can carry it as it is."""
+"""Free text of several lines (notes, reasons, descriptions, bios), cleaned on the way in,
+so that pages, mails and calendar files can carry it as it is (ics.py cleans again, for
+rows stored before)."""
 
 from __future__ import annotations
 

@@ -136,14 +136,19 @@ def _pg_app(url, **overrides):
     return _configure(app)
 
 
-@pytest.fixture
-def app(tmp_path):
-    """The app on a fresh SQLite file, with an app context pushed for the test."""
-    app = _sqlite_app(tmp_path)
+def _pushed(app):
+    """Yield `app` with its context pushed; then close its session and connections."""
     with app.app_context():
         yield app
         _db.session.remove()
         _db.engine.dispose()
+
+
+@pytest.fixture
+def app(tmp_path):
+    """The app on a fresh SQLite file, with an app context pushed for the test."""
+    app = _sqlite_app(tmp_path)
+    yield from _pushed(app)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -153,19 +158,13 @@ def any_app(request, tmp_path):
         app = _sqlite_app(tmp_path)
     else:
         app = _pg_app(request.getfixturevalue("pg_migrated_url"))
-    with app.app_context():
-        yield app
-        _db.session.remove()
-        _db.engine.dispose()
+    yield from _pushed(app)
 
 
 @pytest.fixture
 def pg_app(pg_migrated_url):
     app = _pg_app(pg_migrated_url)
-    with app.app_context():
-        yield app
-        _db.session.remove()
-        _db.engine.dispose()
+    yield from _pushed(app)
 
 
 @pytest.fixture
@@ -173,10 +172,7 @@ def pg_app_repeatable_read(pg_migrated_url):
     """pg_app on a server whose default isolation is REPEATABLE READ, not READ COMMITTED."""
     options = {"connect_args": {"options": "-c default_transaction_isolation=repeatable\\ read"}}
     app = _pg_app(pg_migrated_url, SQLALCHEMY_ENGINE_OPTIONS=options)
-    with app.app_context():
-        yield app
-        _db.session.remove()
-        _db.engine.dispose()
+    yield from _pushed(app)
 
 
 @pytest.fixture

@@ -23,8 +23,9 @@ def json_object() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "The body must be a JSON object.")
     for key, value in body.items():
-        if not storable(key) or not storable(value):
-            field = key if storable(key) else "body"
+        key_ok = storable(key)
+        if not key_ok or not storable(value):
+            field = key if key_ok else "body"
             raise invalid(field, "Text may not contain NUL or unpaired surrogate characters.")
     return body
 
