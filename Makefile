@@ -19,7 +19,9 @@ $(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(BIN)/python
 
 run: $(VENV)/.run-deps
 	$(BIN)/flask --app wsgi db upgrade
-	$(BIN)/flask --app wsgi demo seed --if-empty
+	@# The demo's password is in the README: never seed it in production.
+	@if [ "$$EXPERTBOOK_ENV" = production ]; then echo "production: demo seed skipped"; \
+	else $(BIN)/flask --app wsgi demo seed --if-empty; fi
 	$(BIN)/python wsgi.py
 
 test: $(VENV)/.dev-deps

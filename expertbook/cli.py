@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 import sqlalchemy as sa
-from flask import Blueprint
+from flask import Blueprint, current_app
 from sqlalchemy.exc import IntegrityError
 
 from .accounts import AccountError, commit_new_user, create_api_token, create_user
@@ -141,6 +141,9 @@ DEMO_EVENT_TYPES = [
 @click.option("--if-empty", is_flag=True, help="Only seed a database that has no users yet.")
 def demo_seed(if_empty: bool):
     """Create the demo expert with weekday hours and two event types; safe to repeat."""
+    if current_app.config.get("PRODUCTION"):
+        # Its password is printed in the README: in production it would be an open door.
+        raise click.ClickException("demo seed refused: EXPERTBOOK_ENV is production")
     if if_empty and db.session.scalar(sa.select(User.id).limit(1)) is not None:
         click.echo("database has users; demo seed skipped")
         return

@@ -121,3 +121,40 @@ def test_demo_seed_with_its_email_taken_is_one_line(runner):
     assert result.exit_code == 0
     assert "already exists" in one_line_error(runner.invoke(args=["demo", "seed"]))
     assert db.session.scalar(sa.select(sa.func.count(EventType.id))) == 0
+
+
+def test_demo_seed_refuses_in_production(app, runner):
+    app.config["PRODUCTION"] = True
+    assert "production" in one_line_error(runner.invoke(args=["demo", "seed", "--if-empty"]))
+    assert db.session.scalar(sa.select(User.id)) is None
+
+
+@pytest.mark.parametrize("env, seeds", [("production", False), ("development", True)])
+def test_make_run_seeds_the_demo_only_outside_production(tmp_path, env, seeds):
+    """`make run` with stand-ins for the venv's flask and python that log their arguments."""
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
+    bin_dir.mkdir()
+    for name in ("flask", "python"):
+        (bin_dir / name).write_text(f'#!/bin/sh\necho "{name} $*" >> "{log}"\n')
+        (bin_dir / name).chmod(0o755)
+    (tmp_path / ".run-deps").touch()  # newer than requirements.txt: nothing to install
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        ["make", "--no-print-directory", "run", f"VENV={tmp_path}", f"BIN={bin_dir}"],
+        cwd=root,
+        env={**os.environ, "EXPERTBOOK_ENV": env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    calls = log.read_text()
+    assert "flask --app wsgi db upgrade" in calls and "python wsgi.py" in calls
+    assert ("demo seed" in calls) is seeds
