@@ -141,3 +141,10 @@ def test_a_token_holder_owns_the_booking(client, event_type, make_user):
     )
     assert response.status_code == 201
     assert db.session.scalar(sa.select(Booking.client_id)) == ann.id
+
+
+def test_notes_lose_bidirectional_overrides_and_zero_width_characters(client, event_type):
+    notes = "refund to \u202eeman ym\u202c\u200b please"
+    body = {"start": ISO, "name": "Ann", "email": "a@example.com", "notes": notes}
+    assert post(client, event_type.id, body).status_code == 201
+    assert db.session.scalar(sa.select(Booking.notes)) == "refund to eman ym please"
