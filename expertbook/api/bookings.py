@@ -19,6 +19,8 @@ from ..booking import (
 )
 from ..bookings.payloads import booking_payload
 from ..bookings.queries import bookings_of
+from ..cache_control import no_store
+from ..calendars.writeback import write_back
 from ..extensions import db, public_booking_limit
 from ..mail import send_booking_mail
 from ..models import Booking, EventType
@@ -33,6 +35,7 @@ BOOKING_FIELDS = {"start", "name", "email", "notes"}
 
 @bp.post("/event-types/<int:event_type_id>/bookings")
 @public_booking_limit
+@no_store
 def create_booking(event_type_id: int):
     """Book a slot; a retry with the same Idempotency-Key gets the first answer."""
     event_type = db.session.get(EventType, event_type_id)
@@ -68,6 +71,7 @@ def create_booking(event_type_id: int):
     if not result.replayed:
         announce_slot_taken(result.booking, result.event_type_ids)
         send_booking_mail(result.booking, "booked", result.response["manage_url"])
+        write_back(result.booking)
     return jsonify(result.response), 201
 
 
@@ -109,4 +113,5 @@ def cancel(uid: str):
     if changed:
         announce_slot_released(booking)
         send_booking_mail(booking, "cancelled")
+        write_back(booking)
     return jsonify(booking_payload(booking))

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, abort, current_app, render_template
 from flask_login import current_user
 
 from ..auth.decorators import expert_required
+from ..cache_control import no_store
 from ..extensions import db
 from ..forms import EmptyForm
 from ..ics import calendar_file
@@ -20,6 +21,7 @@ FEED_LIMIT = 1000
 
 
 @bp.get("/calendar/<secret>.ics")
+@no_store
 def feed(secret: str):
     """Upcoming bookings of the expert whose secret this is; calendar apps poll it."""
     expert = None
@@ -41,6 +43,7 @@ def feed(secret: str):
 
 @bp.post("/calendar/regenerate")
 @expert_required
+@no_store
 def regenerate():
     """Make a new feed secret (the old URL stops working) and show it once."""
     if not EmptyForm().validate_on_submit():

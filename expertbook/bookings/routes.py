@@ -23,6 +23,8 @@ from ..booking import (
     cancel_booking,
     reschedule_booking,
 )
+from ..cache_control import no_store
+from ..calendars.writeback import write_back
 from ..ics import calendar_file
 from ..mail import send_booking_mail
 from ..realtime import announce_slot_released, announce_slot_taken
@@ -85,6 +87,7 @@ def viewer_tz(booking) -> str:
 
 
 @bp.get("/<uid>")
+@no_store
 def detail(uid: str):
     """A booking's page, for its participants or the holder of its manage link."""
     booking, token = booking_or_404(uid)
@@ -100,6 +103,7 @@ def detail(uid: str):
 
 
 @bp.get("/<uid>.ics")
+@no_store
 def ics(uid: str):
     """The booking's calendar file (METHOD:PUBLISH)."""
     booking, token = booking_or_404(uid)
@@ -114,6 +118,7 @@ def ics(uid: str):
 
 
 @bp.post("/<uid>/cancel")
+@no_store
 def cancel(uid: str):
     """Cancel the booking, by either participant or the manage-link holder."""
     booking, token = booking_or_404(uid)
@@ -129,11 +134,13 @@ def cancel(uid: str):
     if changed:
         announce_slot_released(booking)
         send_booking_mail(booking, "cancelled", manage_url(booking, token))
+        write_back(booking)
         flash("The booking is cancelled; both of you get an email.", "success")
     return redirect(url_for("bookings.detail", **_links(booking, token)))
 
 
 @bp.route("/<uid>/reschedule", methods=["GET", "POST"])
+@no_store
 def reschedule(uid: str):
     """Pick a new time from the same event type's free slots."""
     booking, token = booking_or_404(uid)
@@ -152,6 +159,7 @@ def reschedule(uid: str):
             announce_slot_released(booking, old)
             announce_slot_taken(booking)
             send_booking_mail(booking, "rescheduled", manage_url(booking, token))
+            write_back(booking)
             flash("The booking is moved; both of you get an updated invite.", "success")
             return redirect(url_for("bookings.detail", **_links(booking, token)))
     day = _day_param(request.args.get("date"), booking, tz)

@@ -11,6 +11,7 @@ from wtforms.validators import DataRequired, Length
 
 from ..accounts import create_api_token
 from ..auth.decorators import expert_required
+from ..cache_control import no_store
 from ..extensions import db
 from ..forms import EmptyForm
 from ..models import ApiToken, utcnow
@@ -31,6 +32,7 @@ def tokens_of(user) -> list[ApiToken]:
 
 @bp.route("/tokens", methods=["GET", "POST"])
 @expert_required
+@no_store
 def tokens():
     """List the expert's API tokens; POST makes a new one and shows it once."""
     form = TokenForm()
