@@ -171,8 +171,28 @@ def commit_new_user() -> None:
         raise
 
 
+# Live (unrevoked) tokens a user may hold: enough for every script and machine, few enough
+# that a stolen session cannot mint an unbounded supply of keys.
+MAX_LIVE_TOKENS = 20
+
+
 def create_api_token(user: User, name: str = "") -> str:
-    """Add a new API token for `user` and return its secret, which is never stored."""
+    """Add a new API token for `user` and return its secret, which is never stored.
+
+    Raises:
+        AccountError: `user` already holds MAX_LIVE_TOKENS live tokens.
+    """
+    live = db.session.scalar(
+        sa.select(sa.func.count(ApiToken.id)).where(
+            ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None)
+        )
+    )
+    if live >= MAX_LIVE_TOKENS:
+        raise AccountError(
+            "name",
+            f"You already have {MAX_LIVE_TOKENS} active tokens, the most allowed; "
+            "revoke one you no longer use first.",
+        )
     secret = "eb_" + new_token()
     db.session.add(ApiToken(user=user, name=name[:100], token_hash=hash_token(secret)))
     return secret

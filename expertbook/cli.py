@@ -82,7 +82,10 @@ def tokens():
 def tokens_create(username: str, name: str):
     """Print a new API token once, alone on its line (only its hash is stored)."""
     user = _user_or_fail(username)
-    secret = create_api_token(user, name)
+    try:
+        secret = create_api_token(user, name)
+    except AccountError as error:
+        raise click.ClickException(error.message) from None
     db.session.commit()
     click.echo(secret)
 

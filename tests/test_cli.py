@@ -158,3 +158,13 @@ def test_make_run_seeds_the_demo_only_outside_production(tmp_path, env, seeds):
     calls = log.read_text()
     assert "flask --app wsgi db upgrade" in calls and "python wsgi.py" in calls
     assert ("demo seed" in calls) is seeds
+
+
+def test_tokens_create_stops_at_the_cap_of_live_tokens(runner, make_user):
+    from expertbook.accounts import MAX_LIVE_TOKENS
+
+    make_user("ann")
+    for _ in range(MAX_LIVE_TOKENS):
+        assert runner.invoke(args=["tokens", "create", "ann"]).exit_code == 0
+    assert "active tokens" in one_line_error(runner.invoke(args=["tokens", "create", "ann"]))
+    assert db.session.scalar(sa.select(sa.func.count(ApiToken.id))) == MAX_LIVE_TOKENS

@@ -114,3 +114,16 @@ def test_the_booking_api_and_form_share_one_budget(limited_app, sync, coach):
     path = f"/{coach.username}/{sync.slug}/book?start={start}"
     form = AuthActions(client).post(path, {"name": "A", "email": "a@example.com"})
     assert form.status_code == 429
+
+
+def test_api_token_creation_is_limited_per_account(limited_app, make_user):
+    from expertbook.models import ApiToken
+    from tests.conftest import Client
+
+    make_user("coach", expert=True)
+    limited_app.test_client_class = Client  # a fresh `g` per request, as in production
+    auth = AuthActions(limited_app.test_client())
+    auth.login("coach")
+    statuses = [auth.post("/dashboard/tokens", {"name": f"t{i}"}).status_code for i in range(11)]
+    assert statuses[:10] == [200] * 10 and statuses[10] == 429
+    assert db.session.scalar(db.select(db.func.count(ApiToken.id))) == 10

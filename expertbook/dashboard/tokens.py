@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, url_for
+from flask_limiter.util import get_remote_address
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
-from ..accounts import create_api_token
+from ..accounts import AccountError, create_api_token
 from ..auth.decorators import expert_required
 from ..cache_control import no_store
-from ..extensions import db
+from ..extensions import db, limiter
 from ..forms import EmptyForm
 from ..models import ApiToken, utcnow
 from .routes import bp
@@ -20,6 +21,10 @@ from .routes import bp
 
 class TokenForm(FlaskForm):
     name = StringField("Token name", validators=[DataRequired(), Length(max=100)])
+
+
+def _account_key() -> str:
+    return f"user:{current_user.get_id() or get_remote_address()}"
 
 
 def tokens_of(user) -> list[ApiToken]:
@@ -31,6 +36,7 @@ def tokens_of(user) -> list[ApiToken]:
 
 
 @bp.route("/tokens", methods=["GET", "POST"])
+@limiter.limit("10 per hour", methods=["POST"], key_func=_account_key)
 @expert_required
 @no_store
 def tokens():
@@ -38,9 +44,13 @@ def tokens():
     form = TokenForm()
     secret = None
     if form.validate_on_submit():
-        secret = create_api_token(current_user, form.name.data.strip())
-        db.session.commit()
-        form.name.data = ""
+        try:
+            secret = create_api_token(current_user, form.name.data.strip())
+        except AccountError as error:
+            form.name.errors.append(error.message)
+        else:
+            db.session.commit()
+            form.name.data = ""
     return render_template(
         "dashboard/tokens.html", form=form, secret=secret, tokens=tokens_of(current_user),
         revoke_form=EmptyForm(),

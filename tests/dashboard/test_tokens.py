@@ -55,3 +55,20 @@ def test_empty_and_huge_names_are_refused(auth, make_user):
         page = auth.post("/dashboard/tokens", {"name": name}).text
         assert 'class="field-error"' in page
     assert db.session.scalar(sa.select(sa.func.count(ApiToken.id))) == 0
+
+
+def test_live_tokens_are_capped_with_a_clear_message(auth, make_user):
+    from expertbook.accounts import MAX_LIVE_TOKENS, create_api_token
+
+    coach = make_user("coach", expert=True)
+    for i in range(MAX_LIVE_TOKENS):
+        create_api_token(coach, f"t{i}")
+    db.session.commit()
+    auth.login("coach")
+    page = auth.post("/dashboard/tokens", {"name": "one more"}).text
+    assert f"already have {MAX_LIVE_TOKENS} active tokens" in page and 'id="new-token"' not in page
+    assert db.session.scalar(sa.select(sa.func.count(ApiToken.id))) == MAX_LIVE_TOKENS
+    # A revoked token frees its place.
+    db.session.scalars(sa.select(ApiToken)).first().revoked_at = db.func.now()
+    db.session.commit()
+    assert 'id="new-token"' in auth.post("/dashboard/tokens", {"name": "one more"}).text
