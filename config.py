@@ -31,6 +31,9 @@ class Config:
     ASYNC_MODE = os.environ.get("ASYNC_MODE", "eventlet")
 
     SECRET_KEY = os.environ.get("SECRET_KEY") or secrets.token_hex(32)
+    # A random per-start key signs sessions well enough in development, but cannot decrypt
+    # tomorrow what it encrypts today (calendars.secrets keeps a key file instead).
+    SECRET_KEY_IS_RANDOM = not os.environ.get("SECRET_KEY")
     SQLALCHEMY_DATABASE_URI = normalize_database_url(
         os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'expertbook.db'}"
     )
@@ -52,6 +55,16 @@ class Config:
     MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
     MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
     MAIL_FROM = os.environ.get("MAIL_FROM") or "ExpertBook <no-reply@localhost>"
+
+    # Connected calendars (expertbook/calendars): how often each is re-read, and whether its
+    # URLs (and webhooks') may point at loopback or private addresses (tests, home servers).
+    CALENDAR_SYNC_MINUTES = float(os.environ.get("CALENDAR_SYNC_MINUTES") or 5)
+    ALLOW_PRIVATE_HOSTS = _bool("ALLOW_PRIVATE_HOSTS", False)
+    # The key calendar passwords are encrypted with; falls back to SECRET_KEY (and, in
+    # development without either, to a key kept in the instance folder).
+    ENCRYPTION_KEY = os.environ.get("ENCRYPTION_KEY") or None
+    # Every app process runs the calendar sync loop; tests start it themselves.
+    CALENDAR_SYNC_IN_PROCESS = _bool("CALENDAR_SYNC_IN_PROCESS", True)
 
     # A request body larger than this is refused with 413 before any view reads it.
     MAX_CONTENT_LENGTH = 64 * 1024
@@ -90,6 +103,7 @@ class TestingConfig(Config):
     # Unit and integration tests run without eventlet; the end-to-end tests start the real server.
     ASYNC_MODE = "threading"
     SECRET_KEY = "testing"
+    SECRET_KEY_IS_RANDOM = False
     SQLALCHEMY_DATABASE_URI = "sqlite://"
     RATELIMIT_ENABLED = False
     REDIS_URL = None
@@ -97,6 +111,9 @@ class TestingConfig(Config):
     # Mail is built and "sent" (logged) inline, so a test sees it before the request ends.
     MAIL_SYNC = True
     BASE_URL = "http://testserver"
+    CALENDAR_SYNC_IN_PROCESS = False
+    # Calendar write-back runs inline, so a test sees it before the request ends.
+    CALENDAR_WRITEBACK_SYNC = True
 
 
 CONFIGS = {

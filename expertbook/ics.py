@@ -7,7 +7,8 @@ and a higher SEQUENCE, so calendar apps update the event instead of duplicating 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -31,11 +32,15 @@ def _address(email: str, name: str, role: str | None = None) -> vCalAddress:
 
 
 def booking_event(
-    booking: Booking, base_url: str, now: datetime | None = None, manage_url: str | None = None
+    booking: Booking,
+    base_url: str,
+    now: datetime | None = None,
+    manage_url: str | None = None,
+    attendees: bool = True,
 ) -> Event:
     """The VEVENT of a booking; its UID is stable across changes, SEQUENCE grows.
     `manage_url`: a guest's tokened link, for the guest's copy (the plain one asks to sign
-    in, which a guest cannot)."""
+    in, which a guest cannot). `attendees=False` leaves out ORGANIZER and ATTENDEE."""
     host = urlsplit(base_url).hostname or "expertbook"
     expert = booking.expert
     title = f"{booking.event_type.title}: {expert.display_name} and {booking.name}"
@@ -60,8 +65,9 @@ def booking_event(
     if booking.video_url:
         event.add("location", booking.video_url)
         event.add("url", booking.video_url)
-    event.add("organizer", _address(expert.email, expert.display_name))
-    event.add("attendee", _address(booking.email, booking.name, role="REQ-PARTICIPANT"))
+    if attendees:
+        event.add("organizer", _address(expert.email, expert.display_name))
+        event.add("attendee", _address(booking.email, booking.name, role="REQ-PARTICIPANT"))
     event.add("sequence", booking.sequence)
     event.add("status", "CANCELLED" if booking.status == Booking.CANCELLED else "CONFIRMED")
     event.add("created", booking.created_at.replace(microsecond=0))
@@ -88,3 +94,22 @@ def calendar_file(
     for booking in bookings:
         calendar.add_component(booking_event(booking, base_url, manage_url=manage_url))
     return calendar.to_ical()
+
+
+def calendar_object(booking: Booking, base_url: str) -> bytes:
+    """The booking as a CalDAV calendar object, for the expert's own calendar: no METHOD
+    (RFC 4791 forbids one in a stored object) and no ORGANIZER or ATTENDEE, or the server's
+    scheduling (Nextcloud's, iCloud's) would mail the client an invitation of its own."""
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add_component(booking_event(booking, base_url, attendees=False))
+    return calendar.to_ical()
+
+
+def own_uid(base_url: str) -> Callable[[str], bool]:
+    """Recognises the UIDs of ExpertBook's own bookings (booking_event's `<uid>@<host>`),
+    so a booking written back to a calendar does not block itself when that calendar is read."""
+    host = re.escape(urlsplit(base_url).hostname or "expertbook")
+    pattern = re.compile(rf"[0-9a-f]{{24}}@{host}", re.IGNORECASE)
+    return lambda uid: pattern.fullmatch(uid.strip()) is not None

@@ -9,6 +9,8 @@ The server sends, after the transaction commits, to the room of every event type
 expert (one expert cannot be in two sessions at once):
     slot_taken    {"event_type_id", "start", "end"}   a booking took that time
     slot_released {"event_type_id", "start", "end"}   a cancellation freed it
+    slots_changed {"event_type_id"}                    anything else changed what it offers
+                                                       (a calendar sync): re-read the slots
 With REDIS_URL set, emits go through Redis and reach clients on every server process.
 """
 
@@ -93,3 +95,10 @@ def announce_slot_released(booking: Booking, freed: Interval | None = None) -> N
     reschedule, its old time, `freed`) is free again (after commit)."""
     freed = freed or Interval(booking.start_at, booking.end_at)
     _announce("slot_released", booking.expert_id, freed.start, freed.end)
+
+
+def announce_slots_changed(expert_id: int) -> None:
+    """Tell every open booking page of the expert to re-read its slots (after commit)."""
+    ids = db.session.scalars(sa.select(EventType.id).where(EventType.expert_id == expert_id))
+    for event_type_id in ids.all():
+        socketio.emit("slots_changed", {"event_type_id": event_type_id}, to=room_of(event_type_id))

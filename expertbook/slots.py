@@ -1,4 +1,5 @@
-"""The slot engine fed from the database: one query for the expert's bookings of a range."""
+"""The slot engine fed from the database: one query for what keeps the expert busy in a
+range, their bookings and the busy times read from their own calendars."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
+from .calendars.models import BusyTime
 from .extensions import db
 from .models import MAX_BUFFER_MINUTES, MAX_DURATION_MINUTES, Booking, EventType
 from .schedule_cache import cached_hours
@@ -32,7 +34,7 @@ def rules_of(event_type: EventType) -> SlotRules:
 
 
 def _busy_query(*, except_booking: bool):
-    query = (
+    bookings = (
         sa.select(
             Booking.start_at,
             Booking.end_at,
@@ -49,8 +51,18 @@ def _busy_query(*, except_booking: bool):
         )
     )
     if except_booking:
-        query = query.where(Booking.id != sa.bindparam("except_booking_id"))
-    return query
+        bookings = bookings.where(Booking.id != sa.bindparam("except_booking_id"))
+    # A calendar's busy time blocks like a booking without buffers of its own; its pieces
+    # last at most LONGEST too (calendars.models.BusyTime), so the same bounds hold.
+    calendars = sa.select(
+        BusyTime.start_at, BusyTime.end_at, sa.literal(0), sa.literal(0)
+    ).where(
+        BusyTime.expert_id == sa.bindparam("expert_id"),
+        BusyTime.start_at < sa.bindparam("starts_before"),
+        BusyTime.start_at > sa.bindparam("starts_after"),
+        BusyTime.end_at > sa.bindparam("ends_after"),
+    )
+    return sa.union_all(bookings, calendars)
 
 
 # Built once: on a booking's path, building a query costs more CPU than running it.
@@ -61,8 +73,9 @@ _BUSY_EXCEPT = _busy_query(except_booking=True)
 def busy_intervals(
     expert_id: int, lower: datetime, upper: datetime, *, except_booking_id: int | None = None
 ) -> list[Interval]:
-    """The expert's confirmed bookings that can block a slot starting in [lower, upper),
-    each widened by its own type's buffers: one query, whatever the range.
+    """What can block a slot starting in [lower, upper): the expert's confirmed bookings,
+    each widened by its own type's buffers, and their calendars' busy times; one query,
+    whatever the range.
     `except_booking_id` leaves one booking out (the one being moved, which must not block
     its own new time)."""
     params = {

@@ -20,6 +20,7 @@ from ..booking import (
     check_request,
 )
 from ..bookings.payloads import booking_payload
+from ..calendars.writeback import write_back
 from ..event_types import LOCATIONS
 from ..extensions import db, public_booking_limit
 from ..mail import send_booking_mail
@@ -251,6 +252,7 @@ def submit_booking(
     if not result.replayed:
         announce_slot_taken(result.booking, result.event_type_ids)
         send_booking_mail(result.booking, "booked", result.response["manage_url"])
+        write_back(result.booking)
     # Only the path and query: the answer's absolute URL must not send the guest elsewhere.
     # The guest's zone rides along, so the confirmation shows their own time.
     parts = urlsplit(result.response["manage_url"])

@@ -2,7 +2,8 @@
  * - shows times in the browser's own zone when the URL does not name one (?tz=),
  * - moves between days, months and zones in place (JSON slots API + history.replaceState),
  * - keeps the slots current over Socket.IO: a time someone else books is disabled at once,
- *   and the month is re-read on every (re)join and after every slot_taken/slot_released.
+ *   and the month is re-read on every (re)join and after every slot_taken, slot_released
+ *   and slots_changed.
  * Everything it needs comes from the data-* attributes of #booking. */
 (() => {
   "use strict";
@@ -315,6 +316,8 @@
       show(); // buffers may take neighbouring times too
     });
     socket.on("slot_released", (payload) => forUs(payload) && show());
+    // Something else changed what this page offers (a calendar sync, say): re-read.
+    socket.on("slots_changed", (payload) => forUs(payload) && show());
   }
 
   // ---------------------------------------------------------------- start

@@ -1,0 +1,108 @@
+"""Connected calendars: a CalDAV account or an ICS address, its calendars, and the busy times
+read from them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from ..models import MAX_DURATION_MINUTES, UTCDateTime, utcnow
+
+
+class CalendarConnection(db.Model):
+    """One account an expert connected: a CalDAV server (with its calendars) or an ICS feed
+    (one calendar, read-only)."""
+
+    __tablename__ = "calendar_connection"
+
+    CALDAV = "caldav"
+    ICS = "ics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    expert_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(10))
+    url: Mapped[str] = mapped_column(sa.String(2048))
+    username: Mapped[str] = mapped_column(sa.String(255), default="")
+    # The password as a Fernet token (calendars.secrets); never shown, never logged.
+    secret: Mapped[str] = mapped_column(sa.Text, default="")
+    # "ok", or "error" with `error` saying what went wrong, in words.
+    status: Mapped[str] = mapped_column(sa.String(10), default="ok")
+    error: Mapped[str] = mapped_column(sa.Text, default="")
+    last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the periodic sync is due next (spread, so experts do not all sync at once).
+    next_sync_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # A sync in progress holds the connection until then: one sync per connection at a time,
+    # whatever the number of server processes; a crashed sync's lease simply runs out.
+    sync_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    calendars: Mapped[list[ConnectedCalendar]] = relationship(
+        back_populates="connection",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="ConnectedCalendar.id",
+    )
+
+    def __repr__(self) -> str:
+        return f"<CalendarConnection {self.id} {self.kind}>"
+
+
+class ConnectedCalendar(db.Model):
+    """One calendar of a connection: does it block time, does it receive bookings."""
+
+    __tablename__ = "connected_calendar"
+    __table_args__ = (
+        sa.UniqueConstraint("connection_id", "url", name="uq_connected_calendar_connection_url"),
+        # At most one calendar of an expert receives bookings.
+        sa.Index(
+            "uq_connected_calendar_writes",
+            "expert_id",
+            unique=True,
+            postgresql_where=sa.text("writes"),
+            sqlite_where=sa.text("writes"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("calendar_connection.id", ondelete="CASCADE"), index=True
+    )
+    expert_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(sa.String(2048))
+    name: Mapped[str] = mapped_column(sa.String(255), default="")
+    blocks: Mapped[bool] = mapped_column(default=True)
+    writes: Mapped[bool] = mapped_column(default=False)
+    # SHA-256 of the busy times last stored: a sync that reads the same changes nothing.
+    busy_digest: Mapped[str] = mapped_column(sa.String(64), default="")
+
+    connection: Mapped[CalendarConnection] = relationship(back_populates="calendars")
+
+
+class BusyTime(db.Model):
+    """Time a blocking calendar is busy, stored in pieces of at most MAX_DURATION_MINUTES so
+    the busy query can bound its scan as it does for bookings (slots.busy_intervals)."""
+
+    __tablename__ = "busy_time"
+    __table_args__ = (
+        sa.Index("ix_busy_time_expert_start", "expert_id", "start_at"),
+        sa.CheckConstraint("end_at > start_at", name="ends_after_start"),
+        sa.CheckConstraint(
+            f"end_at - start_at <= interval '{MAX_DURATION_MINUTES} minutes'",
+            name="length_in_range",
+        ).ddl_if(dialect="postgresql"),
+        sa.CheckConstraint(
+            f"strftime('%s', end_at) - strftime('%s', start_at) <= {MAX_DURATION_MINUTES * 60}",
+            name="length_in_range",
+        ).ddl_if(dialect="sqlite"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    calendar_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("connected_calendar.id", ondelete="CASCADE"), index=True
+    )
+    expert_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
