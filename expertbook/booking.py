@@ -352,6 +352,9 @@ def cancel_booking(booking: Booking, *, reason: str = "", now: datetime) -> bool
     return True
 
 
+NOT_OFFERED = "This event type is no longer offered, so the booking cannot be moved."
+
+
 def reschedule_booking(booking: Booking, new_start: datetime, *, now: datetime) -> Interval:
     """Move an upcoming booking to `new_start` (an offered slot of its event type) and commit.
 
@@ -362,7 +365,8 @@ def reschedule_booking(booking: Booking, new_start: datetime, *, now: datetime) 
         The old time, so the caller can announce it as released.
 
     Raises:
-        BookingStateError: cancelled or already started.
+        BookingStateError: cancelled, already started, or its event type is no longer
+            active (an expert who switched it off offers it no more; cancelling still works).
         SlotUnavailable: the new time is taken or not offered.
     """
     if new_start.tzinfo is None:
@@ -379,6 +383,8 @@ def reschedule_booking(booking: Booking, new_start: datetime, *, now: datetime) 
                 raise BookingStateError("This session has already started.")
             # Fresh, as in book_slot: its duration or rules may have changed since the view.
             event_type = db.session.get(EventType, booking.event_type_id, populate_existing=True)
+            if not event_type.active:
+                raise BookingStateError(NOT_OFFERED)
             if new_start == booking.start_at or not is_bookable(
                 event_type, new_start, now, except_booking_id=booking.id
             ):

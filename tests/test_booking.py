@@ -380,3 +380,15 @@ def test_the_schema_refuses_a_booking_longer_than_any_event_type(
     with pytest.raises(IntegrityError):
         insert_booking(event_type, next_monday(0), minutes=minutes)
     db.session.rollback()
+
+
+def test_reschedule_needs_an_active_event_type(any_app, expert, make_event_type):
+    from expertbook.booking import BookingStateError
+
+    event_type = make_event_type(expert, duration_minutes=30)
+    booking = book(event_type, next_monday(10)).booking
+    event_type.active = False
+    db.session.commit()
+    with pytest.raises(BookingStateError, match="no longer offered"):
+        reschedule_booking(booking, next_monday(13), now=NOW)
+    assert db.session.get(Booking, booking.id).start_at == next_monday(10)

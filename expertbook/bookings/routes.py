@@ -17,6 +17,7 @@ from flask import (
 from flask_login import current_user, login_required
 
 from ..booking import (
+    NOT_OFFERED,
     BookingInputError,
     BookingStateError,
     SlotUnavailable,
@@ -121,7 +122,7 @@ def ics(uid: str):
 @no_store
 def cancel(uid: str):
     """Cancel the booking, by either participant or the manage-link holder."""
-    booking, token = booking_or_404(uid)
+    booking, token = booking_or_404(uid, to_change=True)
     form = CancelForm()
     if not form.validate_on_submit():
         flash("The reason is too long (at most 2000 characters).", "error")
@@ -142,11 +143,14 @@ def cancel(uid: str):
 @bp.route("/<uid>/reschedule", methods=["GET", "POST"])
 @no_store
 def reschedule(uid: str):
-    """Pick a new time from the same event type's free slots."""
-    booking, token = booking_or_404(uid)
+    """Pick a new time from the same event type's free slots (while it is still offered)."""
+    booking, token = booking_or_404(uid, to_change=True)
     now = datetime.now(UTC)
     if not booking.is_confirmed or booking.start_at <= now:
         flash("Only upcoming bookings can be moved.", "error")
+        return redirect(url_for("bookings.detail", **_links(booking, token)))
+    if not booking.event_type.active:
+        flash(f"{NOT_OFFERED} You can still cancel it.", "error")
         return redirect(url_for("bookings.detail", **_links(booking, token)))
     tz = viewer_tz(booking)
     form = RescheduleForm()

@@ -271,3 +271,41 @@ def test_a_guests_calendar_file_links_back_with_the_token(client, make_booking):
     link = manage.removeprefix("Manage: ").removeprefix("http://testserver")
     assert f"token={token}" in link
     assert client.get(link).status_code == 200  # signed out, as a guest is
+
+
+def test_a_deactivated_event_types_booking_cannot_be_moved_but_can_be_cancelled(
+    client, auth, sync, make_booking
+):
+    booking, token = make_booking(day_ahead(2, 10))
+    sync.active = False
+    db.session.commit()
+    detail = f"/bookings/{booking.uid}?token={token}"
+    page = client.get(detail).text
+    assert "/reschedule" not in page and 'id="cancel"' in page
+    new_iso = (booking.start_at + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moved = auth.post(f"/bookings/{booking.uid}/reschedule?token={token}", {"start": new_iso},
+                      token_from=detail)  # fmt: skip
+    assert moved.status_code == 302
+    assert "no longer offered" in client.get(detail).text
+    db.session.expire_all()
+    assert booking.start_at == day_ahead(2, 10) and booking.sequence == 0
+    cancelled = auth.post(f"/bookings/{booking.uid}/cancel?token={token}", {"reason": "Off"},
+                          token_from=detail)  # fmt: skip
+    assert cancelled.status_code == 302
+    db.session.expire_all()
+    assert booking.status == "cancelled"
+
+
+def test_a_manage_link_changes_nothing_once_the_session_is_over(client, auth, make_booking):
+    booking, token = make_booking(day_ahead(-1, 10), now=NOW - timedelta(days=2))
+    detail = f"/bookings/{booking.uid}?token={token}"
+    assert client.get(detail).status_code == 200  # viewing stays
+    assert client.get(f"/bookings/{booking.uid}.ics?token={token}").status_code == 200
+    csrf = auth.csrf_token(detail)
+    for action, form in (("cancel", {"reason": "late"}), ("reschedule", {"start": "x"})):
+        path = f"/bookings/{booking.uid}/{action}?token={token}"
+        response = client.post(path, data={"csrf_token": csrf, **form})
+        assert response.status_code == 403 and "over" in response.text
+        assert client.get(path).status_code in (403, 405)
+    db.session.expire_all()
+    assert (booking.status, booking.sequence) == ("confirmed", 0)
