@@ -38,6 +38,10 @@ def serve() -> None:
     port = int(os.environ.get("PORT", "5000"))
     access_log = os.environ.get("ACCESS_LOG", "true").lower() not in {"0", "false", "no"}
     print(f"ExpertBook on http://{host}:{port}/ (async mode: {app.config['ASYNC_MODE']})")
+    if app.config["CALENDAR_SYNC_IN_PROCESS"]:
+        from expertbook.calendars import loop
+
+        loop.start(app)
     if app.config["ASYNC_MODE"] != "eventlet":
         socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True)
         return

@@ -3,12 +3,15 @@
 from flask import Blueprint
 
 from ..extensions import csrf
+from .auth import refuse_foreign_origin
 from .errors import ApiError, error_response
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # Bearer-token calls carry no cookie, so CSRF does not apply to them; calls authenticated by
-# the browser session are checked by hand in `auth.current_api_user`.
+# the browser session are checked by hand in `auth.api_user`; unauthenticated writes from
+# another site's page are refused by their Origin.
 csrf.exempt(bp)
+bp.before_request(refuse_foreign_origin)
 
 
 @bp.errorhandler(ApiError)
@@ -18,4 +21,4 @@ def api_error(error: ApiError):
     return error_response(error.status, error.code, error.message, error.field, headers=headers)
 
 
-from . import availability, bookings, event_types, routes, slots  # noqa: E402,F401  (views)
+from . import availability, bookings, calendars, event_types, routes, slots  # noqa: E402,F401  (views)

@@ -24,7 +24,7 @@ from flask import Flask, current_app
 from ..extensions import db, socketio
 from ..ics import calendar_object
 from ..models import Booking
-from . import secrets
+from . import remote, secrets
 from .models import CalendarConnection, ConnectedCalendar
 
 log = logging.getLogger("expertbook.calendars")
@@ -58,8 +58,6 @@ def _receiving_calendar_id(expert_id: int) -> int | None:
 
 
 def _push_with_retries(app: Flask, booking_id: int) -> None:
-    from . import remote  # TEMP until remote.py lands
-
     pause, given_up_at = FIRST_PAUSE, time.monotonic() + GIVE_UP_AFTER
     while True:
         try:
@@ -82,8 +80,6 @@ def _push_with_retries(app: Flask, booking_id: int) -> None:
 def push(booking_id: int) -> None:
     """PUT the booking's current state to the expert's receiving calendar, or DELETE it when
     cancelled. Raises remote.RemoteError (the caller retries)."""
-    from . import remote  # TEMP until remote.py lands
-
     with _locks[booking_id % len(_locks)]:
         booking = db.session.get(Booking, booking_id, populate_existing=True)
         if booking is None:

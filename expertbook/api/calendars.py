@@ -1,0 +1,147 @@
+"""Connected calendars over the API (experts): list, connect, choose, sync, remove.
+Credentials are write-only: no answer ever carries the password."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import jsonify, request
+
+from ..calendars.models import BusyTime, CalendarConnection, ConnectedCalendar
+from ..calendars.sync import connect_calendar, remove_connection, sync_now, update_calendars
+from ..errors import FieldError
+from ..extensions import db
+from ..models import User, utcnow
+from ..realtime import announce_slots_changed
+from ..scheduling import iso_z
+from . import bp
+from .auth import expert_api_user
+from .errors import ApiError
+from .inputs import invalid, json_object
+
+CONNECT_FIELDS = {"kind", "url", "username", "password"}
+
+
+def connection_payload(connection: CalendarConnection) -> dict:
+    payload = {
+        "id": connection.id,
+        "kind": connection.kind,
+        "url": connection.url,
+        "status": connection.status,
+        "last_synced_at": iso_z(connection.last_synced_at) if connection.last_synced_at else None,
+        "calendars": [
+            {"id": c.id, "name": c.name, "blocks": c.blocks, "writes": c.writes}
+            for c in connection.calendars
+        ],
+    }
+    if connection.kind == CalendarConnection.CALDAV:
+        payload["username"] = connection.username
+    if connection.status == "error":
+        payload["error"] = connection.error
+    return payload
+
+
+def busy_count(connection: CalendarConnection) -> int:
+    """How many busy times the connection's calendars hold now."""
+    calendars = sa.select(ConnectedCalendar.id).where(
+        ConnectedCalendar.connection_id == connection.id
+    )
+    return db.session.scalar(
+        sa.select(sa.func.count()).select_from(BusyTime).where(BusyTime.calendar_id.in_(calendars))
+    )
+
+
+def own_connection(expert: User, connection_id: int) -> CalendarConnection:
+    """The caller's connection; another expert's is as unknown as a missing one."""
+    connection = db.session.get(CalendarConnection, connection_id)
+    if connection is None or connection.expert_id != expert.id:
+        raise ApiError(404, "not_found", "No such calendar connection.")
+    return connection
+
+
+@bp.get("/calendars")
+def list_calendars():
+    """The caller's connected calendars."""
+    expert = expert_api_user()
+    connections = db.session.scalars(
+        sa.select(CalendarConnection)
+        .where(CalendarConnection.expert_id == expert.id)
+        .order_by(CalendarConnection.id)
+    ).all()
+    return jsonify(calendars=[connection_payload(c) for c in connections])
+
+
+@bp.post("/calendars")
+def create_calendar():
+    """Connect a CalDAV account or an ICS feed; answers after a first sync (422 when it
+    cannot be read, and nothing is stored)."""
+    expert = expert_api_user()
+    body = json_object()
+    for name in body:
+        if name not in CONNECT_FIELDS:
+            raise invalid(name, "Unknown field.", code="unknown_field")
+    try:
+        connection = connect_calendar(
+            expert,
+            body.get("kind"),
+            body.get("url"),
+            body.get("username", ""),
+            body.get("password", ""),
+            now=utcnow(),
+        )
+    except FieldError as error:
+        raise invalid(error.field, error.message, error.code) from None
+    announce_slots_changed(expert.id)
+    return jsonify(connection_payload(connection)), 201
+
+
+@bp.patch("/calendars/<int:connection_id>")
+def change_calendars(connection_id: int):
+    """Choose which calendars block time and which one receives bookings."""
+    expert = expert_api_user()
+    connection = own_connection(expert, connection_id)
+    body = json_object()
+    for name in body:
+        if name != "calendars":
+            raise invalid(name, "Unknown field.", code="unknown_field")
+    changes = body.get("calendars")
+    if not isinstance(changes, list):
+        raise invalid("calendars", 'A list of {"id", "blocks"?, "writes"?}.')
+    try:
+        changed, started = update_calendars(connection, changes)
+    except FieldError as error:
+        raise invalid(error.field, error.message, error.code) from None
+    if started:  # a calendar that starts blocking needs its busy times read
+        changed |= sync_now(connection, now=utcnow()).changed
+    if changed:
+        announce_slots_changed(expert.id)
+    return jsonify(connection_payload(db.session.get(CalendarConnection, connection_id)))
+
+
+@bp.delete("/calendars/<int:connection_id>")
+def delete_calendar(connection_id: int):
+    """Disconnect; its busy times stop blocking at once."""
+    expert = expert_api_user()
+    if remove_connection(own_connection(expert, connection_id)):
+        announce_slots_changed(expert.id)
+    return "", 204
+
+
+@bp.post("/calendars/<int:connection_id>/sync")
+def sync_calendar(connection_id: int):
+    """Re-read the connection now; answers once the sync is done."""
+    expert = expert_api_user()
+    connection = own_connection(expert, connection_id)
+    if request.get_data():
+        json_object()  # a body, if any, must still be JSON
+    result = sync_now(connection, now=utcnow())
+    if result.changed:
+        announce_slots_changed(expert.id)
+    current = result.connection
+    if current is None:  # removed meanwhile
+        raise ApiError(404, "not_found", "No such calendar connection.")
+    return jsonify(
+        busy_count=busy_count(current),
+        status=current.status,
+        last_synced_at=iso_z(current.last_synced_at) if current.last_synced_at else None,
+        **({"error": current.error} if current.status == "error" else {}),
+    )
