@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, RadioField, StringField
+from wtforms import PasswordField, RadioField, SelectChoice, StringField
 from wtforms.validators import Length, Optional
 
 from ..auth.decorators import expert_required
@@ -24,7 +24,10 @@ from .routes import bp
 class ConnectForm(FlaskForm):
     kind = RadioField(
         "Kind",
-        choices=[("caldav", "CalDAV account"), ("ics", "ICS address (read-only)")],
+        choices=[
+            SelectChoice("caldav", "CalDAV account"),
+            SelectChoice("ics", "ICS address (read-only)"),
+        ],
         default="caldav",
     )
     url = StringField("Address", validators=[Length(max=2048)])
