@@ -258,6 +258,28 @@ TABLE: list[tuple[Route, dict[str, str]]] = [
               changes="tokens"),
         EXPERT_PAGE_ON_OWNED,
     ),
+    # Connected calendars: dashboard and API (connecting and syncing call out: tested with
+    # real servers in tests/calendars and tests/dashboard/test_calendars.py).
+    (Route("GET", "/dashboard/calendars", 200, shows="{calendar_name}"), EXPERT_PAGE_ON_OWN),
+    (
+        Route("POST", "/dashboard/calendars/{connection}/settings", "/dashboard/calendars",
+              changes="calendars", form={}),
+        EXPERT_PAGE_ON_OWNED,
+    ),
+    (
+        Route("POST", "/dashboard/calendars/{connection}/remove", "/dashboard/calendars",
+              changes="calendars"),
+        EXPERT_PAGE_ON_OWNED,
+    ),
+    (Route("GET", "/api/v1/calendars", 200, shows="{calendar_name}"), EXPERT_API_ON_OWN),
+    (
+        Route("PATCH", "/api/v1/calendars/{connection}", 200, json={"calendars": []}),
+        EXPERT_API_ON_OWNED,
+    ),
+    (
+        Route("DELETE", "/api/v1/calendars/{connection}", 204, changes="calendars"),
+        EXPERT_API_ON_OWNED,
+    ),
     # The calendar feed: its secret URL is the key, whoever holds it.
     (Route("GET", "/calendar/{feed_secret}.ics", 200, owners=EVERYONE, shows="UID:{uid}@"),
      FEED_BY_SECRET),

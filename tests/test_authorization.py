@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from expertbook.accounts import create_api_token
 from expertbook.api.availability import availability_payload
 from expertbook.availability import set_availability
+from expertbook.calendars.models import CalendarConnection, ConnectedCalendar
 from expertbook.extensions import db
 from expertbook.models import ApiToken, Booking, EventType, User, hash_token, new_token, utcnow
 from tests.authorization_cases import (
@@ -90,6 +91,15 @@ def world(coach, sync, make_user, make_event_type, make_booking) -> World:
     owner_token_id = db.session.scalar(
         sa.select(ApiToken.id).where(ApiToken.token_hash == hash_token(owner_token))
     )
+    # A connected calendar (as a sync left it: no network in this test).
+    connection = CalendarConnection(
+        expert_id=coach.id, kind="ics", url="https://calendar.example/owner-private.ics"
+    )
+    connection.calendars.append(
+        ConnectedCalendar(expert_id=coach.id, url=connection.url, name="Owner private calendar")
+    )
+    db.session.add(connection)
+    db.session.commit()
 
     booking, manage_token = make_booking(
         day_ahead(2, 10), client=booker, name="Ann Booker", email="ann.booker@example.com"
@@ -110,6 +120,8 @@ def world(coach, sync, make_user, make_event_type, make_booking) -> World:
             "booking_email": booking.email,
             "new_start": day_ahead(3, 9).isoformat(),
             "owner_token": str(owner_token_id),
+            "connection": str(connection.id),
+            "calendar_name": connection.calendars[0].name,
             "token_name": "owner laptop script",
             "feed_secret": feed_secret,
             "other_feed_secret": rival_feed_secret,
@@ -152,6 +164,12 @@ def snapshot(world: World) -> dict[str, Any]:
         "booking": (booking.status, booking.start_at, booking.sequence, booking.cancel_reason),
         "tokens": [(t.id, t.name, t.revoked_at is None) for t in tokens],
         "feed": owner.calendar_secret_hash,
+        "calendars": [
+            (c.id, c.url, [(k.id, k.blocks, k.writes) for k in c.calendars])
+            for c in db.session.scalars(
+                sa.select(CalendarConnection).where(CalendarConnection.expert_id == owner.id)
+            )
+        ],
     }
 
 
