@@ -218,8 +218,8 @@ def register_nul_guard(app: Flask) -> None:
     def refuse_nul():
         if "\x00" in request.path:
             abort(404)
-        # Not the API's: its views read a JSON body, whatever the content type says (curl
-        # -d sends JSON as a form), and reading the form here would use it up.
+        # Not the API's: its views take only JSON (a form is refused there with 415), and
+        # parsing one here would use up the body it reports about.
         if wants_json():
             return
         if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):

@@ -196,14 +196,20 @@ def test_a_database_lock_outside_a_booking_is_503_busy(app, client):
     assert response.json["error"]["code"] == "busy" and response.headers["Retry-After"]
 
 
-def test_json_sent_as_a_form_still_books(client, sync):
-    """curl -d sends JSON with a form content type; the API reads the body as JSON anyway."""
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data", None]
+)
+def test_json_sent_as_anything_but_json_is_415(client, sync, content_type):
+    """A page of any site can make a browser send a form or text/plain without asking (curl
+    -d sends a form too): the API takes only application/json."""
     from tests.booking_fixtures import day_ahead
 
     body = {"start": day_ahead(3, 10).isoformat(), "name": "Ann", "email": "ann@example.com"}
     response = client.post(
         f"/api/v1/event-types/{sync.id}/bookings",
         data=json.dumps(body),
-        content_type="application/x-www-form-urlencoded",
+        headers={"Content-Type": content_type} if content_type else {},
     )
-    assert response.status_code == 201
+    assert response.status_code == 415
+    assert response.json["error"]["code"] == "unsupported_media_type"
+    assert db.session.scalar(sa.select(sa.func.count(Booking.id))) == 0

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import g, request
+from flask import current_app, g, request
 from flask_login import current_user
 from flask_wtf.csrf import ValidationError, validate_csrf
 
@@ -60,6 +61,26 @@ def api_user(*, required: bool = True) -> User | None:
         raise ApiError(401, "unauthorized", "Sign in or send a bearer token.")
     g.api_user = user
     return user
+
+
+def refuse_foreign_origin() -> None:
+    """Refuse an unauthenticated write (no bearer token, no session) that a page of another
+    site sent: browsers name that page's origin in `Origin`, and without this check any
+    website could make its visitors' browsers book in their name. Requests without `Origin`
+    (curl, servers) pass; signed-in browsers are held by the CSRF header instead.
+
+    Raises:
+        ApiError: 403 `foreign_origin`.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None or request.method in SAFE_METHODS:
+        return
+    if "Authorization" in request.headers or current_user.is_authenticated:
+        return
+    base = urlsplit(current_app.config["BASE_URL"])
+    ours = {f"{base.scheme}://{base.netloc}".lower(), request.host_url.rstrip("/").lower()}
+    if origin.lower() not in ours:
+        raise ApiError(403, "foreign_origin", "Requests from another site's pages are refused.")
 
 
 def expert_api_user() -> User:

@@ -15,11 +15,24 @@ from .errors import ApiError
 def json_object() -> dict[str, Any]:
     """The request body as a dict.
 
+    Only a body sent as `Content-Type: application/json`: a web page can make its visitors'
+    browsers send `text/plain` or a form to any site without asking, but not JSON.
+
     Raises:
-        ApiError: 400 `invalid_json` when the body is not a JSON object; 422 when a field
+        ApiError: 415 `unsupported_media_type` for another content type; 400 `invalid_json`
+            when the body is not a JSON object, nesting too deep included; 422 when a field
             holds text no database can store (see storable).
     """
-    body = request.get_json(silent=True, force=True)
+    if not request.is_json:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "Send the body as JSON, with the header 'Content-Type: application/json'.",
+        )
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # the parser gives up on deep nesting ([[[[...) this way
+        raise ApiError(400, "invalid_json", "The JSON body nests too deeply.") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "The body must be a JSON object.")
     for key, value in body.items():

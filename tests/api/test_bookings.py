@@ -148,3 +148,47 @@ def test_notes_lose_bidirectional_overrides_and_zero_width_characters(client, ev
     body = {"start": ISO, "name": "Ann", "email": "a@example.com", "notes": notes}
     assert post(client, event_type.id, body).status_code == 201
     assert db.session.scalar(sa.select(Booking.notes)) == "refund to eman ym please"
+
+
+BODY = {"start": ISO, "name": "Ann", "email": "a@example.com"}
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://testserver.evil"])
+def test_a_guest_booking_from_another_sites_page_is_403(client, event_type, origin):
+    response = post(client, event_type.id, BODY, Origin=origin)
+    assert response.status_code == 403
+    assert response.json["error"]["code"] == "foreign_origin"
+    assert booking_count() == 0
+
+
+@pytest.mark.parametrize("origin", [None, "http://testserver", "http://localhost"])
+def test_a_booking_from_our_own_pages_or_without_origin_goes_through(client, event_type, origin):
+    headers = {"Origin": origin} if origin else {}
+    client.application.config["BASE_URL"] = "http://testserver"
+    response = client.post(
+        f"/api/v1/event-types/{event_type.id}/bookings",
+        json=BODY,
+        headers=headers,
+        base_url="http://localhost" if origin == "http://localhost" else "http://testserver",
+    )
+    assert response.status_code == 201, response.json
+
+
+def test_a_bearer_token_call_is_not_held_by_its_origin(client, event_type, make_user):
+    token = create_api_token(make_user("ann"))
+    db.session.commit()
+    response = post(
+        client, event_type.id, BODY, Origin="https://tool.example", Authorization=f"Bearer {token}"
+    )
+    assert response.status_code == 201, response.json
+
+
+def test_deeply_nested_json_is_400_not_a_traceback(client, event_type, caplog):
+    response = client.post(
+        f"/api/v1/event-types/{event_type.id}/bookings",
+        data="[" * 30_000,
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "invalid_json"
+    assert "Traceback" not in caplog.text and "RecursionError" not in caplog.text
