@@ -124,8 +124,10 @@ def test_an_unreachable_server_is_422_in_words(client, headers, private_ok):
         ({"kind": "ics", "url": "ftp://x.example/a.ics"}, "url"),
         ({"kind": "caldav", "url": "https://x.example/", "password": "p"}, "username"),
         ({"kind": "caldav", "url": "https://x.example/", "username": "u"}, "password"),
-        ({"kind": "caldav", "url": "https://x.example/", "username": ["u"], "password": "p"},
-         "username"),
+        (
+            {"kind": "caldav", "url": "https://x.example/", "username": ["u"], "password": "p"},
+            "username",
+        ),
         ({"kind": "ics", "url": "https://x.example/a.ics", "colour": "red"}, "colour"),
     ],
 )
@@ -154,7 +156,9 @@ def test_caldav_discovers_calendars_writes_back_and_never_shows_the_password(
     assert set(calendars) == {"Work", "Family"}
     assert all(c["blocks"] and not c["writes"] for c in calendars.values())
     starts = slot_starts(client, sync, busy)
-    assert z(busy + timedelta(minutes=60)) not in starts and z(busy + timedelta(minutes=90)) in starts
+    assert (
+        z(busy + timedelta(minutes=60)) not in starts and z(busy + timedelta(minutes=90)) in starts
+    )
     listed = client.get("/api/v1/calendars", headers=headers)
     assert radicale.password not in listed.get_data(as_text=True)
     stored = db.session.get(CalendarConnection, answer.json["id"])
@@ -250,7 +254,9 @@ def test_deleting_a_connection_frees_its_time(client, headers, sync, http_server
     busy = day_ahead(3, 10)
     url = http_server.route("/cal.ics", event("a@example.com", busy))
     created = client.post("/api/v1/calendars", json={"kind": "ics", "url": url}, headers=headers)
-    assert client.delete(f"/api/v1/calendars/{created.json['id']}", headers=headers).status_code == 204
+    assert (
+        client.delete(f"/api/v1/calendars/{created.json['id']}", headers=headers).status_code == 204
+    )
     assert z(busy) in slot_starts(client, sync, busy)
     assert db.session.query(BusyTime).count() == 0
 
