@@ -89,7 +89,9 @@ def register_extensions(app: Flask) -> None:
         message_queue=app.config["REDIS_URL"],
         channel=app.config["SOCKETIO_CHANNEL"],
         cors_allowed_origins=[app.config["BASE_URL"]] if app.config.get("PRODUCTION") else None,
+        json=realtime.GuardedJSON,
     )
+    realtime.guard_messages(socketio.server)
 
 
 def register_blueprints(app: Flask) -> None:

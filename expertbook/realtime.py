@@ -3,7 +3,12 @@
 Clients (the booking page) send:
     join  {"event_type_id": N}  enter room "event-type:N" (an active event type)
     leave {"event_type_id": N}  leave it
-and get `error` {"code", "message"} for a bad payload, never a dropped connection.
+and get `error` {"code", "message"} for a bad payload, never a dropped connection:
+    invalid_payload / unknown_event_type   join or leave could not be honoured
+    bad_packet     a message that is not a readable Socket.IO packet (bad JSON, nesting too
+                   deep, no event name); it is dropped, with one line in the log
+    rate_limited   over MESSAGES_PER_SECOND messages in a second: the rest of that second's
+                   messages are dropped (one `error` a second, not one a message)
 
 The server sends, after the transaction commits, to the room of every event type of the
 expert (one expert cannot be in two sessions at once):
@@ -16,6 +21,9 @@ With REDIS_URL set, emits go through Redis and reach clients on every server pro
 
 from __future__ import annotations
 
+import json
+import logging
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -28,6 +36,71 @@ from .models import Booking, EventType
 from .scheduling import Interval, iso_z
 
 MAX_ID = 2**31 - 1
+# A booking page sends a join per (re)connect and a leave: 20 a second is far above that.
+MESSAGES_PER_SECOND = 20
+_BUDGET = "expertbook.message_budget"  # key in the connection's WSGI environ
+
+log = logging.getLogger("expertbook.realtime")
+
+
+class GuardedJSON:
+    """The `json` module Socket.IO and Engine.IO decode packets with (SocketIO(json=...)),
+    except that a document nested too deep for the parser ([[[[... 30,000 times) is a
+    ValueError, which they treat as a bad packet, instead of a RecursionError."""
+
+    dumps = staticmethod(json.dumps)
+
+    @staticmethod
+    def loads(text: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return json.loads(text, *args, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+
+
+def guard_messages(server: Any) -> None:
+    """Make the Socket.IO `server` (python-socketio) answer each connection's unreadable
+    messages with `error` instead of a traceback in its log, and drop messages over the
+    connection's budget of MESSAGES_PER_SECOND.
+
+    It wraps the server's dispatch of Engine.IO messages, where packets are decoded: the
+    Engine.IO server calls it for every message, and Flask-SocketIO's test client calls
+    the same attribute, so both go through the guard. Event handlers run after it, in
+    their own tasks, with their own `error` answers."""
+    dispatch = server._handle_eio_message
+
+    def guarded(eio_sid: str, data: Any) -> None:
+        environ = server.environ.get(eio_sid)
+        if environ is not None:
+            spent = _spend(environ, time.monotonic())
+            if spent > MESSAGES_PER_SECOND:
+                if spent == MESSAGES_PER_SECOND + 1:  # one answer a second, not one a message
+                    _send_error(server, eio_sid, "rate_limited", "Too many messages; slow down.")
+                return
+        try:
+            dispatch(eio_sid, data)
+        except Exception as error:  # noqa: BLE001 - whatever a client's bytes break
+            log.warning("socket %s: unreadable message dropped (%s)", eio_sid, error)
+            _send_error(server, eio_sid, "bad_packet", "That message could not be read.")
+
+    server._handle_eio_message = guarded
+    server.eio.on("message", guarded)
+
+
+def _spend(environ: dict, now: float) -> int:
+    """Count one message in its connection's current second (kept in the connection's WSGI
+    environ, which the server drops with the connection); return that second's count."""
+    window = environ.get(_BUDGET)
+    if window is None or now - window[0] >= 1:
+        window = environ[_BUDGET] = [now, 0]
+    window[1] += 1
+    return window[1]
+
+
+def _send_error(server: Any, eio_sid: str, code: str, message: str) -> None:
+    sid = server.manager.sid_from_eio_sid(eio_sid, "/")
+    if sid is not None:  # not connected to the namespace yet: nobody to answer
+        server.emit("error", {"code": code, "message": message}, to=sid)
 
 
 def room_of(event_type_id: int) -> str:

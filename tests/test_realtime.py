@@ -84,3 +84,40 @@ def test_leave_stops_the_events(app, event_type):
     sio.get_received()
     socketio.emit("slot_taken", {"x": 1}, to=f"event-type:{event_type.id}")
     assert received(sio, "slot_taken") == []
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ['42["join",', "2" + "[" * 30_000, '2{"event_type_id": 1}', "2[]", "2", "29", "9",
+     "2" + '{"a":' * 30_000],
+)  # fmt: skip
+def test_an_unreadable_packet_gets_an_error_event_and_no_traceback(app, event_type, raw, caplog):
+    sio = socketio.test_client(app)
+    sio.get_received()
+    # What the Engine.IO server hands over for every message (the test client's emit does too).
+    assert socketio.server.eio.handlers["message"] is socketio.server._handle_eio_message
+    socketio.server._handle_eio_message(sio.eio_sid, raw)
+    assert [e["code"] for e in received(sio, "error")] == ["bad_packet"]
+    assert "Traceback" not in caplog.text and "handler error" not in caplog.text
+    assert sio.is_connected()
+    sio.emit("join", {"event_type_id": event_type.id})  # and the connection still works
+    assert received(sio, "joined") == [{"event_type_id": event_type.id}]
+
+
+def test_each_connection_has_a_message_budget(app, event_type, monkeypatch):
+    from expertbook import realtime
+
+    clock = [1000.0]
+    monkeypatch.setattr(realtime.time, "monotonic", lambda: clock[0])
+    sio, other = socketio.test_client(app), socketio.test_client(app)
+    sio.get_received()
+    for _ in range(realtime.MESSAGES_PER_SECOND + 10):
+        sio.emit("leave", {"event_type_id": event_type.id})
+    events = sio.get_received()
+    assert sum(e["name"] == "left" for e in events) < realtime.MESSAGES_PER_SECOND
+    assert [e["args"][0]["code"] for e in events if e["name"] == "error"] == ["rate_limited"]
+    other.emit("join", {"event_type_id": event_type.id})  # another connection's own budget
+    assert received(other, "joined") == [{"event_type_id": event_type.id}]
+    clock[0] += 1.5  # a new second, a new budget
+    sio.emit("join", {"event_type_id": event_type.id})
+    assert received(sio, "joined") == [{"event_type_id": event_type.id}]
