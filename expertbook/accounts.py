@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .errors import FieldError
 from .extensions import db
-from .models import ApiToken, User, hash_token, new_token
+from .models import ApiToken, EmailToken, User, hash_token, new_token, utcnow
 from .passwords import hash_password
 from .scheduling import is_valid_timezone
 
@@ -70,6 +70,14 @@ class AccountError(FieldError):
     """Bad input for an account operation; `field` names the offending input."""
 
 
+class EmailTaken(AccountError):
+    """The address has an account. Sign-up does not say so on the page (it would tell a
+    stranger who has an account here): it mails the address instead."""
+
+    def __init__(self):
+        super().__init__("email", EMAIL_TAKEN)
+
+
 def normalize_username(raw: str) -> str:
     """Return the lower-cased username, or raise AccountError."""
     username = (raw or "").strip().lower()
@@ -120,11 +128,15 @@ def create_user(
     name: str = "",
     timezone: str = "UTC",
     expert: bool = False,
+    confirmed: bool = False,
 ) -> User:
-    """Validate and add a new user to the session (the caller commits).
+    """Validate and add a new user to the session (the caller commits). `confirmed`: the
+    email address is known to be theirs (the maintainer made the user); sign-up leaves it
+    unconfirmed until the mailed link is opened.
 
     Raises:
-        AccountError: invalid or taken username or email, weak password, unknown zone.
+        EmailTaken: the address has an account.
+        AccountError: invalid or taken username, invalid email, weak password, unknown zone.
     """
     username = normalize_username(username)
     email = normalize_email(email)
@@ -138,7 +150,7 @@ def create_user(
     if db.session.scalar(sa.select(User.id).where(User.username == username)):
         raise AccountError("username", USERNAME_TAKEN)
     if db.session.scalar(sa.select(User.id).where(User.email == email)):
-        raise AccountError("email", EMAIL_TAKEN)
+        raise EmailTaken()
     user = User(
         username=username,
         email=email,
@@ -146,6 +158,7 @@ def create_user(
         password_hash=password_hash,
         timezone=timezone,
         is_expert=expert,
+        email_confirmed_at=utcnow() if confirmed else None,
     )
     db.session.add(user)
     return user
@@ -156,7 +169,8 @@ def commit_new_user() -> None:
     took after its check is refused the same way.
 
     Raises:
-        AccountError: the username or email is taken; nothing is saved.
+        EmailTaken: the email is taken; nothing is saved.
+        AccountError: the username is taken; nothing is saved.
     """
     try:
         db.session.commit()
@@ -165,7 +179,7 @@ def commit_new_user() -> None:
         # PostgreSQL names the constraint, SQLite the column; anything else is not a race.
         message = str(error.orig)
         if "uq_user_email" in message or "user.email" in message:
-            raise AccountError("email", EMAIL_TAKEN) from None
+            raise EmailTaken() from None
         if "uq_user_username" in message or "user.username" in message:
             raise AccountError("username", USERNAME_TAKEN) from None
         raise
@@ -174,6 +188,24 @@ def commit_new_user() -> None:
 # Live (unrevoked) tokens a user may hold: enough for every script and machine, few enough
 # that a stolen session cannot mint an unbounded supply of keys.
 MAX_LIVE_TOKENS = 20
+
+
+def set_password(user: User, password: str) -> None:
+    """Give `user` a new password (the sign-up rules apply), end every session and
+    remember-me cookie of theirs (a new session_version), and retire their reset links.
+    The caller commits, and signs the current session in again if it should stay.
+
+    Raises:
+        AccountError: the password breaks a rule.
+    """
+    check_password(password)
+    user.password_hash = hash_password(password)
+    user.session_version += 1
+    db.session.execute(
+        sa.delete(EmailToken).where(
+            EmailToken.user_id == user.id, EmailToken.purpose == EmailToken.RESET
+        )
+    )
 
 
 def create_api_token(user: User, name: str = "") -> str:

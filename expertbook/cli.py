@@ -12,6 +12,7 @@ from flask import Blueprint, current_app
 from sqlalchemy.exc import IntegrityError
 
 from .accounts import AccountError, commit_new_user, create_api_token, create_user
+from .auth.two_factor import disable_two_factor
 from .availability import set_availability
 from .extensions import db
 from .models import ApiToken, EventType, User, utcnow
@@ -32,7 +33,7 @@ def _user_or_fail(username: str) -> User:
 
 @bp.cli.group()
 def users():
-    """Create, promote and list users."""
+    """Create, promote and list users; turn off a user's two-factor sign-in."""
 
 
 @users.command("create")
@@ -45,7 +46,8 @@ def users_create(username: str, email: str, password: str | None, expert: bool):
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
-        user = create_user(username, email, password, expert=expert)
+        # The maintainer vouches for the address: confirmed at once.
+        user = create_user(username, email, password, expert=expert, confirmed=True)
         commit_new_user()
     except AccountError as error:
         db.session.rollback()
@@ -61,6 +63,16 @@ def users_promote(username: str):
     user.is_expert = True
     db.session.commit()
     click.echo(f"{user.username} is an expert")
+
+
+@users.command("reset-2fa")
+@click.argument("username")
+def users_reset_2fa(username: str):
+    """Turn two-factor sign-in off for a user locked out of it (lost phone and codes)."""
+    user = _user_or_fail(username)
+    disable_two_factor(user)
+    db.session.commit()
+    click.echo(f"two-factor sign-in is off for {user.username}")
 
 
 @users.command("list")
@@ -165,6 +177,7 @@ def demo_seed(if_empty: bool):
                 name="Dana Demo",
                 timezone="Europe/London",
                 expert=True,
+                confirmed=True,
             )
             user.bio = "Product coach. Book a slot and let's talk."
             nine_to_five = [(9 * 60, 12 * 60), (13 * 60, 17 * 60)]

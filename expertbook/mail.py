@@ -85,20 +85,24 @@ def _build_and_send(app: Flask, booking_id: int, kind: str, manage_url: str | No
         if booking is None:
             return
         messages = build_messages(booking, kind, manage_url)
-        config = app.config
-        if not config["MAIL_SERVER"]:
+        if not app.config["MAIL_SERVER"]:
             for message in messages:
                 log.info("mail to %s: %s", message["To"], message["Subject"])
             return
         try:
-            with smtplib.SMTP(config["MAIL_SERVER"], config["MAIL_PORT"], timeout=10) as smtp:
-                if config["MAIL_USERNAME"]:
-                    smtp.starttls()
-                    smtp.login(config["MAIL_USERNAME"], config["MAIL_PASSWORD"] or "")
-                for message in messages:
-                    smtp.send_message(message)
+            smtp_send(app.config, messages)
         except (OSError, smtplib.SMTPException):
             log.exception("could not send the %s mail for booking %s", kind, booking.uid)
+
+
+def smtp_send(config, messages: list[EmailMessage]) -> None:
+    """Send `messages` through the configured SMTP server, on one connection."""
+    with smtplib.SMTP(config["MAIL_SERVER"], config["MAIL_PORT"], timeout=10) as smtp:
+        if config["MAIL_USERNAME"]:
+            smtp.starttls()
+            smtp.login(config["MAIL_USERNAME"], config["MAIL_PASSWORD"] or "")
+        for message in messages:
+            smtp.send_message(message)
 
 
 def send_booking_mail(booking: Booking, kind: str, manage_url: str | None = None) -> None:

@@ -79,6 +79,16 @@ class User(UserMixin, db.Model):
     # not by bookings: the expert's cached hours are keyed by it (schedule_cache.py).
     hours_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when the user opened the link mailed at sign-up; Become an Expert needs it (bookings
+    # are mailed to this address). Users made by the maintainer are confirmed at once.
+    email_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Two-factor sign-in (RFC 6238 TOTP): the base32 secret, kept from enrolment on (stored
+    # plain, see SECURITY.md); it signs in only once `totp_enabled_at` is set, after the user
+    # typed a first code. `totp_last_counter` is the time step of the last accepted code, so
+    # a code seen over someone's shoulder cannot be used a second time.
+    totp_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    totp_last_counter: Mapped[int | None] = mapped_column()
 
     event_types: Mapped[list[EventType]] = relationship(
         back_populates="expert", cascade="all, delete-orphan", order_by="EventType.id"
@@ -99,6 +109,14 @@ class User(UserMixin, db.Model):
     @property
     def display_name(self) -> str:
         return self.name or self.username
+
+    @property
+    def email_confirmed(self) -> bool:
+        return self.email_confirmed_at is not None
+
+    @property
+    def two_factor_enabled(self) -> bool:
+        return self.totp_enabled_at is not None and bool(self.totp_secret)
 
     def __repr__(self) -> str:
         return f"<User {self.username}>"
@@ -269,3 +287,37 @@ class IdempotencyKey(db.Model):
     booking_id: Mapped[int] = mapped_column(sa.ForeignKey("booking.id", ondelete="CASCADE"))
     response: Mapped[dict] = mapped_column(sa.JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class EmailToken(db.Model):
+    """A link mailed to a user: a password reset or an address confirmation. Only the
+    SHA-256 of its secret is kept; it works once, until `expires_at`, and for `email` only
+    (the address it was sent to)."""
+
+    __tablename__ = "email_token"
+
+    RESET = "reset"
+    CONFIRM = "confirm"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(sa.String(16))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    email: Mapped[str] = mapped_column(sa.String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+
+class RecoveryCode(db.Model):
+    """A one-time code that stands in for the TOTP code (a lost phone). 99 random bits, so a
+    plain SHA-256 is enough to store it, as for tokens."""
+
+    __tablename__ = "recovery_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(sa.String(64))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

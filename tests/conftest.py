@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from config import TestingConfig, normalize_database_url
 from expertbook import create_app
 from expertbook.extensions import db as _db
-from expertbook.models import EventType, User
+from expertbook.models import EventType, User, utcnow
 from expertbook.passwords import hash_password
 
 pytest_plugins = ["tests.booking_fixtures"]
@@ -187,7 +187,8 @@ def runner(app):
 
 @pytest.fixture
 def make_user(password_hash):
-    """Factory: make_user("ann", expert=True, timezone="Europe/Berlin") -> committed User."""
+    """Factory: make_user("ann", expert=True, timezone="Europe/Berlin") -> committed User;
+    its address is confirmed unless told `email_confirmed_at=None`."""
     counter = iter(range(1, 10_000))
 
     def make(username: str | None = None, *, expert: bool = False, **fields) -> User:
@@ -198,6 +199,7 @@ def make_user(password_hash):
             password_hash=password_hash,
             is_expert=expert,
             timezone=fields.pop("timezone", "UTC"),
+            email_confirmed_at=fields.pop("email_confirmed_at", utcnow()),
             **fields,
         )
         _db.session.add(user)

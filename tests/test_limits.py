@@ -8,7 +8,7 @@ from config import TestingConfig
 from expertbook import create_app
 from expertbook.extensions import db, limiter
 from tests.booking_fixtures import day_ahead
-from tests.conftest import PASSWORD, AuthActions
+from tests.conftest import PASSWORD, AuthActions, Client
 
 
 def app_with_limits(tmp_path, **config):
@@ -20,6 +20,7 @@ def app_with_limits(tmp_path, **config):
         RATELIMIT_STORAGE_URI="memory://",
         **config,
     )
+    app.test_client_class = Client  # a fresh `g` per request, as in production
     with app.app_context():
         db.create_all()
         limiter.reset()
@@ -64,14 +65,49 @@ def test_public_booking_is_limited_per_address_and_recovers(limited_app, sync, m
     assert fresh.status_code == 201
 
 
-def test_registrations_per_address_are_limited(limited_app):
-    client = limited_app.test_client()
-    auth = AuthActions(client)
-    statuses = [
-        auth.post("/auth/register", {"username": f"u{i}", "email": "bad"}).status_code
-        for i in range(11)
-    ]
-    assert statuses[:10] == [200] * 10 and statuses[10] == 429
+def test_one_account_has_one_log_in_budget_by_any_of_its_names(limited_app, make_user):
+    """Finding 4: `ann` and `ann@example.com` are one account, so one budget, from any
+    address."""
+    make_user("ann")
+    elsewhere = limited_app.test_client()
+    elsewhere.environ_base["REMOTE_ADDR"] = "10.0.0.9"
+    token = AuthActions(elsewhere).csrf_token()
+    auth = AuthActions(limited_app.test_client())
+    names = ["ann", "ann@example.com", " ANN ", "Ann@Example.com"]
+    statuses = [auth.login(names[i % 4], "wrong password").status_code for i in range(10)]
+    assert statuses == [200] * 10
+    assert auth.login("ann@example.com", "wrong password").status_code == 429
+    form = {"login": "ann", "password": PASSWORD, "csrf_token": token}
+    assert elsewhere.post("/auth/login", data=form).status_code == 429
+
+
+def sign_up(auth, i, **fields):
+    form = {"username": f"u{i}", "email": f"u{i}@example.com", "password": PASSWORD,
+            "confirm": PASSWORD, **fields}  # fmt: skip
+    return auth.post("/auth/register", form)
+
+
+def test_registrations_count_accounts_made_not_forms_sent_back(limited_app):
+    """Finding 11: a form with a mistake costs nothing of the 10-an-hour budget."""
+    auth = AuthActions(limited_app.test_client())
+    mistakes = [sign_up(auth, i, email="bad").status_code for i in range(12)]
+    assert mistakes == [200] * 12
+    assert [sign_up(auth, i).status_code for i in range(10)] == [302] * 10
+
+
+def test_over_the_registration_limit_the_form_stays_with_the_wait(limited_app, make_user):
+    make_user("taken")
+    auth = AuthActions(limited_app.test_client())
+    made = [sign_up(auth, i).status_code for i in range(9)]
+    # A taken address answers like a sign-up that went through, and counts like one.
+    taken = sign_up(auth, 9, email="taken@example.com").status_code
+    assert made + [taken] == [302] * 10
+    limited = sign_up(auth, 10, username="keepme")
+    assert limited.status_code == 429
+    assert int(limited.headers["Retry-After"]) > 0
+    page = limited.text
+    assert "Create your account" in page and "please wait" in page and "minutes" in page
+    assert 'value="keepme"' in page and 'value="u10@example.com"' in page
 
 
 def test_a_huge_body_is_refused_with_413(client, sync):

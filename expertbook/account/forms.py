@@ -1,9 +1,10 @@
-"""The profile form."""
+"""The profile, password and two-factor forms."""
 
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField, TextAreaField
-from wtforms.validators import Length, Optional, ValidationError
+from wtforms import PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from ..auth.forms import NewPasswordForm
 from ..templating import timezone_choices
 
 
@@ -20,3 +21,21 @@ class ProfileForm(FlaskForm):
         super().__init__(*args, **kwargs)
         # SelectField's own check refuses any value not in this list: an unknown zone.
         self.timezone.choices = timezone_choices()
+
+
+class PasswordChangeForm(NewPasswordForm):
+    current_password = PasswordField(
+        "Current password", validators=[DataRequired(), Length(max=256)]
+    )
+    password = PasswordField("New password", validators=[DataRequired(), Length(max=256)])
+
+
+class EnableTwoFactorForm(FlaskForm):
+    code = StringField("Code from the app", validators=[DataRequired(), Length(max=64)])
+
+
+class PasswordCheckForm(FlaskForm):
+    """A change to two-factor sign-in asks the password again: a session left open on a
+    shared computer is not enough."""
+
+    password = PasswordField("Your password", validators=[DataRequired(), Length(max=256)])

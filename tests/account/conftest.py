@@ -1,0 +1,1 @@
+from tests.auth.conftest import inbox, smtp_inbox  # noqa: F401  (account mails)
