@@ -113,28 +113,26 @@ def _wait_until_up(server: Server, deadline: float = 30) -> None:
     raise AssertionError(f"server did not start:\n{server.log.read_text()[-3000:]}")
 
 
-@pytest.fixture
-def start_server(tmp_path):
-    """Factory: start_server(database_url, REDIS_URL=...) -> a running Server."""
-    started: list[Server] = []
-
-    def start(database_url: str, **extra: str) -> Server:
-        port = free_port()
-        log = tmp_path / f"server-{port}.log"
-        env = server_env(
-            database_url, HOST="127.0.0.1", PORT=str(port), BASE_URL=f"http://127.0.0.1:{port}"
+def launch_server(folder: Path, database_url: str, started: list[Server], **extra: str) -> Server:
+    """Start `python wsgi.py` on a free port (log in `folder`), add it to `started`, and
+    return it once /healthz answers."""
+    port = free_port()
+    log = folder / f"server-{port}.log"
+    env = server_env(
+        database_url, HOST="127.0.0.1", PORT=str(port), BASE_URL=f"http://127.0.0.1:{port}"
+    )
+    env.update(extra)
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "wsgi.py"], cwd=ROOT, env=env, stdout=output, stderr=output
         )
-        env.update(extra)
-        with log.open("w") as output:
-            process = subprocess.Popen(
-                [sys.executable, "wsgi.py"], cwd=ROOT, env=env, stdout=output, stderr=output
-            )
-        server = Server(port, process, log)
-        started.append(server)
-        _wait_until_up(server)
-        return server
+    server = Server(port, process, log)
+    started.append(server)
+    _wait_until_up(server)
+    return server
 
-    yield start
+
+def stop_servers(started: list[Server]) -> None:
     for server in started:
         server.process.terminate()
     for server in started:
@@ -142,6 +140,18 @@ def start_server(tmp_path):
             server.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.process.kill()
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    """Factory: start_server(database_url, REDIS_URL=...) -> a running Server."""
+    started: list[Server] = []
+
+    def start(database_url: str, **extra: str) -> Server:
+        return launch_server(tmp_path, database_url, started, **extra)
+
+    yield start
+    stop_servers(started)
 
 
 def make_site(database_url: str) -> Site:
