@@ -23,7 +23,7 @@ def json_object() -> dict[str, Any]:
             when the body is not a JSON object, nesting too deep included; 422 when a field
             holds text no database can store (see storable).
     """
-    if not request.is_json:
+    if request.get_data() and not request.is_json:  # an empty body is simply not an object
         raise ApiError(
             415,
             "unsupported_media_type",
