@@ -220,6 +220,197 @@ class ServerGroup:
         self.servers.clear()
 
 
+# --------------------------------------------------------------------------- calendars
+
+
+# Radicale with one internal option no config file may set (as tests/calendars/conftest.py
+# does): without fsync, storing a 5,000-event calendar takes seconds, not tens.
+_RADICALE = """
+import signal, socket, sys
+from radicale import config, log, server
+log.setup()
+configuration = config.load([(sys.argv[1], False)])
+log.set_level(configuration.get("logging", "level"), False)
+configuration.update({"storage": {"_filesystem_fsync": "False"}}, "bench", privileged=True)
+shutdown, shutdown_out = socket.socketpair()
+signal.signal(signal.SIGTERM, lambda *_: shutdown.close())
+server.serve(configuration, shutdown_out)
+"""
+
+
+@dataclass
+class Radicale:
+    """A Radicale CalDAV server process (plain htpasswd auth, owner-only rights) on a free
+    port; `stop()` ends it (also on exit). Data goes in over HTTP, never as files."""
+
+    root: Path
+    port: int = 0
+    process: subprocess.Popen | None = None
+    users: dict[str, str] = field(default_factory=dict)
+
+    def start(self, deadline: float = 20) -> Radicale:
+        self.port = free_port()
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "users").write_text("")
+        config = self.root / "config"
+        config.write_text(
+            f"[server]\nhosts = {HOST}:{self.port}\n"
+            f"[auth]\ntype = htpasswd\nhtpasswd_filename = {self.root / 'users'}\n"
+            "htpasswd_encryption = plain\ndelay = 0\n"
+            "[rights]\ntype = owner_only\n"
+            f"[storage]\nfilesystem_folder = {self.root / 'collections'}\n"
+            "[web]\ntype = none\n[logging]\nlevel = warning\n"
+        )
+        log = self.root / "radicale.log"
+        with log.open("w") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _RADICALE, str(config)],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        atexit.register(self.stop)
+        end = time.monotonic() + deadline
+        while True:
+            if self.process.poll() is not None:
+                raise SystemExit(f"radicale exited early:\n{log.read_text()[-3000:]}")
+            try:
+                with socket.create_connection((HOST, self.port), timeout=0.5):
+                    return self
+            except OSError:
+                if time.monotonic() > end:
+                    raise SystemExit(f"radicale did not listen within {deadline:.0f} s") from None
+                time.sleep(0.05)
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}/"
+
+    def new_user(self, username: str) -> str:
+        """Add a user (Radicale reads the file on every login); returns the password."""
+        password = base64.urlsafe_b64encode(os.urandom(9)).decode()
+        with (self.root / "users").open("a") as f:
+            f.write(f"{username}:{password}\n")
+        self.users[username] = password
+        return password
+
+    def put(self, username: str, path: str, ics_text: str, timeout: float = 120) -> None:
+        """PUT iCalendar text at `path` (under the server root) as `username`."""
+        auth = base64.b64encode(f"{username}:{self.users[username]}".encode()).decode()
+        conn = http.client.HTTPConnection(HOST, self.port, timeout=timeout)
+        try:
+            conn.request(
+                "PUT",
+                "/" + path.lstrip("/"),
+                body=ics_text.encode(),
+                headers={"Authorization": f"Basic {auth}", "Content-Type": "text/calendar"},
+            )
+            response = conn.getresponse()
+            body = response.read()
+        finally:
+            conn.close()
+        if response.status not in (200, 201, 204):
+            raise SystemExit(f"radicale PUT {path}: {response.status} {body[:300]!r}")
+
+    def upload_calendar(self, username: str, name: str, ics_text: str) -> str:
+        """Create calendar `name` of `username` from one VCALENDAR holding many events, in
+        one PUT on the collection URL; returns the calendar's URL."""
+        self.put(username, f"{username}/{name}/", ics_text)
+        return f"{self.url}{username}/{name}/"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+class StaticFeed:
+    """A threaded HTTP server in this process answering every GET with one iCalendar body
+    (an expert's "secret iCal address"); `stop()` ends it."""
+
+    def __init__(self, body: bytes):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):  # noqa: N802 - the base class's name
+                self.send_response(200)
+                self.send_header("Content-Type", "text/calendar; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format, *args):  # noqa: A002 - the base class's name
+                pass
+
+        self.server = ThreadingHTTPServer((HOST, 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://{HOST}:{self.server.server_address[1]}/feed.ics"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Poller(threading.Thread):
+    """GET `path` on one kept-alive connection on a fixed schedule (every `every` seconds)
+    until stop(). Open loop: a request's latency counts from when it was due, not from when
+    it could be sent, so a server that stalls for a second shows a second's worth of slow
+    requests, not one (no coordinated omission). `samples`: (due, answered, status)."""
+
+    def __init__(self, host: str, port: int, path: str = "/healthz", every: float = 0.01):
+        super().__init__(daemon=True)
+        self.host, self.port, self.path, self.every = host, port, path, every
+        self.samples: list[tuple[float, float, int | str]] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        due = time.perf_counter()
+        while not self.stopping.is_set():
+            due += self.every
+            wait = due - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            sent = time.perf_counter()
+            try:
+                conn.request("GET", self.path)
+                response = conn.getresponse()
+                response.read()
+                status: int | str = response.status
+            except (OSError, http.client.HTTPException) as error:
+                status = type(error).__name__
+                conn.close()
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+            answered = time.perf_counter()
+            # Requests that fell due while this one was outstanding: each waited from its due
+            # time until this answer, and would have been answered about then.
+            while due + self.every < sent:
+                self.samples.append((due, answered, status))
+                due += self.every
+            self.samples.append((due, answered, status))
+        conn.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=35)
+
+    def latencies(self, windows: list[tuple[float, float]], inside: bool = True) -> list[float]:
+        """Milliseconds of the requests due within any of the (start, end) windows (or, with
+        `inside` false, of the others)."""
+        return [
+            (answered - due) * 1000
+            for due, answered, _ in self.samples
+            if any(start <= due < end for start, end in windows) == inside
+        ]
+
+
 # --------------------------------------------------------------------------- HTTP load
 
 

@@ -8,13 +8,28 @@ event types and 2,000 confirmed, non-overlapping bookings over the next 31 days.
 wsgi.py` then serves it, and one kept-alive connection times the slots endpoint and
 `/api/v1/ping`, interleaved, and the slots endpoint again right after each change (a
 cache miss). Target: slots median at most 5x the ping median and under 25 ms.
+
+Then connected calendars (skip with --no-calendars), on a local Radicale and an ICS feed
+served by this script (bench/_calendars.py makes the events):
+1. A second expert, identical to the first, connects two calendars through the API (a
+   CalDAV calendar and an ICS feed, 5,000 events in all: a tenth weekly series, the rest
+   over the next 60 days); both experts' 31-day slots are timed, interleaved, cached and
+   cold. Target: with calendars within 1.2x of without.
+2. A third expert connects a 5,000-event CalDAV calendar; POST .../sync is timed a few
+   times, one event added on Radicale before each (so each sync writes). Target: median
+   under 2 s. Meanwhile /healthz is polled on the same process every 10 ms, open loop
+   (latency from when a request was due). Target: p99 under 50 ms while syncs run.
+
+The exit status says only whether the first target was met; the others are printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
+import random
 import secrets
 import socket
 import statistics
@@ -24,11 +39,16 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _calendars import calendar_text, event_text, wrap  # noqa: E402
+from _servers import Poller, Radicale, StaticFeed, percentile  # noqa: E402
 
 from config import normalize_database_url  # noqa: E402
 
@@ -39,6 +59,10 @@ CELL = timedelta(minutes=20)  # bookings sit at the start of 20-minute cells, so
 EVENT_TYPES = [("quick", 10), ("call", 20), ("session", 60)]
 SLOTS_TARGET_MS = 25.0
 RATIO_TARGET = 5.0
+CALENDAR_EVENTS = 5000
+CALENDAR_RATIO_TARGET = 1.2  # slots with calendars against the same expert without
+SYNC_TARGET_S = 2.0
+HEALTHZ_TARGET_MS = 50.0  # p99 of /healthz on the same process during syncs
 
 
 def fresh_postgres(server_url: str, name: str) -> str:
@@ -52,64 +76,81 @@ def fresh_postgres(server_url: str, name: str) -> str:
     return server.set(database=name).render_as_string(hide_password=False)
 
 
-def seed(database_url: str, bookings: int) -> dict[str, int]:
-    """The expert, their hours, event types and bookings; returns the type ids by slug."""
+def seed(database_url: str, bookings: int, usernames: list[str]) -> dict[str, dict]:
+    """Identical experts, each with their hours, event types, bookings and an API token;
+    returns, by username, the type ids by slug and the token."""
     from expertbook import create_app
+    from expertbook.accounts import create_api_token
+
+    app = create_app("development", SQLALCHEMY_DATABASE_URI=database_url, ASYNC_MODE="threading")
+    with app.app_context():
+        from expertbook.extensions import db
+
+        experts = {}
+        for username in usernames:
+            ids, user = seed_expert(username, bookings)
+            experts[username] = {"types": ids, "token": create_api_token(user, "bench")}
+            db.session.commit()
+        with db.engine.begin() as conn:
+            # Planner statistics, as a database in use has them (autovacuum would catch up).
+            conn.execute(sa.text("ANALYZE"))
+        db.session.remove()
+        db.engine.dispose()
+    return experts
+
+
+def seed_expert(username: str, bookings: int):
+    """One expert working around the clock, the event types and `bookings` bookings."""
     from expertbook.availability import set_availability
     from expertbook.event_types import save_event_type
     from expertbook.extensions import db
     from expertbook.models import Booking, User
 
-    app = create_app("development", SQLALCHEMY_DATABASE_URI=database_url, ASYNC_MODE="threading")
-    with app.app_context():
-        expert = User(
-            username="bench", email="bench@example.com", password_hash="!", is_expert=True
-        )
-        db.session.add(expert)
-        set_availability(expert, "UTC", {weekday: [(0, 1440)] for weekday in range(7)})
-        event_types = [
-            save_event_type(expert, {"title": slug.title(), "slug": slug, "duration_minutes": m})
-            for slug, m in EVENT_TYPES
-        ]
-        db.session.commit()
+    expert = User(
+        username=username,
+        email=f"{username}@example.com",
+        password_hash="!",
+        timezone="UTC",
+        is_expert=True,
+    )
+    db.session.add(expert)
+    set_availability(expert, "UTC", {weekday: [(0, 1440)] for weekday in range(7)})
+    event_types = [
+        save_event_type(expert, {"title": slug.title(), "slug": slug, "duration_minutes": m})
+        for slug, m in EVENT_TYPES
+    ]
+    db.session.commit()
 
-        first = datetime.combine(
-            datetime.now(UTC).date() + timedelta(days=1), datetime.min.time(), UTC
+    first = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), datetime.min.time(), UTC)
+    # Every tenth cell stays empty, so some slots of every type remain.
+    cells = [first + CELL * i for i in range(int(timedelta(days=DAYS) / CELL)) if i % 10 != 9]
+    if len(cells) < bookings:
+        raise SystemExit(f"at most {len(cells)} bookings fit in {DAYS} days")
+    rows = []
+    for i, start in enumerate(cells[:bookings]):
+        event_type = event_types[i % 2]  # quick and call; neither outgrows its cell
+        rows.append(
+            {
+                "uid": secrets.token_hex(16),
+                "expert_id": expert.id,
+                "event_type_id": event_type.id,
+                "name": f"Client {i}",
+                "email": f"client{i}@example.com",
+                "notes": "",
+                "start_at": start,
+                "end_at": start + timedelta(minutes=event_type.duration_minutes),
+                "status": Booking.CONFIRMED,
+                "video_url": "",
+                "cancel_reason": "",
+                "sequence": 0,
+                "manage_token_hash": secrets.token_hex(32),
+                "created_at": datetime.now(UTC),
+                "updated_at": datetime.now(UTC),
+            }
         )
-        # Every tenth cell stays empty, so some slots of every type remain.
-        cells = [first + CELL * i for i in range(int(timedelta(days=DAYS) / CELL)) if i % 10 != 9]
-        if len(cells) < bookings:
-            raise SystemExit(f"at most {len(cells)} bookings fit in {DAYS} days")
-        rows = []
-        for i, start in enumerate(cells[:bookings]):
-            event_type = event_types[i % 2]  # quick and call; neither outgrows its cell
-            rows.append(
-                {
-                    "uid": secrets.token_hex(16),
-                    "expert_id": expert.id,
-                    "event_type_id": event_type.id,
-                    "name": f"Client {i}",
-                    "email": f"client{i}@example.com",
-                    "notes": "",
-                    "start_at": start,
-                    "end_at": start + timedelta(minutes=event_type.duration_minutes),
-                    "status": Booking.CONFIRMED,
-                    "video_url": "",
-                    "cancel_reason": "",
-                    "sequence": 0,
-                    "manage_token_hash": secrets.token_hex(32),
-                    "created_at": datetime.now(UTC),
-                    "updated_at": datetime.now(UTC),
-                }
-            )
-        with db.engine.begin() as conn:
-            conn.execute(sa.insert(Booking.__table__), rows)
-            # Planner statistics, as a database in use has them (autovacuum would catch up).
-            conn.execute(sa.text("ANALYZE"))
-        ids = {event_type.slug: event_type.id for event_type in event_types}
-        db.session.remove()
-        db.engine.dispose()
-    return ids
+    if rows:
+        db.session.execute(sa.insert(Booking.__table__), rows)
+    return {event_type.slug: event_type.id for event_type in event_types}, expert
 
 
 def free_port() -> int:
@@ -199,12 +240,210 @@ def run(host: str, port: int, event_type_id: int, requests: int, database_url: s
     return on_target
 
 
+# --------------------------------------------------------------------------- calendars
+
+
+def api(host: str, port: int, token: str, method: str, path: str, payload=None):
+    """One API request as the expert of `token`: (status, parsed JSON, seconds)."""
+    conn = http.client.HTTPConnection(host, port, timeout=120)
+    began = time.perf_counter()
+    try:
+        conn.request(
+            method,
+            path,
+            body=json.dumps(payload).encode() if payload is not None else None,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        response = conn.getresponse()
+        raw = response.read()
+    finally:
+        conn.close()
+    elapsed = time.perf_counter() - began
+    try:
+        return response.status, json.loads(raw), elapsed
+    except ValueError:
+        return response.status, raw[:300], elapsed
+
+
+def connect(host: str, port: int, token: str, payload: dict) -> tuple[dict, float]:
+    """POST /api/v1/calendars (connect and first sync); the answer and its seconds."""
+    status, body, elapsed = api(host, port, token, "POST", "/api/v1/calendars", payload)
+    if status != 201:
+        raise SystemExit(f"POST /api/v1/calendars ({payload['kind']}): {status} {body}")
+    return body, elapsed
+
+
+def busy_rows(database_url: str, username: str) -> int:
+    engine = sa.create_engine(normalize_database_url(database_url))
+    with engine.connect() as conn:
+        count = conn.scalar(
+            sa.text(
+                'SELECT count(*) FROM busy_time JOIN "user" ON "user".id = busy_time.expert_id '
+                "WHERE username = :name"
+            ),
+            {"name": username},
+        )
+    engine.dispose()
+    return count
+
+
+def run_calendars(
+    host: str, port: int, plain_id: int, calendar_id: int, requests: int, database_url: str
+) -> None:
+    """31-day slots of two identical experts, one with connected calendars, interleaved on
+    one connection, cached and cold; print the medians and their ratios."""
+    today = datetime.now(UTC).date()
+    first, last = today + timedelta(days=1), today + timedelta(days=DAYS)
+    paths = {
+        name: f"/api/v1/event-types/{type_id}/slots?from={first}&to={last}"
+        for name, type_id in (("plain", plain_id), ("calendars", calendar_id))
+    }
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    bodies = {}
+    for _ in range(20):
+        for name, path in paths.items():
+            bodies[name] = timed_get(conn, path)[1]
+    engine = sa.create_engine(normalize_database_url(database_url))
+    bump = sa.text('UPDATE "user" SET schedule_version = schedule_version + 1')
+    times: dict[str, list[float]] = {
+        f"{kind} {name}": [] for kind in ("slots", "cold") for name in paths
+    }
+    for i in range(requests):
+        order = list(paths.items()) if i % 2 == 0 else list(paths.items())[::-1]
+        for name, path in order:
+            times[f"slots {name}"].append(timed_get(conn, path)[0])
+        with engine.begin() as db:
+            db.execute(bump)
+        for name, path in order:
+            times[f"cold {name}"].append(timed_get(conn, path)[0])
+    conn.close()
+    engine.dispose()
+    counts = {name: body.count(b'"start"') for name, body in bodies.items()}
+    print(
+        f"31-day slots without calendars: {counts['plain']}; with them: "
+        f"{counts['calendars']} (same hours, same 2,000 bookings)"
+    )
+    for kind in ("slots", "cold"):
+        plain = statistics.median(times[f"{kind} plain"])
+        with_calendars = statistics.median(times[f"{kind} calendars"])
+        ratio = with_calendars / plain
+        met = ratio <= CALENDAR_RATIO_TARGET
+        print(
+            f"{kind:<6} no calendars {plain:7.2f} ms   with calendars {with_calendars:7.2f} ms   "
+            f"(p90 {statistics.quantiles(times[f'{kind} calendars'], n=10)[8]:.2f} ms)   "
+            f"ratio {ratio:.2f}x (target <= {CALENDAR_RATIO_TARGET}x): "
+            f"{'met' if met else 'MISSED'}"
+        )
+
+
+def run_sync(
+    host: str, port: int, token: str, radicale: Radicale, user: str, calendar_url: str, runs: int
+) -> None:
+    """Connect the 5,000-event calendar, then sync it `runs` times, one new event in it
+    before each (so each sync rewrites its busy times), while another connection polls
+    /healthz on the same server process; print the figures."""
+    body, connect_s = connect(
+        host,
+        port,
+        token,
+        {
+            "kind": "caldav",
+            "url": calendar_url,
+            "username": user,
+            "password": radicale.users[user],
+        },
+    )
+    path = f"/api/v1/calendars/{body['id']}/sync"
+    poller = Poller(host, port, "/healthz")
+    poller.start()
+    time.sleep(1)
+    windows, seconds, counts = [], [], []
+    rng = random.Random(7)
+    day0 = datetime.combine(datetime.now(UTC).date(), datetime.min.time(), UTC)
+    for k in range(runs):
+        # 02:00 UTC: before any of the generated events of the day, so the busy times change.
+        start = day0 + timedelta(days=2 + 5 * k, hours=2)
+        uid = f"bench-change-{k}-{secrets.token_hex(4)}"
+        event = wrap(event_text(uid, start, 20, rng))
+        radicale.put(user, f"{urlsplit(calendar_url).path}{uid}.ics", event)
+        time.sleep(0.5)  # some /healthz samples between syncs, too
+        sent = time.perf_counter()
+        status, answer, elapsed = api(host, port, token, "POST", path)
+        windows.append((sent, time.perf_counter()))
+        if status != 200 or answer.get("status") != "ok":
+            raise SystemExit(f"POST {path}: {status} {answer}")
+        seconds.append(elapsed)
+        counts.append(answer["busy_count"])
+    time.sleep(0.5)
+    poller.stop()
+    during = poller.latencies(windows)
+    outside = poller.latencies(windows, inside=False)
+    failed = [status for *_, status in poller.samples if status != 200]
+    sync_median = statistics.median(seconds)
+    p99 = percentile(during, 99)
+    print(
+        f"Sync: a CalDAV calendar of {CALENDAR_EVENTS:,} events on Radicale, connected "
+        f"(first read and write) in {connect_s:.2f} s; {counts[-1]:,} busy times"
+    )
+    print(
+        f"sync   median {sync_median:.2f} s over {runs} runs, each after a change "
+        f"(runs: {', '.join(f'{s:.2f}' for s in seconds)}) "
+        f"(target < {SYNC_TARGET_S:.0f} s): {'met' if sync_median < SYNC_TARGET_S else 'MISSED'}"
+    )
+    print(
+        f"/healthz during the syncs: p99 {p99:.1f} ms, median {statistics.median(during):.1f} ms, "
+        f"max {max(during):.0f} ms over {len(during)} requests due (outside them: p99 "
+        f"{percentile(outside, 99):.1f} ms over {len(outside)}; {len(failed)} failed) "
+        f"(target p99 < {HEALTHZ_TARGET_MS:.0f} ms): "
+        f"{'met' if p99 < HEALTHZ_TARGET_MS else 'MISSED'}"
+    )
+
+
+def setup_calendars(workdir: Path) -> tuple[Radicale, StaticFeed, dict[str, str]]:
+    """Radicale with the calendars of "cal" (half the events) and "sync" (all of them), and
+    an ICS feed with the other half for "cal"; returns them and the calendar URLs."""
+    day0 = datetime.now(UTC).date()
+    radicale = Radicale(workdir / "radicale").start()
+    urls = {}
+    began = time.perf_counter()
+    for user, count in (("cal", CALENDAR_EVENTS // 2), ("sync", CALENDAR_EVENTS)):
+        radicale.new_user(user)
+        text = calendar_text(count, seed=len(urls) + 1, day0=day0, zoned=False)
+        urls[user] = radicale.upload_calendar(user, "work", text)
+    feed = StaticFeed(calendar_text(CALENDAR_EVENTS // 2, seed=9, day0=day0).encode())
+    stored = time.perf_counter() - began
+    print(f"Radicale: {CALENDAR_EVENTS * 3 // 2:,} events stored in {stored:.0f} s")
+    return radicale, feed, urls
+
+
+def run_calendar_benches(host, port, experts, database_url, setup, requests, syncs) -> None:
+    """Connect "cal"'s two calendars through the API, time its slots against "bench"'s,
+    then the sync of "sync"'s 5,000-event calendar."""
+    radicale, feed, urls = setup
+    token = experts["cal"]["token"]
+    caldav = {"kind": "caldav", "url": urls["cal"], "username": "cal"}
+    _, caldav_s = connect(host, port, token, {**caldav, "password": radicale.users["cal"]})
+    _, ics_s = connect(host, port, token, {"kind": "ics", "url": feed.url})
+    print(
+        f"Calendars: a CalDAV calendar on Radicale ({CALENDAR_EVENTS // 2:,} events, "
+        f"connected in {caldav_s:.2f} s) and an ICS feed ({CALENDAR_EVENTS // 2:,} events, "
+        f"{ics_s:.2f} s): {busy_rows(database_url, 'cal'):,} busy times stored"
+    )
+    plain_id, calendar_id = (experts[name]["types"]["quick"] for name in ("bench", "cal"))
+    run_calendars(host, port, plain_id, calendar_id, requests, database_url)
+    run_sync(host, port, experts["sync"]["token"], radicale, "sync", urls["sync"], syncs)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sqlite", action="store_true", help="a SQLite file, not PostgreSQL")
     parser.add_argument("-n", "--requests", type=int, default=200, help="timed requests each")
     parser.add_argument("--bookings", type=int, default=2000)
     parser.add_argument("--slug", choices=[slug for slug, _ in EVENT_TYPES], default="quick")
+    parser.add_argument(
+        "--no-calendars", action="store_true", help="skip the connected-calendar figures"
+    )
+    parser.add_argument("--syncs", type=int, default=5, help="timed syncs of 5,000 events")
     parser.add_argument(
         "--server",
         default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"),
@@ -226,6 +465,10 @@ def main() -> int:
         "BASE_URL": f"http://{host}:{port}",
         "ACCESS_LOG": "false",
         "RATELIMIT_ENABLED": "false",
+        # The calendars are on this machine; the sync loop stays off (syncs are timed alone).
+        "ALLOW_PRIVATE_HOSTS": "true",
+        "CALENDAR_SYNC_IN_PROCESS": "false",
+        "ENCRYPTION_KEY": "bench-calendar-passwords",
     }
     subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
@@ -234,13 +477,25 @@ def main() -> int:
         check=True,
         capture_output=True,
     )
-    event_type_id = seed(database_url, args.bookings)[args.slug]
+    # "bench" and "cal" are identical but for cal's calendars; "sync" has a large one.
+    usernames = ["bench"] if args.no_calendars else ["bench", "cal", "sync"]
+    experts = seed(database_url, args.bookings, usernames)
     print(f"{'SQLite' if args.sqlite else 'PostgreSQL'}: {args.bookings} bookings in {DAYS} days")
+    setup = None if args.no_calendars else setup_calendars(workdir)
     with open(workdir / "server.log", "w") as log:
         server = start_server(env, log)
         try:
+            event_type_id = experts["bench"]["types"][args.slug]
             on_target = run(host, port, event_type_id, args.requests, database_url)
+            if setup is not None:
+                print()
+                run_calendar_benches(
+                    host, port, experts, database_url, setup, args.requests, args.syncs
+                )
         finally:
+            if setup is not None:
+                setup[0].stop()
+                setup[1].stop()
             server.terminate()
             try:
                 server.wait(10)
