@@ -111,6 +111,20 @@ PUBLIC_API = dict.fromkeys(
 )
 
 BOOKERS = frozenset({"owner", "booker", "guest"})
+# Account pages: each signed-in user acts on their own account only.
+SIGNED_IN_PAGE = {
+    "anonymous": "login",
+    "client": "allowed",
+    "other_expert": "allowed",
+    "owner": "allowed",
+    "booker": "allowed",
+}
+# Password reset and address confirmation: the mailed link is the key, whoever holds it.
+MAILED_LINK = dict.fromkeys(("anonymous", "client", "other_expert", "owner"), "allowed")
+MAILED_LINK_FORGED = dict.fromkeys(MAILED_LINK, "404")
+# The second step of a log-in, without having passed the password in this session.
+SECOND_STEP = dict.fromkeys(("anonymous", "client", "other_expert", "owner"), "login")
+NEW_PASSWORD = {"password": "{new_password}", "confirm": "{new_password}"}
 EVENT_TYPE_FORM = {
     "title": "Taken over",
     "slug": "intro",
@@ -287,6 +301,55 @@ TABLE: list[tuple[Route, dict[str, str]]] = [
            shows="UID:{uid}@"), FEED_BY_SECRET),
     (Route("GET", "/calendar/{forged_secret}.ics", 200), FEED_FORGED),
     (Route("POST", "/calendar/regenerate", 200, changes="feed"), EXPERT_PAGE_ON_OWN),
+    # Accounts: password, two-factor sign-in, address confirmation (each on one's own).
+    (Route("GET", "/account/password", 200), SIGNED_IN_PAGE),
+    (
+        Route("POST", "/account/password", "/profile", changes="password",
+              form={"current_password": "{password}", **NEW_PASSWORD}),
+        SIGNED_IN_PAGE,
+    ),
+    (Route("GET", "/account/two-factor", 200, shows="{totp_secret}"), SIGNED_IN_PAGE),
+    (
+        Route("POST", "/account/two-factor", 200, changes="two_factor",
+              form={"code": "{totp_code}"}),
+        SIGNED_IN_PAGE,
+    ),
+    (
+        Route("POST", "/account/two-factor/recovery-codes", "/account/two-factor",
+              form={"password": "{password}"}),
+        SIGNED_IN_PAGE,
+    ),
+    (
+        Route("POST", "/account/two-factor/disable", "/account/two-factor",
+              form={"password": "{password}"}),
+        SIGNED_IN_PAGE,
+    ),
+    (Route("POST", "/account/confirm-email", "/profile", changes="confirmation"),
+     SIGNED_IN_PAGE),
+    (Route("GET", "/auth/two-factor", "/auth/login"), SECOND_STEP),
+    (Route("POST", "/auth/two-factor", "/auth/login", form={"code": "{totp_code}"}),
+     SECOND_STEP),
+    # Password reset: anyone may ask for the owner's mail; the link is the owner's key.
+    (Route("GET", "/auth/reset", 200, owners=EVERYONE), MAILED_LINK),
+    (
+        Route("POST", "/auth/reset", "/auth/login", owners=EVERYONE, changes="password",
+              form={"email": "{owner_email}"}),
+        MAILED_LINK,
+    ),
+    (Route("GET", "/auth/reset/{reset_token}", 200, owners=EVERYONE), MAILED_LINK),
+    (
+        Route("POST", "/auth/reset/{reset_token}", "/auth/login", owners=EVERYONE,
+              changes="password", form=NEW_PASSWORD),
+        MAILED_LINK,
+    ),
+    (Route("GET", "/auth/reset/{forged_secret}", 200), MAILED_LINK_FORGED),
+    (Route("POST", "/auth/reset/{forged_secret}", 200, form=NEW_PASSWORD), MAILED_LINK_FORGED),
+    (
+        Route("GET", "/auth/verify/{confirm_token}", "/profile", owners=EVERYONE,
+              changes="confirmation"),
+        MAILED_LINK,
+    ),
+    (Route("GET", "/auth/verify/{forged_secret}", 200), MAILED_LINK_FORGED),
 ]  # fmt: skip
 
 ROUTES: dict[tuple[str, str], Route] = {(route.method, route.path): route for route, _ in TABLE}

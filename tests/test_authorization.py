@@ -17,15 +17,27 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import pyotp
 import pytest
 import sqlalchemy as sa
 
 from expertbook.accounts import create_api_token
 from expertbook.api.availability import availability_payload
+from expertbook.auth.tokens import issue_email_token
+from expertbook.auth.two_factor import start_enrolment
 from expertbook.availability import set_availability
 from expertbook.calendars.models import CalendarConnection, ConnectedCalendar
 from expertbook.extensions import db
-from expertbook.models import ApiToken, Booking, EventType, User, hash_token, new_token, utcnow
+from expertbook.models import (
+    ApiToken,
+    Booking,
+    EmailToken,
+    EventType,
+    User,
+    hash_token,
+    new_token,
+    utcnow,
+)
 from tests.authorization_cases import (
     BOOKING_UID_ROUTES,
     CASES,
@@ -36,6 +48,7 @@ from tests.authorization_cases import (
     Route,
 )
 from tests.booking_fixtures import NOW, day_ahead
+from tests.conftest import PASSWORD
 
 ALL_DAY = [(0, 1440)]
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -101,6 +114,14 @@ def world(coach, sync, make_user, make_event_type, make_booking) -> World:
     db.session.add(connection)
     db.session.commit()
 
+    # The owner's account: an address not confirmed yet (its link mailed), a reset link
+    # mailed, and two-factor enrolment begun (not finished, so the owner signs in without).
+    coach.email_confirmed_at = None
+    confirm_token = issue_email_token(coach, EmailToken.CONFIRM, utcnow())
+    reset_token = issue_email_token(coach, EmailToken.RESET, utcnow())
+    totp_secret = start_enrolment(coach)
+    db.session.commit()
+
     booking, manage_token = make_booking(
         day_ahead(2, 10), client=booker, name="Ann Booker", email="ann.booker@example.com"
     )
@@ -126,6 +147,13 @@ def world(coach, sync, make_user, make_event_type, make_booking) -> World:
             "feed_secret": feed_secret,
             "other_feed_secret": rival_feed_secret,
             "forged_secret": new_token(),
+            "owner_email": coach.email,
+            "password": PASSWORD,
+            "new_password": "a brand new passphrase",
+            "reset_token": reset_token,
+            "confirm_token": confirm_token,
+            "totp_secret": totp_secret,
+            "totp_code": pyotp.TOTP(totp_secret).now(),
         },
         usernames={"client": "cleo", "other_expert": "rex", "owner": "coach", "booker": "ann"},
         bearers={
@@ -151,6 +179,14 @@ def snapshot(world: World) -> dict[str, Any]:
     """What the database holds of the owner's: the committed state, read afresh."""
     db.session.rollback()
     owner = db.session.get(User, world.owner_id)
+
+    def links(purpose: str) -> list[int]:
+        return db.session.scalars(
+            sa.select(EmailToken.id)
+            .where(EmailToken.user_id == owner.id, EmailToken.purpose == purpose)
+            .order_by(EmailToken.id)
+        ).all()
+
     booking = db.session.get(Booking, world.booking_id)
     event_types = db.session.scalars(
         sa.select(EventType).where(EventType.expert_id == owner.id).order_by(EventType.id)
@@ -164,6 +200,10 @@ def snapshot(world: World) -> dict[str, Any]:
         "booking": (booking.status, booking.start_at, booking.sequence, booking.cancel_reason),
         "tokens": [(t.id, t.name, t.revoked_at is None) for t in tokens],
         "feed": owner.calendar_secret_hash,
+        # The password and what hangs on it: the sessions, the reset links.
+        "password": (owner.password_hash, owner.session_version, links(EmailToken.RESET)),
+        "confirmation": (owner.email_confirmed_at is not None, links(EmailToken.CONFIRM)),
+        "two_factor": (owner.totp_enabled_at is not None, owner.totp_secret),
         "calendars": [
             (c.id, c.url, [(k.id, k.blocks, k.writes) for k in c.calendars])
             for c in db.session.scalars(
