@@ -37,14 +37,34 @@ PHONE = {"width": 375, "height": 780}
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory) -> Iterator[Server]:
+def live_inbox():
+    """A real SMTP server (aiosmtpd) that the live server sends every mail to."""
+    from aiosmtpd.controller import Controller
+
+    from tests.auth.conftest import Inbox
+
+    handler = Inbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    handler.port = controller.port
+    yield handler
+    controller.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory, live_inbox) -> Iterator[Server]:
     """One `python wsgi.py` (eventlet) on a fresh SQLite database for the browser tests."""
     folder = tmp_path_factory.mktemp("browser")
     site = make_site(f"sqlite:///{folder / 'browser.db'}")
     port = free_port()
     log = folder / "server.log"
     env = server_env(
-        site.database_url, HOST="127.0.0.1", PORT=str(port), BASE_URL=f"http://127.0.0.1:{port}"
+        site.database_url,
+        HOST="127.0.0.1",
+        PORT=str(port),
+        BASE_URL=f"http://127.0.0.1:{port}",
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=str(live_inbox.port),
     )
     with log.open("w") as output:
         process = subprocess.Popen(

@@ -1,5 +1,5 @@
-"""A newcomer becomes an expert in Chromium: sign up, Become an Expert, hours, event type,
-and the shareable link copied to the clipboard."""
+"""A newcomer becomes an expert in Chromium: sign up, confirm the address from the mail,
+Become an Expert, hours, event type, and the shareable link copied to the clipboard."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import time
 
 import pytest
 
+from tests.auth.conftest import link_in
 from tests.browser.conftest import shots
 
 pytestmark = pytest.mark.browser
 
 
-def test_a_newcomer_sets_up_and_copies_the_link(new_context, live_server):
+def test_a_newcomer_sets_up_and_copies_the_link(new_context, live_server, live_inbox):
     context = new_context(permissions=["clipboard-read", "clipboard-write"])
     page = context.new_page()
     username = f"newcomer{int(time.time() * 1000) % 1000000}"
@@ -26,11 +27,23 @@ def test_a_newcomer_sets_up_and_copies_the_link(new_context, live_server):
     page.fill("input[name=password]", "newcomer-password")
     page.fill("input[name=confirm]", "newcomer-password")
     page.click("button:has-text('Sign up')")
-    page.wait_for_url(re.compile("/profile$"))
+    page.wait_for_url(re.compile("/auth/login$"))
+    page.wait_for_selector("text=Check your inbox")
+    page.fill("input[name=login]", username)
+    page.fill("input[name=password]", "newcomer-password")
+    page.click("button:has-text('Log in')")
+    page.wait_for_url(re.compile("/bookings$"))
+    page.goto("/profile")
     page.select_option("select[name=timezone]", "Europe/Berlin")
     page.click("button:has-text('Save profile')")
     page.wait_for_selector("text=Profile saved")
     shots(page, "profile")
+    # Become an Expert waits for the address: the link in the mail confirms it.
+    page.click("button:has-text('Become an Expert')")
+    page.wait_for_selector("text=Confirm your email address first")
+    (mail,) = live_inbox.wait_for(f"{username}@example.com")
+    page.goto(link_in(mail, "/auth/verify/"))
+    page.wait_for_selector("text=is confirmed")
     page.click("button:has-text('Become an Expert')")
     page.wait_for_url(re.compile("/dashboard/$"))
     shots(page, "dashboard-welcome")
