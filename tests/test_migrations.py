@@ -163,3 +163,18 @@ def test_a_migration_that_breaks_foreign_keys_on_sqlite_is_rolled_back(tmp_path)
             assert conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == head
             assert conn.scalar(sa.text("SELECT count(*) FROM event_type")) == 1
         db.engine.dispose()
+
+
+def test_users_from_before_0009_are_confirmed(tmp_path):
+    """Nobody is locked out of Become an Expert by the upgrade that made it need a
+    confirmed address."""
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'c.db'}")
+    with app.app_context():
+        upgrade(revision="0008")
+        with db.engine.begin() as conn:
+            conn.execute(sa.text(SEED[0]), {"at": datetime(2030, 1, 1, tzinfo=UTC)})
+        upgrade()
+        with db.engine.connect() as conn:
+            confirmed = conn.scalar(sa.text('SELECT email_confirmed_at FROM "user"'))
+        db.engine.dispose()
+    assert confirmed is not None
