@@ -66,6 +66,7 @@ def live_server(tmp_path_factory, live_inbox) -> Iterator[Server]:
         MAIL_SERVER="127.0.0.1",
         MAIL_PORT=str(live_inbox.port),
     )
+    env["ALLOW_PRIVATE_HOSTS"] = "true"  # the calendar tests connect a Radicale on 127.0.0.1
     with log.open("w") as output:
         process = subprocess.Popen(
             [sys.executable, "wsgi.py"], cwd=ROOT, env=env, stdout=output, stderr=output
