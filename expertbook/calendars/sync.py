@@ -23,12 +23,12 @@ from flask import current_app
 from ..database import booking_transaction
 from ..errors import FieldError
 from ..extensions import db
-from ..ics import own_uid
 from ..models import MAX_DURATION_MINUTES, EventType, User
 from ..scheduling import Interval
 from . import remote, secrets
-from .feeds import FeedError, busy_times
+from .feeds import FeedError
 from .models import BusyTime, CalendarConnection, ConnectedCalendar
+from .parse_worker import parse
 
 log = logging.getLogger("expertbook.calendars")
 
@@ -121,10 +121,10 @@ def read_remote(
     """Discover the calendars behind a connection and read the busy times of those in `read`
     (None: all of them). Raises remote.RemoteError or FeedError, whose message is for users."""
     allow_private = _allow_private()
-    is_own = own_uid(current_app.config["BASE_URL"])
+    options = dict(start=start, end=end, default_tz=zone, base_url=current_app.config["BASE_URL"])
     if kind == CalendarConnection.ICS:
         data = remote.fetch_feed(url, allow_private=allow_private)
-        busy = busy_times(data, start=start, end=end, default_tz=zone, is_own_uid=is_own)
+        busy = parse(data, **options)
         name = urlsplit(url).hostname or "Calendar feed"
         return Remote([remote.RemoteCalendar(url, name)], {url: busy})
     calendars = remote.discover(url, username, password, allow_private=allow_private)
@@ -135,9 +135,7 @@ def read_remote(
         objects = remote.calendar_events(
             calendar.url, username, password, start=start, end=end, allow_private=allow_private
         )
-        busy[calendar.url] = busy_times(
-            objects, start=start, end=end, default_tz=zone, is_own_uid=is_own
-        )
+        busy[calendar.url] = parse(objects, **options)
     return Remote(calendars, busy)
 
 
