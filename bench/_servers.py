@@ -223,7 +223,7 @@ class ServerGroup:
 # --------------------------------------------------------------------------- calendars
 
 
-# Radicale with one internal option no config file may set (as tests/calendars/conftest.py
+# Radicale with one internal option no config file may set (as tests/calendar_servers.py
 # does): without fsync, storing a 5,000-event calendar takes seconds, not tens.
 _RADICALE = """
 import signal, socket, sys

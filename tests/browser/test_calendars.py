@@ -17,12 +17,8 @@ from tests.browser.test_booking_flows import (
     fill_and_confirm,
     wait_until,
 )
-from tests.calendars import conftest as calendar_servers
 
 pytestmark = pytest.mark.browser
-# The real Radicale of the calendar tests, as fixtures here too.
-radicale_server = calendar_servers.radicale_server
-radicale = calendar_servers.radicale
 
 
 def vevent(uid: str, start: str, minutes: int) -> str:

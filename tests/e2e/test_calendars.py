@@ -17,7 +17,6 @@ from itertools import count
 import pytest
 import socketio
 
-from tests.calendars import conftest as calendar_servers
 from tests.conftest import pg_database_url
 from tests.e2e.conftest import free_port, launch_server, make_site, setup_coach, stop_servers
 
@@ -26,10 +25,6 @@ pytestmark = pytest.mark.e2e
 CALENDAR_ENV = {"CALENDAR_SYNC_MINUTES": "0.05", "ALLOW_PRIVATE_HOSTS": "true"}
 SLOW = 2.0  # seconds a slow feed keeps the server waiting
 _slugs = count(1)
-# The real Radicale and HTTP servers of the calendar tests, as fixtures here too.
-radicale_server = calendar_servers.radicale_server
-radicale = calendar_servers.radicale
-http_server = calendar_servers.http_server
 
 
 # --- Servers: one SQLite process, two PostgreSQL processes sharing Redis ---------------------

@@ -1,4 +1,5 @@
-"""Real servers for the calendar tests: a Radicale CalDAV server and a scriptable HTTP server.
+"""Real servers for the calendar tests: a Radicale CalDAV server and a scriptable HTTP
+server (a pytest plugin, see tests/conftest.py, so every test folder has them).
 
 Both listen on 127.0.0.1 on free ports, so the code under test speaks to them over real
 sockets (pass `allow_private=True` to `expertbook.calendars.remote`, which refuses loopback
