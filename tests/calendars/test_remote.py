@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from expertbook.calendars import remote
 from expertbook.calendars.remote import RemoteCalendar, RemoteError, UnsafeAddress
-from tests.calendars.conftest import free_port, serving
+from tests.calendar_servers import free_port, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 MARCH = {"start": datetime(2026, 3, 1, tzinfo=UTC), "end": datetime(2026, 4, 1, tzinfo=UTC)}
