@@ -73,6 +73,7 @@ def live_server(tmp_path_factory, live_inbox) -> Iterator[Server]:
         )
     server = Server(port, process, log)
     server.site = site
+    server.inbox = live_inbox
     _wait_until_up(server)
     yield server
     process.terminate()

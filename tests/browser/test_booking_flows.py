@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.auth.conftest import link_in
 from tests.browser.conftest import PHONE, shots
 
 pytestmark = pytest.mark.browser
@@ -25,8 +26,9 @@ def csrf_of(html: str) -> str:
 def new_expert(
     server, *, title="Deep dive", duration=30, hours=(("09:00", "17:00"),), **fields
 ) -> dict:
-    """Register an expert over HTTP (forms, then the session-authenticated API) with
-    hours in UTC every day and one event type; returns its names and ids."""
+    """Register an expert over HTTP (forms, the confirmation link from the mail, then the
+    session-authenticated API) with hours in UTC every day and one event type; returns its
+    names and ids."""
     username = f"expert{next(_names)}{int(time.time() * 1000) % 100000}"
     http = requests.Session()
     token = csrf_of(http.get(f"{server.url}/auth/register", timeout=10).text)
@@ -36,6 +38,14 @@ def new_expert(
               "password": "expert-password", "confirm": "expert-password"},
         timeout=10,
     )  # fmt: skip
+    token = csrf_of(http.get(f"{server.url}/auth/login", timeout=10).text)
+    http.post(
+        f"{server.url}/auth/login",
+        data={"csrf_token": token, "login": username, "password": "expert-password"},
+        timeout=10,
+    )
+    (mail,) = server.inbox.wait_for(f"{username}@example.com")
+    http.get(server.url + link_in(mail, "/auth/verify/"), timeout=10)
     token = csrf_of(http.get(f"{server.url}/profile", timeout=10).text)
     http.post(
         f"{server.url}/profile",
@@ -59,6 +69,7 @@ def new_expert(
         headers=headers,
         timeout=10,
     )
+    http.close()  # its pooled connections, before the garbage collector finds them open
     assert response.status_code == 201, response.text
     return {"username": username, "event_type_id": response.json()["id"], "slug": "deep-dive"}
 
@@ -157,6 +168,11 @@ def test_cancel_from_my_bookings_frees_the_slot_live(new_context, live_server):
     me.fill("input[name=password]", "client-password")
     me.fill("input[name=confirm]", "client-password")
     me.click("button:has-text('Sign up')")
+    me.wait_for_url(re.compile("/auth/login$"))
+    me.fill("input[name=login]", name)
+    me.fill("input[name=password]", "client-password")
+    me.click("button:has-text('Log in')")
+    me.wait_for_url(re.compile("/bookings$"))
     me.goto(f"/{expert['username']}/{expert['slug']}?date={day}")
     wait_for_join(me)
     start = me.locator("a.slot").first.get_attribute("data-start")
