@@ -278,21 +278,46 @@ def _in_words(exc: BaseException, host: str) -> RemoteError:
 
 
 class _Translated:
-    """`with _Translated(url):` turns any failure inside into a RemoteError."""
+    """`with _Translated(url):` turns any failure inside into a RemoteError, and ends the
+    block after TOTAL_TIMEOUT however the server trickles its bytes (the per-read timeout
+    alone lets a server that sends one byte a second hold a call forever).
+
+    The deadline is eventlet's Timeout, raised in the green thread at its next wait: the
+    server runs on eventlet (config.Config.ASYNC_MODE). In a process without it (tests,
+    scripts) the per-read timeouts still apply."""
 
     def __init__(self, url: str):
         self.host = urlsplit(url).hostname or url
+        self.deadline = None
 
     def __enter__(self):
+        if _green():
+            import eventlet
+
+            self.deadline = eventlet.Timeout(TOTAL_TIMEOUT)
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        if self.deadline is not None:
+            self.deadline.cancel()
+            if exc is self.deadline:
+                raise RemoteError(
+                    f"{self.host} did not finish answering within {TOTAL_TIMEOUT} seconds."
+                ) from None
         if exc is None or not isinstance(exc, Exception):
             return False
         translated = _in_words(exc, self.host)
         if translated is exc:
             return False
         raise translated from exc
+
+
+def _green() -> bool:
+    """True in a process whose sockets eventlet has made green (the server)."""
+    import sys
+
+    patcher = sys.modules.get("eventlet.patcher")
+    return patcher is not None and patcher.is_monkey_patched("socket")
 
 
 # --- ICS feeds -----------------------------------------------------------------------------

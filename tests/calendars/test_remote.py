@@ -476,6 +476,52 @@ def test_a_slow_server_does_not_freeze_other_green_threads(http_server):
     assert int(ticks) >= 20  # ~50 expected at one tick per 20 ms; a blocked hub gives 0-1
 
 
+def test_a_caldav_server_that_trickles_is_cut_off_at_the_deadline():
+    """Per-read timeouts let a server sending a byte a second hold a call forever; under
+    eventlet (the server) the whole CalDAV call ends at TOTAL_TIMEOUT."""
+    script = textwrap.dedent(
+        """
+        import eventlet
+        eventlet.monkey_patch()
+        import socket, time
+        from expertbook.calendars import remote
+
+        remote.TOTAL_TIMEOUT = 1
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(5)
+
+        def trickle():
+            conn, _ = listener.accept()
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 207 Multi-Status\\r\\nContent-Type: text/xml\\r\\n"
+                         b"Content-Length: 1000\\r\\n\\r\\n")
+            for _ in range(1000):
+                conn.sendall(b" ")
+                eventlet.sleep(0.2)
+
+        eventlet.spawn(trickle)
+        started = time.monotonic()
+        url = "http://127.0.0.1:%d/" % listener.getsockname()[1]
+        try:
+            remote.discover(url, "u", "p", allow_private=True)
+        except remote.RemoteError as error:
+            print(round(time.monotonic() - started, 2), error.message)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    elapsed, message = result.stdout.split(" ", 1)
+    assert 0.9 <= float(elapsed) < 5
+    assert "did not finish answering within 1 seconds" in message
+
+
 # --- CalDAV: discovery ---------------------------------------------------------------------
 
 
