@@ -7,8 +7,7 @@ and a higher SEQUENCE, so calendar apps update the event instead of duplicating 
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -41,7 +40,6 @@ def booking_event(
     """The VEVENT of a booking; its UID is stable across changes, SEQUENCE grows.
     `manage_url`: a guest's tokened link, for the guest's copy (the plain one asks to sign
     in, which a guest cannot). `attendees=False` leaves out ORGANIZER and ATTENDEE."""
-    host = urlsplit(base_url).hostname or "expertbook"
     expert = booking.expert
     title = f"{booking.event_type.title}: {expert.display_name} and {booking.name}"
     description_lines = [f"{booking.event_type.title} with {expert.display_name}."]
@@ -56,7 +54,7 @@ def booking_event(
     description_lines.append(f"Manage: {manage_url or f'{base_url}/bookings/{booking.uid}'}")
 
     event = Event()
-    event.add("uid", f"{booking.uid}@{host}")
+    event.add("uid", booking_uid(booking.uid, base_url))
     event.add("dtstamp", (now or datetime.now(UTC)).replace(microsecond=0))
     event.add("dtstart", booking.start_at)
     event.add("dtend", booking.end_at)
@@ -107,9 +105,6 @@ def calendar_object(booking: Booking, base_url: str) -> bytes:
     return calendar.to_ical()
 
 
-def own_uid(base_url: str) -> Callable[[str], bool]:
-    """Recognises the UIDs of ExpertBook's own bookings (booking_event's `<uid>@<host>`),
-    so a booking written back to a calendar does not block itself when that calendar is read."""
-    host = re.escape(urlsplit(base_url).hostname or "expertbook")
-    pattern = re.compile(rf"[0-9a-f]{{24}}@{host}", re.IGNORECASE)
-    return lambda uid: pattern.fullmatch(uid.strip()) is not None
+def booking_uid(uid: str, base_url: str) -> str:
+    """A booking's iCalendar UID: stable across changes, the same in every file and calendar."""
+    return f"{uid}@{urlsplit(base_url).hostname or 'expertbook'}"

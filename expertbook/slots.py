@@ -54,9 +54,7 @@ def _busy_query(*, except_booking: bool):
         bookings = bookings.where(Booking.id != sa.bindparam("except_booking_id"))
     # A calendar's busy time blocks like a booking without buffers of its own; its pieces
     # last at most LONGEST too (calendars.models.BusyTime), so the same bounds hold.
-    calendars = sa.select(
-        BusyTime.start_at, BusyTime.end_at, sa.literal(0), sa.literal(0)
-    ).where(
+    calendars = sa.select(BusyTime.start_at, BusyTime.end_at, sa.literal(0), sa.literal(0)).where(
         BusyTime.expert_id == sa.bindparam("expert_id"),
         BusyTime.start_at < sa.bindparam("starts_before"),
         BusyTime.start_at > sa.bindparam("starts_after"),

@@ -6,8 +6,15 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import jsonify, request
 
+from ..cache_control import no_store
 from ..calendars.models import BusyTime, CalendarConnection, ConnectedCalendar
-from ..calendars.sync import connect_calendar, remove_connection, sync_now, update_calendars
+from ..calendars.sync import (
+    SyncBusy,
+    connect_calendar,
+    remove_connection,
+    sync_now,
+    update_calendars,
+)
 from ..errors import FieldError
 from ..extensions import db
 from ..models import User, utcnow
@@ -33,8 +40,6 @@ def connection_payload(connection: CalendarConnection) -> dict:
             for c in connection.calendars
         ],
     }
-    if connection.kind == CalendarConnection.CALDAV:
-        payload["username"] = connection.username
     if connection.status == "error":
         payload["error"] = connection.error
     return payload
@@ -58,7 +63,16 @@ def own_connection(expert: User, connection_id: int) -> CalendarConnection:
     return connection
 
 
+def _synced(connection: CalendarConnection):
+    """sync_now, a sync that another one kept waiting too long answered 503."""
+    try:
+        return sync_now(connection)
+    except SyncBusy as error:
+        raise ApiError(503, "busy", str(error)) from None
+
+
 @bp.get("/calendars")
+@no_store  # a feed's address is its secret
 def list_calendars():
     """The caller's connected calendars."""
     expert = expert_api_user()
@@ -71,6 +85,7 @@ def list_calendars():
 
 
 @bp.post("/calendars")
+@no_store
 def create_calendar():
     """Connect a CalDAV account or an ICS feed; answers after a first sync (422 when it
     cannot be read, and nothing is stored)."""
@@ -95,6 +110,7 @@ def create_calendar():
 
 
 @bp.patch("/calendars/<int:connection_id>")
+@no_store
 def change_calendars(connection_id: int):
     """Choose which calendars block time and which one receives bookings."""
     expert = expert_api_user()
@@ -111,7 +127,7 @@ def change_calendars(connection_id: int):
     except FieldError as error:
         raise invalid(error.field, error.message, error.code) from None
     if started:  # a calendar that starts blocking needs its busy times read
-        changed |= sync_now(connection, now=utcnow()).changed
+        changed |= _synced(connection).changed
     if changed:
         announce_slots_changed(expert.id)
     return jsonify(connection_payload(db.session.get(CalendarConnection, connection_id)))
@@ -133,7 +149,7 @@ def sync_calendar(connection_id: int):
     connection = own_connection(expert, connection_id)
     if request.get_data():
         json_object()  # a body, if any, must still be JSON
-    result = sync_now(connection, now=utcnow())
+    result = _synced(connection)
     if result.changed:
         announce_slots_changed(expert.id)
     current = result.connection

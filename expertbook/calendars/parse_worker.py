@@ -19,7 +19,6 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from ..ics import own_uid
 from ..scheduling import Interval
 from .feeds import FeedError, busy_times
 
@@ -32,9 +31,16 @@ CPU_LIMIT = 60  # seconds
 
 
 def parse(
-    data: bytes | list[bytes], *, start: datetime, end: datetime, default_tz: str, base_url: str
+    data: bytes | list[bytes],
+    *,
+    start: datetime,
+    end: datetime,
+    default_tz: str,
+    own_uids: frozenset[str] = frozenset(),
 ) -> list[Interval]:
-    """feeds.busy_times, in a child process when the calendar is large.
+    """feeds.busy_times, in a child process unless the calendar is small and has no
+    recurrence rules. Events whose UID is in `own_uids` (the expert's bookings written back)
+    are skipped.
 
     Raises:
         FeedError: the calendar cannot be read (as busy_times says, or the child ran out of
@@ -42,13 +48,16 @@ def parse(
     """
     files = [data] if isinstance(data, bytes) else list(data)
     options = dict(start=start, end=end, default_tz=default_tz)
-    if sum(map(len, files)) < IN_PLACE_BYTES:
-        return busy_times(files, is_own_uid=own_uid(base_url), **options)
+    cheap = sum(map(len, files)) < IN_PLACE_BYTES and not any(
+        b"RRULE" in file or b"RDATE" in file for file in files
+    )
+    if cheap:
+        return busy_times(files, is_own_uid=_is_in(own_uids), **options)
     header = {
         "start": start.isoformat(),
         "end": end.isoformat(),
         "default_tz": default_tz,
-        "base_url": base_url,
+        "own_uids": sorted(own_uids),
         "sizes": [len(file) for file in files],
     }
     payload = json.dumps(header).encode() + b"\n" + b"".join(files)
@@ -74,6 +83,10 @@ def parse(
     ]
 
 
+def _is_in(uids: frozenset[str]):
+    return lambda uid: uid.strip() in uids
+
+
 def main() -> None:
     """The child: read options and files from stdin, write the answer to stdout."""
     import resource
@@ -89,7 +102,7 @@ def main() -> None:
             start=datetime.fromisoformat(header["start"]),
             end=datetime.fromisoformat(header["end"]),
             default_tz=header["default_tz"],
-            is_own_uid=own_uid(header["base_url"]),
+            is_own_uid=_is_in(frozenset(header["own_uids"])),
         )
         answer = {"busy": [[i.start.isoformat(), i.end.isoformat()] for i in busy]}
     except FeedError as error:

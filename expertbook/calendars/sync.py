@@ -23,7 +23,8 @@ from flask import current_app
 from ..database import booking_transaction
 from ..errors import FieldError
 from ..extensions import db
-from ..models import MAX_DURATION_MINUTES, EventType, User
+from ..ics import booking_uid
+from ..models import MAX_DURATION_MINUTES, Booking, EventType, User, utcnow
 from ..scheduling import Interval
 from . import remote, secrets
 from .feeds import FeedError
@@ -45,6 +46,12 @@ MAX_URL = 2048
 MAX_USERNAME = 255
 MAX_PASSWORD = 1024
 MAX_CONNECTIONS = 10
+# Busy pieces one calendar may store: a year of back-to-back events is about 730.
+MAX_BUSY_PIECES = 20_000
+
+
+class SyncBusy(Exception):
+    """Another sync of the connection did not finish in time; try again soon."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,7 @@ class Remote:
 
 @dataclass(frozen=True)
 class SyncResult:
-    connection: CalendarConnection
+    connection: CalendarConnection | None  # None: removed while it synced
     # Busy times changed: the expert's pages must re-read their slots.
     changed: bool
 
@@ -76,15 +83,18 @@ def _next_sync(now: datetime) -> datetime:
 
 
 def window(expert_id: int, now: datetime) -> tuple[datetime, datetime]:
-    """The span busy times are kept for: from a little before now to the furthest any of the
-    expert's active event types books ahead (at most a year)."""
+    """The span busy times are kept for: from a little before today to the furthest any of
+    the expert's active event types books ahead (at most a year). Whole UTC days, so an
+    unchanged calendar read again the same day clips to the same busy times (and writes
+    nothing)."""
     days = db.session.scalar(
         sa.select(sa.func.max(EventType.max_days_ahead)).where(
             EventType.expert_id == expert_id, EventType.active.is_(True)
         )
     )
     days = min(days or DEFAULT_HORIZON_DAYS, MAX_HORIZON_DAYS) + 1
-    return now - PIECE, now + timedelta(days=days)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - PIECE, today + timedelta(days=days + 1)
 
 
 def pieces(intervals: Iterable[Interval]) -> list[Interval]:
@@ -116,18 +126,23 @@ def read_remote(
     start: datetime,
     end: datetime,
     zone: str,
+    own_uids: frozenset[str] = frozenset(),
     read: set[str] | None = None,
 ) -> Remote:
     """Discover the calendars behind a connection and read the busy times of those in `read`
-    (None: all of them). Raises remote.RemoteError or FeedError, whose message is for users."""
+    (None: all of them), skipping events whose UID is in `own_uids`. Raises
+    remote.RemoteError or FeedError, whose message is for users."""
     allow_private = _allow_private()
-    options = dict(start=start, end=end, default_tz=zone, base_url=current_app.config["BASE_URL"])
+    options = dict(start=start, end=end, default_tz=zone, own_uids=own_uids)
     if kind == CalendarConnection.ICS:
         data = remote.fetch_feed(url, allow_private=allow_private)
-        busy = parse(data, **options)
         name = urlsplit(url).hostname or "Calendar feed"
-        return Remote([remote.RemoteCalendar(url, name)], {url: busy})
-    calendars = remote.discover(url, username, password, allow_private=allow_private)
+        return Remote([remote.RemoteCalendar(url, name)], {url: _checked(parse(data, **options))})
+    found = remote.discover(url, username, password, allow_private=allow_private)
+    # What a server lists is checked like input: one entry per address, none too long.
+    calendars = list({c.url: c for c in found if len(c.url) <= MAX_URL}.values())
+    if not calendars:
+        raise FeedError("No calendars with events were found at that address.")
     busy = {}
     for calendar in calendars:
         if read is not None and calendar.url not in read:
@@ -135,11 +150,38 @@ def read_remote(
         objects = remote.calendar_events(
             calendar.url, username, password, start=start, end=end, allow_private=allow_private
         )
-        busy[calendar.url] = parse(objects, **options)
+        busy[calendar.url] = _checked(parse(objects, **options))
     return Remote(calendars, busy)
 
 
+def _checked(busy: list[Interval]) -> list[Interval]:
+    if len(pieces(busy)) > MAX_BUSY_PIECES:
+        raise FeedError("The calendar holds more busy times than ExpertBook keeps.")
+    return busy
+
+
+def own_uids(expert_id: int, start: datetime, end: datetime) -> frozenset[str]:
+    """The UIDs of the expert's own bookings in the window, as written back to a calendar:
+    they block time as bookings already. (A booking where the expert is the client is
+    another expert's, and blocks this one's time through their calendar.)"""
+    base_url = current_app.config["BASE_URL"]
+    uids = db.session.scalars(
+        sa.select(Booking.uid).where(
+            Booking.expert_id == expert_id, Booking.start_at < end, Booking.end_at > start
+        )
+    )
+    return frozenset(booking_uid(uid, base_url) for uid in uids)
+
+
 # ---------------------------------------------------------------- writing (one transaction)
+
+
+def _lock_expert(expert_id: int) -> None:
+    """The expert's row lock, which bookings and every calendar change take first: one lock
+    order, so no two of them can deadlock."""
+    db.session.execute(
+        sa.select(User.id).where(User.id == expert_id).with_for_update(key_share=True)
+    )
 
 
 def _bump_schedule(expert_id: int) -> None:
@@ -256,10 +298,11 @@ def connect_calendar(
     if count >= MAX_CONNECTIONS:
         raise FieldError("url", f"At most {MAX_CONNECTIONS} calendar connections.")
     start, end = window(expert.id, now)
+    own = own_uids(expert.id, start, end)
     db.session.commit()  # no transaction stays open across the network calls
     try:
         fetched = read_remote(
-            kind, url, username, password, start=start, end=end, zone=expert.timezone
+            kind, url, username, password, start=start, end=end, zone=expert.timezone, own_uids=own
         )
     except (remote.RemoteError, FeedError) as error:
         raise FieldError("url", error.message) from None
@@ -279,24 +322,28 @@ def connect_calendar(
     return connection
 
 
-def claim(connection_id: int, now: datetime, *, due_only: bool) -> bool:
-    """Take the connection's sync lease, atomically on every database and process: True if
-    this caller may sync it now."""
-    free = sa.or_(
+def _lease_free(now: datetime):
+    return sa.or_(
         CalendarConnection.sync_lease_until.is_(None),
         CalendarConnection.sync_lease_until < now,
     )
+
+
+def claim(connection_id: int, now: datetime, *, due_only: bool) -> datetime | None:
+    """Take the connection's sync lease, atomically on every database and process. Returns
+    the lease (its end) if this caller may sync it now, else None."""
+    lease = (now + SYNC_LEASE).replace(microsecond=0)
     query = (
         sa.update(CalendarConnection)
-        .where(CalendarConnection.id == connection_id, free)
-        .values(sync_lease_until=now + SYNC_LEASE)
+        .where(CalendarConnection.id == connection_id, _lease_free(now))
+        .values(sync_lease_until=lease)
         .execution_options(synchronize_session=False)
     )
     if due_only:
         query = query.where(CalendarConnection.next_sync_at <= now)
     with booking_transaction():
         claimed = db.session.execute(query).rowcount == 1
-    return claimed
+    return lease if claimed else None
 
 
 def sync_connection(connection_id: int, *, now: datetime, due_only: bool = False):
@@ -305,13 +352,16 @@ def sync_connection(connection_id: int, *, now: datetime, due_only: bool = False
     Returns a SyncResult, or None when another sync holds the connection (or, with
     `due_only`, it is not due). A failed read keeps the last good busy times and records
     the error in words on the connection."""
-    if not claim(connection_id, now, due_only=due_only):
+    lease = claim(connection_id, now, due_only=due_only)
+    if lease is None:
         return None
     connection = db.session.get(CalendarConnection, connection_id, populate_existing=True)
-    if connection is None:
-        return None
-    expert = db.session.get(User, connection.expert_id)
-    start, end = window(connection.expert_id, now)
+    if connection is None:  # removed meanwhile
+        return SyncResult(None, False)
+    expert_id = connection.expert_id
+    expert = db.session.get(User, expert_id)
+    start, end = window(expert_id, now)
+    own = own_uids(expert_id, start, end)
     read = {c.url for c in connection.calendars if c.blocks}
     db.session.commit()
     try:
@@ -324,6 +374,7 @@ def sync_connection(connection_id: int, *, now: datetime, due_only: bool = False
             start=start,
             end=end,
             zone=expert.timezone,
+            own_uids=own,
             read=read,
         )
         error = None
@@ -334,9 +385,14 @@ def sync_connection(connection_id: int, *, now: datetime, due_only: bool = False
         fetched, error = None, "The calendar could not be read (an unexpected error)."
     changed = False
     with booking_transaction():
+        _lock_expert(expert_id)
         connection = db.session.get(CalendarConnection, connection_id, populate_existing=True)
         if connection is None:  # removed meanwhile
-            return None
+            return SyncResult(None, False)
+        if connection.sync_lease_until != lease:
+            # This sync outlived its lease and another took over: what it read is older.
+            log.warning("calendar sync of connection %s outlived its lease", connection_id)
+            return SyncResult(connection, False)
         if fetched is not None:
             changed = _apply(connection, fetched, now)
             if changed:
@@ -349,24 +405,31 @@ def sync_connection(connection_id: int, *, now: datetime, due_only: bool = False
     return SyncResult(connection, changed)
 
 
-def sync_now(connection: CalendarConnection, *, now: datetime, wait: float = 40.0) -> SyncResult:
-    """Sync at the expert's request; if another process is syncing it right now, wait for
-    that sync to finish instead (at most `wait` seconds)."""
+def sync_now(connection: CalendarConnection, *, wait: float = 40.0) -> SyncResult:
+    """Sync at the expert's request, now. If another sync holds the connection, wait until
+    it lets go, then sync afresh (what that one read may predate the expert's change).
+
+    Raises:
+        SyncBusy: the other sync still held it after `wait` seconds.
+    """
     deadline = time.monotonic() + wait
     while True:
-        result = sync_connection(connection.id, now=now)
+        result = sync_connection(connection.id, now=utcnow())
         if result is not None:
             return result
-        lease = db.session.scalar(
-            sa.select(CalendarConnection.sync_lease_until).where(
-                CalendarConnection.id == connection.id
+        while True:
+            now = utcnow()
+            free = db.session.scalar(
+                sa.select(sa.func.count())
+                .select_from(CalendarConnection)
+                .where(CalendarConnection.id == connection.id, _lease_free(now))
             )
-        )
-        db.session.commit()
-        if lease is None or time.monotonic() > deadline:
-            current = db.session.get(CalendarConnection, connection.id, populate_existing=True)
-            return SyncResult(current, False)  # current is None when removed meanwhile
-        time.sleep(0.25)  # green under eventlet
+            db.session.commit()
+            if free:
+                break
+            if time.monotonic() > deadline:
+                raise SyncBusy("A sync of this calendar is still running; try again soon.")
+            time.sleep(0.25)  # green under eventlet
 
 
 def update_calendars(connection: CalendarConnection, changes: list[dict]) -> tuple[bool, bool]:
@@ -386,7 +449,9 @@ def update_calendars(connection: CalendarConnection, changes: list[dict]) -> tup
         field = f"calendars.{index}"
         if not isinstance(change, dict):
             raise FieldError(field, 'Each entry is {"id", "blocks"?, "writes"?}.')
-        calendar = by_id.get(change.get("id")) if isinstance(change.get("id"), int) else None
+        calendar_id = change.get("id")
+        known = isinstance(calendar_id, int) and not isinstance(calendar_id, bool)
+        calendar = by_id.get(calendar_id) if known else None
         if calendar is None:
             raise FieldError(f"{field}.id", "No such calendar in this connection.")
         for key in ("blocks", "writes"):
@@ -436,7 +501,7 @@ def remove_connection(connection: CalendarConnection) -> bool:
         ids = sa.select(ConnectedCalendar.id).where(
             ConnectedCalendar.connection_id == connection.id
         )
-        # Explicitly, not by cascade: SQLite enforces ON DELETE only with foreign keys on.
+        # Children first, in bulk: the ORM's cascade would load every busy time first.
         db.session.execute(sa.delete(BusyTime).where(BusyTime.calendar_id.in_(ids)))
         db.session.execute(
             sa.delete(ConnectedCalendar).where(ConnectedCalendar.connection_id == connection.id)
@@ -454,13 +519,7 @@ def due_connections(now: datetime, limit: int = 20) -> list[int]:
     """Ids of connections whose periodic sync is due and that no sync holds."""
     ids = db.session.scalars(
         sa.select(CalendarConnection.id)
-        .where(
-            CalendarConnection.next_sync_at <= now,
-            sa.or_(
-                CalendarConnection.sync_lease_until.is_(None),
-                CalendarConnection.sync_lease_until < now,
-            ),
-        )
+        .where(CalendarConnection.next_sync_at <= now, _lease_free(now))
         .order_by(CalendarConnection.next_sync_at)
         .limit(limit)
     ).all()

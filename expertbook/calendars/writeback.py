@@ -16,13 +16,12 @@ import logging
 import random
 import threading
 import time
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import Flask, current_app
 
 from ..extensions import db, socketio
-from ..ics import calendar_object
+from ..ics import booking_uid, calendar_object
 from ..models import Booking
 from . import remote, secrets
 from .models import CalendarConnection, ConnectedCalendar
@@ -96,7 +95,7 @@ def push(booking_id: int) -> None:
             return
         calendar_url, connection = row
         base_url = current_app.config["BASE_URL"]
-        uid = f"{booking.uid}@{urlsplit(base_url).hostname or 'expertbook'}"
+        uid = booking_uid(booking.uid, base_url)
         ics = calendar_object(booking, base_url)
         db.session.commit()  # no transaction stays open across the network call
         password = secrets.decrypt(connection.secret)

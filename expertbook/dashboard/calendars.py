@@ -11,8 +11,15 @@ from wtforms import PasswordField, RadioField, SelectChoice, StringField
 from wtforms.validators import Length, Optional
 
 from ..auth.decorators import expert_required
+from ..cache_control import no_store
 from ..calendars.models import CalendarConnection
-from ..calendars.sync import connect_calendar, remove_connection, sync_now, update_calendars
+from ..calendars.sync import (
+    SyncBusy,
+    connect_calendar,
+    remove_connection,
+    sync_now,
+    update_calendars,
+)
 from ..errors import FieldError
 from ..extensions import db
 from ..forms import EmptyForm
@@ -54,6 +61,7 @@ def own_connection_or_404(connection_id: int) -> CalendarConnection:
 
 @bp.route("/calendars", methods=["GET", "POST"])
 @expert_required
+@no_store  # a feed's address is its secret
 def calendars():
     """The expert's connected calendars; POST connects one (after a first successful read)."""
     form = ConnectForm()
@@ -102,11 +110,15 @@ def calendar_settings(connection_id: int):
     except FieldError as error:
         flash(error.message, "error")
         return redirect(url_for("dashboard.calendars"))
+    message, category = "Calendar settings saved.", "success"
     if started:
-        changed |= sync_now(connection, now=utcnow()).changed
+        try:
+            changed |= sync_now(connection).changed
+        except SyncBusy as error:
+            message, category = f"Settings saved; its busy times are not read yet: {error}", "error"
     if changed:
         announce_slots_changed(current_user.id)
-    flash("Calendar settings saved.", "success")
+    flash(message, category)
     return redirect(url_for("dashboard.calendars"))
 
 
@@ -116,10 +128,16 @@ def calendar_sync(connection_id: int):
     """Sync now."""
     connection = own_connection_or_404(connection_id)
     if EmptyForm().validate_on_submit():
-        result = sync_now(connection, now=utcnow())
+        try:
+            result = sync_now(connection)
+        except SyncBusy as error:
+            flash(str(error), "error")
+            return redirect(url_for("dashboard.calendars"))
         if result.changed:
             announce_slots_changed(current_user.id)
-        if result.connection is not None and result.connection.status == "error":
+        if result.connection is None:
+            flash("That calendar was removed meanwhile.", "error")
+        elif result.connection.status == "error":
             flash(f"The sync failed: {result.connection.error}", "error")
         else:
             flash("Synced.", "success")

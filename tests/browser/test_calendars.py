@@ -103,7 +103,8 @@ def test_a_synced_busy_time_leaves_an_open_page_and_bookings_reach_the_calendar(
     row.locator("input[name=writes]").check()
     connection.locator("button:has-text('Save')").click()
     dashboard.wait_for_selector("text=Calendar settings saved")
-    assert connection.locator("input[name=writes]:checked").get_attribute("aria-labelledby")
+    checked = connection.locator("input[name=writes]:checked")
+    assert checked.get_attribute("aria-label") == "Work receives bookings"
     assert row.locator("input[name=writes]").is_checked()
 
     guest.click(f"a.slot[data-start='{later}']")

@@ -8,11 +8,11 @@ import pytest
 
 from expertbook.calendars import parse_worker
 from expertbook.calendars.feeds import FeedError, busy_times
-from expertbook.ics import own_uid
 
 START = datetime(2030, 3, 1, tzinfo=UTC)
 END = START + timedelta(days=60)
-OPTIONS = dict(start=START, end=END, default_tz="Europe/Berlin")
+OWN = frozenset({"0123456789abcdef01234567@testserver"})
+OPTIONS = dict(start=START, end=END, default_tz="Europe/Berlin", own_uids=OWN)
 
 
 def big_feed(events: int = 2500) -> bytes:
@@ -51,32 +51,45 @@ def big_feed(events: int = 2500) -> bytes:
 def test_a_large_calendar_is_parsed_in_a_child_with_the_same_answer(monkeypatch):
     data = big_feed()
     assert len(data) > parse_worker.IN_PLACE_BYTES
-    in_place = busy_times(data, is_own_uid=own_uid("http://testserver"), **OPTIONS)
+    in_place = busy_times(
+        data, start=START, end=END, default_tz="Europe/Berlin", is_own_uid=OWN.__contains__
+    )
     calls = []
     real_run = parse_worker.subprocess.run
     monkeypatch.setattr(
         parse_worker.subprocess, "run", lambda *a, **k: calls.append(a) or real_run(*a, **k)
     )
-    assert parse_worker.parse(data, base_url="http://testserver", **OPTIONS) == in_place
+    assert parse_worker.parse(data, **OPTIONS) == in_place
     assert len(calls) == 1  # it did go to a child
     assert in_place and START + timedelta(hours=12) not in [i.start for i in in_place]
 
 
-def test_a_small_calendar_is_parsed_in_place(monkeypatch):
+def test_a_small_calendar_without_rules_is_parsed_in_place(monkeypatch):
     monkeypatch.setattr(parse_worker.subprocess, "run", None)  # would fail if called
-    data = big_feed(events=3)
-    assert parse_worker.parse([data], base_url="http://testserver", **OPTIONS)
+    data = big_feed(events=3).replace(b"RRULE:FREQ=WEEKLY\r\n", b"")
+    assert parse_worker.parse([data], **OPTIONS)
+
+
+def test_a_small_calendar_with_a_rule_goes_to_a_child(monkeypatch):
+    """A few bytes of RRULE can cost seconds of expansion: never on the server's loop."""
+    calls = []
+    real_run = parse_worker.subprocess.run
+    monkeypatch.setattr(
+        parse_worker.subprocess, "run", lambda *a, **k: calls.append(a) or real_run(*a, **k)
+    )
+    assert parse_worker.parse(big_feed(events=3), **OPTIONS)
+    assert len(calls) == 1
 
 
 def test_the_childs_feed_error_comes_back_in_words():
     junk = b"<html>" + b"x" * parse_worker.IN_PLACE_BYTES + b"</html>"
     with pytest.raises(FeedError) as error:
-        parse_worker.parse(junk, base_url="http://testserver", **OPTIONS)
+        parse_worker.parse(junk, **OPTIONS)
     assert "web page" in error.value.message
 
 
 def test_a_child_out_of_time_is_a_feed_error(monkeypatch):
     monkeypatch.setattr(parse_worker, "TIMEOUT", 0.01)
     with pytest.raises(FeedError) as error:
-        parse_worker.parse(big_feed(), base_url="http://testserver", **OPTIONS)
+        parse_worker.parse(big_feed(), **OPTIONS)
     assert "too long" in error.value.message

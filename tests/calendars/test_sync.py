@@ -7,6 +7,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from expertbook.calendars import sync as calendar_sync
 from expertbook.calendars.models import BusyTime, CalendarConnection
@@ -77,11 +78,15 @@ def test_an_unchanged_feed_leaves_the_schedule_version_alone(feed, coach):
 def test_the_window_follows_the_longest_horizon_at_most_a_year(any_app, coach, sync,
                                                                 make_event_type):  # fmt: skip
     now = utcnow()
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     start, end = calendar_sync.window(coach.id, now)
-    assert end - now == timedelta(days=sync.max_days_ahead + 1)
+    assert end == today + timedelta(days=sync.max_days_ahead + 2)
+    assert calendar_sync.window(coach.id, now + timedelta(hours=1)) == (start, end) or (
+        now.hour == 23  # the hour crossed midnight
+    )
     make_event_type(coach, slug="far", max_days_ahead=3650)
     _, end = calendar_sync.window(coach.id, now)
-    assert end - now == timedelta(days=calendar_sync.MAX_HORIZON_DAYS + 1)
+    assert end == today + timedelta(days=calendar_sync.MAX_HORIZON_DAYS + 2)
     assert start < now
 
 
@@ -92,3 +97,69 @@ def test_busy_times_beyond_the_window_are_not_stored(any_app, coach, sync, http_
     calendar_sync.connect_calendar(coach, "ics", url, now=utcnow())
     assert db.session.query(BusyTime).count() == 0
     assert db.session.query(CalendarConnection).count() == 1
+
+
+def test_an_unchanged_long_event_is_not_rewritten_later_the_same_day(any_app, coach, sync,
+                                                                       http_server):  # fmt: skip
+    """Found in review: the window moved with `now`, so a trip that began yesterday clipped
+    differently each sync and was rewritten (cache flushed, pages told) every pass."""
+    any_app.config["ALLOW_PRIVATE_HOSTS"] = True
+    now = utcnow().replace(hour=10, minute=0, second=0, microsecond=0)
+    trip = now - timedelta(hours=20)
+    url = http_server.route("/trip.ics", event("trip@example.com", trip, minutes=3 * 24 * 60))
+    connection = calendar_sync.connect_calendar(coach, "ics", url, now=now)
+    for minutes in (5, 10, 15):
+        result = calendar_sync.sync_connection(connection.id, now=now + timedelta(minutes=minutes))
+        assert result is not None and not result.changed
+
+
+def test_a_sync_that_outlived_its_lease_writes_nothing(any_app, feed, http_server, monkeypatch):
+    """Found in review: a slow sync whose lease ran out overwrote a newer sync's result."""
+    now = utcnow()
+    later = now + calendar_sync.SYNC_LEASE + timedelta(seconds=1)
+    real_read = calendar_sync.read_remote
+    reads = []
+
+    def slow_read(*args, **kwargs):
+        reads.append(1)
+        fetched = real_read(*args, **kwargs)
+        if len(reads) == 1:
+            # While this read is slow, its lease runs out and another sync reads newer data.
+            http_server.route("/cal.ics", event("a@example.com", day_ahead(3, 14)))
+            assert calendar_sync.sync_connection(feed.id, now=later).changed
+        return fetched
+
+    monkeypatch.setattr(calendar_sync, "read_remote", slow_read)
+    http_server.route("/cal.ics", event("a@example.com", day_ahead(3, 12)))
+    result = calendar_sync.sync_connection(feed.id, now=now)
+    assert result is not None and not result.changed
+    assert db.session.scalars(sa.select(BusyTime.start_at)).all() == [day_ahead(3, 14)]
+
+
+def calendar_of(*events: tuple[str, object]) -> str:
+    """One VCALENDAR of one-hour events: (uid, start) each."""
+    bodies = [event(uid, start).split("BEGIN:VEVENT")[1].split("END:VEVENT")[0] for uid, start
+              in events]  # fmt: skip
+    head = event("x", day_ahead(1, 1)).split("BEGIN:VEVENT")[0]
+    return head + "".join(f"BEGIN:VEVENT{b}END:VEVENT\r\n" for b in bodies) + "END:VCALENDAR\r\n"
+
+
+def test_the_experts_own_bookings_are_skipped_but_not_ones_they_made_elsewhere(
+    any_app, coach, sync, make_user, make_event_type, http_server
+):
+    """A booking written back must not block itself; a booking the expert made as a client
+    with another expert (its invitation in their calendar) must block them."""
+    from expertbook.ics import booking_uid
+    from tests.booking_fixtures import insert_booking
+
+    any_app.config["ALLOW_PRIVATE_HOSTS"] = True
+    base = any_app.config["BASE_URL"]
+    own = insert_booking(sync, day_ahead(3, 10))
+    other = make_user("other", expert=True)
+    theirs = insert_booking(make_event_type(other, slug="x"), day_ahead(3, 14))
+    url = http_server.route(
+        "/own.ics",
+        calendar_of(*((booking_uid(b.uid, base), b.start_at) for b in (own, theirs))),
+    )
+    calendar_sync.connect_calendar(coach, "ics", url, now=utcnow())
+    assert db.session.scalars(sa.select(BusyTime.start_at)).all() == [day_ahead(3, 14)]
