@@ -1,33 +1,10 @@
 """Notification mails through a real local SMTP server (aiosmtpd)."""
 
-import email
-from email import policy
-
 import pytest
-from aiosmtpd.controller import Controller
 
 from expertbook.mail import send_booking_mail
 from tests.booking_fixtures import day_ahead
 from tests.e2e.conftest import free_port
-
-
-class Inbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-
-@pytest.fixture
-def inbox(app):
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=controller.port)
-    yield handler
-    controller.stop()
 
 
 def calendar_part(message):

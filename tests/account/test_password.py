@@ -6,8 +6,8 @@ import sqlalchemy as sa
 from expertbook.extensions import db
 from expertbook.models import EmailToken, User, utcnow
 from expertbook.passwords import verify_password
-from tests.auth.conftest import text_of
 from tests.conftest import PASSWORD, AuthActions
+from tests.mail_inbox import text_of
 
 NEW = "a brand new passphrase"
 

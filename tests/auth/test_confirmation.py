@@ -7,8 +7,8 @@ import sqlalchemy as sa
 
 from expertbook.extensions import db
 from expertbook.models import EmailToken, User
-from tests.auth.conftest import link_in
 from tests.auth.test_routes import register
+from tests.mail_inbox import link_in
 
 
 def signed_up(auth, inbox) -> str:

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from expertbook.extensions import db
 from expertbook.models import EmailToken, User, hash_token
 from expertbook.passwords import verify_password
-from tests.auth.conftest import link_in, text_of
 from tests.conftest import PASSWORD, AuthActions
+from tests.mail_inbox import link_in, text_of
 
 NEW = "a brand new passphrase"
 

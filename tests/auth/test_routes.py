@@ -5,8 +5,8 @@ import sqlalchemy as sa
 
 from expertbook.extensions import db
 from expertbook.models import User
-from tests.auth.conftest import link_in, text_of
 from tests.conftest import PASSWORD, AuthActions
+from tests.mail_inbox import link_in, text_of
 
 CSRF = re.compile(r'(name="csrf-token" content="|name="csrf_token" type="hidden" value=")[^"]+"')
 

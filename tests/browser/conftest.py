@@ -39,16 +39,10 @@ PHONE = {"width": 375, "height": 780}
 @pytest.fixture(scope="session")
 def live_inbox():
     """A real SMTP server (aiosmtpd) that the live server sends every mail to."""
-    from aiosmtpd.controller import Controller
+    from tests.mail_inbox import smtp_server
 
-    from tests.auth.conftest import Inbox
-
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    handler.port = controller.port
-    yield handler
-    controller.stop()
+    with smtp_server() as inbox:
+        yield inbox
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.auth.conftest import link_in
 from tests.browser.conftest import PHONE, shots
+from tests.mail_inbox import link_in
 
 pytestmark = pytest.mark.browser
 _names = count(1)

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from tests.auth.conftest import link_in
 from tests.browser.conftest import shots
+from tests.mail_inbox import link_in
 
 pytestmark = pytest.mark.browser
 

@@ -1,10 +1,14 @@
-"""Account mails through a real local SMTP server (aiosmtpd), and reading their links."""
+"""Mails through a real local SMTP server (aiosmtpd), and reading their links: a pytest
+plugin (see tests/conftest.py), so every test folder has the `smtp_inbox` and `inbox`
+fixtures."""
 
 from __future__ import annotations
 
 import email
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email import policy
 
 import pytest
@@ -46,15 +50,24 @@ def link_in(message, path: str) -> str:
     return match.group(0)
 
 
-@pytest.fixture
-def smtp_inbox():
-    """A real SMTP server on a free port, collecting what it receives."""
+@contextmanager
+def smtp_server() -> Iterator[Inbox]:
+    """A real SMTP server on a free port while the block runs; its Inbox has `.port`."""
     handler = Inbox()
     controller = Controller(handler, hostname="127.0.0.1", port=free_port())
     controller.start()
     handler.port = controller.port
-    yield handler
-    controller.stop()
+    try:
+        yield handler
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_inbox():
+    """A real SMTP server on a free port, collecting what it receives."""
+    with smtp_server() as inbox:
+        yield inbox
 
 
 @pytest.fixture
