@@ -144,15 +144,16 @@ def on_leave(*args: Any):
     emit("left", {"event_type_id": event_type_id})
 
 
+def _event_type_ids(expert_id: int) -> Sequence[int]:
+    """The rooms of an expert: one per event type."""
+    return db.session.scalars(sa.select(EventType.id).where(EventType.expert_id == expert_id)).all()
+
+
 def _announce(
     event: str, expert_id: int, start: datetime, end: datetime, ids: Sequence[int] | None = None
 ) -> None:
-    if ids is None:
-        ids = db.session.scalars(
-            sa.select(EventType.id).where(EventType.expert_id == expert_id)
-        ).all()
     payload = {"start": iso_z(start), "end": iso_z(end)}
-    for event_type_id in ids:
+    for event_type_id in _event_type_ids(expert_id) if ids is None else ids:
         # One emit per room: each room's payload names its own event type.
         socketio.emit(event, {"event_type_id": event_type_id, **payload}, to=room_of(event_type_id))
 
@@ -172,6 +173,5 @@ def announce_slot_released(booking: Booking, freed: Interval | None = None) -> N
 
 def announce_slots_changed(expert_id: int) -> None:
     """Tell every open booking page of the expert to re-read its slots (after commit)."""
-    ids = db.session.scalars(sa.select(EventType.id).where(EventType.expert_id == expert_id))
-    for event_type_id in ids.all():
+    for event_type_id in _event_type_ids(expert_id):
         socketio.emit("slots_changed", {"event_type_id": event_type_id}, to=room_of(event_type_id))

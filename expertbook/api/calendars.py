@@ -3,11 +3,11 @@ Credentials are write-only: no answer ever carries the password."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from flask import jsonify, request
 
 from ..cache_control import no_store
-from ..calendars.models import BusyTime, CalendarConnection, ConnectedCalendar
+from ..calendars.models import CalendarConnection
+from ..calendars.queries import busy_count, connection_of, connections_of
 from ..calendars.sync import (
     SyncBusy,
     connect_calendar,
@@ -16,7 +16,6 @@ from ..calendars.sync import (
     update_calendars,
 )
 from ..errors import FieldError
-from ..extensions import db
 from ..models import User, utcnow
 from ..realtime import announce_slots_changed
 from ..scheduling import iso_z
@@ -45,20 +44,9 @@ def connection_payload(connection: CalendarConnection) -> dict:
     return payload
 
 
-def busy_count(connection: CalendarConnection) -> int:
-    """How many busy times the connection's calendars hold now."""
-    calendars = sa.select(ConnectedCalendar.id).where(
-        ConnectedCalendar.connection_id == connection.id
-    )
-    return db.session.scalar(
-        sa.select(sa.func.count()).select_from(BusyTime).where(BusyTime.calendar_id.in_(calendars))
-    )
-
-
 def own_connection(expert: User, connection_id: int) -> CalendarConnection:
-    """The caller's connection; another expert's is as unknown as a missing one."""
-    connection = db.session.get(CalendarConnection, connection_id)
-    if connection is None or connection.expert_id != expert.id:
+    connection = connection_of(expert.id, connection_id)
+    if connection is None:
         raise ApiError(404, "not_found", "No such calendar connection.")
     return connection
 
@@ -76,12 +64,7 @@ def _synced(connection: CalendarConnection):
 def list_calendars():
     """The caller's connected calendars."""
     expert = expert_api_user()
-    connections = db.session.scalars(
-        sa.select(CalendarConnection)
-        .where(CalendarConnection.expert_id == expert.id)
-        .order_by(CalendarConnection.id)
-    ).all()
-    return jsonify(calendars=[connection_payload(c) for c in connections])
+    return jsonify(calendars=[connection_payload(c) for c in connections_of(expert.id)])
 
 
 @bp.post("/calendars")
@@ -130,7 +113,7 @@ def change_calendars(connection_id: int):
         changed |= _synced(connection).changed
     if changed:
         announce_slots_changed(expert.id)
-    return jsonify(connection_payload(db.session.get(CalendarConnection, connection_id)))
+    return jsonify(connection_payload(connection))
 
 
 @bp.delete("/calendars/<int:connection_id>")
@@ -156,7 +139,7 @@ def sync_calendar(connection_id: int):
     if current is None:  # removed meanwhile
         raise ApiError(404, "not_found", "No such calendar connection.")
     return jsonify(
-        busy_count=busy_count(current),
+        busy_count=busy_count(current.id),
         status=current.status,
         last_synced_at=iso_z(current.last_synced_at) if current.last_synced_at else None,
         **({"error": current.error} if current.status == "error" else {}),

@@ -509,31 +509,39 @@ def _object_url(calendar_url: str, uid: str) -> str:
     return calendar_url.rstrip("/") + "/" + quote(name) + ".ics"
 
 
-def put_event(
-    calendar_url: str, username: str, password: str, *, uid: str, ics: bytes, allow_private: bool
-) -> None:
-    """Create or replace the event object with `uid` in the calendar."""
+def _object_status(
+    calendar_url: str, username: str, password: str, uid: str, allow_private: bool, call
+) -> int:
+    """The status of `call(client, object_url)` on the event object with `uid`."""
     calendar_url = check_url(calendar_url, allow_private=allow_private)
     target = _object_url(calendar_url, uid)
     with (
         _Translated(calendar_url),
         _client(calendar_url, username, password, allow_private) as client,
     ):
-        response = client.put(target, ics, {"Content-Type": "text/calendar; charset=utf-8"})
-        if response.status >= 300:
-            raise RemoteError(_status_message(response.status))
+        return call(client, target).status
+
+
+def put_event(
+    calendar_url: str, username: str, password: str, *, uid: str, ics: bytes, allow_private: bool
+) -> None:
+    """Create or replace the event object with `uid` in the calendar."""
+    headers = {"Content-Type": "text/calendar; charset=utf-8"}
+    status = _object_status(
+        calendar_url, username, password, uid, allow_private,
+        lambda client, target: client.put(target, ics, headers),
+    )  # fmt: skip
+    if status >= 300:
+        raise RemoteError(_status_message(status))
 
 
 def delete_event(
     calendar_url: str, username: str, password: str, *, uid: str, allow_private: bool
 ) -> None:
     """Remove the event object with `uid`; one already gone counts as removed."""
-    calendar_url = check_url(calendar_url, allow_private=allow_private)
-    target = _object_url(calendar_url, uid)
-    with (
-        _Translated(calendar_url),
-        _client(calendar_url, username, password, allow_private) as client,
-    ):
-        response = client.delete(target)
-        if response.status >= 300 and response.status not in (404, 410):
-            raise RemoteError(_status_message(response.status))
+    status = _object_status(
+        calendar_url, username, password, uid, allow_private,
+        lambda client, target: client.delete(target),
+    )  # fmt: skip
+    if status >= 300 and status not in (404, 410):
+        raise RemoteError(_status_message(status))

@@ -3,7 +3,6 @@ calendars block time and which one receives bookings, sync now, remove."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -13,6 +12,7 @@ from wtforms.validators import Length, Optional
 from ..auth.decorators import expert_required
 from ..cache_control import no_store
 from ..calendars.models import CalendarConnection
+from ..calendars.queries import connection_of, connections_of
 from ..calendars.sync import (
     SyncBusy,
     connect_calendar,
@@ -21,7 +21,6 @@ from ..calendars.sync import (
     update_calendars,
 )
 from ..errors import FieldError
-from ..extensions import db
 from ..forms import EmptyForm
 from ..models import utcnow
 from ..realtime import announce_slots_changed
@@ -42,21 +41,8 @@ class ConnectForm(FlaskForm):
     password = PasswordField("App password", validators=[Optional(), Length(max=1024)])
 
 
-def connections_of(user) -> list[CalendarConnection]:
-    return list(
-        db.session.scalars(
-            sa.select(CalendarConnection)
-            .where(CalendarConnection.expert_id == user.id)
-            .order_by(CalendarConnection.id)
-        )
-    )
-
-
 def own_connection_or_404(connection_id: int) -> CalendarConnection:
-    connection = db.session.get(CalendarConnection, connection_id)
-    if connection is None or connection.expert_id != current_user.id:
-        abort(404)
-    return connection
+    return connection_of(current_user.id, connection_id) or abort(404)
 
 
 @bp.route("/calendars", methods=["GET", "POST"])
@@ -85,7 +71,7 @@ def calendars():
     return render_template(
         "dashboard/calendars.html",
         form=form,
-        connections=connections_of(current_user),
+        connections=connections_of(current_user.id),
         action_form=EmptyForm(),
     )
 

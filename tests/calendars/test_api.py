@@ -137,6 +137,12 @@ def test_bad_input_is_422_naming_the_field(client, headers, body, field):
     assert answer.json["error"]["field"] == field
 
 
+def connect_radicale(client, radicale, headers):
+    """POST /api/v1/calendars for the Radicale account."""
+    account = {"url": radicale.url, "username": radicale.username, "password": radicale.password}
+    return client.post("/api/v1/calendars", json={"kind": "caldav", **account}, headers=headers)
+
+
 def test_caldav_discovers_calendars_writes_back_and_never_shows_the_password(
     app, client, headers, sync, radicale, private_ok
 ):
@@ -144,12 +150,7 @@ def test_caldav_discovers_calendars_writes_back_and_never_shows_the_password(
     radicale.make_calendar("Family")
     busy = day_ahead(4, 15)
     radicale.add_event(work, event("workshop@example.com", busy, 90))
-    answer = client.post(
-        "/api/v1/calendars",
-        json={"kind": "caldav", "url": radicale.url, "username": radicale.username,
-              "password": radicale.password},
-        headers=headers,
-    )  # fmt: skip
+    answer = connect_radicale(client, radicale, headers)
     assert answer.status_code == 201, answer.json
     assert radicale.password not in answer.get_data(as_text=True)
     calendars = {c["name"]: c for c in answer.json["calendars"]}
@@ -204,12 +205,7 @@ def uids_in(radicale, name: str) -> list[str]:
 def test_at_most_one_calendar_receives_bookings(client, headers, radicale, private_ok):
     radicale.make_calendar("A")
     radicale.make_calendar("B")
-    answer = client.post(
-        "/api/v1/calendars",
-        json={"kind": "caldav", "url": radicale.url, "username": radicale.username,
-              "password": radicale.password},
-        headers=headers,
-    )  # fmt: skip
+    answer = connect_radicale(client, radicale, headers)
     ids = [c["id"] for c in answer.json["calendars"]]
     url = f"/api/v1/calendars/{answer.json['id']}"
     both = client.patch(
