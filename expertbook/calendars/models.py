@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from ..models import MAX_DURATION_MINUTES, UTCDateTime, utcnow
+from ..models import UTCDateTime, span_checks, utcnow
 
 
 class CalendarConnection(db.Model):
@@ -88,15 +88,7 @@ class BusyTime(db.Model):
     __tablename__ = "busy_time"
     __table_args__ = (
         sa.Index("ix_busy_time_expert_start", "expert_id", "start_at"),
-        sa.CheckConstraint("end_at > start_at", name="ends_after_start"),
-        sa.CheckConstraint(
-            f"end_at - start_at <= interval '{MAX_DURATION_MINUTES} minutes'",
-            name="length_in_range",
-        ).ddl_if(dialect="postgresql"),
-        sa.CheckConstraint(
-            f"strftime('%s', end_at) - strftime('%s', start_at) <= {MAX_DURATION_MINUTES * 60}",
-            name="length_in_range",
-        ).ddl_if(dialect="sqlite"),
+        *span_checks("length_in_range"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
