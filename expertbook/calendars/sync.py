@@ -59,7 +59,7 @@ class Remote:
     """What a connection's server said: its calendars and, for those read, their busy times."""
 
     calendars: list[remote.RemoteCalendar]
-    busy: dict[str, list[Interval]]
+    busy: dict[str, list[Interval]]  # by calendar URL, cut into stored pieces (`pieces`)
 
 
 @dataclass(frozen=True)
@@ -155,9 +155,11 @@ def read_remote(
 
 
 def _checked(busy: list[Interval]) -> list[Interval]:
-    if len(pieces(busy)) > MAX_BUSY_PIECES:
+    """The busy times cut into the pieces they are stored in, if not too many."""
+    cut = pieces(busy)
+    if len(cut) > MAX_BUSY_PIECES:
         raise FeedError("The calendar holds more busy times than ExpertBook keeps.")
-    return busy
+    return cut
 
 
 def own_uids(expert_id: int, start: datetime, end: datetime) -> frozenset[str]:
@@ -195,9 +197,9 @@ def _bump_schedule(expert_id: int) -> None:
     )
 
 
-def _store_busy(calendar: ConnectedCalendar, busy: list[Interval]) -> bool:
-    """Replace the calendar's busy times when they differ; True if they did."""
-    cut = pieces(busy)
+def _store_busy(calendar: ConnectedCalendar, cut: list[Interval]) -> bool:
+    """Replace the calendar's busy times (read_remote's pieces) when they differ; True if
+    they did."""
     digest = _digest(cut)
     if digest == calendar.busy_digest:
         return False
