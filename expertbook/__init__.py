@@ -67,6 +67,7 @@ def create_app(config_class: type[Config] | str | None = None, **overrides) -> F
 def register_extensions(app: Flask) -> None:
     from . import database, schedule_cache  # noqa: F401  (schedule versions bump on flush)
     from .calendars import models as _calendar_models  # noqa: F401  (their tables)
+    from .outbox import models as _outbox_models  # noqa: F401  (their tables)
 
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = database.engine_options(app)
     db.init_app(app)

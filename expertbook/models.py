@@ -165,6 +165,10 @@ class EventType(db.Model):
     max_days_ahead: Mapped[int] = mapped_column(default=60)
     slot_interval_minutes: Mapped[int | None] = mapped_column(default=None)
     active: Mapped[bool] = mapped_column(default=True)
+    # Minutes before the start each participant gets a reminder mail (at most 3, 5-10080).
+    reminder_minutes: Mapped[list] = mapped_column(
+        sa.JSON, default=lambda: [1440], server_default="[1440]"
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     expert: Mapped[User] = relationship(back_populates="event_types")

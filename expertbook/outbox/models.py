@@ -1,0 +1,88 @@
+"""The outbox: what is to be said about a change, written in the change's own transaction.
+
+A row is a message (one mail to one address, one reminder mail, one webhook delivery, one
+calendar write-back) with a stable `uid`: the Message-ID of a mail, the
+`X-ExpertBook-Delivery` of a webhook. Workers deliver due rows after the commit, at least
+once, retrying with growing pauses; see worker.py.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from ..models import UTCDateTime, utcnow
+
+
+def new_uid() -> str:
+    return secrets.token_hex(16)
+
+
+class OutboxMessage(db.Model):
+    __tablename__ = "outbox_message"
+    __table_args__ = (
+        # The workers' claim: due pending rows, oldest first.
+        sa.Index("ix_outbox_message_status_due_at", "status", "due_at"),
+    )
+
+    # kind
+    MAIL = "mail"
+    REMINDER = "reminder"
+    WEBHOOK = "webhook"
+    WRITEBACK = "writeback"
+    # status
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"  # retried for the whole window, then given up: the expert sees it
+    CANCELLED = "cancelled"  # no longer to be said (a reminder of a cancelled booking)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(sa.String(32), unique=True, default=new_uid)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    # What happened: a mail's kind (booked, rescheduled, cancelled), a webhook's event
+    # (booking.created, ...), a reminder's minutes before the start ("1440").
+    event: Mapped[str] = mapped_column(sa.String(40), default="")
+    booking_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("booking.id", ondelete="CASCADE"), index=True
+    )
+    # Whose message it is: the expert sees failed deliveries.
+    expert_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("user.id", ondelete="CASCADE"), index=True
+    )
+    endpoint_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("webhook_endpoint.id", ondelete="CASCADE"), index=True
+    )
+    # Kind-specific details (a mail's recipient and role, a webhook's body as first built).
+    payload: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    status: Mapped[str] = mapped_column(sa.String(16), default=PENDING)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A worker that claimed the row delivers it before this; after it, any worker may.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str] = mapped_column(sa.String(500), default="")
+    # The receiver's last answer (HTTP status of a webhook, SMTP reply code of a mail).
+    status_code: Mapped[int | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"<OutboxMessage {self.id} {self.kind} {self.event} {self.status}>"
+
+
+class WebhookEndpoint(db.Model):
+    """An expert's webhook: where booking events are POSTed, signed with `secret`."""
+
+    __tablename__ = "webhook_endpoint"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    expert_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(sa.String(2048))
+    # ["booking.created", "booking.rescheduled", "booking.cancelled", ...]
+    events: Mapped[list] = mapped_column(sa.JSON, default=list)
+    # The HMAC key, encrypted at rest (calendars.secrets); shown to the expert once.
+    secret: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
