@@ -32,6 +32,10 @@ INT_FIELDS: dict[str, tuple[int, int, int | None]] = {
     "min_notice_minutes": (0, 60 * 24 * 365, 0),
     "max_days_ahead": (1, 730, 60),
 }
+# Reminder mails: minutes before the start, at most MAX_REMINDERS distinct values.
+MAX_REMINDERS = 3
+REMINDER_MINUTES_RANGE = (5, 7 * 24 * 60)
+DEFAULT_REMINDER_MINUTES = (1440,)
 FIELDS = (
     "title",
     "slug",
@@ -44,6 +48,7 @@ FIELDS = (
     "max_days_ahead",
     "slot_interval_minutes",
     "active",
+    "reminder_minutes",
 )
 REQUIRED = ("title", "slug", "duration_minutes")
 
@@ -72,6 +77,27 @@ def _text(name: str, value: Any, max_length: int, required: bool, multiline: boo
     if len(value) > max_length:
         raise EventTypeError(name, f"At most {max_length} characters.")
     return value
+
+
+def _reminder_minutes(value: Any) -> list[int]:
+    """At most MAX_REMINDERS distinct whole minutes, each in REMINDER_MINUTES_RANGE; the
+    earliest reminder first. [] is no reminders."""
+    name = "reminder_minutes"
+    if not isinstance(value, list):
+        raise EventTypeError(name, "Must be a list of minutes, e.g. [1440, 60] (or [] for none).")
+    if len(value) > MAX_REMINDERS:
+        raise EventTypeError(name, f"At most {MAX_REMINDERS} reminders.")
+    low, high = REMINDER_MINUTES_RANGE
+    minutes = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise EventTypeError(name, "Each reminder must be a whole number of minutes.")
+        if not low <= item <= high:
+            raise EventTypeError(name, f"Each reminder must be between {low} and {high} minutes.")
+        minutes.append(item)
+    if len(set(minutes)) != len(minutes):
+        raise EventTypeError(name, "Each reminder time may be given once.")
+    return sorted(minutes, reverse=True)
 
 
 def clean_fields(data: Mapping[str, Any], *, partial: bool) -> dict[str, Any]:
@@ -113,6 +139,8 @@ def clean_fields(data: Mapping[str, Any], *, partial: bool) -> dict[str, Any]:
             cleaned[name] = value
         elif name == "slot_interval_minutes":
             cleaned[name] = None if value is None else _int(name, value, 5, 720)
+        elif name == "reminder_minutes":
+            cleaned[name] = _reminder_minutes(value)
         else:
             low, high, _default = INT_FIELDS[name]
             cleaned[name] = _int(name, value, low, high)
@@ -141,6 +169,7 @@ def save_event_type(
             location="zoom",
             description="",
             active=True,
+            reminder_minutes=list(DEFAULT_REMINDER_MINUTES),
             **{name: value for name, (_, _, value) in INT_FIELDS.items() if value is not None},
         )
         db.session.add(event_type)

@@ -55,6 +55,7 @@ def test_post_fills_in_the_defaults(client, headers):
         "max_days_ahead": 60,
         "slot_interval_minutes": None,
         "active": True,
+        "reminder_minutes": [1440],
     }
     assert db.session.get(EventType, response.json["id"]).slug == "intro"
     listed = client.get("/api/v1/event-types", headers=headers).json["event_types"]
