@@ -12,7 +12,7 @@ from sqlalchemy.orm import joinedload
 from ..extensions import db
 from ..models import EventType
 from ..schedule_cache import EXTRA_DAYS_AHEAD, CachedSlots, slot_answers
-from ..scheduling import iso_z
+from ..scheduling import canonical_zone, iso_z
 from ..slots import slots_for
 from . import bp
 from .errors import ApiError
@@ -55,7 +55,8 @@ def event_type_slots(event_type_id: int):
     if (day_to - day_from).days + 1 > MAX_DAYS:
         raise invalid("to", f"At most {MAX_DAYS} days a call.")
     tz = request.args.get("tz")
-    tz = event_type.expert.timezone if tz is None else parse_timezone(tz, "tz")
+    # Today's name of the zone (Asia/Kolkata for a browser's Asia/Calcutta): the page shows it.
+    tz = canonical_zone(event_type.expert.timezone if tz is None else parse_timezone(tz, "tz"))
     now = datetime.now(UTC)
     # The expert too: SQLite may give a deleted event type's id to another expert's new one.
     expert = event_type.expert
