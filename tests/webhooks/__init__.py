@@ -1,0 +1,1 @@
+"""Webhooks: endpoints, the rows a booking change causes, signed delivery to a real receiver."""
