@@ -1,7 +1,198 @@
-"""Reminder mails before a session (being built: issue 14)."""
+"""Reminder mails before a session: one outbox message per participant and reminder time.
+
+A confirmed booking gets, for each of its event type's `reminder_minutes` m, a "reminder"
+message to the client and one to the expert, due at start - m (those already past when the
+booking is made are left out). A reschedule cancels the pending ones and makes new ones for
+the new time; a cancellation cancels them. The messages are written by `rows_for` in the
+booking change's own transaction (outbox.events) and delivered by the outbox worker, which
+calls `deliver_reminder` when they are due.
+"""
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
 
-def rows_for(booking, change, *, now, manage_url=None) -> list[dict]:
-    return []
+import sqlalchemy as sa
+from flask import current_app, render_template
+
+from . import mail
+from .database import booking_transaction
+from .extensions import db
+from .models import Booking, utcnow
+from .outbox import OutboxMessage, handler, message_row
+from .scheduling import is_valid_timezone, zone
+from .templating import localtime
+
+log = logging.getLogger("expertbook.reminders")
+
+CLIENT, EXPERT = "client", "expert"
+
+_MESSAGES = OutboxMessage.__table__
+
+
+def rows_for(
+    booking: Booking, change: str, *, now: datetime, manage_url: str | None = None
+) -> list[dict[str, Any]]:
+    """The reminder messages that follow from `change` ("booked", "rescheduled",
+    "cancelled") of `booking`, inside the change's transaction.
+
+    A new booking costs no query when its event type and expert are loaded; any other
+    change first cancels the booking's pending reminders in one UPDATE, since they were
+    made for a time that is no longer (or a session that is no longer on).
+
+    Args:
+        booking: the booking as it is after the change.
+        change: what happened to it.
+        now: the current instant; reminders due before it are left out.
+        manage_url: the guest's tokened link, when the caller has it. On a reschedule
+            without it, the link the cancelled reminders carried is kept.
+
+    Returns:
+        Rows for outbox.enqueue.
+    """
+    if change != "booked":
+        manage_url = manage_url or _cancel_pending(booking.id)
+    if not booking.is_confirmed:
+        return []
+    return reminder_rows(booking, now=now, manage_url=manage_url)
+
+
+def reminder_rows(
+    booking: Booking, *, now: datetime, manage_url: str | None = None
+) -> list[dict[str, Any]]:
+    """One row per participant per reminder time of the booking's event type, due at
+    start - minutes (exact UTC arithmetic: "a day before" is 24 hours before, across a
+    change of the clocks too); reminders whose time has passed are left out."""
+    rows = []
+    start = booking.start_at.isoformat()
+    for minutes in booking.event_type.reminder_minutes or ():
+        due_at = booking.start_at - timedelta(minutes=minutes)
+        if due_at <= now:
+            continue
+        for role, to in ((CLIENT, booking.email), (EXPERT, booking.expert.email)):
+            payload = {"role": role, "to": to, "start": start}
+            if role == CLIENT and booking.client_id is None and manage_url:
+                payload["manage_url"] = manage_url  # a guest's only key to the booking
+            rows.append(
+                message_row(
+                    OutboxMessage.REMINDER,
+                    now=now,
+                    due_at=due_at,
+                    event=str(minutes),
+                    booking_id=booking.id,
+                    expert_id=booking.expert_id,
+                    payload=payload,
+                )
+            )
+    return rows
+
+
+def _cancel_pending(booking_id: int) -> str | None:
+    """Mark the booking's pending reminders cancelled, in one UPDATE; return the guest's
+    manage link one of them carried, if any (where the database can say it in the same
+    statement)."""
+    update = (
+        sa.update(_MESSAGES)
+        .where(
+            _MESSAGES.c.booking_id == booking_id,
+            _MESSAGES.c.kind == OutboxMessage.REMINDER,
+            _MESSAGES.c.status == OutboxMessage.PENDING,
+        )
+        .values(status=OutboxMessage.CANCELLED, claimed_until=None)
+    )
+    if not db.session.get_bind().dialect.update_returning:  # SQLite before 3.35
+        db.session.execute(update)
+        return None
+    payloads = db.session.execute(update.returning(_MESSAGES.c.payload)).scalars()
+    return next((p["manage_url"] for p in payloads if p and p.get("manage_url")), None)
+
+
+def why_not_sent(booking: Booking | None, message: OutboxMessage, now: datetime) -> str | None:
+    """Why the reminder `message` must not be sent now, or None when it should be."""
+    if booking is None:
+        return "the booking no longer exists"
+    if not booking.is_confirmed:
+        return f"the booking is {booking.status}"
+    if message.payload.get("start") != booking.start_at.isoformat():
+        return f"the booking moved to {booking.start_at.isoformat()}"
+    if booking.start_at <= now:
+        return "the session has already started"
+    return None
+
+
+@handler(OutboxMessage.REMINDER)
+def deliver_reminder(message: OutboxMessage) -> int | None:
+    """Send the reminder `message` (called by the outbox worker, outside any transaction).
+
+    The booking is read afresh: a reminder of a booking that was cancelled or moved since
+    (or whose session has begun, after a long outage) sends nothing; the row says why
+    (status cancelled, "not sent: ..." as its last error) and so does the log.
+    Returns the mail server's reply code; raises what mail.send_email raises
+    (DeliveryError: the worker retries)."""
+    now = utcnow()
+    booking = None
+    if message.booking_id is not None:
+        booking = db.session.get(Booking, message.booking_id, populate_existing=True)
+    reason = why_not_sent(booking, message, now)
+    if reason is not None:
+        log.info("reminder %s of booking %s not sent: %s", message.uid, message.booking_id, reason)
+        _mark_not_sent(message, reason)
+        return None
+    reminder = reminder_mail(booking, message, now=now)
+    db.session.commit()  # no transaction stays open across the network call
+    return mail.send_email(reminder)
+
+
+def _mark_not_sent(message: OutboxMessage, reason: str) -> None:
+    """Record on the row that it was dropped, and why; the worker leaves a row that is no
+    longer pending as it is."""
+    with booking_transaction():
+        db.session.execute(
+            sa.update(_MESSAGES)
+            .where(_MESSAGES.c.id == message.id, _MESSAGES.c.status == OutboxMessage.PENDING)
+            .values(
+                status=OutboxMessage.CANCELLED, last_error=f"not sent: {reason}", claimed_until=None
+            )
+        )
+
+
+def reminder_mail(booking: Booking, message: OutboxMessage, *, now: datetime) -> EmailMessage:
+    """The reminder mail for the participant `message` is addressed to, in their zone: the
+    client's (booker_timezone) or the expert's."""
+    config = current_app.config
+    expert = booking.expert
+    for_expert = message.payload.get("role") == EXPERT
+    to = expert.email if for_expert else booking.email
+    tz = expert.timezone if for_expert else booking.booker_timezone
+    tz = tz if is_valid_timezone(tz) else "UTC"
+    other = booking.name if for_expert else expert.display_name
+    link = f"{config['BASE_URL']}/bookings/{booking.uid}"
+    if not for_expert and booking.client_id is None:
+        link = message.payload.get("manage_url")  # a guest has no account: only its token
+    when = starts_when(booking.start_at, tz, now)
+    context = dict(booking=booking, tz=tz, other=other, when=when, link=link)
+    mail_message = EmailMessage()
+    mail_message["Subject"] = f"Reminder: {booking.event_type.title} with {other} {when}"
+    mail_message["From"] = config["MAIL_FROM"]
+    mail_message["To"] = to
+    # Stable across retries: a receiver drops a second copy.
+    mail_message["Message-ID"] = mail.message_id(message.uid)
+    mail_message.set_content(render_template("email/reminder.txt", **context))
+    mail_message.add_alternative(render_template("email/reminder.html", **context), subtype="html")
+    return mail_message
+
+
+def starts_when(start: datetime, tz: str, now: datetime) -> str:
+    """ "today at 10:00 (Europe/Berlin)", "tomorrow at ...", "on Mon 27 Oct at ...", the
+    day counted in the reader's zone `tz`."""
+    days = (start.astimezone(zone(tz)).date() - now.astimezone(zone(tz)).date()).days
+    if days == 0:
+        day = "today"
+    elif days == 1:
+        day = "tomorrow"
+    else:
+        day = "on " + localtime(start, tz, "%a %d %b")
+    return f"{day} at {localtime(start, tz, '%H:%M')} ({tz})"
