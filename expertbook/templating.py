@@ -9,12 +9,30 @@ from zoneinfo import ZoneInfo, available_timezones
 from flask import Flask
 from flask_login import current_user
 
+from .scheduling import canonical_zone, canonical_zones, is_valid_timezone
+
+
+def timezone_choices(current: str | None = None) -> list[str]:
+    """The zone menu: today's names (Asia/Kolkata, not Asia/Calcutta), sorted, plus
+    `current` when it is another valid zone (one set through the API, say), so saving a
+    form never silently replaces it."""
+    choices = list(canonical_zones())
+    if current and is_valid_timezone(current) and canonical_zone(current) not in choices:
+        choices.append(current)
+    return choices
+
 
 @cache
-def timezone_choices() -> list[str]:
-    """Every IANA zone name that tzdata knows, sorted: the same set the API accepts, so a
-    zone set through the API is never silently replaced by saving a form."""
-    return sorted(available_timezones())
+def zone_aliases() -> dict[str, str]:
+    """Old zone names browsers still report (Asia/Calcutta), each with today's name."""
+    return {
+        name: canonical_zone(name) for name in available_timezones() if canonical_zone(name) != name
+    }
+
+
+def zone_label(name: str | None) -> str:
+    """How a zone name reads on every page and menu: "America/Los Angeles"."""
+    return canonical_zone(name or "UTC").replace("_", " ")
 
 
 def viewer_timezone() -> str:
@@ -66,5 +84,7 @@ def _abbreviation(local: datetime) -> str:
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.filters["timerange"] = timerange
+    app.jinja_env.filters["zone_label"] = zone_label
     app.jinja_env.globals["timezone_choices"] = timezone_choices
+    app.jinja_env.globals["zone_aliases"] = zone_aliases
     app.jinja_env.globals["viewer_timezone"] = viewer_timezone

@@ -5,6 +5,7 @@ from wtforms import PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from ..auth.forms import NewPasswordForm
+from ..scheduling import canonical_zone
 from ..templating import timezone_choices
 
 
@@ -19,8 +20,10 @@ class ProfileForm(FlaskForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # One spelling: a zone saved under an old name shows (and saves) as today's name.
+        self.timezone.data = canonical_zone(self.timezone.data)
         # SelectField's own check refuses any value not in this list: an unknown zone.
-        self.timezone.choices = timezone_choices()
+        self.timezone.choices = timezone_choices(self.timezone.data)
 
 
 class PasswordChangeForm(NewPasswordForm):

@@ -1,10 +1,11 @@
 """Sign-up, log-in, second-factor and password-reset forms."""
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, StringField
+from wtforms import BooleanField, EmailField, PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
 from ..accounts import AccountError, check_password, normalize_email, normalize_username
+from ..scheduling import canonical_zone, canonical_zones, is_valid_timezone
 
 
 class NewPasswordForm(FlaskForm):
@@ -25,6 +26,24 @@ class NewPasswordForm(FlaskForm):
 class RegisterForm(NewPasswordForm):
     username = StringField("Username", validators=[DataRequired(), Length(max=30)])
     email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
+    # register.js picks the browser's zone; without script the newcomer picks it here.
+    # validate_choice off: validate_timezone accepts any zone and stores today's name.
+    timezone = SelectField(
+        "Time zone",
+        choices=[SelectChoice("", "Choose your time zone")]
+        + [SelectChoice(name, name.replace("_", " ")) for name in canonical_zones()],
+        validate_choice=False,
+    )
+
+    def validate_timezone(self, field):
+        if not field.raw_data:  # not sent at all (a script, not the page): as before, UTC
+            field.data = "UTC"
+            return
+        if not field.data:
+            raise ValidationError("Choose your time zone: times are shown to you in it.")
+        if not is_valid_timezone(field.data):
+            raise ValidationError("Unknown time zone.")
+        field.data = canonical_zone(field.data)
 
     def validate_username(self, field):
         try:

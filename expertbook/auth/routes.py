@@ -110,7 +110,12 @@ def register():
     form = RegisterForm()
     if form.validate_on_submit():
         try:
-            user = create_user(form.username.data, form.email.data, form.password.data)
+            user = create_user(
+                form.username.data,
+                form.email.data,
+                form.password.data,
+                timezone=form.timezone.data,
+            )
             token = issue_email_token(user, EmailToken.CONFIRM, utcnow())
             commit_new_user()
         except EmailTaken:

@@ -17,7 +17,7 @@ from flask_login import current_user
 from ..auth.decorators import expert_required
 from ..availability import WEEKDAYS, AvailabilityError, availability_of, set_availability
 from ..extensions import db
-from ..scheduling import format_hhmm, parse_hhmm, validate_day_intervals
+from ..scheduling import canonical_zone, format_hhmm, parse_hhmm, validate_day_intervals
 from ..scheduling.slots import MINUTES_PER_DAY
 from .routes import WEEKDAY_NAMES, bp, expert_today, format_intervals
 
@@ -147,8 +147,8 @@ def render_availability(
 def availability():
     """Show the editor; save the time zone and weekly hours (overrides stay as they are)."""
     if request.method == "GET":
-        return render_availability(saved_days(), current_user.timezone)
-    timezone = request.form.get("timezone", "").strip()
+        return render_availability(saved_days(), canonical_zone(current_user.timezone))
+    timezone = canonical_zone(request.form.get("timezone", "").strip())
     days = [
         DayHours(key, name, submitted_rows(key))
         for key, name in zip(WEEKDAYS, WEEKDAY_NAMES, strict=True)

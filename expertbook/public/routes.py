@@ -26,7 +26,7 @@ from ..extensions import db, public_booking_limit
 from ..mail import send_booking_mail
 from ..models import EventType, User
 from ..realtime import announce_slot_taken
-from ..scheduling import is_valid_timezone, iso_z, zone
+from ..scheduling import canonical_zone, is_valid_timezone, iso_z, zone
 from ..slots import is_bookable, slots_for
 from .calendar import (
     last_day_of,
@@ -74,10 +74,10 @@ def viewer_zone(expert: User) -> tuple[str, str | None]:
     A valid `?tz=` wins; else the signed-in user's zone, else the expert's."""
     requested = request.args.get("tz")
     if requested and is_valid_timezone(requested):
-        return requested, None
+        return canonical_zone(requested), None
     fallbacks = [current_user.timezone] if current_user.is_authenticated else []
     fallbacks.append(expert.timezone)
-    tz = next((name for name in fallbacks if is_valid_timezone(name)), "UTC")
+    tz = canonical_zone(next((name for name in fallbacks if is_valid_timezone(name)), "UTC"))
     # Echo at most a short preview of a refused value back into the page.
     return tz, (requested[:40] if requested else None)
 

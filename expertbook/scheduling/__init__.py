@@ -13,7 +13,14 @@ from expertbook.scheduling.slots import (
     validate_day_intervals,
     working_intervals,
 )
-from expertbook.scheduling.zones import UnknownTimeZone, is_valid_timezone, iso_z, zone
+from expertbook.scheduling.zones import (
+    UnknownTimeZone,
+    canonical_zone,
+    canonical_zones,
+    is_valid_timezone,
+    iso_z,
+    zone,
+)
 
 __all__ = [
     "Availability",
@@ -21,6 +28,8 @@ __all__ = [
     "SlotRules",
     "UnknownTimeZone",
     "busy_interval",
+    "canonical_zone",
+    "canonical_zones",
     "day_window",
     "format_hhmm",
     "is_offered",

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
+from importlib import resources
 from zoneinfo import ZoneInfo
 
 __all__ = [
     "UTC",
     "UnknownTimeZone",
     "as_utc",
+    "canonical_zone",
+    "canonical_zones",
     "is_valid_timezone",
     "local_to_utc",
     "zone",
@@ -76,6 +79,50 @@ def is_valid_timezone(name: str) -> bool:
     except UnknownTimeZone:
         return False
     return True
+
+
+def _tzdata_text(name: str) -> str:
+    return resources.files("tzdata.zoneinfo").joinpath(name).read_text(encoding="utf-8")
+
+
+@cache
+def canonical_zones() -> tuple[str, ...]:
+    """The zone names people pick from: zone.tab's list (one per region of a country, with
+    today's spellings such as Asia/Kolkata and Europe/Kyiv) and UTC, sorted."""
+    names = {
+        line.split("\t")[2]
+        for line in _tzdata_text("zone.tab").splitlines()
+        if line and not line.startswith("#")
+    }
+    return tuple(sorted(names | {"UTC"}))
+
+
+@cache
+def _renamed() -> dict[str, str]:
+    # tzdata.zi's "L TARGET NAME" lines: NAME is another name of TARGET. Only links that
+    # end in a listed zone count: tzdata also links zones it merged (Europe/Amsterdam to
+    # Europe/Brussels), and those keep their own, listed name.
+    listed = set(canonical_zones())
+    links = {}
+    for line in _tzdata_text("tzdata.zi").splitlines():
+        if line.startswith("L "):
+            _, target, name = line.split()
+            links[name] = target
+    renamed = {}
+    for name, target in links.items():
+        seen = 0
+        while target in links and target not in listed and seen < 8:
+            target, seen = links[target], seen + 1
+        if name not in listed and target in listed:
+            renamed[name] = target
+    renamed.update({"Etc/UTC": "UTC", "Etc/UCT": "UTC", "UCT": "UTC", "Zulu": "UTC"})
+    return renamed
+
+
+def canonical_zone(name: str) -> str:
+    """Today's spelling of a zone name: Asia/Calcutta (which browsers still report) is
+    Asia/Kolkata, US/Pacific is America/Los_Angeles. Other names come back unchanged."""
+    return _renamed().get(name, name) if isinstance(name, str) else name
 
 
 def _preview(value: object) -> str:

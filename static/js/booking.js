@@ -71,6 +71,9 @@
     return twice ? `${text} ${zoneName(ms, tz)}` : text;
   }
 
+  // One spelling of a zone everywhere, as the server's pages write it: "America/Los Angeles".
+  const zoneLabel = (tz) => tz.replace(/_/g, " ");
+
   function zoneName(ms, tz) {
     const format = new Intl.DateTimeFormat("en-US", { timeZone: tz, timeZoneName: "short" });
     return format.formatToParts(ms).find((part) => part.type === "timeZoneName").value;
@@ -159,7 +162,7 @@
   function renderSlots() {
     const slots = (shown.day && shown.byDay.get(shown.day)) || [];
     dayTitle.textContent = shown.day ? dayLabel(shown.day) : "No day chosen";
-    if (tzName) tzName.textContent = shown.tz;
+    if (tzName) tzName.textContent = zoneLabel(shown.tz);
     if (!slots.length) {
       const month = label(`${shown.month}-01`, { month: "long" });
       const text = shown.day ? "No free times on this day." : `No free times in ${month}.`;
@@ -179,7 +182,7 @@
 
   function syncSelect() {
     if (!tzSelect || tzSelect.value === shown.tz) return;
-    if (![...tzSelect.options].some((o) => o.value === shown.tz)) tzSelect.append(el("option", { value: shown.tz }, shown.tz));
+    if (![...tzSelect.options].some((o) => o.value === shown.tz)) tzSelect.append(el("option", { value: shown.tz }, zoneLabel(shown.tz)));
     tzSelect.value = shown.tz;
   }
 
@@ -191,13 +194,15 @@
   }
 
   // ---------------------------------------------------------------- loading
-  /** The month's slot starts (ms), grouped by local day, or null when the API fails. */
+  /** The month's slot starts (ms) grouped by local day, and the zone under today's name
+   * (the API says Asia/Kolkata when asked for Asia/Calcutta); null when the API fails. */
   async function fetchMonth(tz, month) {
     const query = new URLSearchParams({ from: `${month}-01`, to: `${month}-${pad(daysIn(month))}`, tz });
     try {
       const response = await fetch(`${data.slotsUrl}?${query}`, { headers: { Accept: "application/json" } });
       if (!response.ok) return null;
       const body = await response.json();
+      if (typeof body.timezone === "string" && zoneWorks(body.timezone)) tz = body.timezone;
       const byDay = new Map();
       for (const slot of body.slots || []) {
         const start = Date.parse(slot.start);
@@ -206,7 +211,7 @@
         if (!byDay.has(day)) byDay.set(day, []);
         byDay.get(day).push(start);
       }
-      return byDay;
+      return { byDay, tz };
     } catch (error) {
       return null;
     }
@@ -217,15 +222,16 @@
     const target = { ...wanted, ...changes };
     wanted = target;
     const mine = ++ticket;
-    const byDay = await fetchMonth(target.tz, target.month);
+    const answer = await fetchMonth(target.tz, target.month);
     if (mine !== ticket) return true; // a newer request draws instead
-    if (!byDay) {
+    if (!answer) {
       wanted = { tz: shown.tz, month: shown.month, day: shown.day };
       return false;
     }
+    const { byDay } = answer;
     let day = target.day;
     if (!day || !day.startsWith(target.month)) day = [...byDay.keys()].sort()[0] || null;
-    shown = { tz: target.tz, month: target.month, day, byDay };
+    shown = { tz: answer.tz, month: target.month, day, byDay };
     wanted = { tz: shown.tz, month: shown.month, day: shown.day };
     renderCalendar();
     renderSlots();
@@ -265,6 +271,9 @@
   if (tzForm && tzSelect) {
     tzForm.addEventListener("submit", chooseZone);
     tzSelect.addEventListener("change", chooseZone);
+    // Choosing a zone shows its times at once: the button is for pages without script.
+    const tzSubmit = tzForm.querySelector('[data-role="tz-submit"]');
+    if (tzSubmit) tzSubmit.hidden = true;
   }
 
   // ---------------------------------------------------------------- real time

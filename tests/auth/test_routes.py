@@ -243,3 +243,29 @@ def test_registration_reads_nothing_before_the_hash(app, auth, monkeypatch):
 def test_a_second_step_without_a_password_goes_to_log_in(client):
     response = client.get("/auth/two-factor")
     assert response.status_code == 302 and response.headers["Location"] == "/auth/login"
+
+
+@pytest.mark.parametrize(
+    "sent, stored",
+    [
+        ("America/Los_Angeles", "America/Los_Angeles"),
+        ("Asia/Calcutta", "Asia/Kolkata"),  # the name browsers still report: today's name
+        (None, "UTC"),  # a script that sends no zone at all
+    ],
+)
+def test_register_keeps_the_zone_the_page_sent(auth, sent, stored):
+    fields = {"username": "ann", "email": "ann@example.com", "password": PASSWORD}
+    fields["confirm"] = PASSWORD
+    if sent is not None:
+        fields["timezone"] = sent
+    assert auth.post("/auth/register", fields).status_code == 302
+    assert db.session.scalar(sa.select(User.timezone)) == stored
+
+
+@pytest.mark.parametrize("sent", ["", "Mars/Olympus_Mons"])
+def test_register_asks_for_a_zone_the_page_left_empty(auth, sent):
+    fields = {"username": "ann", "email": "ann@example.com", "password": PASSWORD}
+    response = auth.post("/auth/register", {**fields, "confirm": PASSWORD, "timezone": sent})
+    assert response.status_code == 200
+    assert ("Choose your time zone" if not sent else "Unknown time zone") in response.text
+    assert db.session.scalar(sa.select(sa.func.count(User.id))) == 0
