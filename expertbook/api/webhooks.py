@@ -79,7 +79,7 @@ def create_webhook():
         new = add_endpoint(expert, body.get("url"), body.get("events"), now=utcnow())
     except FieldError as error:
         raise invalid(error.field, error.message, error.code) from None
-    return jsonify(webhook_payload(new.endpoint), secret=new.secret), 201
+    return jsonify({**webhook_payload(new.endpoint), "secret": new.secret}), 201
 
 
 @bp.get("/webhooks/<int:endpoint_id>")

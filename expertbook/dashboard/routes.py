@@ -165,5 +165,5 @@ def toggle_event_type(event_type_id: int):
     return redirect(url_for("dashboard.index"))
 
 
-# The availability, calendar and token views register themselves on `bp`.
-from . import availability, calendars, tokens  # noqa: E402, F401
+# The availability, calendar, token and webhook views register themselves on `bp`.
+from . import availability, calendars, tokens, webhooks  # noqa: E402, F401
