@@ -18,7 +18,15 @@ from ..booking import (
     check_request,
 )
 from ..bookings.payloads import booking_payload
-from ..bookings.queries import bookings_of
+from ..bookings.queries import (
+    ROLES,
+    SCOPES,
+    BadCursor,
+    Position,
+    booking_page,
+    make_cursor,
+    read_cursor,
+)
 from ..cache_control import no_store
 from ..calendars.writeback import write_back
 from ..extensions import db, public_booking_limit
@@ -75,18 +83,17 @@ def create_booking(event_type_id: int):
     return jsonify(result.response), 201
 
 
-ROLES = {"client", "expert"}
-SCOPES = {"upcoming", "past"}
+LIST_LIMIT = 100
 
 
 @bp.get("/bookings")
 def list_bookings():
-    """The caller's bookings, as client or as expert, upcoming or past."""
+    """A page of the caller's bookings (as client, expert, or both), upcoming or past."""
     user = api_user()
-    role = request.args.get("role", "client")
+    role = request.args.get("role")
     scope = request.args.get("scope", "upcoming")
-    if role not in ROLES:
-        raise invalid("role", "Use role=client or role=expert.")
+    if role not in (None, *ROLES):
+        raise invalid("role", "Use role=client or role=expert, or leave it out for both.")
     if scope not in SCOPES:
         raise invalid("scope", "Use scope=upcoming or scope=past.")
     bookings = bookings_of(user, role=role, scope=scope, now=datetime.now(UTC), limit=500)

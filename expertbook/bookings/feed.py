@@ -14,7 +14,7 @@ from ..extensions import db
 from ..forms import EmptyForm
 from ..ics import calendar_file
 from ..models import User, hash_token, new_token
-from .queries import bookings_of
+from .queries import upcoming_of_expert
 
 bp = Blueprint("feeds", __name__)
 FEED_LIMIT = 1000
@@ -31,10 +31,9 @@ def feed(secret: str):
         )
     if expert is None or not expert.is_expert:
         abort(404)
-    bookings = bookings_of(
-        expert, role="expert", scope="upcoming", now=datetime.now(UTC), limit=FEED_LIMIT
+    confirmed = upcoming_of_expert(
+        expert, now=datetime.now(UTC), limit=FEED_LIMIT, confirmed_only=True
     )
-    confirmed = [b for b in bookings if b.is_confirmed]
     body = calendar_file(
         confirmed, current_app.config["BASE_URL"], name=f"ExpertBook: {expert.display_name}"
     )

@@ -33,29 +33,42 @@ from ..scheduling import is_valid_timezone, zone
 from ..slots import slots_for
 from .access import booking_or_404
 from .forms import CancelForm, RescheduleForm
-from .queries import my_bookings_page
+from .queries import ROLES, BadCursor, Position, booking_page, make_cursor, read_cursor
 
 bp = Blueprint("bookings", __name__, url_prefix="/bookings")
 PER_PAGE = 20
-MAX_PAGE = 10_000
 
 
 @bp.get("")
 @login_required
 def index():
-    """My Bookings: sessions as client and as expert, upcoming or past, paginated."""
+    """My Bookings: sessions as client and as expert, upcoming or past, a page at a time."""
     scope = "past" if request.args.get("scope") == "past" else "upcoming"
-    page = min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
     now = datetime.now(UTC)
-    bookings, has_next = my_bookings_page(
-        current_user, scope=scope, now=now, page=page, per_page=PER_PAGE
-    )
+    after, backwards = None, False
+    if cursor := request.args.get("cursor"):
+        try:
+            after, backwards = read_cursor(cursor, ROLES, scope)
+        except BadCursor:
+            flash("That page link no longer works; here is the first page.", "error")
+    listing = {"roles": ROLES, "scope": scope, "now": now, "limit": PER_PAGE}
+    page = booking_page(current_user, after=after, backwards=backwards, **listing)
+    if backwards and not page.more:  # back at the start: show the first page, full
+        after, backwards = None, False
+        page = booking_page(current_user, **listing)
+    bookings = page.bookings
+    newer = older = None
+    if after is not None:
+        start = Position.of(bookings[0]) if bookings else after
+        newer = make_cursor(ROLES, scope, start, backwards=True)
+    if bookings and (page.more or backwards):
+        older = make_cursor(ROLES, scope, Position.of(bookings[-1]))
     return render_template(
         "bookings/index.html",
         bookings=bookings,
         scope=scope,
-        page=page,
-        has_next=has_next,
+        newer_cursor=newer,
+        next_cursor=older,
         now=now,
     )
 

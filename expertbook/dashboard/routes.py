@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
-from sqlalchemy.orm import joinedload
 
 from ..auth.decorators import expert_required
 from ..availability import availability_of
+from ..bookings.queries import upcoming_of_expert
 from ..event_types import (
     INT_FIELDS,
     LOCATIONS,
@@ -22,7 +21,7 @@ from ..event_types import (
 )
 from ..extensions import db
 from ..forms import EmptyForm
-from ..models import Booking, EventType, utcnow
+from ..models import EventType, utcnow
 from ..scheduling import format_hhmm, zone
 from .forms import EventTypeForm
 
@@ -59,17 +58,9 @@ def index():
         for weekday, name in enumerate(WEEKDAY_NAMES)
     ]
     today = expert_today()
-    upcoming = db.session.scalars(
-        sa.select(Booking)
-        .options(joinedload(Booking.event_type))
-        .where(
-            Booking.expert_id == current_user.id,
-            Booking.status == Booking.CONFIRMED,
-            Booking.end_at > utcnow(),  # the meeting under way is still "upcoming"
-        )
-        .order_by(Booking.start_at)
-        .limit(UPCOMING_LIMIT)
-    ).all()
+    upcoming = upcoming_of_expert(
+        current_user, now=utcnow(), limit=UPCOMING_LIMIT, confirmed_only=True
+    )  # the meeting under way is still "upcoming"
     base_url = current_app.config["BASE_URL"]
     return render_template(
         "dashboard/index.html",
