@@ -96,8 +96,30 @@ def list_bookings():
         raise invalid("role", "Use role=client or role=expert, or leave it out for both.")
     if scope not in SCOPES:
         raise invalid("scope", "Use scope=upcoming or scope=past.")
-    bookings = bookings_of(user, role=role, scope=scope, now=datetime.now(UTC), limit=500)
-    return jsonify(bookings=[booking_payload(b) for b in bookings])
+    limit = request.args.get("limit", str(LIST_LIMIT))
+    if not (len(limit) <= 3 and limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 500:
+        raise invalid("limit", "Use a whole number from 1 to 500.")
+    roles = (role,) if role else ROLES
+    after = None
+    if cursor := request.args.get("cursor"):
+        try:
+            after, backwards = read_cursor(cursor, roles, scope)
+        except BadCursor as error:
+            raise invalid("cursor", str(error)) from None
+        if backwards:  # My Bookings' "newer" links read backwards; the API only onwards
+            raise invalid("cursor", "This cursor reads backwards; use a next_cursor.")
+    page = booking_page(
+        user,
+        roles=roles,
+        scope=scope,
+        now=datetime.now(UTC),
+        limit=int(limit),
+        after=after,
+    )
+    next_cursor = None
+    if page.more and page.bookings:
+        next_cursor = make_cursor(roles, scope, Position.of(page.bookings[-1]))
+    return jsonify(bookings=[booking_payload(b) for b in page.bookings], next_cursor=next_cursor)
 
 
 @bp.post("/bookings/<uid>/cancel")
