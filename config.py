@@ -66,6 +66,26 @@ class Config:
     # Every app process runs the calendar sync loop; tests start it themselves.
     CALENDAR_SYNC_IN_PROCESS = _bool("CALENDAR_SYNC_IN_PROCESS", True)
 
+    # Delivery (expertbook/outbox): every app process runs the delivery loop unless this
+    # is false (then `flask worker` delivers); failed deliveries are retried after pauses
+    # growing from the first to the longest, with jitter, for the retry window.
+    WORKER_IN_PROCESS = _bool("WORKER_IN_PROCESS", True)
+    OUTBOX_RETRY_FIRST_SECONDS = float(os.environ.get("OUTBOX_RETRY_FIRST_SECONDS") or 10)
+    OUTBOX_RETRY_LONGEST_SECONDS = float(os.environ.get("OUTBOX_RETRY_LONGEST_SECONDS") or 3600)
+    OUTBOX_RETRY_WINDOW_HOURS = float(os.environ.get("OUTBOX_RETRY_WINDOW_HOURS") or 24)
+    # A pass claims up to OUTBOX_BATCH rows for the lease and delivers OUTBOX_PARALLEL at
+    # once; an idle worker looks again after OUTBOX_POLL_SECONDS at the latest (a commit, or
+    # a NOTIFY on PostgreSQL, wakes it sooner).
+    OUTBOX_BATCH = int(os.environ.get("OUTBOX_BATCH") or 32)
+    OUTBOX_PARALLEL = int(os.environ.get("OUTBOX_PARALLEL") or 8)
+    OUTBOX_LEASE_SECONDS = float(os.environ.get("OUTBOX_LEASE_SECONDS") or 300)
+    OUTBOX_POLL_SECONDS = float(os.environ.get("OUTBOX_POLL_SECONDS") or 30)
+    # Benchmarks only (bench/booking.py compares with and without): false writes no
+    # messages at all, so nothing is mailed, reminded, posted or written back.
+    OUTBOX_ENABLED = _bool("OUTBOX_ENABLED", True)
+    # Tests: the request that committed a change delivers its messages before it answers.
+    DELIVER_INLINE = False
+
     # A request body larger than this is refused with 413 before any view reads it.
     MAX_CONTENT_LENGTH = 64 * 1024
 
@@ -108,12 +128,11 @@ class TestingConfig(Config):
     RATELIMIT_ENABLED = False
     REDIS_URL = None
     MAIL_SERVER = None
-    # Mail is built and "sent" (logged) inline, so a test sees it before the request ends.
-    MAIL_SYNC = True
     BASE_URL = "http://testserver"
     CALENDAR_SYNC_IN_PROCESS = False
-    # Calendar write-back runs inline, so a test sees it before the request ends.
-    CALENDAR_WRITEBACK_SYNC = True
+    WORKER_IN_PROCESS = False
+    # Mails and calendar write-back go out before the request answers, so a test sees them.
+    DELIVER_INLINE = True
 
 
 CONFIGS = {

@@ -42,6 +42,10 @@ def serve() -> None:
         from expertbook.calendars import loop
 
         loop.start(app)
+    if app.config["WORKER_IN_PROCESS"]:
+        from expertbook.outbox import worker
+
+        worker.start(app)
     if app.config["ASYNC_MODE"] != "eventlet":
         socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True)
         return

@@ -103,6 +103,7 @@ def register_blueprints(app: Flask) -> None:
     from .bookings.routes import bp as bookings_bp
     from .cli import bp as cli_bp
     from .dashboard.routes import bp as dashboard_bp
+    from .outbox.routes import bp as outbox_bp
     from .public.routes import bp as public_bp
 
     app.register_blueprint(auth_bp)
@@ -112,6 +113,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(feeds_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(cli_bp)
+    app.register_blueprint(outbox_bp)
     # Last: its `/<username>` catches what no other route claims.
     app.register_blueprint(public_bp)
 

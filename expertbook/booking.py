@@ -23,6 +23,7 @@ from .database import BookingBusy, booking_transaction
 from .errors import FieldError
 from .extensions import db
 from .models import Booking, EventType, IdempotencyKey, User, hash_token, new_token, utcnow
+from .outbox.events import booking_changed
 from .scheduling import Interval, is_valid_timezone
 from .slots import is_bookable
 from .text import multiline
@@ -198,6 +199,8 @@ def book_slot(
                 raise SlotUnavailable("That time is not available.")
             booking, token = _insert_booking(event_type, request, client)
             response = respond(booking, token)
+            # Its mails, reminders, webhooks and write-back commit with it (the outbox).
+            booking_changed(booking, "booked", now=now, manage_url=response.get("manage_url"))
             if idempotency_key:
                 db.session.add(
                     IdempotencyKey(
@@ -324,8 +327,11 @@ def _locked_booking(booking_id: int) -> Booking:
     return booking
 
 
-def cancel_booking(booking: Booking, *, reason: str = "", now: datetime) -> bool:
-    """Cancel an upcoming booking (either participant may) and commit.
+def cancel_booking(
+    booking: Booking, *, reason: str = "", now: datetime, manage_url: str | None = None
+) -> bool:
+    """Cancel an upcoming booking (either participant may) and commit, with the messages
+    that tell of it (`manage_url`: the guest's tokened link, when the caller has it).
 
     Returns:
         True when this call cancelled it; False when it already was (cancelling twice is
@@ -349,14 +355,18 @@ def cancel_booking(booking: Booking, *, reason: str = "", now: datetime) -> bool
         booking.cancel_reason = multiline(reason)
         booking.cancelled_at = now
         booking.sequence += 1
+        booking_changed(booking, "cancelled", now=now, manage_url=manage_url)
     return True
 
 
 NOT_OFFERED = "This event type is no longer offered, so the booking cannot be moved."
 
 
-def reschedule_booking(booking: Booking, new_start: datetime, *, now: datetime) -> Interval:
-    """Move an upcoming booking to `new_start` (an offered slot of its event type) and commit.
+def reschedule_booking(
+    booking: Booking, new_start: datetime, *, now: datetime, manage_url: str | None = None
+) -> Interval:
+    """Move an upcoming booking to `new_start` (an offered slot of its event type) and commit,
+    with the messages that tell of it (`manage_url` as for cancel_booking).
 
     The same serialized transaction as book_slot; the booking keeps its uid (calendars
     update the event) and its SEQUENCE grows. Its old time does not block the new one.
@@ -394,6 +404,7 @@ def reschedule_booking(booking: Booking, new_start: datetime, *, now: datetime) 
             booking.end_at = new_start + timedelta(minutes=event_type.duration_minutes)
             booking.sequence += 1
             db.session.flush()
+            booking_changed(booking, "rescheduled", now=now, manage_url=manage_url)
     except IntegrityError as error:
         if _is_exclusion_violation(error):
             raise SlotUnavailable("That time was just taken.") from None

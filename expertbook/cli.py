@@ -194,3 +194,13 @@ def demo_seed(if_empty: bool):
         db.session.rollback()
         raise click.ClickException("demo seed: a concurrent change; run it again") from None
     click.echo(f"demo expert '{DEMO_USERNAME}' ready (password: {DEMO_PASSWORD})")
+
+
+@bp.cli.command("worker")
+def worker():
+    """Deliver the outbox (mail, reminders, webhooks, calendar write-back) until stopped."""
+    from .outbox.worker import run_forever
+
+    click.echo("outbox worker running; Ctrl-C or SIGTERM stops it")
+    run_forever(current_app._get_current_object())
+    click.echo("outbox worker stopped")

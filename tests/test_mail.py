@@ -1,8 +1,12 @@
-"""Notification mails through a real local SMTP server (aiosmtpd)."""
+"""Notification mails through a real local SMTP server (aiosmtpd), delivered by the outbox."""
 
 import pytest
 
-from expertbook.mail import send_booking_mail
+from expertbook import mail
+from expertbook.extensions import db
+from expertbook.models import utcnow
+from expertbook.outbox import enqueue
+from expertbook.outbox.worker import load_handlers, run_pass
 from tests.booking_fixtures import day_ahead
 from tests.e2e.conftest import free_port
 
@@ -11,11 +15,24 @@ def calendar_part(message):
     return next(p for p in message.walk() if p.get_content_type() == "text/calendar")
 
 
+def deliver(app, booking, kind, inbox=None):
+    """Write `kind`'s mail rows for `booking` and run a worker pass over them (after the
+    booking's own mails, which are then dropped from `inbox`)."""
+    load_handlers()
+    run_pass(app)
+    if inbox is not None:
+        inbox.messages.clear()
+    enqueue(mail.rows_for(booking, kind, now=utcnow()))
+    db.session.commit()
+    db.session.info.clear()  # the pass below delivers them, not the next request
+    return run_pass(app)
+
+
 @pytest.mark.parametrize("kind, method", [("booked", "REQUEST"), ("rescheduled", "REQUEST"),
                                           ("cancelled", "CANCEL")])  # fmt: skip
-def test_both_parties_get_the_invite(inbox, make_booking, coach, kind, method):
+def test_both_parties_get_the_invite(app, inbox, make_booking, coach, kind, method):
     booking, _ = make_booking(day_ahead(2, 10))
-    send_booking_mail(booking, kind)
+    assert deliver(app, booking, kind, inbox) == 2
     assert sorted(m["To"] for m in inbox.messages) == sorted([booking.email, coach.email])
     for message in inbox.messages:
         part = calendar_part(message)
@@ -23,6 +40,20 @@ def test_both_parties_get_the_invite(inbox, make_booking, coach, kind, method):
         body = part.get_content()
         assert f"METHOD:{method}" in body and f"UID:{booking.uid}@testserver" in body
         assert message["Subject"].startswith(kind.capitalize())
+        assert message["Message-ID"].endswith("@testserver>")
+    assert len({m["Message-ID"] for m in inbox.messages}) == 2
+
+
+def test_without_a_mail_server_each_mail_is_one_log_line(app, make_booking, coach, caplog):
+    booking, _ = make_booking(day_ahead(2, 10))
+    run_pass(app)  # the booking's own mails
+    with caplog.at_level("INFO", logger="expertbook.mail"):
+        deliver(app, booking, "cancelled")
+    lines = [r.getMessage() for r in caplog.records if r.name == "expertbook.mail"]
+    subject = mail.subject_of(booking, "cancelled")
+    assert sorted(lines) == sorted(
+        [f"mail to={booking.email} subject={subject}", f"mail to={coach.email} subject={subject}"]
+    )
 
 
 def test_booking_through_the_api_sends_the_mails(inbox, client, sync):

@@ -28,9 +28,7 @@ from ..bookings.queries import (
     read_cursor,
 )
 from ..cache_control import no_store
-from ..calendars.writeback import write_back
 from ..extensions import db, public_booking_limit
-from ..mail import send_booking_mail
 from ..models import Booking, EventType
 from ..realtime import announce_slot_released, announce_slot_taken
 from . import bp
@@ -78,8 +76,6 @@ def create_booking(event_type_id: int):
         raise invalid("Idempotency-Key", str(error), code="idempotency_key_reused") from None
     if not result.replayed:
         announce_slot_taken(result.booking, result.event_type_ids)
-        send_booking_mail(result.booking, "booked", result.response["manage_url"])
-        write_back(result.booking)
     return jsonify(result.response), 201
 
 
@@ -141,6 +137,4 @@ def cancel(uid: str):
         raise ApiError(409, "booking_over", str(error)) from None
     if changed:
         announce_slot_released(booking)
-        send_booking_mail(booking, "cancelled")
-        write_back(booking)
     return jsonify(booking_payload(booking))

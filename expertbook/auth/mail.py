@@ -1,22 +1,23 @@
 """Account mails: confirm the address, reset the password, and notices of changes.
 
 One small function per mail, each called after the commit of the change it tells about.
-Without MAIL_SERVER each mail is one log line (`mail to=... subject=...`, never its link:
-the link is a key); with it, SMTP in a background task, so a slow mail server delays no
-page and a page takes as long whether or not a mail goes out.
+Every mail leaves through mail.send_email: without MAIL_SERVER one log line (`mail to=...
+subject=...`, never its link: the link is a key) and, in development, /dev/mail; with it,
+SMTP in a background task, so a slow mail server delays no page and a page takes as long
+whether or not a mail goes out.
 """
 
 from __future__ import annotations
 
 import logging
-import smtplib
 from email.message import EmailMessage
 
 from flask import Flask, current_app, render_template
 
 from ..extensions import socketio
-from ..mail import smtp_send
+from ..mail import send_email
 from ..models import User
+from ..outbox import DeliveryError
 
 log = logging.getLogger("expertbook.mail")
 
@@ -61,24 +62,21 @@ def send_two_factor_mail(user: User, enabled: bool) -> None:
 
 def _send(to: str, subject: str, template: str, **context) -> None:
     app = current_app._get_current_object()
-    config = app.config
-    if not config["MAIL_SERVER"]:
-        log.info("mail to=%s subject=%s", to, subject)
-        return
     message = EmailMessage()
     message["Subject"] = subject
-    message["From"] = config["MAIL_FROM"]
+    message["From"] = app.config["MAIL_FROM"]
     message["To"] = to
     message.set_content(render_template(f"email/{template}.txt", **context))
     message.add_alternative(render_template(f"email/{template}.html", **context), subtype="html")
-    if config.get("MAIL_SYNC"):
-        _deliver(app, message)
+    if not app.config["MAIL_SERVER"] or app.config.get("DELIVER_INLINE"):
+        _deliver(app, message)  # a log line (and /dev/mail), or the test's inbox
     else:
         socketio.start_background_task(_deliver, app, message)
 
 
 def _deliver(app: Flask, message: EmailMessage) -> None:
-    try:
-        smtp_send(app.config, [message])
-    except (OSError, smtplib.SMTPException):
-        log.exception("could not send the mail %r", message["Subject"])
+    with app.app_context():
+        try:
+            send_email(message)
+        except DeliveryError as error:
+            log.error("could not send the mail %r: %s", message["Subject"], error.message)

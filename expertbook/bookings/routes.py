@@ -25,9 +25,7 @@ from ..booking import (
     reschedule_booking,
 )
 from ..cache_control import no_store
-from ..calendars.writeback import write_back
 from ..ics import calendar_file
-from ..mail import send_booking_mail
 from ..realtime import announce_slot_released, announce_slot_taken
 from ..scheduling import is_valid_timezone, zone
 from ..slots import slots_for
@@ -141,14 +139,17 @@ def cancel(uid: str):
         flash("The reason is too long (at most 2000 characters).", "error")
         return redirect(url_for("bookings.detail", **_links(booking, token)))
     try:
-        changed = cancel_booking(booking, reason=form.reason.data or "", now=datetime.now(UTC))
+        changed = cancel_booking(
+            booking,
+            reason=form.reason.data or "",
+            now=datetime.now(UTC),
+            manage_url=manage_url(booking, token),
+        )
     except (BookingInputError, BookingStateError) as error:
         flash(str(error), "error")
         return redirect(url_for("bookings.detail", **_links(booking, token)))
     if changed:
         announce_slot_released(booking)
-        send_booking_mail(booking, "cancelled", manage_url(booking, token))
-        write_back(booking)
         flash("The booking is cancelled; both of you get an email.", "success")
     return redirect(url_for("bookings.detail", **_links(booking, token)))
 
@@ -169,14 +170,14 @@ def reschedule(uid: str):
     form = RescheduleForm()
     if form.validate_on_submit():
         try:
-            old = reschedule_booking(booking, form.start.data, now=now)
+            old = reschedule_booking(
+                booking, form.start.data, now=now, manage_url=manage_url(booking, token)
+            )
         except (SlotUnavailable, BookingStateError, BookingInputError) as error:
             flash(f"{error} Please pick another time.", "error")
         else:
             announce_slot_released(booking, old)
             announce_slot_taken(booking)
-            send_booking_mail(booking, "rescheduled", manage_url(booking, token))
-            write_back(booking)
             flash("The booking is moved; both of you get an updated invite.", "success")
             return redirect(url_for("bookings.detail", **_links(booking, token)))
     day = _day_param(request.args.get("date"), booking, tz)

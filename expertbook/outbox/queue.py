@@ -7,14 +7,26 @@ the commit, so an idle worker delivers at once instead of at its next poll.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app, has_app_context
 
 from ..extensions import db
 from .models import OutboxMessage, new_uid
+
+# PostgreSQL: the enqueuing transaction NOTIFYs this channel (delivered on its commit), and
+# every worker LISTENs on it, in whichever process it runs.
+NOTIFY_CHANNEL = "expertbook_outbox"
+# session.info keys: the uids enqueued in the open transaction, and (with
+# DELIVER_INLINE) those committed and not yet delivered.
+ENQUEUED_KEY = "outbox.enqueued"
+COMMITTED_KEY = "outbox.committed"
+# This process's running worker loops (worker.Worker), woken after a commit that enqueued.
+running_workers: weakref.WeakSet = weakref.WeakSet()
 
 
 class DeliveryError(Exception):
@@ -78,6 +90,32 @@ def message_row(
 
 
 def enqueue(rows: list[dict[str, Any]]) -> None:
-    """Add `rows` (from message_row) to the current transaction, in one INSERT."""
-    if rows:
-        db.session.execute(sa.insert(OutboxMessage.__table__), rows)
+    """Add `rows` (from message_row) to the current transaction, in one statement; on
+    PostgreSQL the same statement NOTIFYs the workers, which hear it once this commits."""
+    if not rows:
+        return
+    session = db.session
+    if session.get_bind().dialect.name == "postgresql":
+        inserted = sa.insert(OutboxMessage.__table__).values(rows).cte("outbox_rows")
+        session.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, "")).add_cte(inserted))
+    else:
+        session.execute(sa.insert(OutboxMessage.__table__), rows)
+    session.info.setdefault(ENQUEUED_KEY, []).extend(row["uid"] for row in rows)
+
+
+@sa.event.listens_for(db.session, "after_commit")
+def _after_commit(session) -> None:
+    """Rows were enqueued and are now committed: wake this process's workers at once (an
+    idle one would otherwise wait for its next poll)."""
+    uids = session.info.pop(ENQUEUED_KEY, None)
+    if not uids:
+        return
+    for worker in list(running_workers):
+        worker.wake()
+    if has_app_context() and current_app.config.get("DELIVER_INLINE"):
+        session.info.setdefault(COMMITTED_KEY, []).extend(uids)
+
+
+@sa.event.listens_for(db.session, "after_rollback")
+def _after_rollback(session) -> None:
+    session.info.pop(ENQUEUED_KEY, None)

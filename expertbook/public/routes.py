@@ -20,10 +20,8 @@ from ..booking import (
     check_request,
 )
 from ..bookings.payloads import booking_payload
-from ..calendars.writeback import write_back
 from ..event_types import LOCATIONS
 from ..extensions import db, public_booking_limit
-from ..mail import send_booking_mail
 from ..models import EventType, User
 from ..realtime import announce_slot_taken
 from ..scheduling import canonical_zone, is_valid_timezone, iso_z, zone
@@ -251,8 +249,6 @@ def submit_booking(
         return None
     if not result.replayed:
         announce_slot_taken(result.booking, result.event_type_ids)
-        send_booking_mail(result.booking, "booked", result.response["manage_url"])
-        write_back(result.booking)
     # Only the path and query: the answer's absolute URL must not send the guest elsewhere.
     # The guest's zone rides along, so the confirmation shows their own time.
     parts = urlsplit(result.response["manage_url"])

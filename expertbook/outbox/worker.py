@@ -1,0 +1,440 @@
+"""The delivery worker: claims due outbox rows, delivers them outside any transaction, and
+records what happened (sent, a retry with a growing pause, or failed).
+
+A pass claims a batch: due pending rows whose claim (if any) ran out, oldest first, with
+`FOR UPDATE SKIP LOCKED` on PostgreSQL (so several workers share the work without taking the
+same row) and inside the serialized write transaction on SQLite (one writer at a time, as
+bookings). Each claimed row gets a lease (`claimed_until`); a worker killed mid-delivery
+leaves rows that any worker takes again once the lease ends: delivery is at least once, and
+every message carries a stable id so a receiver can drop a duplicate.
+
+Messages of one booking and kind (and webhook endpoint) never overtake each other: a row
+waits while a pending row of the same booking, kind and endpoint written by an earlier
+change exists (reminders, each due at its own time, are exempt).
+
+`Worker.run` loops: a pass, then a wait until the next due row, a wake-up from this process
+(a commit that enqueued rows) or, on PostgreSQL, a NOTIFY from any process, or the slow
+safety poll, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import select
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy.orm import aliased
+
+from ..database import booking_transaction, is_sqlite
+from ..extensions import db
+from ..models import UTCDateTime, utcnow
+from . import queue
+from .models import OutboxMessage
+from .queue import HANDLERS, NOTIFY_CHANNEL, DeliveryError
+
+log = logging.getLogger("expertbook.outbox")
+
+# Kinds whose messages of one booking are delivered in the order they were written.
+ORDERED_KINDS = (OutboxMessage.MAIL, OutboxMessage.WEBHOOK, OutboxMessage.WRITEBACK)
+# Jitter: each pause is its nominal length times a factor in [1 - JITTER, 1 + JITTER].
+JITTER = 0.2
+
+Clock = Callable[[], datetime]
+
+
+def load_handlers() -> None:
+    """Import the modules that register a handler for each kind."""
+    from .. import mail, reminders, webhooks  # noqa: F401
+    from ..calendars import writeback  # noqa: F401
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How the worker paces itself (from the OUTBOX_* settings)."""
+
+    batch: int = 32
+    parallel: int = 8
+    lease: timedelta = timedelta(minutes=5)
+    first_pause: timedelta = timedelta(seconds=10)
+    longest_pause: timedelta = timedelta(hours=1)
+    give_up_after: timedelta = timedelta(hours=24)
+    poll: timedelta = timedelta(seconds=30)
+
+    @classmethod
+    def from_config(cls, config) -> Policy:
+        return cls(
+            batch=int(config["OUTBOX_BATCH"]),
+            parallel=int(config["OUTBOX_PARALLEL"]),
+            lease=timedelta(seconds=float(config["OUTBOX_LEASE_SECONDS"])),
+            first_pause=timedelta(seconds=float(config["OUTBOX_RETRY_FIRST_SECONDS"])),
+            longest_pause=timedelta(seconds=float(config["OUTBOX_RETRY_LONGEST_SECONDS"])),
+            give_up_after=timedelta(hours=float(config["OUTBOX_RETRY_WINDOW_HOURS"])),
+            poll=timedelta(seconds=float(config["OUTBOX_POLL_SECONDS"])),
+        )
+
+    def pause(self, attempts: int) -> timedelta:
+        """The nominal pause after the `attempts`-th failed attempt: doubling, capped."""
+        factor = 2 ** min(max(attempts - 1, 0), 30)
+        return min(self.first_pause * factor, self.longest_pause)
+
+    def retried_long_enough(self, attempts: int) -> bool:
+        """Whether `attempts` failures, each followed by its shortest jittered pause, span
+        the whole retry window (a reminder written days before it was due still gets its
+        full window of retries)."""
+        span = sum((self.pause(n) for n in range(1, attempts + 1)), timedelta())
+        return span * (1 - JITTER) >= self.give_up_after
+
+
+def retry_at(now: datetime, attempts: int, policy: Policy, rng: Callable[[], float]) -> datetime:
+    """When to try again after the `attempts`-th failure: the pause, with jitter, so that
+    messages failing together (a mail server down) do not all come back at once."""
+    return now + policy.pause(attempts) * (1 - JITTER + 2 * JITTER * rng())
+
+
+# --- Claiming -----------------------------------------------------------------------------------
+
+
+def _waiting_conditions(now: datetime) -> list:
+    """Pending rows no live claim holds, not waiting behind an older row of their booking."""
+    message, older = OutboxMessage, aliased(OutboxMessage)
+    blocked = (
+        sa.select(older.id)
+        .where(
+            older.booking_id == message.booking_id,
+            older.kind == message.kind,
+            older.status == OutboxMessage.PENDING,
+            # Written by an earlier change: the rows of one change (one per recipient or
+            # endpoint) share their created_at and go out side by side.
+            older.created_at < message.created_at,
+            sa.or_(
+                older.endpoint_id == message.endpoint_id,
+                sa.and_(older.endpoint_id.is_(None), message.endpoint_id.is_(None)),
+            ),
+        )
+        .exists()
+    )
+    return [
+        message.status == OutboxMessage.PENDING,
+        sa.or_(message.claimed_until.is_(None), message.claimed_until <= now),
+        sa.not_(sa.and_(message.kind.in_(ORDERED_KINDS), blocked)),
+    ]
+
+
+def claim(
+    now: datetime, *, limit: int, lease: timedelta, uids: list[str] | None = None
+) -> list[OutboxMessage]:
+    """Claim up to `limit` due rows (only those with `uids`, when given) until now + lease,
+    and commit; return them detached, oldest first."""
+    query = (
+        sa.select(OutboxMessage)
+        .where(*_waiting_conditions(now), OutboxMessage.due_at <= now)
+        .order_by(OutboxMessage.due_at, OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=OutboxMessage)
+        .execution_options(populate_existing=True)
+    )
+    if uids is not None:
+        query = query.where(OutboxMessage.uid.in_(uids))
+    with booking_transaction():
+        messages = list(db.session.scalars(query))
+        if messages:
+            db.session.execute(
+                sa.update(OutboxMessage)
+                .where(OutboxMessage.id.in_([m.id for m in messages]))
+                .values(claimed_until=now + lease)
+                .execution_options(synchronize_session=False)
+            )
+    for message in messages:
+        db.session.expunge(message)
+    return messages
+
+
+def next_due(now: datetime) -> datetime | None:
+    """When the earliest waiting row becomes deliverable (due, and its claim run out)."""
+    message = OutboxMessage
+    ready_at = sa.case(
+        (message.claimed_until > message.due_at, message.claimed_until), else_=message.due_at
+    )
+    conditions = _waiting_conditions(now)
+    # Rows another worker holds become claimable when their lease ends.
+    conditions[1] = sa.true()
+    earliest = sa.type_coerce(sa.func.min(ready_at), UTCDateTime())
+    value = db.session.scalar(sa.select(earliest).where(*conditions))
+    db.session.commit()
+    return value
+
+
+# --- Delivering and recording --------------------------------------------------------------------
+
+
+def deliver(message: OutboxMessage) -> int | None:
+    """Deliver one claimed row through its kind's handler, outside any transaction.
+
+    Returns the receiver's status code. Raises DeliveryError for any failure: an unexpected
+    exception in a handler is logged with its traceback and becomes a retry."""
+    deliver_to = HANDLERS.get(message.kind)
+    if deliver_to is None:
+        raise DeliveryError(f"No handler delivers {message.kind!r} messages in this process.")
+    try:
+        return deliver_to(message)
+    except DeliveryError:
+        raise
+    except Exception as error:
+        log.exception("delivery of %s message %s failed unexpectedly", message.kind, message.uid)
+        raise DeliveryError(f"Unexpected error: {type(error).__name__}.") from error
+    finally:
+        db.session.rollback()  # whatever the handler left open is closed before we record
+
+
+def record(
+    message: OutboxMessage,
+    outcome: int | None | DeliveryError,
+    now: datetime,
+    policy: Policy,
+    rng: Callable[[], float] = random.random,
+) -> str:
+    """Store the outcome of one delivery; returns the row's new status.
+
+    Sent: delivered_at and the receiver's code. A failure: attempts + 1, the error in
+    words, and due again after a growing pause; `failed` when the error is permanent or the
+    row has been retried for the whole window. A row no longer pending (a reminder
+    cancelled meanwhile) is left as it is."""
+    attempts = message.attempts + 1
+    values: dict = dict(attempts=attempts, claimed_until=None)
+    if not isinstance(outcome, DeliveryError):
+        status = OutboxMessage.SENT
+        values.update(status=status, delivered_at=now, status_code=outcome, last_error="")
+    else:
+        window_over = now - message.created_at >= policy.give_up_after and (
+            policy.retried_long_enough(attempts)
+        )
+        status = OutboxMessage.FAILED if outcome.permanent or window_over else OutboxMessage.PENDING
+        values.update(
+            status=status,
+            last_error=outcome.message,
+            status_code=outcome.status_code,
+            due_at=retry_at(now, attempts, policy, rng),
+        )
+        level = logging.ERROR if status == OutboxMessage.FAILED else logging.WARNING
+        log.log(
+            level,
+            "%s message %s: attempt %d failed%s: %s",
+            message.kind,
+            message.uid,
+            attempts,
+            ", given up" if status == OutboxMessage.FAILED else "",
+            outcome.message,
+        )
+    with booking_transaction():
+        db.session.execute(
+            sa.update(OutboxMessage)
+            .where(OutboxMessage.id == message.id, OutboxMessage.status == OutboxMessage.PENDING)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+    return status
+
+
+def deliver_and_record(message: OutboxMessage, policy: Policy, clock: Clock) -> str:
+    try:
+        outcome: int | None | DeliveryError = deliver(message)
+    except DeliveryError as error:
+        outcome = error
+    return record(message, outcome, clock(), policy)
+
+
+def run_pass(
+    app: Flask,
+    *,
+    clock: Clock = utcnow,
+    policy: Policy | None = None,
+    uids: list[str] | None = None,
+) -> int:
+    """Claim one batch and deliver it (up to policy.parallel at once); returns how many rows
+    were claimed. Call with the app context pushed."""
+    policy = policy or Policy.from_config(app.config)
+    messages = claim(clock(), limit=policy.batch, lease=policy.lease, uids=uids)
+    if policy.parallel <= 1 or len(messages) <= 1:
+        for message in messages:
+            deliver_and_record(message, policy, clock)
+        return len(messages)
+    slots = threading.BoundedSemaphore(policy.parallel)  # green under eventlet
+    threads = []
+    for message in messages:
+        slots.acquire()
+        thread = threading.Thread(
+            target=_deliver_in_thread, args=(app, message, policy, clock, slots), daemon=True
+        )
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join()
+    return len(messages)
+
+
+def _deliver_in_thread(app, message, policy, clock, slots) -> None:
+    try:
+        with app.app_context():
+            try:
+                deliver_and_record(message, policy, clock)
+            finally:
+                db.session.remove()
+    except Exception:  # noqa: BLE001 - recording failed (database away): the lease runs out
+        log.exception("could not record the delivery of message %s", message.uid)
+    finally:
+        slots.release()
+
+
+def deliver_committed(app: Flask) -> None:
+    """Deliver, at once and in this thread, what this session's last commits enqueued
+    (DELIVER_INLINE: tests read a request's mails as soon as it answers)."""
+    uids = db.session.info.pop(queue.COMMITTED_KEY, None)
+    if not uids:
+        return
+    policy = Policy.from_config(app.config)
+    policy = Policy(**{**policy.__dict__, "parallel": 1, "batch": len(uids)})
+    for _ in range(len(uids)):  # a booking's rows in order: one pass per position at most
+        if not run_pass(app, policy=policy, uids=uids):
+            return
+
+
+# --- The loop ------------------------------------------------------------------------------------
+
+
+class Worker:
+    """One delivery loop. `wake()` (from any thread) cuts its wait short; `stop()` ends it."""
+
+    def __init__(self, app: Flask, *, poll: float | None = None, clock: Clock = utcnow):
+        self.app = app
+        self.clock = clock
+        self.policy = Policy.from_config(app.config)
+        self.poll = poll if poll is not None else self.policy.poll.total_seconds()
+        self._stopping = False
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        self._listener = None
+
+    def wake(self) -> None:
+        # A full pipe means it is awake already; a closed one, that it has ended.
+        with contextlib.suppress(OSError):
+            os.write(self._wake_write, b".")
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wake()
+
+    def run(self) -> None:
+        """Deliver until stopped; never ends on an error (it logs it and waits a little)."""
+        load_handlers()
+        queue.running_workers.add(self)
+        try:
+            while not self._stopping:
+                try:
+                    with self.app.app_context():
+                        try:
+                            if run_pass(self.app, clock=self.clock, policy=self.policy):
+                                continue  # maybe more: a full batch, or rows that waited
+                            pause = self._pause_until_next_due()
+                            self._listen()
+                        finally:
+                            db.session.remove()
+                except Exception:  # noqa: BLE001 - the database may be away: try again soon
+                    log.exception("outbox worker pass failed")
+                    self._close_listener()
+                    pause = min(self.poll, 5.0)
+                self._wait(pause)
+        finally:
+            queue.running_workers.discard(self)
+            self._close_listener()
+            os.close(self._wake_read)
+            os.close(self._wake_write)
+
+    def _pause_until_next_due(self) -> float:
+        now = self.clock()
+        due = next_due(now)
+        if due is None:
+            return self.poll
+        # At least a moment: a row due "now" that no pass could claim is racing another worker.
+        return min(self.poll, max((due - now).total_seconds(), 0.05))
+
+    def _listen(self) -> None:
+        """PostgreSQL: LISTEN on a connection of our own, so commits in other processes wake
+        this one (their NOTIFY is sent by the enqueuing transaction's commit)."""
+        if self._listener is not None or is_sqlite():
+            return
+        import psycopg2
+
+        url = db.engine.url
+        args = url.translate_connect_args(username="user", database="dbname")
+        args.update({k: v for k, v in url.query.items() if isinstance(v, str)})
+        connection = psycopg2.connect(connect_timeout=10, **args)
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        self._listener = connection
+
+    def _close_listener(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):  # it is being dropped anyway
+                self._listener.close()
+            self._listener = None
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep up to `seconds`, or until woken (green under eventlet: select yields)."""
+        if self._stopping:
+            return
+        watched = [self._wake_read]
+        if self._listener is not None:
+            watched.append(self._listener)
+        try:
+            ready, _, _ = select.select(watched, [], [], max(seconds, 0))
+        except (OSError, ValueError):
+            self._close_listener()
+            return
+        if self._wake_read in ready:
+            with contextlib.suppress(BlockingIOError):
+                while os.read(self._wake_read, 4096):
+                    pass
+        if self._listener is not None and self._listener in ready:
+            try:
+                self._listener.poll()
+                self._listener.notifies.clear()
+            except Exception:  # noqa: BLE001 - a dropped connection: LISTEN again next pass
+                self._close_listener()
+
+
+def start(app: Flask) -> Worker:
+    """Run a worker in the background of this server process (a green thread)."""
+    from ..extensions import socketio
+
+    worker = Worker(app)
+    socketio.start_background_task(worker.run)
+    return worker
+
+
+def run_forever(app: Flask) -> None:
+    """`flask worker`: deliver in the foreground until Ctrl-C or SIGTERM, then return."""
+    poll = None
+    with app.app_context():
+        if is_sqlite():
+            # No NOTIFY across processes on SQLite: look every second for what web
+            # processes committed (one indexed query).
+            poll = min(float(app.config["OUTBOX_POLL_SECONDS"]), 1.0)
+    worker = Worker(app, poll=poll)
+
+    def stop(_signum, _frame) -> None:
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    worker.run()
