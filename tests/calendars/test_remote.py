@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from expertbook.calendars import remote
+from expertbook.calendars import net, remote
 from expertbook.calendars.remote import RemoteCalendar, RemoteError, UnsafeAddress
 from tests.calendar_servers import free_port, serving
 
@@ -115,7 +115,7 @@ def fake_dns(monkeypatch, names: dict[str, list[str] | object]) -> list[str]:
     ],
 )
 def test_is_public_address(address, public):
-    assert remote.is_public_address(address) is public
+    assert net.is_public_address(address) is public
 
 
 @pytest.mark.parametrize(
@@ -205,8 +205,8 @@ def test_a_redirect_to_a_private_address_is_refused(http_server, monkeypatch):
     """The first hop is "public" (127.0.0.2, declared so for this test only); it redirects to
     127.0.0.1, which the guard must refuse on its own, before anything reaches it."""
     target = http_server.route("/feed.ics", FEED)
-    real = remote.is_public_address
-    monkeypatch.setattr(remote, "is_public_address", lambda a: a == "127.0.0.2" or real(a))
+    real = net.is_public_address
+    monkeypatch.setattr(net, "is_public_address", lambda a: a == "127.0.0.2" or real(a))
     with serving("127.0.0.2") as outside:
         start = outside.route("/cal.ics", redirect=target)
         with pytest.raises(UnsafeAddress) as caught:
@@ -219,8 +219,8 @@ def test_a_redirect_to_a_private_address_is_refused(http_server, monkeypatch):
 def test_a_caldav_redirect_to_a_private_address_is_refused(http_server, monkeypatch):
     """caldav's requests follow redirects inside niquests; the resolver guard sees each hop."""
     http_server.route("/dav/", "<html></html>", content_type="text/html")
-    real = remote.is_public_address
-    monkeypatch.setattr(remote, "is_public_address", lambda a: a == "127.0.0.2" or real(a))
+    real = net.is_public_address
+    monkeypatch.setattr(net, "is_public_address", lambda a: a == "127.0.0.2" or real(a))
     with serving("127.0.0.2") as outside:
         start = outside.route("/", redirect=http_server.url + "/dav/", status=301)
         with pytest.raises(UnsafeAddress):
@@ -348,7 +348,7 @@ def test_fetch_feed_refuses_a_declared_size_past_the_limit(http_server):
 
 
 def test_fetch_feed_gives_up_on_slow_headers(http_server, monkeypatch):
-    monkeypatch.setattr(remote, "READ_TIMEOUT", 0.5)
+    monkeypatch.setattr(net, "READ_TIMEOUT", 0.5)
     url = http_server.route("/feed.ics", FEED, delay=5)
     started = time.monotonic()
     with pytest.raises(RemoteError) as caught:
@@ -359,7 +359,7 @@ def test_fetch_feed_gives_up_on_slow_headers(http_server, monkeypatch):
 
 def test_fetch_feed_gives_up_on_a_drip_past_the_deadline(http_server, monkeypatch):
     """Each byte comes well within the read timeout, but the whole would take 10 s."""
-    monkeypatch.setattr(remote, "TOTAL_TIMEOUT", 1)
+    monkeypatch.setattr(net, "TOTAL_TIMEOUT", 1)
     url = http_server.route("/feed.ics", b"x" * 100, drip=0.1)
     started = time.monotonic()
     with pytest.raises(RemoteError) as caught:
@@ -484,9 +484,9 @@ def test_a_caldav_server_that_trickles_is_cut_off_at_the_deadline():
         import eventlet
         eventlet.monkey_patch()
         import socket, time
-        from expertbook.calendars import remote
+        from expertbook.calendars import net, remote
 
-        remote.TOTAL_TIMEOUT = 1
+        net.TOTAL_TIMEOUT = 1
         listener = socket.socket()
         listener.bind(("127.0.0.1", 0))
         listener.listen(5)
