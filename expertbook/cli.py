@@ -204,3 +204,37 @@ def worker():
     click.echo("outbox worker running; Ctrl-C or SIGTERM stops it")
     run_forever(current_app._get_current_object())
     click.echo("outbox worker stopped")
+
+
+@bp.cli.command("check-invariants")
+@click.option(
+    "--late-minutes",
+    type=click.IntRange(1, 7 * 24 * 60),
+    default=15,
+    show_default=True,
+    help="A pending message deliverable for longer than this is stuck.",
+)
+@click.option(
+    "--failed-days",
+    type=click.IntRange(1, 3650),
+    default=7,
+    show_default=True,
+    help="Failed messages written within this many days count as stuck.",
+)
+def check_invariants(late_minutes: int, failed_days: int):
+    """Exit 1 naming each problem, one a line: two bookings of one expert that overlap, a
+    stuck outbox message (failed: given up after its retry window or refused for good, in
+    the last --failed-days; or pending and deliverable for over --late-minutes, so no worker
+    is delivering it), a confirmed booking made since the outbox's first message without its
+    mail. Exit 0 with one line when all is well."""
+    from datetime import timedelta
+
+    from .invariants import violations
+
+    found = violations(utcnow(), late=timedelta(minutes=late_minutes), failed_days=failed_days)
+    db.session.rollback()
+    if found:
+        for line in found:
+            click.echo(line)
+        raise click.ClickException(f"{len(found)} invariant violation(s)")
+    click.echo("OK: no overlapping bookings, no stuck messages, no booking without its mail")
