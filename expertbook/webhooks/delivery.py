@@ -4,10 +4,10 @@
 anything else (a redirect included: it is never followed) or no answer within TIMEOUT
 seconds raises DeliveryError, and the worker retries with growing pauses.
 
-The connection goes through the calendars' guarded HTTP layer (calendars/remote.py): its
+The connection goes through the calendars' guarded HTTP layer (calendars/net.py): its
 resolver refuses private addresses on the connection itself, so an address that turned
 private since the endpoint was added is refused at delivery too. Only plain sockets, so
-the call yields under eventlet, and under eventlet the whole call ends after TIMEOUT.
+the call yields under eventlet; the whole call ends after TIMEOUT, with or without it.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ import hmac
 import re
 import socket
 import ssl
+import threading
 import time
 from urllib.parse import urlsplit
 
 from niquests import exceptions as http_errors
 
-from ..calendars import remote
+from ..calendars import net
 from ..calendars.secrets import SecretUnreadable, decrypt
 from ..extensions import db
 from ..outbox.models import OutboxMessage, WebhookEndpoint
@@ -77,18 +78,51 @@ def deliver(message: OutboxMessage) -> int:
 
 
 def post(url: str, body: bytes, headers: dict[str, str], *, allow_private: bool):
-    """POST `body` to `url`: (status code, the start of the answer's text).
+    """POST `body` to `url`: (status code, the start of the answer's text), within TIMEOUT
+    seconds however the receiver trickles its bytes (per-read timeouts alone would not).
 
     No redirect is followed; at most MAX_ANSWER_BYTES of the answer are read. Raises
     DeliveryError when no answer comes (refused, unreachable, TIMEOUT passed, private host).
     """
+    if net.green():  # the server: a green thread, ended by eventlet's Timeout
+        import eventlet
+
+        timer = eventlet.Timeout(TIMEOUT)
+        try:
+            return _post(url, body, headers, allow_private)
+        except eventlet.Timeout as exc:
+            if exc is not timer:
+                raise
+            raise DeliveryError(f"No answer within {TIMEOUT} seconds.") from None
+        finally:
+            timer.cancel()
+    # A process without eventlet (`flask worker`, tests): the call runs in a thread of its
+    # own, given up on at the deadline (its own per-read timeouts end it soon after).
+    outcome: list = []
+
+    def call() -> None:
+        try:
+            outcome.append(_post(url, body, headers, allow_private))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            outcome.append(exc)
+
+    thread = threading.Thread(target=call, name="webhook-post", daemon=True)
+    thread.start()
+    thread.join(TIMEOUT)
+    if not outcome:
+        raise DeliveryError(f"No answer within {TIMEOUT} seconds.")
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+def _post(url: str, body: bytes, headers: dict[str, str], allow_private: bool):
     deadline = time.monotonic() + TIMEOUT
     host = urlsplit(url).hostname or url
-    timer = _deadline()
     try:
-        url = remote.check_url(url, allow_private=allow_private)
+        url = net.check_url(url, allow_private=allow_private)
         # The calendars' guarded session: every connection checked by its resolver.
-        with remote._session(allow_private) as session:
+        with net.session(allow_private) as session:
             remaining = max(deadline - time.monotonic(), 0.1)
             response = session.post(
                 url,
@@ -103,27 +137,10 @@ def post(url: str, body: bytes, headers: dict[str, str], *, allow_private: bool)
                 return response.status_code, _excerpt(response, answer)
     except DeliveryError:
         raise
-    except remote.RemoteError as error:
+    except net.RemoteError as error:
         raise DeliveryError(error.message) from None
-    except BaseException as exc:
-        if timer is not None and exc is timer:
-            raise DeliveryError(f"No answer within {TIMEOUT} seconds.") from None
-        if not isinstance(exc, Exception):
-            raise
+    except Exception as exc:
         raise DeliveryError(_in_words(exc, host)) from exc
-    finally:
-        if timer is not None:
-            timer.cancel()
-
-
-def _deadline():
-    """Under eventlet, a Timeout that ends the whole call after TIMEOUT seconds, however
-    the receiver trickles its bytes (per-read timeouts alone would not)."""
-    if not remote._green():
-        return None
-    import eventlet
-
-    return eventlet.Timeout(TIMEOUT)
 
 
 def _read_start(response, deadline: float) -> bytes:
@@ -157,14 +174,14 @@ def _answer_message(status: int, excerpt: str) -> str:
 
 def _in_words(exc: Exception, host: str) -> str:
     """Why no answer came, in words for the expert."""
-    chain = list(remote._chain(exc))
+    chain = list(net._chain(exc))
 
     def has(*types: type[BaseException]) -> bool:
         return any(isinstance(e, types) for e in chain)
 
-    refused = next((e for e in chain if isinstance(e, remote._Refused)), None)
+    refused = next((e for e in chain if isinstance(e, net._Refused)), None)
     if refused is not None:
-        return remote._private_message(refused.host)
+        return net._private_message(refused.host)
     if has(ssl.SSLCertVerificationError) or (
         has(http_errors.SSLError) and "certificate" in str(exc).lower()
     ):

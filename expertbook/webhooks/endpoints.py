@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from ..calendars import remote, secrets
+from ..calendars import net, secrets
 from ..errors import FieldError
 from ..extensions import db
 from ..models import User
@@ -47,8 +47,8 @@ def check_url(url: Any) -> str:
     if not url.lower().startswith(("https://", "http://")):
         raise FieldError("url", "The address must start with https:// (or http://).")
     try:
-        return remote.check_url(url, allow_private=allow_private())
-    except remote.RemoteError as error:
+        return net.check_url(url, allow_private=allow_private())
+    except net.RemoteError as error:
         raise FieldError("url", error.message) from None
 
 
