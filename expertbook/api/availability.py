@@ -15,6 +15,7 @@ from flask import jsonify
 from ..availability import WEEKDAYS, AvailabilityError, set_availability
 from ..extensions import db
 from ..models import User
+from ..realtime import announce_slots_changed
 from ..scheduling import format_hhmm, parse_hhmm, validate_day_intervals
 from . import bp
 from .auth import expert_api_user
@@ -126,4 +127,5 @@ def put_availability():
     except AvailabilityError as error:
         raise invalid(error.field, error.message) from None
     db.session.commit()
+    announce_slots_changed(expert.id)  # open booking pages re-read their slots
     return jsonify(availability_payload(expert))

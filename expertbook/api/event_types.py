@@ -15,6 +15,7 @@ from ..event_types import (
 )
 from ..extensions import db
 from ..models import EventType, User
+from ..realtime import announce_slots_changed
 from . import bp
 from .auth import expert_api_user
 from .errors import ApiError
@@ -77,6 +78,7 @@ def update_event_type(event_type_id: int):
         commit_event_type()
     except EventTypeError as error:
         raise rejected(error) from None
+    announce_slots_changed(expert.id)  # open booking pages re-read their slots
     return jsonify(payload(event_type))
 
 

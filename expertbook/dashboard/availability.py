@@ -17,6 +17,7 @@ from flask_login import current_user
 from ..auth.decorators import expert_required
 from ..availability import WEEKDAYS, AvailabilityError, availability_of, set_availability
 from ..extensions import db
+from ..realtime import announce_slots_changed
 from ..scheduling import canonical_zone, format_hhmm, parse_hhmm, validate_day_intervals
 from ..scheduling.slots import MINUTES_PER_DAY
 from .routes import WEEKDAY_NAMES, bp, expert_today, format_intervals
@@ -171,6 +172,7 @@ def availability():
             return render_availability(days, timezone)
         return render_availability(days, timezone, timezone_error=sentence(error.message))
     db.session.commit()
+    announce_slots_changed(current_user.id)
     flash("Weekly hours saved.", "success")
     return redirect(url_for("dashboard.availability"))
 
@@ -200,6 +202,7 @@ def add_override():
     if override.errors:
         return render_availability(saved_days(), current_user.timezone, override=override)
     db.session.commit()
+    announce_slots_changed(current_user.id)
     flash(f"Override for {day:%a %d %b %Y} saved.", "success")
     return redirect(url_for("dashboard.availability"))
 
@@ -217,5 +220,6 @@ def remove_override(day: str):
         kept = {d: i for d, i in hours.overrides.items() if d != removed}
         set_availability(current_user, current_user.timezone, hours.weekly, kept)
         db.session.commit()
+        announce_slots_changed(current_user.id)
         flash(f"Override for {removed:%a %d %b %Y} removed.", "success")
     return redirect(url_for("dashboard.availability"))

@@ -22,6 +22,7 @@ from ..event_types import (
 from ..extensions import db
 from ..forms import EmptyForm
 from ..models import EventType, utcnow
+from ..realtime import announce_slots_changed
 from ..scheduling import format_hhmm, zone
 from .forms import EventTypeForm
 
@@ -92,6 +93,7 @@ def save_form(form: EventTypeForm, event_type: EventType | None) -> EventType | 
     try:
         saved = save_event_type(current_user, form.event_type_data(), event_type)
         commit_event_type()
+        announce_slots_changed(current_user.id)
     except EventTypeError as error:
         db.session.rollback()
         if error.field in form:
@@ -151,6 +153,7 @@ def toggle_event_type(event_type_id: int):
     if EmptyForm().validate_on_submit():
         save_event_type(current_user, {"active": not event_type.active}, event_type)
         db.session.commit()
+        announce_slots_changed(current_user.id)
         state = "active: clients can book it" if event_type.active else "inactive: hidden"
         flash(f"“{event_type.title}” is now {state}.", "success")
     return redirect(url_for("dashboard.index"))

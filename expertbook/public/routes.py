@@ -8,7 +8,17 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user
 
 from ..booking import (
@@ -22,7 +32,7 @@ from ..booking import (
 from ..bookings.payloads import booking_payload
 from ..event_types import LOCATIONS
 from ..extensions import db, public_booking_limit
-from ..models import EventType, User
+from ..models import Booking, EventType, User
 from ..realtime import announce_slot_taken
 from ..scheduling import canonical_zone, is_valid_timezone, iso_z, zone
 from ..slots import is_bookable, slots_for
@@ -41,7 +51,15 @@ from .forms import BookingForm
 bp = Blueprint("public", __name__)
 
 GONE_MESSAGE = "That time is no longer available — pick another."
-TAKEN_MESSAGE = "Sorry, that time was just taken — please pick another."
+TAKEN_MESSAGE = (
+    "Sorry, that time was just taken by someone else. Your details are kept: pick another time."
+)
+OWN_EVENT_TYPE = "This is your own event type: share its link with clients to get booked."
+# The session remembers the last bookings made in this browser (for Back after booking)
+# and the details of a booking that could not be made (to fill the next form).
+BOOKED = "booked_here"
+DRAFT = "booking_draft"
+REMEMBERED_BOOKINGS = 10
 
 
 @bp.app_template_global()
@@ -52,18 +70,79 @@ def location_label(location: str) -> str:
 def expert_or_404(username: str) -> User:
     expert = db.session.scalar(sa.select(User).where(User.username == username.lower()))
     if expert is None or not expert.is_expert:
-        abort(404)
+        abort(404, description=f"Nobody here takes bookings as “{username[:40]}”.")
     return expert
 
 
+class NotTakingBookings(Exception):
+    """The event type exists but its expert switched it off."""
+
+    def __init__(self, event_type: EventType):
+        super().__init__(event_type.title)
+        self.event_type = event_type
+
+
+@bp.errorhandler(NotTakingBookings)
+def not_taking_bookings(error: NotTakingBookings):
+    """A switched-off event type: say so, and offer the expert's other types."""
+    expert = error.event_type.expert
+    others = [e for e in expert.event_types if e.active]
+    page = render_template(
+        "public/not_taking.html", event_type=error.event_type, expert=expert, others=others
+    )
+    return page, 404
+
+
 def event_type_or_404(username: str, slug: str) -> EventType:
+    """The expert's active event type; NotTakingBookings for a switched-off one."""
     expert = expert_or_404(username)
     event_type = db.session.scalar(
         sa.select(EventType).where(EventType.expert_id == expert.id, EventType.slug == slug)
     )
-    if event_type is None or not event_type.active:
-        abort(404)
+    if event_type is None:
+        abort(404, description=f"{expert.display_name} has no event type “{slug[:60]}”.")
+    if not event_type.active:
+        if request.method == "POST":
+            keep_draft()
+        raise NotTakingBookings(event_type)
     return event_type
+
+
+def keep_draft() -> None:
+    """Keep what the guest typed for the next booking form in this browser."""
+    form = request.form
+    draft = {name: form.get(name, "")[:limit] for name, limit in DRAFT_FIELDS.items()}
+    if any(draft.values()):
+        session[DRAFT] = draft
+
+
+DRAFT_FIELDS = {"name": 100, "email": 254, "notes": 2000}
+
+
+def remember_booking(booking: Booking, manage_path: str) -> None:
+    """Note a booking made in this browser, so that going Back to its time says so."""
+    kept = [entry for entry in session.get(BOOKED, []) if isinstance(entry, list)]
+    kept.append([booking.event_type_id, iso_z(booking.start_at), manage_path])
+    session[BOOKED] = kept[-REMEMBERED_BOOKINGS:]
+
+
+def own_booking_path(event_type: EventType, start: datetime) -> str | None:
+    """The page of this browser's (or this account's) confirmed booking of this time."""
+    for entry in session.get(BOOKED, []):
+        if entry[:2] == [event_type.id, iso_z(start)]:
+            return entry[2]
+    if current_user.is_authenticated:
+        uid = db.session.scalar(
+            sa.select(Booking.uid).where(
+                Booking.event_type_id == event_type.id,
+                Booking.client_id == current_user.id,
+                Booking.start_at == start,
+                Booking.status == Booking.CONFIRMED,
+            )
+        )
+        if uid:
+            return url_for("bookings.detail", uid=uid)
+    return None
 
 
 def viewer_zone(expert: User) -> tuple[str, str | None]:
@@ -144,6 +223,18 @@ def home():
     return render_template("public/home.html")
 
 
+@bp.get("/<username>/")
+@bp.get("/<username>/<slug>/")
+def without_trailing_slash(username: str, slug: str | None = None):
+    """A link copied with a trailing slash: the same page, at its one address."""
+    if slug is None:
+        path = url_for("public.expert_page", username=username)
+    else:
+        path = url_for("public.booking_page", username=username, slug=slug)
+    query = request.query_string.decode("latin-1")
+    return redirect(f"{path}?{query}" if query else path, code=308)
+
+
 @bp.get("/<username>")
 def expert_page(username: str):
     """The expert's card and active event types."""
@@ -185,10 +276,24 @@ def confirm(username: str, slug: str):
     start = parse_start(request.args.get("start"))
     now = datetime.now(UTC)
     if start is None or (request.method == "GET" and not is_bookable(event_type, start, now)):
+        mine = start and own_booking_path(event_type, start)
+        if mine:  # Back after booking: it is booked, by them
+            return render_template(
+                "public/already_booked.html",
+                event_type=event_type,
+                expert=event_type.expert,
+                start=start,
+                tz=tz,
+                booking_path=mine,
+                back_url=booking_url(event_type, tz, start),
+            )
         flash(GONE_MESSAGE, "error")
         return redirect(booking_url(event_type, tz, start))
     form = BookingForm()
-    if form.validate_on_submit():
+    own = current_user.is_authenticated and current_user.id == event_type.expert_id
+    if own:  # the expert trying their own link: nothing to book
+        form.form_errors.append(OWN_EVENT_TYPE)
+    elif form.validate_on_submit():
         done = submit_booking(event_type, form, start, tz, now)
         if done is not None:
             return done
@@ -204,24 +309,55 @@ def confirm(username: str, slug: str):
         tz=tz,
         back_url=booking_url(event_type, tz, start),
         zulu=iso_z,
+        own=own,
     )
 
 
 def prefill(form: BookingForm) -> None:
-    """A fresh form: the signed-in user's details and a new idempotency key."""
-    if current_user.is_authenticated:
+    """A fresh form: what the guest typed for a booking that could not be made, else the
+    signed-in user's details; and a new idempotency key."""
+    draft = session.get(DRAFT)
+    if isinstance(draft, dict):
+        form.name.data = draft.get("name", "")
+        form.email.data = draft.get("email", "")
+        form.notes.data = draft.get("notes", "")
+    elif current_user.is_authenticated:
         form.name.data = current_user.display_name
         form.email.data = current_user.email
     form.idempotency_key.data = secrets.token_urlsafe(16)
+
+
+def field_errors(start: datetime, form: BookingForm, named_tz: str) -> dict[str, str]:
+    """Every field's problem at once, not only the first: the rules stay in one place
+    (check_request), asked again with each faulty field replaced by a good value."""
+    good = {"name": "Guest", "email": "guest@example.com", "notes": ""}
+    values = {name: form[name].data for name in good}
+    errors: dict[str, str] = {}
+    while len(errors) < len(good):
+        try:
+            check_request(start, values["name"], values["email"], values["notes"], named_tz)
+        except BookingInputError as error:
+            if error.field not in good or error.field in errors:
+                raise
+            errors[error.field] = error.message
+            values[error.field] = good[error.field]
+        else:
+            break
+    return errors
 
 
 def submit_booking(
     event_type: EventType, form: BookingForm, start: datetime, tz: str, now: datetime
 ) -> Response | None:
     """Book from the submitted form: a redirect, or None to show the form's errors again."""
+    # Only a zone the booker named (the page's fallback is the expert's or their own).
+    named_tz = request.args.get("tz", "")
     try:
-        # Only a zone the booker named (the page's fallback is the expert's or their own).
-        named_tz = request.args.get("tz", "")
+        errors = field_errors(start, form, named_tz)
+        for name, message in errors.items():
+            form[name].errors.append(message)
+        if errors:
+            return None
         checked = check_request(start, form.name.data, form.email.data, form.notes.data, named_tz)
         key = check_idempotency_key(form.idempotency_key.data)
     except BookingInputError as error:
@@ -241,6 +377,7 @@ def submit_booking(
             idempotency_key=key,
         )
     except SlotUnavailable:
+        keep_draft()
         flash(TAKEN_MESSAGE, "error")
         return redirect(booking_url(event_type, tz, start))
     except IdempotencyKeyReused as error:  # the form changed after a submit: a fresh key
@@ -253,4 +390,7 @@ def submit_booking(
     # The guest's zone rides along, so the confirmation shows their own time.
     parts = urlsplit(result.response["manage_url"])
     query = "&".join(filter(None, [parts.query, urlencode({"tz": tz})]))
-    return redirect(urlunsplit(("", "", parts.path, query, "")))
+    path = urlunsplit(("", "", parts.path, query, ""))
+    session.pop(DRAFT, None)
+    remember_booking(result.booking, path)
+    return redirect(path)

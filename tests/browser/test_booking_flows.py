@@ -154,6 +154,11 @@ def test_a_slot_greys_out_live_and_the_loser_gets_just_taken(new_context, live_s
     assert loser.locator(f"a.slot[data-start='{start}']").count() == 0
     assert "?date=" in loser.url
     shots(loser, "just-taken")
+    # What the loser typed waits in the next form (issue 16, finding 4).
+    loser.locator("a.slot:not([aria-disabled='true'])").first.click()
+    loser.wait_for_url(re.compile(r"/book\?"))
+    assert loser.input_value("input[name=name]") == "Loser"
+    assert loser.input_value("input[name=email]") == "loser@example.com"
 
 
 def test_cancel_from_my_bookings_frees_the_slot_live(new_context, live_server):

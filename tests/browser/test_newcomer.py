@@ -80,3 +80,19 @@ def test_a_kolkata_browser_reads_asia_kolkata_everywhere(new_context, live_serve
     assert register.input_value("select[name=timezone]") == "Asia/Kolkata"
     label = register.locator("select[name=timezone] option:checked").inner_text()
     assert label == "Asia/Kolkata"
+
+
+def test_back_after_booking_says_you_booked_it(new_context, live_server):
+    """Finding 2: Back from the confirmation is not "no longer available"."""
+    expert = new_expert(live_server)
+    page = booking_page(new_context(), expert, day_after_tomorrow())
+    page.locator("a.slot").first.click()
+    page.wait_for_url(re.compile(r"/book\?"))
+    fill_and_confirm(page)
+    page.wait_for_url(re.compile(r"/bookings/[0-9a-f]+\?token="))
+    confirmation = page.url
+    page.go_back()
+    page.wait_for_selector("text=You have booked this time")
+    assert page.locator("text=no longer available").count() == 0
+    page.click("a:has-text('See your booking')")
+    page.wait_for_url(confirmation)

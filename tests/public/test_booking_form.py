@@ -23,7 +23,7 @@ from tests.public import (
 
 NY = "America/New_York"
 GONE = "That time is no longer available — pick another."
-TAKEN = "Sorry, that time was just taken — please pick another."
+TAKEN = "Sorry, that time was just taken by someone else. Your details are kept: pick another time."
 
 
 @pytest.fixture
@@ -292,3 +292,64 @@ def test_a_guest_keeps_the_zone_they_booked_in(client, intro):
     expert = booking_mail(booking, "booked", "expert", uid="b")
     assert "(Asia/Kolkata)" in guest.get_body(("plain",)).get_content()
     assert "(Europe/London)" in expert.get_body(("plain",)).get_content()
+
+
+def test_a_just_taken_answer_keeps_what_the_guest_typed(client, intro):
+    """Issue 16, finding 4: the next form holds the name, email and notes again."""
+    _, href = first_slot_link(client)
+    late = open_form(client, href)
+    assert submit(client, open_form(client, href)).status_code == 302
+    submit(client, late, name="Late Larry", email="larry@example.com", notes="About COBOL")
+    _, other = first_slot_link(client)
+    page = open_form(client, other)["page"]
+    assert 'value="Late Larry"' in page and 'value="larry@example.com"' in page
+    assert "About COBOL</textarea>" in page
+
+
+def test_a_switched_off_type_keeps_the_form_and_says_so(client, intro, make_event_type):
+    """Issue 16, findings 4 and 5: not a bare 404, and the details survive."""
+    make_event_type(intro.expert, slug="second", title="Second opinion")
+    _, href = first_slot_link(client)
+    form = open_form(client, href)
+    intro.active = False
+    db.session.commit()
+    response = submit(client, form, name="Paused Pat", email="pat@example.com")
+    assert response.status_code == 404
+    assert "is not taking bookings right now" in response.text
+    assert 'href="/ann/second"' in response.text  # the expert's other types
+    intro.active = True
+    db.session.commit()
+    _, href = first_slot_link(client)
+    assert 'value="Paused Pat"' in open_form(client, href)["page"]
+    assert bookings() == []
+
+
+def test_every_faulty_field_is_flagged_at_once(client, intro):
+    """Issue 16, finding 7: an empty name and email: both are flagged."""
+    _, href = first_slot_link(client)
+    response = submit(client, open_form(client, href), name="", email="")
+    assert response.status_code == 200
+    assert 'id="name-error"' in response.text and 'id="email-error"' in response.text
+    assert bookings() == []
+
+
+def test_going_back_to_a_time_you_booked_says_so(client, intro):
+    """Issue 16, finding 2: not "no longer available", but "you booked it", with its link."""
+    _, href = first_slot_link(client)
+    booked = submit(client, open_form(client, href))
+    response = client.get(href)
+    assert response.status_code == 200
+    assert "You have booked this time" in response.text
+    manage = booked.headers["Location"].replace("&", "&amp;")
+    assert f'href="{manage}"' in response.text
+
+
+def test_an_expert_cannot_book_their_own_event_type(client, auth, intro):
+    """Issue 16, finding 16."""
+    auth.login("ann")
+    _, href = first_slot_link(client)
+    page = client.get(href).text
+    assert "This is your own event type" in page and "Confirm booking" not in page
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    client.post(href, data={"csrf_token": csrf, "name": "Ann", "email": "ann@example.com"})
+    assert bookings() == []

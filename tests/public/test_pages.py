@@ -207,3 +207,24 @@ def test_no_inline_script_style_or_handlers(client, intro, path):
     assert " style=" not in page
     assert not re.search(r"\son[a-z]+=", page)
     assert "'unsafe-inline'" not in response.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize(
+    "path, location",
+    [("/ann/", "/ann"), ("/ann/intro/", "/ann/intro"), ("/ann/intro/?tz=UTC", "/ann/intro?tz=UTC")],
+)
+def test_a_trailing_slash_redirects(client, intro, path, location):
+    """Issue 16, finding 5."""
+    response = client.get(path)
+    assert response.status_code == 308
+    assert response.headers["Location"] == location
+
+
+def test_not_found_pages_say_what_is_missing(client, intro, make_event_type):
+    """Issue 16, finding 5: not the generic "check your spelling"."""
+    make_event_type(intro.expert, slug="paused", title="Paused call", active=False)
+    assert "Nobody here takes bookings as “nobody”" in client.get("/nobody").text
+    assert "has no event type “nope”" in client.get("/ann/nope").text
+    page = client.get("/ann/paused").text
+    assert "Paused call is not taking bookings right now" in page
+    assert 'href="/ann/intro"' in page
