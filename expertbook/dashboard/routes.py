@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
@@ -22,6 +22,7 @@ from ..event_types import (
 from ..extensions import db
 from ..forms import EmptyForm
 from ..models import EventType, utcnow
+from ..outbox.problems import failed_messages
 from ..realtime import announce_slots_changed
 from ..scheduling import format_hhmm, zone
 from .forms import EventTypeForm
@@ -30,6 +31,8 @@ bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 UPCOMING_LIMIT = 10
+# Deliveries given up in the last this many days are listed as problems on the dashboard.
+PROBLEM_DAYS = 30
 
 
 def own_event_type_or_404(event_type_id: int) -> EventType:
@@ -52,7 +55,8 @@ def format_intervals(intervals) -> str:
 @bp.get("/")
 @expert_required
 def index():
-    """The expert's event types, weekly hours and next confirmed bookings."""
+    """The expert's event types, weekly hours, next confirmed bookings and messages that
+    could not be delivered."""
     hours = availability_of(current_user)
     weekly_hours = [
         (name, format_intervals(hours.weekly.get(weekday, ())))
@@ -73,6 +77,10 @@ def index():
         locations=LOCATIONS,
         feed_form=EmptyForm(),
         has_feed=current_user.calendar_secret_hash is not None,
+        delivery_problems=failed_messages(
+            current_user.id, since=utcnow() - timedelta(days=PROBLEM_DAYS)
+        ),
+        problem_days=PROBLEM_DAYS,
     )
 
 
