@@ -12,6 +12,7 @@ from werkzeug.routing import IntegerConverter
 
 from config import CONFIGS, INSTANCE_DIR, Config, normalize_database_url
 
+from . import static_urls
 from .extensions import csrf, db, limiter, login_manager, migrate, socketio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +55,7 @@ def create_app(config_class: type[Config] | str | None = None, **overrides) -> F
     # Ids in URLs are database integers: a bigger number is simply not found (404), instead
     # of an overflow in the database driver.
     app.url_map.converters["int"] = DatabaseId
+    static_urls.init_app(app)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)

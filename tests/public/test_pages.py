@@ -190,8 +190,11 @@ def test_zone_selector_is_a_get_form_of_known_zones(client, intro):
 
 def test_page_loads_scripts_from_files_only(client, intro):
     page = client.get("/ann/intro").text
-    assert '<script src="/static/vendor/socket.io/socket.io.min.js"></script>' in page
-    assert '<script src="/static/js/booking.js"></script>' in page
+    # Each file's URL carries its content's hash, so a year's cache never serves an old one.
+    assert re.search(
+        r'<script src="/static/vendor/socket.io/socket.io.min.js\?v=[0-9a-f]{12}"></script>', page
+    )
+    assert re.search(r'<script src="/static/js/booking.js\?v=[0-9a-f]{12}"></script>', page)
     assert 'data-slots-url="/api/v1/event-types/' in page
 
 
