@@ -21,7 +21,9 @@
   const eventTypeId = Number(data.eventTypeId);
   const durationMs = Number(data.duration) * 60000;
   const horizon = Date.parse(data.horizon);
-  const WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+  const WEEKDAYS = [["Mon", "Monday"], ["Tue", "Tuesday"], ["Wed", "Wednesday"], ["Thu", "Thursday"],
+    ["Fri", "Friday"], ["Sat", "Saturday"], ["Sun", "Sunday"]];
+  const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
 
   // What is drawn now, and what the newest request asked for (it may still be loading).
   let shown = { tz: data.tz, month: data.month, day: data.day || null, byDay: null };
@@ -128,12 +130,26 @@
       el("h2", { id: "calendar-title", "data-role": "month-title" }, label(`${shown.month}-01`, { month: "long", year: "numeric" })),
       navControl("next", shiftMonth(shown.month, 1), `${shiftMonth(shown.month, 1)}-01` <= localDay(horizon, shown.tz), "\u203a"),
     );
-    const grid = el("div", { class: "calendar-grid", "data-role": "grid" });
-    for (const name of WEEKDAYS) grid.append(el("span", { class: "cal-dow", "aria-hidden": "true" }, name));
+    // The same markup as _calendar.html: an ARIA grid of weeks, one cell a day.
+    const grid = el("div", { class: "calendar-grid", role: "grid", "aria-labelledby": "calendar-title", "data-role": "grid" });
+    const heads = el("div", { class: "cal-row", role: "row" });
+    for (const [short, long] of WEEKDAYS) {
+      const head = el("span", { class: "cal-dow", role: "columnheader" });
+      head.append(el("span", { "aria-hidden": "true" }, short), el("span", { class: "sr-only" }, long));
+      heads.append(head);
+    }
+    grid.append(heads);
     const [y, m] = shown.month.split("-").map(Number);
     const lead = (new Date(Date.UTC(y, m - 1, 1)).getUTCDay() + 6) % 7;
     const count = daysIn(shown.month);
-    for (let i = 0; i < lead; i++) grid.append(el("span", { class: "cal-day empty", "aria-hidden": "true" }));
+    let row = null;
+    const cell = (index, content = null) => {
+      if (index % 7 === 0) grid.append((row = el("div", { class: "cal-row", role: "row" })));
+      const node = el("span", { class: "cal-cell", role: "gridcell" });
+      if (content) node.append(content);
+      row.append(node);
+    };
+    for (let i = 0; i < lead; i++) cell(i);
     for (let d = 1; d <= count; d++) {
       const iso = `${shown.month}-${pad(d)}`;
       const open = iso >= today && shown.byDay.has(iso);
@@ -141,23 +157,93 @@
       const classes = ["cal-day", open ? "has-slots" : "disabled"];
       if (selected) classes.push("selected");
       if (iso === today) classes.push("today");
-      const attrs = {
-        class: classes.join(" "), "data-date": iso,
-        "aria-label": `${dayLabel(iso)}, ${open ? "times available" : "no times"}${open && selected ? ", selected" : ""}`,
-        "aria-current": iso === today ? "date" : null,
-      };
-      grid.append(open
-        ? el("a", { ...attrs, href: pageUrl({ date: iso }) }, String(d))
-        : el("span", { ...attrs, "aria-disabled": "true" }, String(d)));
+      const attrs = { class: classes.join(" "), "data-date": iso, "aria-current": iso === today ? "date" : null };
+      if (open) {
+        const text = `${dayLabel(iso)}, times available${selected ? ", selected" : ""}`;
+        cell(lead + d - 1, el("a", { ...attrs, href: pageUrl({ date: iso }), "aria-label": text }, String(d)));
+      } else {
+        const day = el("span", { ...attrs, "aria-disabled": "true" }, String(d));
+        day.append(el("span", { class: "sr-only" }, ` ${label(iso, { month: "long" })}, no times`));
+        cell(lead + d - 1, day);
+      }
     }
-    for (let i = (lead + count) % 7; i > 0 && i < 7; i++) grid.append(el("span", { class: "cal-day empty", "aria-hidden": "true" }));
+    for (let i = lead + count; i % 7; i++) cell(i);
     calendar.replaceChildren(header, grid);
+    rove(focusDay());
     // Keep keyboard focus where it was (the same day or arrow) across the redraw.
     const again = focused && (focused.dataset.date
-      ? calendar.querySelector(`a[data-date="${focused.dataset.date}"]`)
+      ? calendar.querySelector(`.cal-day[data-date="${focused.dataset.date}"]`)
       : calendar.querySelector(`a[data-nav="${focused.dataset.nav}"]`));
-    if (again) again.focus();
+    if (again) {
+      if (again.dataset.date) rove(again.dataset.date);
+      again.focus();
+    }
   }
+
+  // ---------------------------------------------------------------- keyboard grid
+  // The WAI-ARIA date-picker grid: the month is one Tab stop (roving tabindex); arrows move
+  // by a day or a week, Home/End to the week's ends, PageUp/PageDown by a month.
+  const dayCells = () => [...calendar.querySelectorAll(".cal-day[data-date]")];
+
+  /** The day that takes the Tab stop: the chosen one, else today, else the first open. */
+  function focusDay() {
+    const days = dayCells();
+    const pick = days.find((d) => d.dataset.date === shown.day)
+      || days.find((d) => d.classList.contains("today"))
+      || days.find((d) => d.classList.contains("has-slots")) || days[0];
+    return pick ? pick.dataset.date : null;
+  }
+
+  function rove(iso) {
+    for (const day of dayCells()) day.tabIndex = day.dataset.date === iso ? 0 : -1;
+  }
+
+  function isoPlus(iso, days) {
+    const [y, m, d] = iso.split("-").map(Number);
+    return new Date(Date.UTC(y, m - 1, d + days)).toISOString().slice(0, 10);
+  }
+
+  function monthPlus(iso, months) {
+    const month = shiftMonth(iso.slice(0, 7), months);
+    return `${month}-${pad(Math.min(Number(iso.slice(8)), daysIn(month)))}`;
+  }
+
+  /** Move the focus to day `iso`, showing its month first when it lies in another. */
+  async function focusDate(iso) {
+    if (iso.slice(0, 7) !== shown.month) {
+      const nav = calendar.querySelector(`a[data-nav="${iso.slice(0, 7) < shown.month ? "prev" : "next"}"]`);
+      if (!nav) return; // before this month or beyond the horizon: stay
+      if (!(await show({ month: iso.slice(0, 7), day: null }, { navigate: true }))) return;
+    }
+    const day = calendar.querySelector(`.cal-day[data-date="${iso}"]`);
+    if (!day) return;
+    rove(iso);
+    day.focus();
+  }
+
+  calendar.addEventListener("keydown", (event) => {
+    const day = event.target.closest(".cal-day[data-date]");
+    if (!day || event.altKey || event.ctrlKey || event.metaKey) return;
+    const iso = day.dataset.date;
+    const weekday = (new Date(`${iso}T00:00:00Z`).getUTCDay() + 6) % 7;
+    const moves = {
+      ArrowLeft: () => isoPlus(iso, -1),
+      ArrowRight: () => isoPlus(iso, 1),
+      ArrowUp: () => isoPlus(iso, -7),
+      ArrowDown: () => isoPlus(iso, 7),
+      Home: () => isoPlus(iso, -weekday),
+      End: () => isoPlus(iso, 6 - weekday),
+      PageUp: () => monthPlus(iso, event.shiftKey ? -12 : -1),
+      PageDown: () => monthPlus(iso, event.shiftKey ? 12 : 1),
+    };
+    if (moves[event.key]) {
+      event.preventDefault();
+      focusDate(moves[event.key]());
+    } else if (event.key === " " && day.tagName === "A") {
+      event.preventDefault(); // Space chooses the day, as Enter does
+      day.click();
+    }
+  });
 
   function renderSlots() {
     const slots = (shown.day && shown.byDay.get(shown.day)) || [];
@@ -252,11 +338,23 @@
       renderCalendar();
       renderSlots();
       syncUrl();
+      toTimes(event.detail === 0); // detail 0: Enter or Space, not a pointer
       return;
     }
     const changes = link.dataset.date ? { day: link.dataset.date } : { month: link.dataset.month, day: null };
     if (!(await show(changes, { navigate: true }))) window.location.assign(link.href);
   });
+
+  /** After a day is chosen: bring its times into view (on a phone they start below the
+   * fold) and, from the keyboard, move the focus to the first time. */
+  function toTimes(fromKeyboard) {
+    const first = slotsBox.querySelector(".slot:not(.taken)");
+    const box = dayTitle.getBoundingClientRect();
+    if (box.top < 0 || box.bottom > window.innerHeight) {
+      dayTitle.scrollIntoView({ behavior: reducedMotion.matches ? "auto" : "smooth", block: "start" });
+    }
+    if (fromKeyboard && first) first.focus({ preventScroll: true });
+  }
 
   slotsBox.addEventListener("click", (event) => {
     if (event.target.closest('.slot[aria-disabled="true"], .slot.taken')) event.preventDefault();
@@ -288,18 +386,44 @@
     }, 4000);
   }
 
-  /** Disable at once every visible slot overlapping [start, end); true if any was. */
+  /** "10:00 is no longer available", "10:00 and 10:30 are ...": what changed on THIS page
+   * (another event type's booking takes other times here than its own start). */
+  function goneMessage(labels) {
+    const list = labels.length > 1 ? `${labels.slice(0, -1).join(", ")} and ${labels.at(-1)}` : labels[0];
+    return `${list} ${labels.length > 1 ? "are" : "is"} no longer available`;
+  }
+
+  /** The labels of the times offered on the shown day, by start. */
+  function offeredNow() {
+    const offered = new Map();
+    for (const slot of slotsBox.querySelectorAll(".slot[data-start]:not(.taken)")) {
+      offered.set(slot.dataset.start, slot.textContent.trim());
+    }
+    return offered;
+  }
+
+  /** Re-read the slots; say which of the times offered `before` went away meanwhile. */
+  async function reread(before = offeredNow()) {
+    const ok = await show();
+    if (!ok) return ok;
+    const after = offeredNow();
+    const gone = [...before].filter(([start]) => !after.has(start)).map(([, text]) => text);
+    if (gone.length) toast(goneMessage(gone));
+    return ok;
+  }
+
+  /** Disable at once every offered slot overlapping [start, end); [start, label] of each. */
   function markTaken(start, end) {
-    let hit = false;
-    for (const slot of slotsBox.querySelectorAll(".slot[data-start]")) {
+    const hit = [];
+    for (const slot of slotsBox.querySelectorAll(".slot[data-start]:not(.taken)")) {
       const from = Date.parse(slot.dataset.start);
       if (!(from < end && start < from + durationMs)) continue;
       if (slot.tagName === "BUTTON") slot.disabled = true;
       else slot.setAttribute("aria-disabled", "true");
       slot.classList.add("taken");
       slot.tabIndex = -1;
-      slot.setAttribute("aria-label", `${slot.textContent.trim()}, just booked`);
-      hit = true;
+      hit.push([slot.dataset.start, slot.textContent.trim()]);
+      slot.setAttribute("aria-label", `${slot.textContent.trim()}, no longer available`);
     }
     return hit;
   }
@@ -319,17 +443,20 @@
     socket.on("disconnect", () => { data.live = "false"; });
     socket.on("slot_taken", (payload) => {
       if (!forUs(payload)) return;
-      const start = Date.parse(payload.start);
-      const end = Date.parse(payload.end);
-      if (markTaken(start, end)) toast(`${localTime(start, shown.tz)} was just booked`);
-      show(); // buffers may take neighbouring times too
+      const before = offeredNow();
+      const taken = markTaken(Date.parse(payload.start), Date.parse(payload.end));
+      if (taken.length) toast(goneMessage(taken.map(([, text]) => text)));
+      // Buffers may take neighbouring times too: those are named after the re-read.
+      for (const [start] of taken) before.delete(start);
+      reread(before);
     });
     socket.on("slot_released", (payload) => forUs(payload) && show());
     // Something else changed what this page offers (a calendar sync, say): re-read.
-    socket.on("slots_changed", (payload) => forUs(payload) && show());
+    socket.on("slots_changed", (payload) => forUs(payload) && reread());
   }
 
   // ---------------------------------------------------------------- start
+  rove(focusDay());
   if (!zoneWorks(shown.tz)) return; // this browser cannot draw that zone: keep the plain page
   const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone || null;
   if (!tzInUrl && browserZone && browserZone !== shown.tz && zoneWorks(browserZone)) {

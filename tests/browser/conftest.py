@@ -160,3 +160,25 @@ def shots(page, name: str) -> None:
     page.set_viewport_size(PHONE)
     screenshot(page, f"{name}-mobile")
     page.set_viewport_size(viewport)
+
+
+def assert_accessible(page, label: str = "") -> None:
+    """axe-core (bundled by axe-playwright-python, no network) finds nothing serious or
+    critical on the page as it is now; colour contrast is checked to WCAG AA."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    options = {
+        "resultTypes": ["violations"],
+        "runOnly": ["wcag2a", "wcag2aa", "wcag21aa", "best-practice"],
+    }
+    results = Axe().run(page, options=options)
+    bad = [
+        f"{v['id']} ({v['impact']}): {v['help']}: "
+        + "; ".join(
+            node["target"][0] if isinstance(node["target"][0], str) else str(node["target"])
+            for node in v["nodes"][:4]
+        )
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert not bad, f"{label or page.url}: " + "\n".join(bad)

@@ -24,11 +24,17 @@ def csrf_of(html: str) -> str:
 
 
 def new_expert(
-    server, *, title="Deep dive", duration=30, hours=(("09:00", "17:00"),), **fields
+    server,
+    *,
+    title="Deep dive",
+    duration=30,
+    hours=(("09:00", "17:00"),),
+    more_types=(),
+    **fields,
 ) -> dict:
     """Register an expert over HTTP (forms, the confirmation link from the mail, then the
-    session-authenticated API) with hours in UTC every day and one event type; returns its
-    names and ids."""
+    session-authenticated API) with hours in UTC every day and one event type (and the
+    `more_types`, each a dict of API fields); returns its names and ids."""
     username = f"expert{next(_names)}{int(time.time() * 1000) % 100000}"
     http = requests.Session()
     token = csrf_of(http.get(f"{server.url}/auth/register", timeout=10).text)
@@ -69,9 +75,17 @@ def new_expert(
         headers=headers,
         timeout=10,
     )
-    http.close()  # its pooled connections, before the garbage collector finds them open
     assert response.status_code == 201, response.text
-    return {"username": username, "event_type_id": response.json()["id"], "slug": "deep-dive"}
+    made = {"username": username, "event_type_id": response.json()["id"], "slug": "deep-dive"}
+    made["more"] = []
+    for extra in more_types:
+        response = http.post(
+            f"{server.url}/api/v1/event-types", json=extra, headers=headers, timeout=10
+        )
+        assert response.status_code == 201, response.text
+        made["more"].append({"event_type_id": response.json()["id"], "slug": extra["slug"]})
+    http.close()  # its pooled connections, before the garbage collector finds them open
+    return made
 
 
 def day_after_tomorrow() -> str:
@@ -147,7 +161,7 @@ def test_a_slot_greys_out_live_and_the_loser_gets_just_taken(new_context, live_s
     # Taken: disabled at once, then gone after the re-read; either way not clickable.
     clickable = watcher.locator(f"a.slot[data-start='{start}']:not([aria-disabled='true'])")
     assert wait_until(lambda: clickable.count() == 0, within=1.0), "not greyed out within 1 s"
-    assert watcher.locator(".toast").first.inner_text().endswith("was just booked")
+    assert watcher.locator(".toast").first.inner_text().endswith("is no longer available")
     shots(watcher, "slot-taken-live")
     fill_and_confirm(loser, name="Loser", email="loser@example.com")
     loser.wait_for_selector("text=just taken")
