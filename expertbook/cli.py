@@ -231,8 +231,13 @@ def check_invariants(late_minutes: int, failed_days: int):
 
     from .invariants import violations
 
-    found = violations(utcnow(), late=timedelta(minutes=late_minutes), failed_days=failed_days)
-    db.session.rollback()
+    try:
+        found = violations(utcnow(), late=timedelta(minutes=late_minutes), failed_days=failed_days)
+    except sa.exc.SQLAlchemyError as error:  # unreachable, or not migrated: say so in one line
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        raise click.ClickException(f"could not read the database: {reason}") from None
+    finally:
+        db.session.rollback()
     if found:
         for line in found:
             click.echo(line)

@@ -7,6 +7,8 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from config import TestingConfig
+from expertbook import create_app
 from expertbook.availability import set_availability
 from expertbook.extensions import db
 from expertbook.models import Booking, utcnow
@@ -202,3 +204,20 @@ def test_bad_options_are_one_line(check, args):
     assert result.exit_code == 2
     assert "Traceback" not in result.output
     assert [line for line in result.output.splitlines() if line.startswith("Error:")]
+
+
+@pytest.mark.parametrize(
+    ("database", "reason"),
+    [
+        ("sqlite:///{tmp}/empty.db", "no such table"),  # never migrated
+        ("postgresql://postgres@127.0.0.1:9/none", "connection"),  # nobody listens
+    ],
+)
+def test_a_database_it_cannot_read_is_one_line(tmp_path, database, reason):
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=database.format(tmp=tmp_path))
+    result = app.test_cli_runner().invoke(args=["check-invariants"])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    (line,) = result.output.splitlines()
+    assert line.startswith("Error: could not read the database: ")
+    assert reason in line.lower()
