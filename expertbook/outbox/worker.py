@@ -402,9 +402,11 @@ class Worker:
             self._close_listener()
             return
         if self._wake_read in ready:
+            # One read of what is there: under eventlet os.read is green and waits for more
+            # instead of raising BlockingIOError, so a loop draining to empty never returns.
+            # Wake-ups left over (more than 64 KB of them) only make the next wait short.
             with contextlib.suppress(BlockingIOError):
-                while os.read(self._wake_read, 4096):
-                    pass
+                os.read(self._wake_read, 65536)
         if self._listener is not None and self._listener in ready:
             try:
                 self._listener.poll()
