@@ -116,11 +116,19 @@ def why_not_sent(booking: Booking | None, message: OutboxMessage, now: datetime)
         return "the booking no longer exists"
     if not booking.is_confirmed:
         return f"the booking is {booking.status}"
-    if message.payload.get("start") != booking.start_at.isoformat():
+    if _start_of(message) != booking.start_at:
         return f"the booking moved to {booking.start_at.isoformat()}"
     if booking.start_at <= now:
         return "the session has already started"
     return None
+
+
+def _start_of(message: OutboxMessage) -> datetime | None:
+    """The start the reminder was made for (None when the row does not say)."""
+    try:
+        return datetime.fromisoformat((message.payload or {})["start"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 @handler(OutboxMessage.REMINDER)

@@ -210,3 +210,16 @@ def test_the_worker_sends_each_reminder_when_it_is_due(app, expert, coaching, in
     assert [m.status for m in reminders_of(booking)] == ["sent", "sent", "pending", "pending"]
     assert run_pass(app, clock=lambda: start - timedelta(minutes=30), policy=policy) == 2
     assert len(inbox.messages) == 4
+
+
+@pytest.mark.parametrize("start", [None, "soon", 5])
+def test_a_row_that_does_not_say_its_start_sends_nothing(app, expert, coaching, inbox, start):
+    booking, _link = book(coaching, days_ahead(5, 15), now=utcnow())
+    message = row(booking, "client")
+    message.payload = {**message.payload, "start": start}
+    db.session.commit()
+    deliver_reminder(message)
+    assert inbox.messages == []
+    db.session.refresh(message)
+    assert message.status == OutboxMessage.CANCELLED
+    assert message.last_error.startswith("not sent: the booking moved to ")
