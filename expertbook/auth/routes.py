@@ -224,7 +224,7 @@ def second_factor():
 @bp.post("/logout")
 @login_required
 def logout():
-    """Sign out and drop the whole session."""
+    """Sign out everywhere (the button says so): this session and every copy of it."""
     if EmptyForm().validate_on_submit():
         # The session lives in a signed cookie, so a copy of it would outlive the log-out;
         # a new session_version makes every copy (and every remember-me cookie) invalid.
@@ -233,7 +233,7 @@ def logout():
         # Cleared first: logout_user() then leaves its note to delete the remember cookie.
         session.clear()
         logout_user()
-        flash("You are signed out.", "info")
+        flash("You are signed out on every device and browser.", "info")
     return redirect(url_for("auth.login"))
 
 

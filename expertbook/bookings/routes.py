@@ -201,10 +201,17 @@ def reschedule(uid: str):
         day=day,
         slots=slots,
         form=form,
-        previous_day=day - timedelta(days=1),
-        next_day=day + timedelta(days=1),
+        # Neither into the past nor beyond what the event type lets clients book.
+        previous_day=day - timedelta(days=1) if day > now.astimezone(zone(tz)).date() else None,
+        next_day=day + timedelta(days=1) if day < last_bookable_day(booking, tz, now) else None,
         links=_links(booking, token),
     )
+
+
+def last_bookable_day(booking, tz: str, now: datetime) -> date:
+    """The viewer's local date of the event type's booking horizon."""
+    horizon = now + timedelta(days=booking.event_type.max_days_ahead)
+    return horizon.astimezone(zone(tz)).date()
 
 
 def _day_param(value: str | None, booking, tz: str) -> date:

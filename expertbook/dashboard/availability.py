@@ -101,6 +101,9 @@ def read_override(override: OverrideInput) -> tuple[date | None, list[tuple[int,
         day = date.fromisoformat(override.date)
     except ValueError:
         override.errors["date"] = "Pick a date (YYYY-MM-DD)."
+    else:
+        if day < expert_today():
+            override.errors["date"] = "That date has passed: pick today or a later date."
     if override.day_off:
         return day, []
     try:

@@ -43,7 +43,7 @@
       copyText(input).then(function () {
         var label = button.textContent;
         button.textContent = "Copied!";
-        toast("Link copied to the clipboard");
+        toast("Copied to the clipboard");
         setTimeout(function () { button.textContent = label; }, 2000);
       }, function () {
         input.focus();

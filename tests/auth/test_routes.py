@@ -269,3 +269,12 @@ def test_register_asks_for_a_zone_the_page_left_empty(auth, sent):
     assert response.status_code == 200
     assert ("Choose your time zone" if not sent else "Unknown time zone") in response.text
     assert db.session.scalar(sa.select(sa.func.count(User.id))) == 0
+
+
+def test_the_log_out_button_says_it_ends_every_session(client, auth, make_user):
+    """Issue 16, finding 10: log-out ends every session, and the button says so."""
+    make_user("ann")
+    auth.login("ann")
+    assert "Log out everywhere</button>" in client.get("/profile").text
+    auth.logout()
+    assert "signed out on every device" in client.get("/auth/login").text

@@ -1,7 +1,7 @@
 """My Bookings, the booking page, cancel and reschedule, through the Flask test client."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -315,3 +315,16 @@ def test_a_manage_link_changes_nothing_once_the_session_is_over(client, auth, ma
         assert client.get(path).status_code in (403, 405)
     db.session.expire_all()
     assert (booking.status, booking.sequence) == ("confirmed", 0)
+
+
+def test_reschedule_days_stay_between_today_and_the_horizon(client, make_booking):
+    """Issue 16, finding 14: no Previous day into the past, no Next day past the horizon."""
+    booking, token = make_booking(day_ahead(2, 10))
+    base = f"/bookings/{booking.uid}/reschedule?token={token}&tz=UTC"
+    today = datetime.now(UTC).date()
+    page = client.get(f"{base}&date={today}").text
+    assert "Previous day" not in page and "Next day" in page
+    last = (datetime.now(UTC) + timedelta(days=booking.event_type.max_days_ahead)).date()
+    page = client.get(f"{base}&date={last}").text
+    assert "Previous day" in page and "Next day" not in page
+    assert 'class="day-nav"' in page and "cal-nav" not in page

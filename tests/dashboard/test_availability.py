@@ -271,3 +271,11 @@ def test_post_without_csrf_token_is_refused(client, expert, path, data):
     assert weekly_of(expert) == {}
     assert overrides_of(expert) == {date(2030, 12, 25): []}
     assert db.session.scalar(sa.select(sa.func.count(DateOverride.id))) == 1
+
+
+def test_an_override_for_a_past_date_is_refused_with_a_reason(auth, expert):
+    """Issue 16, finding 16: it used to be saved without a word."""
+    response = auth.post(OVERRIDES, {"date": "2001-01-01", "day_off": "y"}, token_from=PAGE)
+    assert response.status_code == 200
+    assert "That date has passed" in response.text
+    assert overrides_of(expert) == {}

@@ -72,3 +72,16 @@ def test_live_tokens_are_capped_with_a_clear_message(auth, make_user):
     db.session.scalars(sa.select(ApiToken)).first().revoked_at = db.func.now()
     db.session.commit()
     assert 'id="new-token"' in auth.post("/dashboard/tokens", {"name": "one more"}).text
+
+
+def test_revoking_and_a_new_feed_address_ask_first(client, auth, make_user):
+    """Issue 16, finding 11: both act only after a confirmation (dashboard.js asks)."""
+    from tests.dashboard import sign_in_expert
+
+    sign_in_expert(make_user, auth, username="tess")
+    auth.post("/dashboard/tokens", {"name": "laptop"})
+    page = client.get("/dashboard/tokens").text
+    assert 'data-confirm="Revoke “laptop”?' in page and "js/dashboard.js" in page
+    feed = auth.post("/calendar/regenerate", token_from="/dashboard/").text
+    assert 'data-copy="feed-url"' in feed and "js/dashboard.js" in feed
+    assert 'data-confirm="Make a new feed address?' in client.get("/dashboard/").text
