@@ -25,6 +25,7 @@ class Answer:
     close: bool = False  # hang up without answering
     location: str | None = None  # a redirect's Location
     repeat: int = 1  # send `body` this many times (a huge answer without the memory)
+    drip: float | None = None  # send the whole answer one byte per `drip` seconds
 
 
 @dataclass
@@ -72,6 +73,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
             return
         if answer.delay and self.server.stopping.wait(answer.delay):
+            return
+        if answer.drip is not None:
+            raw = b"HTTP/1.1 %d OK\r\nContent-Length: %d\r\n\r\n%s" % (
+                answer.status,
+                len(answer.body),
+                answer.body,
+            )
+            for i in range(len(raw)):
+                if self.server.stopping.wait(answer.drip):
+                    return
+                self.wfile.write(raw[i : i + 1])
+                self.wfile.flush()
             return
         self.send_response(answer.status)
         self.send_header("Content-Type", "text/plain")

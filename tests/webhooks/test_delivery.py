@@ -7,7 +7,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -112,6 +114,17 @@ def test_every_failure_is_retried_with_the_same_bytes_until_the_receiver_recover
     }
 
 
+def test_a_trickling_receiver_is_given_up_on_at_the_deadline(hook, receiver, monkeypatch):
+    message, _ = hook
+    monkeypatch.setattr(delivery, "TIMEOUT", 1)
+    receiver.answer(Answer(200, b"ok", drip=0.2))  # each byte in time, the whole far too late
+    started = time.monotonic()
+    with pytest.raises(DeliveryError) as failure:
+        delivery.deliver(message)
+    assert time.monotonic() - started < 1.5
+    assert "No answer within 1 seconds" in failure.value.message
+
+
 @pytest.mark.parametrize("status", [200, 503])
 def test_a_huge_answer_is_read_at_most_64_kb_and_never_kept(hook, receiver, status):
     message, _ = hook
@@ -177,6 +190,18 @@ def test_an_unreadable_secret_is_retried_not_sent(app, hook, receiver):
     assert receiver.received == []
 
 
-def test_the_signature_helper_matches_the_readme_recipe():
-    body = b'{"id":"x"}'
-    assert delivery.signature("whsec_test", body) == signed("whsec_test", body)
+def test_the_readme_recipe_checks_a_real_delivery(hook, receiver):
+    """The Python snippet the README gives receivers, run as written."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Webhooks") :]
+    snippet = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    recipe: dict = {}
+    exec(snippet, recipe)  # noqa: S102 - our own README
+    message, secret = hook
+    delivery.deliver(message)
+    [got] = receiver.received
+    signature = got.headers["X-ExpertBook-Signature"]
+    assert recipe["is_from_expertbook"](secret, got.body, signature)
+    assert not recipe["is_from_expertbook"](secret, got.body + b"\n", signature)
+    assert not recipe["is_from_expertbook"]("whsec_wrong", got.body, signature)
+    assert not recipe["is_from_expertbook"](secret, got.body, None)
