@@ -22,6 +22,10 @@ server) with two `python wsgi.py` processes (eventlet) sharing one Redis message
    bench/bare_server.py processes, whose booking is the least one can be (hand-written SQL
    on a raw psycopg2 connection: row lock, overlap check, insert, commit; no ORM, no slot
    engine) and whose ping is ExpertBook's. Their ratio is what 1./2. could reach at best.
+6. Webhooks (bench/webhook_latency.py): bookings of an expert with a webhook, from a few
+   threads; from the commit (bounded by the POST and its 201) to the delivery reaching a
+   receiver in this process, delivered by the servers' own outbox workers. Target: p99
+   under 2 s.
 
 Figures depend on the machine (and on whatever else runs on it: the load average is printed
 at the start and the end); nothing here fails on a slow machine, each target prints "target
@@ -296,6 +300,16 @@ async def fan_out(servers, sockets: int, rounds: int, join_payload: dict, make_p
 # --------------------------------------------------------------------------- main
 
 
+def webhook_phase(servers, token: str, event_type_id: int, day0: datetime, size: Size):
+    """6. From a booking's commit to its webhook at a receiver (bench/webhook_latency.py)."""
+    import webhook_latency
+
+    count = max(size.rounds * 10, 100)
+    return webhook_latency.measure(
+        servers, token, event_type_id, lambda i: slot(day0, i), count, threads=8
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="300 bookings, 100 sockets, 10 rounds")
@@ -317,11 +331,12 @@ def main() -> int:
         SECRET_KEY=SECRET,
         ACCESS_LOG="false",
         RATELIMIT_ENABLED="false",
+        ALLOW_PRIVATE_HOSTS="true",  # 6.'s webhook receiver listens on 127.0.0.1
     )
     flask_cli(env, "db", "upgrade")
     experts = [f"expert{i}" for i in range(EXPERTS)]
     bare_experts = [f"bare{i}" for i in range(EXPERTS)]
-    tokens = seed_users(database_url, [*experts, *bare_experts, "solo", "fan", "warm"])
+    tokens = seed_users(database_url, [*experts, *bare_experts, "solo", "fan", "warm", "hook"])
     day0 = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), datetime.min.time(), UTC)
 
     print(
@@ -413,6 +428,7 @@ def main() -> int:
         app_fan = asyncio.run(
             fan_out(servers, size.sockets, size.rounds, {"event_type_id": fan_id}, book)
         )
+        hooks = webhook_phase(servers, tokens["hook"], ids["hook"], day0, size)
         group.stop()
 
         # 4. and 5. The same against the bare servers.
@@ -488,6 +504,12 @@ def main() -> int:
         f"(server CPU {per(multi, multi.server_cpu):.2f} vs "
         f"{per(bare_multi, bare_multi.server_cpu):.2f} ms per booking)"
     )
+    print(f"\n6. webhooks: {hooks.count} bookings from 8 threads, each with a webhook")
+    for line in hooks.lines():
+        print(line)
+    if hooks.failed_posts or hooks.missing:
+        failures += 1
+        print(f"  problems: {hooks.failed_posts[:2]} {hooks.missing} webhooks missing")
     print(
         f"\ntotal {time.monotonic() - run_started:.0f} s, load average now {load_average()} "
         f"(other work on the machine skews every figure)"
