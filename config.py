@@ -38,6 +38,15 @@ class Config:
         os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'expertbook.db'}"
     )
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # PostgreSQL away: a connection attempt gives up after this many seconds, and no single
+    # statement runs longer than this many milliseconds (the booking transaction sets its
+    # own); a request then answers 503 `unavailable` with Retry-After (expertbook/database.py).
+    DATABASE_CONNECT_TIMEOUT = float(os.environ.get("DATABASE_CONNECT_TIMEOUT") or 3)
+    DATABASE_STATEMENT_TIMEOUT_MS = int(os.environ.get("DATABASE_STATEMENT_TIMEOUT_MS") or 5000)
+    # /healthz gives the database this long (seconds) in all before it answers 503.
+    HEALTHZ_TIMEOUT = 1.5
+    # Retry-After (seconds) on a 503 `unavailable`.
+    UNAVAILABLE_RETRY_AFTER = 5
     REDIS_URL = os.environ.get("REDIS_URL") or None
     # Redis pub/sub ignores the database number: deployments sharing one Redis need their
     # own channel, or each hears the other's slot_taken events.
@@ -49,6 +58,11 @@ class Config:
 
     RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
     RATELIMIT_HEADERS_ENABLED = True
+    # Redis away: limits are counted in each process's memory until it is back (checked
+    # again after 1, 2, 4 ... 32 s), one warning in the log; any other failure of the limits'
+    # store lets the request through instead of answering 500.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_SWALLOW_ERRORS = True
 
     MAIL_SERVER = os.environ.get("MAIL_SERVER") or None
     MAIL_PORT = int(os.environ.get("MAIL_PORT") or 25)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flask import Flask, abort, jsonify, render_template, request
+from flask import Flask, abort, g, jsonify, render_template, request
+from flask.logging import default_handler
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
@@ -67,7 +68,7 @@ def create_app(config_class: type[Config] | str | None = None, **overrides) -> F
 
 
 def register_extensions(app: Flask) -> None:
-    from . import database, schedule_cache  # noqa: F401  (schedule versions bump on flush)
+    from . import database, pubsub, schedule_cache  # noqa: F401  (versions bump on flush)
     from .calendars import models as _calendar_models  # noqa: F401  (their tables)
     from .outbox import models as _outbox_models  # noqa: F401  (their tables)
 
@@ -81,16 +82,31 @@ def register_extensions(app: Flask) -> None:
     login_manager.session_protection = app.config["SESSION_PROTECTION"]
     csrf.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+    if app.config["RATELIMIT_STORAGE_URI"].startswith(("redis://", "rediss://")):
+        # A Redis that is away fails a check in half a second; the limits then fall back to
+        # this process's memory (RATELIMIT_IN_MEMORY_FALLBACK_ENABLED) until it is back.
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", pubsub.client_options())
     limiter.init_app(app)
+    # Flask-Limiter warns when it falls back to memory on a logger of its own that has only a
+    # NullHandler: the app's handler makes that one line reach the log.
+    limiter_log = logging.getLogger("flask-limiter")
+    if default_handler not in limiter_log.handlers:
+        limiter_log.addHandler(default_handler)
     # Handlers must be declared before the first init_app: Flask-SocketIO re-registers its
     # list of handlers on every app's server, but only those declared while it had none.
     from . import realtime  # noqa: F401
 
+    redis_url = app.config["REDIS_URL"]
     socketio.init_app(
         app,
         async_mode=app.config["ASYNC_MODE"],
-        message_queue=app.config["REDIS_URL"],
-        channel=app.config["SOCKETIO_CHANNEL"],
+        message_queue=redis_url,
+        # Always named: Flask-SocketIO keeps the last app's manager for the next otherwise.
+        client_manager=pubsub.RecoveringRedisManager(
+            redis_url, channel=app.config["SOCKETIO_CHANNEL"], catch_up=realtime.catch_up
+        )
+        if redis_url
+        else None,
         cors_allowed_origins=[app.config["BASE_URL"]] if app.config.get("PRODUCTION") else None,
         json=realtime.GuardedJSON,
     )
@@ -125,10 +141,11 @@ def wants_json() -> bool:
 
 
 def register_errorhandlers(app: Flask) -> None:
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
 
     from .api.errors import error_response
-    from .database import BookingBusy, is_busy
+    from .database import BookingBusy, deadline, discard_transaction, is_busy, is_unavailable
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
@@ -180,9 +197,25 @@ def register_errorhandlers(app: Flask) -> None:
         message = "Something went wrong on our side."
         return render_template("errors/error.html", code=500, message=message), 500
 
-    @app.errorhandler(OperationalError)
-    def database_error(error: OperationalError):
-        if not is_busy(error):
+    def unavailable(error: Exception):
+        """503 with Retry-After: the database cannot be reached; nothing was written."""
+        app.logger.warning("database unavailable: %s", str(error).partition("\n")[0])
+        discard_transaction()
+        message = "The site cannot reach its database right now; please try again shortly."
+        headers = {"Retry-After": str(app.config["UNAVAILABLE_RETRY_AFTER"])}
+        if wants_json():
+            return error_response(503, "unavailable", message, headers=headers)
+        # The page must not ask the database who is signed in.
+        g._login_user = login_manager.anonymous_user()
+        page = render_template("errors/error.html", code=503, message=message, unavailable=True)
+        return page, 503, headers
+
+    @app.errorhandler(DBAPIError)
+    @app.errorhandler(PoolTimeout)
+    def database_error(error: SQLAlchemyError):
+        if is_unavailable(error):
+            return unavailable(error)
+        if not (isinstance(error, OperationalError) and is_busy(error)):
             return unexpected_error(error)
         # Outside a booking (on SQLite, say, a read transaction that another write overtook).
         app.logger.warning("database busy: %s", error.orig)
@@ -192,13 +225,14 @@ def register_errorhandlers(app: Flask) -> None:
     @app.get("/healthz")
     @limiter.exempt
     def healthz():
-        """Liveness for monitors: one trivial query."""
+        """Liveness for monitors: one trivial query, answered within HEALTHZ_TIMEOUT."""
         from sqlalchemy import text
 
         try:
-            db.session.execute(text("SELECT 1"))
+            with deadline(app.config["HEALTHZ_TIMEOUT"]):
+                db.session.execute(text("SELECT 1"))
         except Exception:  # noqa: BLE001 - any database failure means "not healthy"
-            db.session.rollback()
+            discard_transaction()
             return jsonify(status="unavailable"), 503
         return jsonify(status="ok")
 

@@ -7,18 +7,32 @@ transaction starts with `BEGIN IMMEDIATE` (the database-wide write lock). SQLite
 that lock is a busy-loop in C that would freeze the eventlet hub, so writers in one process
 also queue on a lock in Python first, which eventlet's monkey-patching turns into a green
 lock.
+
+A database that cannot be reached (stopped, restarting, frozen) must cost a request a few
+seconds at most, then 503 (`is_unavailable`). Every PostgreSQL connection gets a connect
+timeout, TCP keepalives and a statement timeout; and since a frozen server (SIGSTOP, a hung
+host) still has its kernel acknowledge every packet, so that neither keepalives nor
+tcp_user_timeout ever fire and libpq's connect_timeout is ignored by psycopg2's green
+(asynchronous) connections, each wait on the socket under eventlet is bounded too
+(`_green_wait`).
 """
 
 from __future__ import annotations
 
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
+from dataclasses import dataclass
 
+import psycopg2
 from flask import Flask, current_app
+from psycopg2 import extensions as pg_extensions
 from sqlalchemy import event, make_url, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import OperationalError
 
 from .extensions import db
@@ -26,6 +40,14 @@ from .extensions import db
 _sqlite_writer = threading.Lock()
 # PostgreSQL: lock_timeout (55P03) or statement_timeout (57014) ran out.
 BUSY_SQLSTATES = {"55P03", "57014"}
+# PostgreSQL going away or not there yet: admin_shutdown, crash_shutdown, cannot_connect_now
+# (starting up, shutting down); class 08 is every connection exception.
+UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03"}
+# A pooled connection is pinged before use; a healthy server answers at once.
+PING_TIMEOUT = 1.0
+# How long past its statement timeout a silent server is waited for: by then it would have
+# answered with the timeout error itself, so the silence means it is gone.
+STATEMENT_GRACE = 1.0
 
 
 class BookingBusy(Exception):
@@ -39,15 +61,141 @@ def is_busy(error: OperationalError) -> bool:
     return isinstance(error.orig, sqlite3.OperationalError) and "locked" in str(error.orig)
 
 
+def is_unavailable(error: BaseException) -> bool:
+    """The database cannot be reached right now (refused, shutting down, starting up, gone
+    silent, the connection lost): nothing was written, and a retry later may succeed."""
+    if isinstance(error, sa_exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    if not isinstance(error, sa_exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    orig = error.orig
+    code = getattr(orig, "pgcode", None)
+    if code:
+        return code in UNAVAILABLE_SQLSTATES or code.startswith("08")
+    if isinstance(orig, psycopg2.InterfaceError | psycopg2.OperationalError):
+        # No SQLSTATE: libpq's own failure (refused, timed out, closed), not the server's.
+        return True
+    return isinstance(orig, sqlite3.OperationalError) and "unable to open" in str(orig)
+
+
+def discard_transaction() -> None:
+    """Roll the session back after a failure. When the connection went with the database
+    there is nothing to roll back: the pool has already dropped it."""
+    with suppress(sa_exc.SQLAlchemyError):
+        db.session.rollback()
+
+
+class DatabaseTimeout(psycopg2.OperationalError):
+    """The server did not answer in time; psycopg2 closes the connection, so SQLAlchemy
+    drops it from the pool instead of handing it out again."""
+
+
+@dataclass
+class _WaitLimits:
+    connect: float = 3.0
+    statement: float = 6.0
+
+
+_limits = _WaitLimits()
+# A tighter bound for the current request or task (seconds), and an absolute deadline
+# (time.monotonic()) no wait may pass; both None when not set.
+_bound: ContextVar[float | None] = ContextVar("database_wait_bound", default=None)
+_deadline: ContextVar[float | None] = ContextVar("database_deadline", default=None)
+
+
+@contextmanager
+def wait_bound(seconds: float) -> Iterator[None]:
+    """Let each wait on the server inside the block last up to `seconds` (a statement that
+    may legitimately wait longer than the usual statement timeout, on a lock say)."""
+    token = _bound.set(seconds)
+    try:
+        yield
+    finally:
+        _bound.reset(token)
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Give up on the server once `seconds` have passed in the block, in all its waits
+    together (connecting, the pool's ping, the statement)."""
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+# psycopg2 says a connection still being set up is in some other state (its own
+# CONN_STATUS_CONNECTING, 20, while the server has not answered the start-up).
+_CONNECTED = {pg_extensions.STATUS_READY, pg_extensions.STATUS_BEGIN, pg_extensions.STATUS_PREPARED}
+
+
+def _wait_for(conn) -> float:
+    """How long the wait about to start may last."""
+    connecting = conn.status not in _CONNECTED
+    bound = _limits.connect if connecting else (_bound.get() or _limits.statement)
+    end = _deadline.get()
+    if end is not None:
+        bound = min(bound, max(end - time.monotonic(), 0.0))
+    return bound
+
+
+def _green_wait(conn, timeout=None) -> None:
+    """psycopg2's wait callback under eventlet: eventlet's own (the green thread sleeps
+    until the socket is ready), except that no wait lasts past its bound."""
+    from eventlet.hubs import trampoline
+
+    while True:
+        state = conn.poll()
+        if state == pg_extensions.POLL_OK:
+            return
+        bound = _wait_for(conn)
+        error = DatabaseTimeout(f"the database did not answer within {bound:.1f} s")
+        if state == pg_extensions.POLL_READ:
+            trampoline(conn.fileno(), read=True, timeout=bound, timeout_exc=error)
+        elif state == pg_extensions.POLL_WRITE:
+            trampoline(conn.fileno(), write=True, timeout=bound, timeout_exc=error)
+        else:
+            raise psycopg2.OperationalError(f"bad result from poll: {state!r}")
+
+
+def _eventlet_psycopg() -> bool:
+    """psycopg2 runs green in this process (wsgi.py monkey-patched it)."""
+    if "eventlet" not in sys.modules:
+        return False
+    from eventlet.patcher import is_monkey_patched
+
+    return is_monkey_patched("psycopg") and pg_extensions.get_wait_callback() is not None
+
+
 def engine_options(app: Flask) -> dict:
     """SQLALCHEMY_ENGINE_OPTIONS for the app's database, before the engine is made.
 
     On PostgreSQL, READ COMMITTED is set, not assumed: a booking relies on each statement
     after the lock seeing every booking committed before it. Under a server default of
-    REPEATABLE READ, the lock would instead fail with a serialization error."""
+    REPEATABLE READ, the lock would instead fail with a serialization error. Each connection
+    also gets the timeouts and keepalives that bound a wait on a server that is away (a
+    setting given in DATABASE_URL's query wins)."""
     options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
-    if make_url(app.config["SQLALCHEMY_DATABASE_URI"]).get_backend_name() == "postgresql":
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() == "postgresql":
         options.setdefault("isolation_level", "READ COMMITTED")
+        connect_args = {
+            "connect_timeout": max(1, round(app.config["DATABASE_CONNECT_TIMEOUT"])),
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+            # Unacknowledged data (a host that vanished) ends the connection after this.
+            "tcp_user_timeout": 15000,
+            "options": f"-c statement_timeout={int(app.config['DATABASE_STATEMENT_TIMEOUT_MS'])}",
+        }
+        connect_args.update(options.get("connect_args", {}))
+        for name in url.query:
+            connect_args.pop(name, None)
+        options["connect_args"] = connect_args
     return options
 
 
@@ -56,6 +204,24 @@ def configure_engine(app: Flask) -> None:
         engine = db.engine
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
+    elif engine.dialect.driver == "psycopg2":
+        _configure_postgres(app, engine)
+
+
+def _configure_postgres(app: Flask, engine) -> None:
+    _limits.connect = float(app.config["DATABASE_CONNECT_TIMEOUT"])
+    _limits.statement = app.config["DATABASE_STATEMENT_TIMEOUT_MS"] / 1000 + STATEMENT_GRACE
+    if _eventlet_psycopg():
+        pg_extensions.set_wait_callback(_green_wait)
+    # The pool's pre-ping gets a short bound of its own: a pooled connection to a server
+    # that went silent is given up after PING_TIMEOUT, not after a statement's bound.
+    ping = engine.dialect.do_ping
+
+    def bounded_ping(dbapi_connection) -> bool:
+        with wait_bound(PING_TIMEOUT):
+            return ping(dbapi_connection)
+
+    engine.dialect.do_ping = bounded_ping
 
 
 def _configure_sqlite(engine) -> None:
@@ -143,7 +309,7 @@ def booking_transaction() -> Iterator[None]:
     # views write nothing before; the API token's use commits at once).
     if session.new or session.dirty or session.deleted:
         session.commit()
-    with _committed(session):
+    with _committed(session), wait_bound(timeout_ms * 2 / 1000 + STATEMENT_GRACE):
         # One round trip for both settings.
         session.execute(
             text(

@@ -3,8 +3,13 @@
 Clients (the booking page) send:
     join  {"event_type_id": N}  enter room "event-type:N" (an active event type)
     leave {"event_type_id": N}  leave it
-and get `error` {"code", "message"} for a bad payload, never a dropped connection:
+The server answers a join with `joined` {"event_type_id", "version"}: `version` is the
+expert's schedule version, which every change to what they offer bumps, so a page that
+joins again (say on a slow timer) and sees another version knows to re-read its slots.
+Clients get `error` {"code", "message"} instead of a dropped connection or silence:
     invalid_payload / unknown_event_type   join or leave could not be honoured
+    unavailable    the database cannot be reached: try again in `retry_after` seconds
+    internal_error anything else a handler could not finish (logged)
     bad_packet     a message that is not a readable Socket.IO packet (bad JSON, nesting too
                    deep, no event name); it is dropped, with one line in the log
     rate_limited   over MESSAGES_PER_SECOND messages in a second: the rest of that second's
@@ -16,7 +21,9 @@ expert (one expert cannot be in two sessions at once):
     slot_released {"event_type_id", "start", "end"}   a cancellation freed it
     slots_changed {"event_type_id"}                    anything else changed what it offers
                                                        (a calendar sync): re-read the slots
-With REDIS_URL set, emits go through Redis and reach clients on every server process.
+With REDIS_URL set, emits go through Redis and reach clients on every server process;
+events lost while Redis was away are made up for by a `slots_changed` to the rooms that may
+have missed them (expertbook/pubsub.py, with `catch_up`).
 """
 
 from __future__ import annotations
@@ -31,13 +38,17 @@ from typing import Any
 import sqlalchemy as sa
 from flask_socketio import emit, join_room, leave_room
 
+from .database import discard_transaction, is_unavailable
 from .extensions import db, socketio
-from .models import Booking, EventType
+from .models import Booking, EventType, User
 from .scheduling import Interval, iso_z
 
 MAX_ID = 2**31 - 1
 # A booking page sends a join per (re)connect and a leave: 20 a second is far above that.
 MESSAGES_PER_SECOND = 20
+# After `unavailable`, a page tries again no sooner than this (seconds).
+RETRY_AFTER = 5
+ROOM_PREFIX = "event-type:"
 _BUDGET = "expertbook.message_budget"  # key in the connection's WSGI environ
 
 log = logging.getLogger("expertbook.realtime")
@@ -104,7 +115,16 @@ def _send_error(server: Any, eio_sid: str, code: str, message: str) -> None:
 
 
 def room_of(event_type_id: int) -> str:
-    return f"event-type:{event_type_id}"
+    return f"{ROOM_PREFIX}{event_type_id}"
+
+
+def catch_up(room: str) -> tuple[str, dict] | None:
+    """What a room that may have missed events (Redis was away) is sent: booking pages
+    re-read their slots. None for any other room."""
+    event_type_id = room.removeprefix(ROOM_PREFIX)
+    if event_type_id == room or not event_type_id.isdigit():
+        return None
+    return "slots_changed", {"event_type_id": int(event_type_id)}
 
 
 def _event_type_id(payload: Any = None, *extra: Any) -> int | None:
@@ -127,11 +147,31 @@ def on_join(*args: Any):
     event_type_id = _event_type_id(*args)
     if event_type_id is None:
         return _error("invalid_payload", 'Send {"event_type_id": <positive integer>}.')
-    active = db.session.scalar(sa.select(EventType.active).where(EventType.id == event_type_id))
-    if not active:
+    row = db.session.execute(
+        sa.select(EventType.active, User.schedule_version)
+        .join(User, User.id == EventType.expert_id)
+        .where(EventType.id == event_type_id)
+    ).first()
+    if row is None or not row.active:
         return _error("unknown_event_type", "No such event type.")
     join_room(room_of(event_type_id))
-    emit("joined", {"event_type_id": event_type_id})
+    emit("joined", {"event_type_id": event_type_id, "version": row.schedule_version})
+
+
+@socketio.on_error_default
+def on_handler_error(error: Exception):
+    """A handler failed (the database away, say): the client hears why, never silence."""
+    discard_transaction()
+    if is_unavailable(error):
+        log.warning("socket handler: database unavailable (%s)", type(error).__name__)
+        emit("error", {
+            "code": "unavailable",
+            "message": "The service is briefly unavailable; trying again.",
+            "retry_after": RETRY_AFTER,
+        })  # fmt: skip
+        return
+    log.error("socket handler failed", exc_info=error)
+    emit("error", {"code": "internal_error", "message": "Something went wrong on our side."})
 
 
 @socketio.on("leave")

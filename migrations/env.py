@@ -107,6 +107,10 @@ def run_migrations_online():
             )
 
             with context.begin_transaction():
+                if not sqlite:
+                    # Requests' statement timeout (config.DATABASE_STATEMENT_TIMEOUT_MS) is
+                    # no limit for a migration rewriting a large table.
+                    connection.exec_driver_sql('SET LOCAL statement_timeout = 0')
                 context.run_migrations()
                 if sqlite:
                     broken = connection.exec_driver_sql('PRAGMA foreign_key_check').fetchall()

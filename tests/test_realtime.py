@@ -20,10 +20,16 @@ def received(sio, name):
     return [event["args"][0] for event in sio.get_received() if event["name"] == name]
 
 
+def joined(event_type) -> dict:
+    """`joined` for the event type: its id and its expert's current schedule version."""
+    db.session.refresh(event_type.expert)
+    return {"event_type_id": event_type.id, "version": event_type.expert.schedule_version}
+
+
 def test_join_acknowledges_and_enters_the_room(app, event_type):
     sio = socketio.test_client(app)
     sio.emit("join", {"event_type_id": event_type.id})
-    assert received(sio, "joined") == [{"event_type_id": event_type.id}]
+    assert received(sio, "joined") == [joined(event_type)]
 
 
 @pytest.mark.parametrize(
@@ -101,7 +107,7 @@ def test_an_unreadable_packet_gets_an_error_event_and_no_traceback(app, event_ty
     assert "Traceback" not in caplog.text and "handler error" not in caplog.text
     assert sio.is_connected()
     sio.emit("join", {"event_type_id": event_type.id})  # and the connection still works
-    assert received(sio, "joined") == [{"event_type_id": event_type.id}]
+    assert received(sio, "joined") == [joined(event_type)]
 
 
 def test_each_connection_has_a_message_budget(app, event_type, monkeypatch):
@@ -117,7 +123,7 @@ def test_each_connection_has_a_message_budget(app, event_type, monkeypatch):
     assert sum(e["name"] == "left" for e in events) < realtime.MESSAGES_PER_SECOND
     assert [e["args"][0]["code"] for e in events if e["name"] == "error"] == ["rate_limited"]
     other.emit("join", {"event_type_id": event_type.id})  # another connection's own budget
-    assert received(other, "joined") == [{"event_type_id": event_type.id}]
+    assert received(other, "joined") == [joined(event_type)]
     clock[0] += 1.5  # a new second, a new budget
     sio.emit("join", {"event_type_id": event_type.id})
-    assert received(sio, "joined") == [{"event_type_id": event_type.id}]
+    assert received(sio, "joined") == [joined(event_type)]

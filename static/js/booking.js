@@ -430,17 +430,60 @@
 
   const forUs = (payload) => payload && payload.event_type_id === eventTypeId;
 
+  // A join the server could not answer (its database away) is tried again after pauses
+  // growing from the first to the longest. While joined, the page joins again now and then:
+  // `joined` names the expert's schedule version, and a version other than the one last
+  // read means an event was lost on the way (Redis away), so the page re-reads.
+  const JOIN_RETRY_FIRST_MS = 1000;
+  const JOIN_RETRY_LONGEST_MS = 30000;
+  const REJOIN_MS = Number(data.rejoinSeconds || 60) * 1000;
+
   function connect() {
     if (typeof window.io !== "function") return;
     const socket = window.io();
+    let version = null; // the schedule version of the slots shown, once read after a join
+    let rejoining = false; // the next `joined` answers a check, not a (re)connect
+    let retryMs = JOIN_RETRY_FIRST_MS;
+    let retryTimer = null;
+    const join = (check = false) => {
+      clearTimeout(retryTimer);
+      retryTimer = null;
+      rejoining = check;
+      socket.emit("join", { event_type_id: eventTypeId });
+    };
     // Every (re)connect joins again; the server's `joined` then triggers a re-read, so a
     // booking committed while we were away (or before the first join) is not missed.
-    socket.on("connect", () => socket.emit("join", { event_type_id: eventTypeId }));
+    socket.on("connect", () => join());
     // data-live="true" says the page is subscribed and up to date (tests and styles use it).
     socket.on("joined", (payload) => {
-      if (forUs(payload)) show().then(() => { data.live = "true"; });
+      if (!forUs(payload)) return;
+      retryMs = JOIN_RETRY_FIRST_MS;
+      const check = rejoining;
+      rejoining = false;
+      if (check && payload.version === version) return;
+      version = payload.version;
+      show().then((ok) => {
+        if (!ok) version = null; // not read after all: the next check re-reads
+        data.live = "true";
+      });
     });
-    socket.on("disconnect", () => { data.live = "false"; });
+    socket.on("error", (payload) => {
+      const code = payload && payload.code;
+      if (code !== "unavailable" && code !== "internal_error") return;
+      const pause = retryMs * (0.8 + Math.random() * 0.4); // spread the crowd out
+      retryMs = Math.min(retryMs * 2, JOIN_RETRY_LONGEST_MS);
+      clearTimeout(retryTimer);
+      retryTimer = setTimeout(() => socket.connected && join(rejoining), pause);
+    });
+    socket.on("disconnect", () => {
+      clearTimeout(retryTimer);
+      data.live = "false";
+    });
+    const check = () => {
+      if (socket.connected && data.live === "true" && !retryTimer && !document.hidden) join(true);
+    };
+    setInterval(check, REJOIN_MS);
+    document.addEventListener("visibilitychange", check);
     socket.on("slot_taken", (payload) => {
       if (!forUs(payload)) return;
       const before = offeredNow();

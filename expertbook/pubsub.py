@@ -1,0 +1,177 @@
+"""Redis for several server processes: Socket.IO's message queue and the rate limits' store,
+both made to outlast Redis going away.
+
+Redis is an accelerator here, never a single point of failure. Every Redis client answers or
+fails within about a second (`client_options`); the rate limits fall back to per-process
+memory while Redis is away (config: RATELIMIT_IN_MEMORY_FALLBACK_ENABLED).
+
+Socket.IO events published while Redis is away never reach the other processes, and nothing
+replays them. So the message queue (`RecoveringRedisManager`) notes each room whose event
+it could not publish, and once Redis answers again publishes a catch-up event to it (for a
+booking page: `slots_changed`, re-read your slots); and when its own listener gets back on
+the channel after losing it, it sends the same catch-up event to every room of its own
+clients, for whatever the others published meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import socketio
+from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+log = logging.getLogger("expertbook.pubsub")
+
+# Redis on the same network answers in a millisecond; one that has not in half a second is
+# away (frozen, or its host gone).
+TIMEOUT = 0.5
+# The listener tries to get back on the channel after these pauses, doubling up to the
+# longest: pages learn of a gap at most that long after Redis is back.
+RETRY_FIRST = 0.25
+RETRY_LONGEST = 2.0
+
+# (event, data) to send a room that may have missed events, or None when it needs nothing.
+CatchUp = Callable[[str], tuple[str, Any] | None]
+
+
+def client_options() -> dict[str, Any]:
+    """redis.Redis options: short timeouts, and one immediate retry (on a fresh connection,
+    after a restart left the pooled one dead) instead of redis-py's ten with backoff."""
+    return {
+        "socket_connect_timeout": TIMEOUT,
+        "socket_timeout": TIMEOUT,
+        "retry": Retry(NoBackoff(), 1),
+    }
+
+
+class RecoveringRedisManager(socketio.RedisManager):
+    """python-socketio's Redis manager, plus catch-up events for what an outage lost.
+
+    `catch_up(room)` names the event a room gets after a gap. Publishing never reconnects
+    the listener's subscription (the parent's `_publish` does, under the listener's feet):
+    the client's pool makes a fresh connection by itself."""
+
+    def __init__(self, url: str, channel: str, catch_up: CatchUp):
+        super().__init__(url, channel=channel, redis_options=client_options())
+        self.catch_up = catch_up
+        self._missed: set[tuple[str, str]] = set()  # (namespace, room)
+        self._lock = threading.Lock()  # green under eventlet's monkey-patching
+        self._catching_up = False
+        self._failing = False
+
+    def _client(self) -> Redis:
+        if self.redis is None:
+            # Makes no connection yet: a Redis that is down does not stop the start.
+            self.redis = Redis.from_url(self.redis_url, **self.redis_options)
+        return self.redis
+
+    def _redis_connect(self) -> None:
+        """A new subscription for the listener, on the one client."""
+        if self.pubsub is not None:
+            self.pubsub.close()
+        self.pubsub = self._client().pubsub(ignore_subscribe_messages=True)
+        self.connected = True
+
+    # ------------------------------------------------------------------ publishing
+    def _publish(self, data: dict) -> None:
+        try:
+            self._client().publish(self.channel, self.json.dumps(data))
+        except Exception as error:  # noqa: BLE001 - redis errors and OSErrors alike
+            self._note_missed(data, error)
+            return
+        if self._failing:
+            self._failing = False
+            log.warning("Redis answers again: catching up the rooms that missed events")
+            self._start_catching_up()
+
+    def _note_missed(self, data: dict, error: Exception) -> None:
+        if not self._failing:
+            self._failing = True
+            log.warning("Redis unreachable, events reach this process's clients only: %s", error)
+        room = data.get("room")
+        if data.get("method") == "emit" and isinstance(room, str):
+            with self._lock:
+                self._missed.add((data.get("namespace") or "/", room))
+        self._start_catching_up()
+
+    def _start_catching_up(self) -> None:
+        with self._lock:
+            if self._catching_up or not self._missed:
+                return
+            self._catching_up = True
+        self.server.start_background_task(self._catch_up_missed)
+
+    def _catch_up_missed(self) -> None:
+        """Publish a catch-up event to each room whose event was lost, once Redis answers."""
+        pause = RETRY_FIRST
+        while True:
+            with self._lock:
+                missed, self._missed = self._missed, set()
+                if not missed:
+                    self._catching_up = False
+                    return
+            failed = set()
+            for namespace, room in missed:
+                message = self.catch_up(room)
+                if message is None:
+                    continue
+                event, payload = message
+                try:
+                    self._client().publish(self.channel, self.json.dumps(
+                        self._emit_message(event, payload, namespace, room)
+                    ))  # fmt: skip
+                except Exception:  # noqa: BLE001 - still away: keep it for the next round
+                    failed.add((namespace, room))
+            if failed:
+                with self._lock:
+                    self._missed |= failed
+                time.sleep(pause)
+                pause = min(pause * 2, RETRY_LONGEST)
+            elif self._failing:
+                self._failing = False
+                log.warning("Redis answers again: caught up the rooms that missed events")
+
+    def _emit_message(self, event: str, data: Any, namespace: str, room: str) -> dict:
+        """What PubSubManager.emit publishes for a plain emit to a room."""
+        return {"method": "emit", "event": event, "data": [data], "binary": False,
+                "namespace": namespace, "room": room, "skip_sid": None, "callback": None,
+                "host_id": self.host_id}  # fmt: skip
+
+    # ------------------------------------------------------------------ listening
+    def _redis_listen_with_retries(self):
+        """The channel's messages, for ever: after losing Redis, back on the channel within
+        RETRY_LONGEST of its return, and then this process's own rooms catch up."""
+        pause = RETRY_FIRST
+        lost = False
+        while True:
+            try:
+                self._redis_connect()
+                self.pubsub.subscribe(self.channel)
+                if lost:
+                    lost = False
+                    log.warning("Redis listener back on the channel: own rooms re-read")
+                    self._catch_up_own_rooms()
+                pause = RETRY_FIRST
+                yield from self.pubsub.listen()
+            except Exception as error:  # noqa: BLE001 - redis errors and OSErrors alike
+                if not lost:
+                    log.warning("Redis listener lost the channel, retrying: %s", error)
+                lost = True
+                time.sleep(pause)
+                pause = min(pause * 2, RETRY_LONGEST)
+
+    def _catch_up_own_rooms(self) -> None:
+        """Send every room of this process's clients its catch-up event, here only: the
+        other processes catch up their own when their listeners return."""
+        for namespace, rooms in list(self.rooms.items()):
+            for room in list(rooms):
+                message = self.catch_up(room) if isinstance(room, str) else None
+                if message is not None:
+                    event, payload = message
+                    socketio.Manager.emit(self, event, payload, namespace=namespace, room=room)
