@@ -209,8 +209,10 @@ class Route:
     repeat: int = 1  # send `body` this many times (a large answer without the memory)
     close: bool = False  # close the connection without answering
     length: bool = True  # send Content-Length; without, the body ends when the connection does
+    etag: str | None = None  # send this ETag, and answer 304 to an If-None-Match with it
     # Filled in by the server, for tests to inspect:
     hits: int = 0
+    not_modified: int = 0  # 304s answered
     sent: int = 0  # body bytes handed to the socket
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -245,6 +247,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if route.delay and stop.wait(route.delay):
             return
+        if route.etag is not None and self.headers.get("If-None-Match") == route.etag:
+            route.not_modified += 1
+            self._answer(304, b"", route.content_type, {"ETag": route.etag})
+            return
         if route.redirect is not None:
             self._answer(
                 route.status if route.status != 200 else 302,
@@ -262,6 +268,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         for name, value in route.headers.items():
             self.send_header(name, value)
+        if route.etag is not None:
+            self.send_header("ETag", route.etag)
         self.end_headers()
         if route.drip is not None:
             for i in range(len(route.body)):

@@ -6,15 +6,10 @@ from __future__ import annotations
 from flask import jsonify, request
 
 from ..cache_control import no_store
+from ..calendars.connections import connect_calendar, remove_connection, update_calendars
 from ..calendars.models import CalendarConnection
 from ..calendars.queries import busy_count, connection_of, connections_of
-from ..calendars.sync import (
-    SyncBusy,
-    connect_calendar,
-    remove_connection,
-    sync_now,
-    update_calendars,
-)
+from ..calendars.sync import SyncBusy, sync_now
 from ..errors import FieldError
 from ..models import User, utcnow
 from ..realtime import announce_slots_changed

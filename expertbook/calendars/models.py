@@ -37,6 +37,8 @@ class CalendarConnection(db.Model):
     # A sync in progress holds the connection until then: one sync per connection at a time,
     # whatever the number of server processes; a crashed sync's lease simply runs out.
     sync_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Syncs failed in a row: the periodic sync waits longer after each (sync.backoff).
+    failures: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     calendars: Mapped[list[ConnectedCalendar]] = relationship(
@@ -77,8 +79,39 @@ class ConnectedCalendar(db.Model):
     writes: Mapped[bool] = mapped_column(default=False)
     # SHA-256 of the busy times last stored: a sync that reads the same changes nothing.
     busy_digest: Mapped[str] = mapped_column(sa.String(64), default="")
+    # Where reading stands, so the next sync fetches only what changed: the CalDAV sync
+    # token (RFC 6578; for a feed, its ETag), a feed's Last-Modified and body digest, and
+    # the end and zone of the window the stored objects were read for (a wider horizon or
+    # another zone means reading them all again).
+    sync_token: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    sync_modified: Mapped[str] = mapped_column(sa.String(255), default="", server_default="")
+    content_digest: Mapped[str] = mapped_column(sa.String(64), default="", server_default="")
+    read_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    read_zone: Mapped[str] = mapped_column(sa.String(64), default="", server_default="")
+    # What the stored busy times were built from besides the objects (the window, the
+    # expert's own bookings), and how many events (objects) hold them.
+    busy_key: Mapped[str] = mapped_column(sa.String(64), default="", server_default="")
+    busy_events: Mapped[int] = mapped_column(default=0, server_default="0")
 
     connection: Mapped[CalendarConnection] = relationship(back_populates="calendars")
+
+
+class CalendarObject(db.Model):
+    """One event object of a blocking calendar as last read: a CalDAV resource (its href
+    and ETag), or the events of a feed that share a UID (href: the UID). `busy` holds its
+    busy times in the window it was read for, "start/end" pairs in seconds since the epoch,
+    space-separated, so an unchanged object is neither fetched nor parsed again."""
+
+    __tablename__ = "calendar_object"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    calendar_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("connected_calendar.id", ondelete="CASCADE"), index=True
+    )
+    href: Mapped[str] = mapped_column(sa.String(2048))
+    etag: Mapped[str] = mapped_column(sa.String(255), default="")
+    uid: Mapped[str] = mapped_column(sa.Text, default="")
+    busy: Mapped[str] = mapped_column(sa.Text, default="")
 
 
 class BusyTime(db.Model):
@@ -98,3 +131,7 @@ class BusyTime(db.Model):
     expert_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
     start_at: Mapped[datetime] = mapped_column(UTCDateTime)
     end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# Listens for changes to the window calendars are read for (it needs the models above).
+from . import resync  # noqa: E402, F401

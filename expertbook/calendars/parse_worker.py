@@ -1,115 +1,256 @@
-"""feeds.busy_times in a child process, for large calendars.
+"""Reading what a calendar server sent, in a child process unless it is small and simple.
 
-Parsing and expanding a big calendar is seconds of pure-Python CPU. In the server process
-that would stall every request (an eventlet hub cannot switch during it; an OS thread would
-still hold the GIL most of the time). A child process runs it on its own, the server only
-waits on a pipe (green under eventlet), and a feed built to eat memory or CPU hits the
-child's limits, not the server. Small calendars are parsed in place: starting a child costs
-more than they do.
+Reading a REPORT answer (XML) and parsing and expanding the iCalendar data in it is seconds
+of pure-Python CPU for a big calendar, and a few bytes of RRULE can cost seconds too. In the
+server process that would stall every request (an eventlet hub cannot switch during it; an
+OS thread would still hold the GIL most of the time). A child process runs it on its own,
+the server only waits on a pipe (green under eventlet), and data built to eat memory hits
+the child's limit, not the server; one that runs past TIMEOUT gets the child killed.
 
-Protocol: one JSON line of options, then the files' bytes back to back; the answer is one
-JSON object, {"busy": [[start, end], ...]} or {"error": message}.
+The child lives on between jobs (one at a time per server process), so a sync pays for
+starting Python and importing the parsers once, not on every read; it imports only the
+pure modules it needs, not the app. It is replaced after MAX_JOBS jobs, after a timeout,
+or when it died.
+
+Protocol: for each job, one JSON line (its kind, window and the answer's size), then the
+raw answer; the reply is one JSON line, the `_read` result or {"error": message}.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import select
 import subprocess
 import sys
+import threading
+import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ..scheduling import Interval
-from .feeds import FeedError, busy_times
+from . import davxml
+from .feeds import FeedError, busy_by_object
 
 ROOT = Path(__file__).resolve().parents[2]
-# Below this many bytes a calendar is parsed in place (a few milliseconds to tens of them).
+# Below this many bytes an answer is read in place (a few milliseconds to tens of them).
 IN_PLACE_BYTES = 256 * 1024
-TIMEOUT = 60.0
+TIMEOUT = 60.0  # seconds one job may take
 MEMORY_LIMIT = 1 << 30  # bytes of address space for the child
-CPU_LIMIT = 60  # seconds
+MAX_JOBS = 500  # then a fresh child
+
+FEED, QUERY, SYNC = "feed", "query", "sync"
 
 
-def parse(
-    data: bytes | list[bytes],
-    *,
-    start: datetime,
-    end: datetime,
-    default_tz: str,
-    own_uids: frozenset[str] = frozenset(),
-) -> list[Interval]:
-    """feeds.busy_times, in a child process unless the calendar is small and has no
-    recurrence rules. Events whose UID is in `own_uids` (the expert's bookings written back)
-    are skipped.
+@dataclass(frozen=True)
+class ObjectRead:
+    """One calendar object read: where it lives (a CalDAV href; a feed's UID), its ETag,
+    its UID, and its busy times in the window as (start, end) in seconds since the epoch."""
+
+    href: str
+    etag: str
+    uid: str
+    busy: list[tuple[int, int]]
+
+
+@dataclass
+class Read:
+    """What an answer held: the objects with their data, read; the hrefs and ETags of those
+    listed without data (an ETag listing, or a server that left the data out); for a
+    sync-collection, the removed hrefs and the new token."""
+
+    objects: list[ObjectRead] = field(default_factory=list)
+    listed: dict[str, str] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+    token: str | None = None
+    truncated: bool = False
+
+
+def read(kind: str, answer: bytes, *, start: datetime, end: datetime, default_tz: str) -> Read:
+    """Read an ICS feed (`FEED`) or a REPORT's multistatus answer (`QUERY` for a
+    calendar-query or -multiget, `SYNC` for a sync-collection): the busy times of each
+    object in [start, end), in a child process unless the answer is small and has no
+    recurrence rules.
 
     Raises:
-        FeedError: the calendar cannot be read (as busy_times says, or the child ran out of
-            time or memory).
+        FeedError: the answer cannot be read (the reason in words; also when the child ran
+            out of time or memory).
     """
-    files = [data] if isinstance(data, bytes) else list(data)
-    options = dict(start=start, end=end, default_tz=default_tz)
-    cheap = sum(map(len, files)) < IN_PLACE_BYTES and not any(
-        b"RRULE" in file or b"RDATE" in file for file in files
-    )
-    if cheap:
-        return busy_times(files, is_own_uid=_is_in(own_uids), **options)
-    header = {
+    job = {
+        "kind": kind,
         "start": start.isoformat(),
         "end": end.isoformat(),
         "default_tz": default_tz,
-        "own_uids": sorted(own_uids),
-        "sizes": [len(file) for file in files],
     }
-    payload = json.dumps(header).encode() + b"\n" + b"".join(files)
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "expertbook.calendars.parse_worker"],
-            input=payload,
-            capture_output=True,
-            timeout=TIMEOUT,
+    cheap = len(answer) < IN_PLACE_BYTES and b"RRULE" not in answer and b"RDATE" not in answer
+    reply = _read(job, answer) if cheap else _in_child(job, answer)
+    if "error" in reply:
+        raise FeedError(reply["error"])
+    return Read(
+        objects=[
+            ObjectRead(o["href"], o["etag"], o["uid"], [tuple(pair) for pair in o["busy"]])
+            for o in reply["objects"]
+        ],
+        listed=reply.get("listed", {}),
+        removed=reply.get("removed", []),
+        token=reply.get("token"),
+        truncated=reply.get("truncated", False),
+    )
+
+
+class _Child:
+    """The long-lived child, started on first use, one job at a time."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # green under eventlet
+        self.process: subprocess.Popen | None = None
+        self.jobs = 0
+
+    def run(self, job: dict, answer: bytes) -> dict:
+        with self.lock:
+            if self.process is None or self.process.poll() is not None or self.jobs >= MAX_JOBS:
+                self._replace()
+            self.jobs += 1
+            try:
+                header = json.dumps({**job, "size": len(answer)}).encode()
+                self.process.stdin.write(header + b"\n" + answer)
+                self.process.stdin.flush()
+                line = self._reply_line(time.monotonic() + TIMEOUT)
+            except TimeoutError:
+                self.stop()
+                return {"error": "The calendar took too long to read."}
+            except OSError:  # the child died (memory limit): the next job gets a new one
+                self.stop()
+                line = b""
+            try:
+                return json.loads(line)
+            except ValueError:
+                self.stop()
+                return {"error": "The calendar is too large or too complex to read."}
+
+    def _reply_line(self, deadline: float) -> bytes:
+        """The child's next line, read as it comes (select and os.read are green under
+        eventlet); TimeoutError past the deadline, b"" when the child is gone."""
+        stream = self.process.stdout.fileno()
+        reply = bytearray()
+        while not reply.endswith(b"\n"):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([stream], [], [], remaining)[0]:
+                raise TimeoutError
+            chunk = os.read(stream, 1 << 16)
+            if not chunk:
+                return b""
+            reply += chunk
+        return bytes(reply)
+
+    def _replace(self) -> None:
+        self.stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _BOOT, str(ROOT / "expertbook")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
             cwd=ROOT,
-            check=False,
         )
-    except subprocess.TimeoutExpired:
-        raise FeedError("The calendar took too long to read.") from None
+        self.jobs = 0
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            for stream in (self.process.stdin, self.process.stdout):
+                stream.close()
+            self.process = None
+
+
+# The child imports the package's pure modules only: `expertbook/__init__` would load the
+# whole app (Flask, SQLAlchemy, Alembic: seconds) for nothing.
+_BOOT = """
+import sys, types
+package = types.ModuleType("expertbook")
+package.__path__ = [sys.argv[1]]
+sys.modules["expertbook"] = package
+from expertbook.calendars.parse_worker import main
+main()
+"""
+
+_child = _Child()
+atexit.register(_child.stop)
+
+
+def _in_child(job: dict, answer: bytes) -> dict:
+    return _child.run(job, answer)
+
+
+def _seconds(busy) -> list[tuple[int, int]]:
+    return [(int(i.start.timestamp()), int(i.end.timestamp())) for i in busy]
+
+
+def _read(job: dict, answer: bytes) -> dict:
+    """The reply to a job (the same in place and in the child)."""
+    window = dict(
+        start=datetime.fromisoformat(job["start"]),
+        end=datetime.fromisoformat(job["end"]),
+        default_tz=job["default_tz"],
+    )
     try:
-        answer = json.loads(done.stdout)
-    except ValueError:
-        raise FeedError("The calendar is too large or too complex to read.") from None
-    if "error" in answer:
-        raise FeedError(answer["error"])
-    return [
-        Interval(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in answer["busy"]
-    ]
-
-
-def _is_in(uids: frozenset[str]):
-    return lambda uid: uid.strip() in uids
+        if job["kind"] == FEED:
+            found = busy_by_object(answer, by="uid", **window)
+            return {
+                "objects": [
+                    {"href": uid, "etag": "", "uid": uid, "busy": _seconds(o.busy)}
+                    for uid, o in found.items()
+                ]
+            }
+        try:
+            listing = davxml.read_listing(answer, sync=job["kind"] == SYNC)
+        except ValueError:
+            return {"error": "The server's answer was not CalDAV."}
+        with_data = [o for o in listing.objects if o.data is not None]
+        found = busy_by_object([o.data.encode() for o in with_data], by="file", **window)
+        objects = []
+        for index, listed in enumerate(with_data):
+            busy = found.get(index)
+            objects.append(
+                {
+                    "href": listed.href,
+                    "etag": listed.etag,
+                    "uid": busy.uid if busy else "",
+                    "busy": _seconds(busy.busy) if busy else [],
+                }
+            )
+        return {
+            "objects": objects,
+            "listed": {o.href: o.etag for o in listing.objects if o.data is None},
+            "removed": listing.removed,
+            "token": listing.token,
+            "truncated": listing.truncated,
+        }
+    except FeedError as error:
+        return {"error": error.message}
 
 
 def main() -> None:
-    """The child: read options and files from stdin, write the answer to stdout."""
+    """The child: read jobs from stdin and write each reply to stdout, until stdin ends."""
     import resource
 
+    from icalendar.timezone import tzp
+
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-    resource.setrlimit(resource.RLIMIT_CPU, (CPU_LIMIT, CPU_LIMIT))
     stream = sys.stdin.buffer
-    header = json.loads(stream.readline())
-    files = [stream.read(size) for size in header["sizes"]]
-    try:
-        busy = busy_times(
-            files,
-            start=datetime.fromisoformat(header["start"]),
-            end=datetime.fromisoformat(header["end"]),
-            default_tz=header["default_tz"],
-            is_own_uid=_is_in(frozenset(header["own_uids"])),
-        )
-        answer = {"busy": [[i.start.isoformat(), i.end.isoformat()] for i in busy]}
-    except FeedError as error:
-        answer = {"error": error.message}
-    except MemoryError:
-        answer = {"error": "The calendar is too large to read."}
-    sys.stdout.write(json.dumps(answer))
+    while header := stream.readline():
+        job = json.loads(header)
+        answer = stream.read(job["size"])
+        # icalendar keeps each VTIMEZONE it met under its TZID, first one wins: one
+        # expert's "My Zone" must not shape another's.
+        getattr(tzp, "_TZP__tz_cache", {}).clear()
+        try:
+            reply = _read(job, answer)
+        except MemoryError:
+            reply = {"error": "The calendar is too large to read."}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":

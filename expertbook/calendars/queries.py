@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from ..extensions import db
-from .models import BusyTime, CalendarConnection, ConnectedCalendar
+from .models import CalendarConnection, ConnectedCalendar
 
 
 def connections_of(expert_id: int) -> list[CalendarConnection]:
@@ -26,10 +26,10 @@ def connection_of(expert_id: int, connection_id: int) -> CalendarConnection | No
 
 
 def busy_count(connection_id: int) -> int:
-    """How many busy times (stored pieces) the connection's calendars hold now."""
-    calendars = sa.select(ConnectedCalendar.id).where(
-        ConnectedCalendar.connection_id == connection_id
-    )
+    """How many events (calendar objects; a feed's events by UID) of the connection's
+    blocking calendars hold busy time in the window kept, as the last sync counted them."""
     return db.session.scalar(
-        sa.select(sa.func.count()).select_from(BusyTime).where(BusyTime.calendar_id.in_(calendars))
+        sa.select(sa.func.coalesce(sa.func.sum(ConnectedCalendar.busy_events), 0)).where(
+            ConnectedCalendar.connection_id == connection_id, ConnectedCalendar.blocks.is_(True)
+        )
     )

@@ -11,15 +11,10 @@ from wtforms.validators import Length, Optional
 
 from ..auth.decorators import expert_required
 from ..cache_control import no_store
+from ..calendars.connections import connect_calendar, remove_connection, update_calendars
 from ..calendars.models import CalendarConnection
 from ..calendars.queries import connection_of, connections_of
-from ..calendars.sync import (
-    SyncBusy,
-    connect_calendar,
-    remove_connection,
-    sync_now,
-    update_calendars,
-)
+from ..calendars.sync import SyncBusy, sync_now
 from ..errors import FieldError
 from ..forms import EmptyForm
 from ..models import utcnow

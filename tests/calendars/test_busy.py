@@ -3,16 +3,16 @@ buffers of its own, on both databases; removing the calendar frees them."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from expertbook.booking import SlotUnavailable, book_slot, check_request
+from expertbook.calendars.connections import remove_connection
 from expertbook.calendars.models import BusyTime, CalendarConnection, ConnectedCalendar
-from expertbook.calendars.sync import PIECE, pieces, remove_connection
+from expertbook.calendars.store import PIECE, pieces
 from expertbook.extensions import db
 from expertbook.ics import booking_uid
-from expertbook.scheduling import Interval
 from expertbook.slots import is_bookable, slots_for
 from tests.booking_fixtures import NOW, day_ahead
 
@@ -24,10 +24,11 @@ def add_busy(expert, *intervals: tuple) -> CalendarConnection:
     connection.calendars.append(calendar)
     db.session.add(connection)
     db.session.flush()
-    for piece in pieces(Interval(start, end) for start, end in intervals):
+    for first, last in pieces([(int(a.timestamp()), int(b.timestamp())) for a, b in intervals]):
         db.session.add(
-            BusyTime(calendar_id=calendar.id, expert_id=expert.id, start_at=piece.start,
-                     end_at=piece.end)
+            BusyTime(calendar_id=calendar.id, expert_id=expert.id,
+                     start_at=datetime.fromtimestamp(first, UTC),
+                     end_at=datetime.fromtimestamp(last, UTC))
         )  # fmt: skip
     db.session.commit()
     return connection
@@ -104,11 +105,11 @@ def test_removing_the_connection_frees_its_busy_times(expert, sync):
 
 def test_pieces_are_never_longer_than_a_booking_and_cover_the_same_time():
     start = day_ahead(1, 7, 13)
-    whole = Interval(start, start + timedelta(days=2, minutes=7))
+    whole = (int(start.timestamp()), int((start + timedelta(days=2, minutes=7)).timestamp()))
     cut = pieces([whole])
-    assert all(p.end - p.start <= PIECE for p in cut)
-    assert cut[0].start == whole.start and cut[-1].end == whole.end
-    assert all(a.end == b.start for a, b in zip(cut, cut[1:], strict=False))
+    assert all(last - first <= PIECE.total_seconds() for first, last in cut)
+    assert cut[0][0] == whole[0] and cut[-1][1] == whole[1]
+    assert all(a[1] == b[0] for a, b in zip(cut, cut[1:], strict=False))
 
 
 def test_a_bookings_uid_is_the_same_in_every_file_and_calendar():

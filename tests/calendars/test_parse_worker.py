@@ -12,7 +12,7 @@ from expertbook.calendars.feeds import FeedError, busy_times
 START = datetime(2030, 3, 1, tzinfo=UTC)
 END = START + timedelta(days=60)
 OWN = frozenset({"0123456789abcdef01234567@testserver"})
-OPTIONS = dict(start=START, end=END, default_tz="Europe/Berlin", own_uids=OWN)
+OPTIONS = dict(start=START, end=END, default_tz="Europe/Berlin")
 
 
 def big_feed(events: int = 2500) -> bytes:
@@ -48,48 +48,147 @@ def big_feed(events: int = 2500) -> bytes:
     return ("\r\n".join(lines) + "\r\n").encode()
 
 
+def merged_busy(got: parse_worker.Read, own=OWN) -> list[tuple[datetime, datetime]]:
+    """The busy times of everything read but our own bookings, merged as busy_times does."""
+    pairs = sorted(pair for o in got.objects if o.uid not in own for pair in o.busy)
+    merged = []
+    for first, last in pairs:
+        if merged and first <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    return [(datetime.fromtimestamp(a, UTC), datetime.fromtimestamp(b, UTC)) for a, b in merged]
+
+
+def spy_on_children(monkeypatch) -> list:
+    calls = []
+    real = parse_worker._in_child
+    monkeypatch.setattr(parse_worker, "_in_child", lambda *a: calls.append(a) or real(*a))
+    return calls
+
+
+def in_place_only(monkeypatch) -> None:
+    def refuse(*args):
+        raise AssertionError("went to the child")
+
+    monkeypatch.setattr(parse_worker, "_in_child", refuse)
+
+
 def test_a_large_calendar_is_parsed_in_a_child_with_the_same_answer(monkeypatch):
     data = big_feed()
     assert len(data) > parse_worker.IN_PLACE_BYTES
     in_place = busy_times(
         data, start=START, end=END, default_tz="Europe/Berlin", is_own_uid=OWN.__contains__
     )
-    calls = []
-    real_run = parse_worker.subprocess.run
-    monkeypatch.setattr(
-        parse_worker.subprocess, "run", lambda *a, **k: calls.append(a) or real_run(*a, **k)
-    )
-    assert parse_worker.parse(data, **OPTIONS) == in_place
+    calls = spy_on_children(monkeypatch)
+    got = parse_worker.read(parse_worker.FEED, data, **OPTIONS)
+    assert merged_busy(got) == [(i.start, i.end) for i in in_place]
     assert len(calls) == 1  # it did go to a child
     assert in_place and START + timedelta(hours=12) not in [i.start for i in in_place]
+    # One object per event (UID): the series is one, with all its occurrences.
+    weekly = next(o for o in got.objects if o.uid == "weekly@example.com")
+    assert weekly.href == "weekly@example.com" and len(weekly.busy) == 9
 
 
 def test_a_small_calendar_without_rules_is_parsed_in_place(monkeypatch):
-    monkeypatch.setattr(parse_worker.subprocess, "run", None)  # would fail if called
+    in_place_only(monkeypatch)
     data = big_feed(events=3).replace(b"RRULE:FREQ=WEEKLY\r\n", b"")
-    assert parse_worker.parse([data], **OPTIONS)
+    assert parse_worker.read(parse_worker.FEED, data, **OPTIONS).objects
 
 
 def test_a_small_calendar_with_a_rule_goes_to_a_child(monkeypatch):
     """A few bytes of RRULE can cost seconds of expansion: never on the server's loop."""
-    calls = []
-    real_run = parse_worker.subprocess.run
-    monkeypatch.setattr(
-        parse_worker.subprocess, "run", lambda *a, **k: calls.append(a) or real_run(*a, **k)
-    )
-    assert parse_worker.parse(big_feed(events=3), **OPTIONS)
+    calls = spy_on_children(monkeypatch)
+    assert parse_worker.read(parse_worker.FEED, big_feed(events=3), **OPTIONS).objects
     assert len(calls) == 1
+
+
+def multistatus(*responses: str, token: str = "") -> bytes:
+    sync = f"<D:sync-token>{token}</D:sync-token>" if token else ""
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<D:multistatus xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        + "".join(responses)
+        + sync
+        + "</D:multistatus>"
+    ).encode()
+
+
+def found(href: str, etag: str, data: str | None = None) -> str:
+    body = f"<C:calendar-data>{data}</C:calendar-data>" if data is not None else ""
+    return (
+        f"<D:response><D:href>{href}</D:href><D:propstat><D:prop>"
+        f"<D:getetag>{etag}</D:getetag>{body}</D:prop>"
+        "<D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>"
+    )
+
+
+def gone(href: str) -> str:
+    status = "<D:status>HTTP/1.1 404 Not Found</D:status>"
+    return f"<D:response><D:href>{href}</D:href>{status}</D:response>"
+
+
+@pytest.mark.parametrize("in_child", [False, True])
+def test_a_caldav_answer_is_read_object_by_object(in_child, monkeypatch):
+    one = big_feed(events=1).decode().replace("RRULE:FREQ=WEEKLY\r\n", "")
+    weekly = big_feed(events=0).decode()
+    answer = multistatus(
+        found("/cal/one.ics", '"e1"', one),
+        found("/cal/weekly.ics", '"e2"', weekly),
+        found("/cal/listed.ics", '"e3"'),
+        gone("/cal/removed.ics"),
+        token="http://example.com/sync/2",
+    )
+    if in_child:
+        calls = spy_on_children(monkeypatch)
+    else:  # without recurrence rules, a small answer is read in place
+        answer = answer.replace(b"RRULE:FREQ=WEEKLY\r\n", b"")
+        in_place_only(monkeypatch)
+    got = parse_worker.read(parse_worker.SYNC, answer, **OPTIONS)
+    by_href = {o.href: o for o in got.objects}
+    assert sorted(by_href) == ["/cal/one.ics", "/cal/weekly.ics"]
+    assert by_href["/cal/one.ics"].etag == '"e1"' and len(by_href["/cal/one.ics"].busy) == 2
+    # Out of the window without its rule: kept (with its ETag), holding no busy time.
+    assert by_href["/cal/weekly.ics"].uid == ("weekly@example.com" if in_child else "")
+    assert got.listed == {"/cal/listed.ics": '"e3"'}
+    assert got.removed == ["/cal/removed.ics"]
+    assert got.token == "http://example.com/sync/2"
+    assert len(by_href["/cal/weekly.ics"].busy) == (9 if in_child else 0)
+    assert not in_child or len(calls) == 1
+
+
+def test_an_answer_that_is_not_xml_is_a_feed_error():
+    with pytest.raises(FeedError) as error:
+        parse_worker.read(parse_worker.QUERY, b"<html>Sign in</html", **OPTIONS)
+    assert "not CalDAV" in error.value.message
 
 
 def test_the_childs_feed_error_comes_back_in_words():
     junk = b"<html>" + b"x" * parse_worker.IN_PLACE_BYTES + b"</html>"
     with pytest.raises(FeedError) as error:
-        parse_worker.parse(junk, **OPTIONS)
+        parse_worker.read(parse_worker.FEED, junk, **OPTIONS)
     assert "web page" in error.value.message
 
 
-def test_a_child_out_of_time_is_a_feed_error(monkeypatch):
+def test_a_child_out_of_time_is_a_feed_error_and_the_next_job_gets_a_new_child(monkeypatch):
     monkeypatch.setattr(parse_worker, "TIMEOUT", 0.01)
     with pytest.raises(FeedError) as error:
-        parse_worker.parse(big_feed(), **OPTIONS)
+        parse_worker.read(parse_worker.FEED, big_feed(), **OPTIONS)
     assert "too long" in error.value.message
+    monkeypatch.setattr(parse_worker, "TIMEOUT", 60.0)
+    assert parse_worker.read(parse_worker.FEED, big_feed(events=3), **OPTIONS).objects
+
+
+def test_the_child_serves_one_job_after_another():
+    parse_worker.read(parse_worker.FEED, big_feed(events=3), **OPTIONS)
+    child = parse_worker._child.process
+    for events in (3, 4):
+        assert parse_worker.read(parse_worker.FEED, big_feed(events=events), **OPTIONS).objects
+    assert parse_worker._child.process is child and child.poll() is None
+
+
+def test_a_dead_child_is_replaced():
+    parse_worker.read(parse_worker.FEED, big_feed(events=3), **OPTIONS)
+    parse_worker._child.process.kill()
+    parse_worker._child.process.wait()
+    assert parse_worker.read(parse_worker.FEED, big_feed(events=3), **OPTIONS).objects

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from expertbook.calendars import sync as calendar_sync
+from expertbook.calendars.connections import connect_calendar
 from expertbook.calendars.models import BusyTime, CalendarConnection
 from expertbook.extensions import db
 from expertbook.models import User, utcnow
@@ -22,7 +23,7 @@ def feed(any_app, coach, sync, http_server):
     """The coach with an ICS feed connected (one busy hour)."""
     any_app.config["ALLOW_PRIVATE_HOSTS"] = True
     url = http_server.route("/cal.ics", event("a@example.com", day_ahead(3, 10)))
-    connection = calendar_sync.connect_calendar(coach, "ics", url, now=utcnow())
+    connection = connect_calendar(coach, "ics", url, now=utcnow())
     return connection
 
 
@@ -94,7 +95,7 @@ def test_busy_times_beyond_the_window_are_not_stored(any_app, coach, sync, http_
     any_app.config["ALLOW_PRIVATE_HOSTS"] = True
     far = day_ahead(sync.max_days_ahead + 10, 10)
     url = http_server.route("/far.ics", event("far@example.com", far))
-    calendar_sync.connect_calendar(coach, "ics", url, now=utcnow())
+    connect_calendar(coach, "ics", url, now=utcnow())
     assert db.session.query(BusyTime).count() == 0
     assert db.session.query(CalendarConnection).count() == 1
 
@@ -107,7 +108,7 @@ def test_an_unchanged_long_event_is_not_rewritten_later_the_same_day(any_app, co
     now = utcnow().replace(hour=10, minute=0, second=0, microsecond=0)
     trip = now - timedelta(hours=20)
     url = http_server.route("/trip.ics", event("trip@example.com", trip, minutes=3 * 24 * 60))
-    connection = calendar_sync.connect_calendar(coach, "ics", url, now=now)
+    connection = connect_calendar(coach, "ics", url, now=now)
     for minutes in (5, 10, 15):
         result = calendar_sync.sync_connection(connection.id, now=now + timedelta(minutes=minutes))
         assert result is not None and not result.changed
@@ -161,5 +162,5 @@ def test_the_experts_own_bookings_are_skipped_but_not_ones_they_made_elsewhere(
         "/own.ics",
         calendar_of(*((booking_uid(b.uid, base), b.start_at) for b in (own, theirs))),
     )
-    calendar_sync.connect_calendar(coach, "ics", url, now=utcnow())
+    connect_calendar(coach, "ics", url, now=utcnow())
     assert db.session.scalars(sa.select(BusyTime.start_at)).all() == [day_ahead(3, 14)]

@@ -1,0 +1,197 @@
+"""Reading a connection's calendars over the network, fetching only what changed.
+
+A calendar read for the first time, or for a wider window or another zone than its stored
+objects were read for, is read whole: a CalDAV calendar-query for the window (the sync
+token taken just before it), a feed's body. After that:
+
+- CalDAV with a sync token: a sync-collection REPORT (RFC 6578) gives only what changed
+  since, and what was removed; a token the server refuses means reading it whole again.
+- CalDAV without one: a calendar-query for ETags only, then a calendar-multiget of the
+  objects whose ETag changed.
+- A feed: a conditional GET (If-None-Match, If-Modified-Since); a 304, or the same body
+  again, is not parsed.
+
+Runs outside any transaction; answers are read by parse_worker (in a child process when
+large). Raises remote.RemoteError or FeedError, whose messages are for experts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from . import davxml, remote
+from .feeds import FeedError
+from .parse_worker import FEED, QUERY, SYNC, ObjectRead, read
+
+# A calendar read whole is read this far past the window, so the window, which moves a day
+# each day, is read whole again only about once a month.
+READ_AHEAD = timedelta(days=31)
+MAX_URL = 2048
+MAX_SYNC_PAGES = 20  # truncated sync-collection answers followed (RFC 6578, 3.6)
+MULTIGET_BATCH = 500  # objects per calendar-multiget
+
+
+@dataclass(frozen=True)
+class CalendarState:
+    """Where reading a calendar stands (from its ConnectedCalendar row)."""
+
+    token: str = ""
+    modified: str = ""
+    digest: str = ""
+    read_until: datetime | None = None
+    zone: str = ""
+    etags: dict[str, str] = field(default_factory=dict)  # by href; loaded without a token
+
+
+@dataclass
+class CalendarRead:
+    """What a sync read of one calendar: with `full`, every object it holds (in the window
+    up to `read_until`); otherwise the objects that changed and the hrefs removed."""
+
+    full: bool
+    objects: list[ObjectRead]
+    removed: set[str]
+    token: str
+    modified: str
+    digest: str
+    read_until: datetime
+    zone: str
+
+
+@dataclass(frozen=True)
+class Remote:
+    """What a connection's server said: its calendars and, for those read, what was read."""
+
+    calendars: list[remote.RemoteCalendar]
+    reads: dict[str, CalendarRead]  # by calendar URL
+
+
+def read_remote(
+    kind: str,
+    url: str,
+    username: str,
+    password: str,
+    *,
+    start: datetime,
+    end: datetime,
+    zone: str,
+    allow_private: bool,
+    states: dict[str, CalendarState] | None = None,
+    read_only: set[str] | None = None,
+) -> Remote:
+    """Discover the calendars behind a connection and read those in `read_only` (None: all
+    of them) for the window [start, end), each from where its state says reading stands.
+    Raises remote.RemoteError or FeedError."""
+    states = states or {}
+    if kind == "ics":
+        name = urlsplit(url).hostname or "Calendar feed"
+        found = _read_feed(url, states.get(url), start, end, zone, allow_private)
+        return Remote([remote.RemoteCalendar(url, name)], {url: found})
+    with remote.CalDAVAccount(url, username, password, allow_private=allow_private) as account:
+        # What a server lists is checked like input: one entry per address, none too long.
+        listed = account.calendars()
+        calendars = list({c.url: c for c in listed if len(c.url) <= MAX_URL}.values())
+        if not calendars:
+            raise FeedError("No calendars with events were found at that address.")
+        reads = {
+            calendar.url: _read_calendar(
+                account, calendar.url, states.get(calendar.url), start, end, zone
+            )  # fmt: skip
+            for calendar in calendars
+            if read_only is None or calendar.url in read_only
+        }
+    return Remote(calendars, reads)
+
+
+def _whole(state: CalendarState | None, end: datetime, zone: str) -> bool:
+    """Whether the calendar must be read whole: never read, read for a shorter window, or
+    in another zone (floating and all-day times move)."""
+    return (
+        state is None or state.read_until is None or end > state.read_until or (state.zone != zone)
+    )
+
+
+def _read_feed(url, state, start, end, zone, allow_private) -> CalendarRead:
+    whole = _whole(state, end, zone)
+    feed = remote.fetch_feed_if_changed(
+        url,
+        allow_private=allow_private,
+        etag="" if whole else state.token,
+        modified="" if whole else state.modified,
+    )
+    digest = hashlib.sha256(feed.body).hexdigest() if feed.body is not None else ""
+    if not whole and (feed.body is None or digest == state.digest):
+        return CalendarRead(False, [], set(), feed.etag, feed.modified, state.digest,
+                            state.read_until, state.zone)  # fmt: skip
+    until = end + READ_AHEAD
+    got = read(FEED, feed.body, start=start, end=until, default_tz=zone)
+    return CalendarRead(True, got.objects, set(), feed.etag, feed.modified, digest, until, zone)
+
+
+def _read_calendar(account, url, state, start, end, zone) -> CalendarRead:
+    if not _whole(state, end, zone):
+        until = state.read_until
+        try:
+            if state.token:
+                objects, removed, token = _changes(account, url, state.token, start, until, zone)
+            else:
+                objects, removed = _changed_by_etag(account, url, state.etags, start, until, zone)
+                token = ""
+            return CalendarRead(False, objects, removed, token, "", "", until, zone)
+        except remote.TokenRefused:
+            pass  # read it whole
+    until = end + READ_AHEAD
+    token = account.sync_token(url) or ""  # before the query: later changes come next time
+    got = read(QUERY, account.report(url, davxml.query_body(start, until, with_data=True)),
+               start=start, end=until, default_tz=zone)  # fmt: skip
+    objects = got.objects + _fetched(account, url, list(got.listed), start, until, zone)[0]
+    return CalendarRead(True, objects, set(), token, "", "", until, zone)
+
+
+def _changes(account, url, token, start, until, zone):
+    """The objects changed and the hrefs removed since `token` (sync-collection), and the
+    new token. Raises remote.TokenRefused."""
+    objects: list[ObjectRead] = []
+    removed: set[str] = set()
+    for _page in range(MAX_SYNC_PAGES):
+        got = read(SYNC, account.report(url, davxml.sync_body(token)),
+                   start=start, end=until, default_tz=zone)  # fmt: skip
+        fetched, gone = _fetched(account, url, list(got.listed), start, until, zone)
+        objects += got.objects + fetched
+        removed |= set(got.removed) | gone
+        if not got.token:
+            raise remote.TokenRefused("The server gave no sync token.")
+        moved_on = got.token != token
+        token = got.token
+        if not (got.truncated and moved_on):
+            break
+    changed = {found.href for found in objects}
+    return objects, removed - changed, token
+
+
+def _changed_by_etag(account, url, known, start, until, zone):
+    """The objects whose ETag changed and the hrefs no longer listed (calendar-query for
+    ETags only, then calendar-multiget)."""
+    got = read(QUERY, account.report(url, davxml.query_body(start, until, with_data=False)),
+               start=start, end=until, default_tz=zone)  # fmt: skip
+    listed = dict(got.listed)
+    listed.update({found.href: found.etag for found in got.objects})
+    changed = [href for href, etag in listed.items() if not etag or known.get(href) != etag]
+    objects, gone = _fetched(account, url, changed, start, until, zone)
+    return objects, (set(known) - set(listed)) | gone
+
+
+def _fetched(account, url, hrefs, start, until, zone) -> tuple[list[ObjectRead], set[str]]:
+    """The objects at `hrefs` (calendar-multiget), and the hrefs the server no longer has."""
+    objects: list[ObjectRead] = []
+    gone: set[str] = set()
+    for first in range(0, len(hrefs), MULTIGET_BATCH):
+        batch = hrefs[first : first + MULTIGET_BATCH]
+        got = read(QUERY, account.report(url, davxml.multiget_body(batch)),
+                   start=start, end=until, default_tz=zone)  # fmt: skip
+        objects += got.objects
+        gone |= set(got.removed)
+    return objects, gone

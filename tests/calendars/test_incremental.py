@@ -1,0 +1,268 @@
+"""A repeat sync reads only what changed, on both databases, against a real Radicale and a
+real HTTP feed server: sync tokens, ETags, conditional GETs, a refused token, a wider
+window; failures back off; the busy count counts events; the connection limit holds
+under concurrency."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from expertbook.calendars import reading, remote, secrets
+from expertbook.calendars import sync as calendar_sync
+from expertbook.calendars.connections import MAX_CONNECTIONS, connect_calendar
+from expertbook.calendars.models import (
+    BusyTime,
+    CalendarConnection,
+    CalendarObject,
+    ConnectedCalendar,
+)
+from expertbook.calendars.queries import busy_count
+from expertbook.errors import FieldError
+from expertbook.extensions import db
+from expertbook.models import User, utcnow
+from tests.booking_fixtures import day_ahead
+from tests.calendars.test_api import event
+
+
+@pytest.fixture
+def private_ok(any_app):
+    any_app.config["ALLOW_PRIVATE_HOSTS"] = True
+
+
+@pytest.fixture
+def reports(monkeypatch) -> list[tuple[bytes, None]]:
+    """Every REPORT a sync sends (its body), refused ones included."""
+    seen = []
+    real = remote.CalDAVAccount.report
+
+    def report(self, calendar_url, body):
+        seen.append((body, None))
+        return real(self, calendar_url, body)
+
+    monkeypatch.setattr(remote.CalDAVAccount, "report", report)
+    return seen
+
+
+@pytest.fixture
+def parsed(monkeypatch) -> list[int]:
+    """How many objects each read of an answer held."""
+    counts = []
+    real = reading.read
+
+    def read(*args, **kwargs):
+        got = real(*args, **kwargs)
+        counts.append(len(got.objects))
+        return got
+
+    monkeypatch.setattr(reading, "read", read)
+    return counts
+
+
+def kinds(reports) -> list[str]:
+    names = ("sync-collection", "calendar-multiget", "calendar-query")
+    return [next(n for n in names if n.encode() in body) for body, _ in reports]
+
+
+def busy_starts() -> list:
+    return db.session.scalars(sa.select(BusyTime.start_at).order_by(BusyTime.start_at)).all()
+
+
+def fresh(connection) -> CalendarConnection:
+    return db.session.get(CalendarConnection, connection.id, populate_existing=True)
+
+
+def synced(connection):
+    result = calendar_sync.sync_connection(connection.id, now=utcnow())
+    assert result is not None and result.connection.status == "ok", result.connection.error
+    return result
+
+
+@pytest.fixture
+def calendar(any_app, radicale):
+    """A Radicale calendar of ten one-hour events, days 2 to 11 at 10:00."""
+    url = radicale.make_calendar("Work")
+    for day in range(2, 12):
+        radicale.add_event(url, event(f"e{day}@example.com", day_ahead(day, 10)))
+    return url
+
+
+@pytest.fixture
+def connected(any_app, coach, sync_type, radicale, calendar, private_ok):
+    return connect_calendar(
+        coach, "caldav", calendar, radicale.username, radicale.password, now=utcnow()
+    )
+
+
+@pytest.fixture
+def sync_type(any_app, sync):
+    return sync
+
+
+def test_a_repeat_sync_fetches_and_parses_only_the_changes(
+    connected, radicale, calendar, reports, parsed
+):
+    stored = db.session.scalar(
+        sa.select(ConnectedCalendar).where(ConnectedCalendar.url == calendar)
+    )
+    assert stored.sync_token and stored.read_until is not None
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(CalendarObject)) == 10
+    with radicale.client() as client:
+        third = next(e for e in client.calendar(url=calendar).get_events() if "e3@" in e.data)
+        assert client.delete(str(third.url)).status in (200, 204)
+    radicale.add_event(calendar, event("new@example.com", day_ahead(5, 14)))
+    radicale.add_event(calendar, event("e4@example.com", day_ahead(4, 16)))  # moved
+    result = synced(connected)
+    assert result.changed
+    assert kinds(reports) == ["sync-collection"]
+    assert parsed == [2]  # the new one and the moved one; nothing else was parsed
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(CalendarObject)) == 10
+    starts = busy_starts()
+    assert day_ahead(3, 10) not in starts and day_ahead(4, 10) not in starts
+    assert day_ahead(4, 16) in starts and day_ahead(5, 14) in starts
+    assert busy_count(connected.id) == 10
+
+    reports.clear()
+    parsed.clear()
+    again = synced(connected)
+    assert not again.changed and kinds(reports) == ["sync-collection"] and parsed == [0]
+
+
+def test_a_refused_token_reads_the_calendar_whole(connected, calendar, reports):
+    stored = db.session.scalar(
+        sa.select(ConnectedCalendar).where(ConnectedCalendar.url == calendar)
+    )
+    stored.sync_token = "http://radicale.org/ns/sync/unknown"
+    db.session.commit()
+    before = busy_starts()
+    result = synced(connected)
+    assert kinds(reports) == ["sync-collection", "calendar-query"]
+    assert not result.changed and busy_starts() == before
+    assert db.session.get(ConnectedCalendar, stored.id).sync_token.startswith("http://radicale")
+
+
+def test_without_a_sync_token_etags_say_what_to_fetch(connected, radicale, calendar, reports):
+    """A server without RFC 6578 leaves no token: a calendar-query lists the ETags, and only
+    the objects whose ETag changed are fetched."""
+    stored = db.session.scalar(
+        sa.select(ConnectedCalendar).where(ConnectedCalendar.url == calendar)
+    )
+    stored.sync_token = ""
+    db.session.commit()
+    radicale.add_event(calendar, event("e6@example.com", day_ahead(6, 15)))  # moved
+    result = synced(connected)
+    assert result.changed and kinds(reports) == ["calendar-query", "calendar-multiget"]
+    listing, _ = reports[0]
+    assert b"calendar-data" not in listing  # ETags only
+    assert reports[1][0].count(b"<D:href>") + reports[1][0].count(b"<href>") == 1
+    assert day_ahead(6, 15) in busy_starts() and day_ahead(6, 10) not in busy_starts()
+
+
+def test_a_wider_horizon_reads_the_calendar_whole_and_is_due_at_once(
+    connected, radicale, calendar, sync_type, reports
+):
+    far = day_ahead(sync_type.max_days_ahead + 60, 10)
+    radicale.add_event(calendar, event("far@example.com", far))
+    synced(connected)
+    assert far not in busy_starts()
+    reports.clear()
+    sync_type.max_days_ahead += 90
+    db.session.commit()
+    assert fresh(connected).next_sync_at <= utcnow()
+    synced(connected)
+    assert "calendar-query" in kinds(reports) and far in busy_starts()
+
+
+def test_a_change_of_zone_makes_the_sync_due_at_once(any_app, connected, coach):
+    db.session.get(CalendarConnection, connected.id).next_sync_at = utcnow() + timedelta(hours=1)
+    db.session.commit()
+    coach.timezone = "Asia/Tokyo"
+    db.session.commit()
+    assert fresh(connected).next_sync_at <= utcnow()
+
+
+def test_an_unchanged_feed_is_neither_downloaded_nor_parsed(
+    any_app, coach, sync_type, http_server, private_ok, parsed
+):
+    url = http_server.route("/cal.ics", event("a@example.com", day_ahead(3, 10)))
+    http_server["/cal.ics"].etag = '"v1"'
+    connection = connect_calendar(coach, "ics", url, now=utcnow())
+    assert parsed == [1]
+    synced(connection)
+    assert http_server["/cal.ics"].not_modified == 1 and parsed == [1]
+    http_server["/cal.ics"].etag = None  # a server without validators: the same body again
+    synced(connection)
+    assert parsed == [1]
+    http_server.route("/cal.ics", event("a@example.com", day_ahead(3, 12)))
+    assert synced(connection).changed and parsed == [1, 1]
+    assert busy_starts() == [day_ahead(3, 12)]
+
+
+def test_busy_count_counts_events_not_pieces(any_app, coach, sync_type, http_server, private_ok):
+    trip = event("trip@example.com", day_ahead(3, 8), minutes=3 * 24 * 60)  # five pieces
+    url = http_server.route("/cal.ics", trip)
+    connection = connect_calendar(coach, "ics", url, now=utcnow())
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(BusyTime)) > 1
+    assert busy_count(connection.id) == 1
+
+
+def test_a_refused_password_is_an_error_and_backs_off_for_hours(connected):
+    connection = db.session.get(CalendarConnection, connected.id)
+    connection.secret = secrets.encrypt("not the password")
+    db.session.commit()
+    waits = []
+    for _ in range(3):
+        now = utcnow()
+        result = calendar_sync.sync_connection(connected.id, now=now)
+        assert result.connection.status == "error" and "401" in result.connection.error
+        waits.append(result.connection.next_sync_at - now)
+    assert waits[0] >= timedelta(hours=1) and waits[1] >= 2 * waits[0] - timedelta(seconds=1)
+    assert db.session.get(CalendarConnection, connected.id).failures == 3
+    assert busy_starts()  # the last good busy times keep blocking
+
+
+def test_a_passing_failure_retries_soon_and_a_success_resets(
+    any_app, coach, sync_type, http_server, private_ok
+):
+    url = http_server.route("/cal.ics", event("a@example.com", day_ahead(3, 10)))
+    connection = connect_calendar(coach, "ics", url, now=utcnow())
+    http_server.route("/cal.ics", "", status=503)
+    now = utcnow()
+    result = calendar_sync.sync_connection(connection.id, now=now)
+    assert result.connection.status == "error"
+    assert result.connection.next_sync_at - now <= calendar_sync.sync_every()
+    http_server.route("/cal.ics", event("a@example.com", day_ahead(3, 10)))
+    assert synced(connection).connection.failures == 0
+
+
+def test_two_connects_at_once_cannot_pass_the_limit(
+    any_app, coach, sync_type, http_server, private_ok
+):
+    url = http_server.route("/slow.ics", event("a@example.com", day_ahead(3, 10)), delay=0.5)
+    for n in range(MAX_CONNECTIONS - 1):
+        db.session.add(CalendarConnection(expert_id=coach.id, kind="ics", url=f"{url}?{n}"))
+    db.session.commit()
+    outcomes, coach_id = [], coach.id
+
+    def connect():
+        with any_app.app_context():
+            expert = db.session.get(User, coach_id)
+            try:
+                connect_calendar(expert, "ics", url, now=utcnow())
+                outcomes.append("connected")
+            except FieldError as error:
+                outcomes.append(error.message)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=connect) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == [f"At most {MAX_CONNECTIONS} calendar connections.", "connected"]
+    count = sa.select(sa.func.count()).select_from(CalendarConnection)
+    assert db.session.scalar(count) == MAX_CONNECTIONS
