@@ -222,12 +222,13 @@ class Booking(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     uid: Mapped[str] = mapped_column(sa.String(32), unique=True)
     expert_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
+        # Listings walk these from "now" in (start_at, id) order: see bookings/queries.py.
+        sa.Index("ix_booking_expert_start", "expert_id", "start_at", "id"),
+        sa.Index("ix_booking_client_start", "client_id", "start_at", "id"),
     event_type_id: Mapped[int] = mapped_column(
         sa.ForeignKey("event_type.id", ondelete="CASCADE"), index=True
     )
-    client_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("user.id", ondelete="SET NULL"), index=True
-    )
+    client_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
     name: Mapped[str] = mapped_column(sa.String(100))
     email: Mapped[str] = mapped_column(sa.String(254))
     notes: Mapped[str] = mapped_column(sa.Text, default="")

@@ -125,8 +125,9 @@ def test_past_beyond_five_hundred_is_paged_not_cut(any_app, people):
 
 def test_a_session_under_way_is_upcoming(any_app, people):
     client = any_app.test_client()
-    started = add_bookings(people["types"]["coach"], None, [NOW - timedelta(minutes=10)])
-    ended = add_bookings(people["types"]["coach"], None, [NOW - timedelta(minutes=40)])
+    now = datetime.now(UTC)
+    started = add_bookings(people["types"]["coach"], None, [now - timedelta(minutes=10)])
+    ended = add_bookings(people["types"]["coach"], None, [now - timedelta(minutes=40)])
     token = create_api_token(people["coach"])
     db.session.commit()
     assert read_all(client, token) == started
@@ -136,8 +137,9 @@ def test_a_session_under_way_is_upcoming(any_app, people):
 def test_longest_bookings_under_way_are_still_upcoming(any_app, people):
     """The index bound (started at most 720 minutes ago) keeps the longest ones."""
     client = any_app.test_client()
+    now = datetime.now(UTC)  # not the module's NOW: this one ends two minutes from now
     long_one = add_bookings(
-        people["types"]["coach"], None, [NOW - timedelta(minutes=719)], minutes=720
+        people["types"]["coach"], None, [now - timedelta(minutes=718)], minutes=720
     )
     token = create_api_token(people["coach"])
     db.session.commit()
