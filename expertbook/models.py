@@ -212,6 +212,9 @@ class Booking(db.Model):
     __tablename__ = "booking"
     __table_args__ = (
         sa.Index("ix_booking_expert_status_start", "expert_id", "status", "start_at"),
+        # Listings walk these from "now" in (start_at, id) order: see bookings/queries.py.
+        sa.Index("ix_booking_expert_start", "expert_id", "start_at", "id"),
+        sa.Index("ix_booking_client_start", "client_id", "start_at", "id"),
         # As long as its event type's duration at most, whatever the database.
         *span_checks("duration_in_range"),
     )
@@ -222,9 +225,6 @@ class Booking(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     uid: Mapped[str] = mapped_column(sa.String(32), unique=True)
     expert_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
-        # Listings walk these from "now" in (start_at, id) order: see bookings/queries.py.
-        sa.Index("ix_booking_expert_start", "expert_id", "start_at", "id"),
-        sa.Index("ix_booking_client_start", "client_id", "start_at", "id"),
     event_type_id: Mapped[int] = mapped_column(
         sa.ForeignKey("event_type.id", ondelete="CASCADE"), index=True
     )
