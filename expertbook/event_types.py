@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from .database import booking_transaction
 from .errors import FieldError
 from .extensions import db
 from .models import (
@@ -159,10 +162,18 @@ def save_event_type(
     slug = cleaned.get("slug")
     if slug is not None and (event_type is None or slug != event_type.slug):
         taken = db.session.scalar(
-            sa.select(EventType.id).where(EventType.expert_id == expert.id, EventType.slug == slug)
+            sa.select(EventType.archived_at.is_not(None)).where(
+                EventType.expert_id == expert.id, EventType.slug == slug
+            )
         )
-        if taken:
-            raise EventTypeError("slug", "You already use this slug.", code="slug_taken")
+        if taken is not None:
+            # An archived type keeps its slug: old links to it must not reach another type.
+            message = (
+                "An archived event type uses this slug: restore it, or pick another."
+                if taken
+                else "You already use this slug."
+            )
+            raise EventTypeError("slug", message, code="slug_taken")
     if event_type is None:
         event_type = EventType(
             expert=expert,
@@ -192,21 +203,94 @@ def commit_event_type() -> None:
         raise EventTypeError("slug", "You already use this slug.", code="slug_taken") from None
 
 
-def delete_event_type(event_type: EventType) -> None:
-    """Delete an event type that has never been booked; the caller commits.
+# What removing an event type does: a type never booked is deleted; a booked one is
+# archived, since deleting it would delete its bookings (they cascade) and their history.
+DELETE, ARCHIVE = "delete", "archive"
+
+
+@dataclass(frozen=True)
+class BookingCounts:
+    """An event type's bookings, for deciding what removing it does."""
+
+    total: int = 0
+    # Confirmed and not yet over (a meeting under way counts).
+    upcoming: int = 0
+
+    @property
+    def removal(self) -> str | None:
+        """DELETE, ARCHIVE, or None while a client still expects an upcoming meeting."""
+        if self.upcoming:
+            return None
+        return ARCHIVE if self.total else DELETE
+
+
+def booking_counts(event_type_ids: Iterable[int], now: datetime) -> dict[int, BookingCounts]:
+    """Each given event type's BookingCounts (one query); types without bookings are left
+    out (their counts are BookingCounts())."""
+    ids = list(event_type_ids)
+    if not ids:
+        return {}
+    upcoming = sa.and_(Booking.status == Booking.CONFIRMED, Booking.end_at > now)
+    rows = db.session.execute(
+        sa.select(
+            Booking.event_type_id,
+            sa.func.count(),
+            sa.func.count(sa.case((upcoming, 1))),
+        )
+        .where(Booking.event_type_id.in_(ids))
+        .group_by(Booking.event_type_id)
+    )
+    return {event_type_id: BookingCounts(total, soon) for event_type_id, total, soon in rows}
+
+
+def remove_event_type(event_type: EventType, *, now: datetime) -> str:
+    """Delete the event type if it was never booked, otherwise archive it; commits.
+
+    Runs in the serialized booking transaction under the expert's lock, so a booking that
+    commits meanwhile is either counted here or refused (the type is no longer active), and
+    a delete never takes a booking with it.
+
+    Returns:
+        DELETE or ARCHIVE: what was done.
 
     Raises:
-        EventTypeError: it has bookings (code "has_bookings"): deactivate it instead, so the
-            bookings and their history stay.
+        EventTypeError: an upcoming confirmed booking exists (code "has_upcoming_bookings"),
+            or the type is already gone (code "not_found"); nothing changes.
+        BookingBusy: the expert's lock was not free in time.
     """
-    booked = db.session.scalar(
-        sa.select(Booking.id).where(Booking.event_type_id == event_type.id).limit(1)
-    )
-    if booked:
-        raise EventTypeError(
-            "id", "This event type has bookings; deactivate it instead.", code="has_bookings"
-        )
-    db.session.delete(event_type)
+    event_type_id, expert_id = event_type.id, event_type.expert_id
+    with booking_transaction():
+        db.session.execute(_LOCK_EXPERT, {"expert_id": expert_id})
+        event_type = db.session.get(EventType, event_type_id, populate_existing=True)
+        if event_type is None or event_type.archived:
+            raise EventTypeError("id", "No such event type.", code="not_found")
+        counts = booking_counts([event_type_id], now).get(event_type_id, BookingCounts())
+        if counts.removal is None:
+            raise EventTypeError(
+                "id",
+                "This event type has upcoming bookings: cancel them, or wait until they are"
+                " over, before you archive it (deactivating it takes no new bookings).",
+                code="has_upcoming_bookings",
+            )
+        if counts.removal == DELETE:
+            db.session.delete(event_type)
+        else:
+            event_type.active = False
+            event_type.archived_at = now
+    return counts.removal
+
+
+def restore_event_type(event_type: EventType) -> None:
+    """Bring an archived event type back, inactive (the expert switches it on when it
+    should take bookings again); the caller commits."""
+    event_type.archived_at = None
+    event_type.active = False
+
+
+# Takes the lock the booking operations take (booking.py), so removal and booking serialize.
+_LOCK_EXPERT = (
+    sa.select(User.id).where(User.id == sa.bindparam("expert_id")).with_for_update(key_share=True)
+)
 
 
 def event_type_url(event_type: EventType, base_url: str) -> str:

@@ -150,6 +150,8 @@ class EventType(db.Model):
             f"AND buffer_after_minutes BETWEEN 0 AND {MAX_BUFFER_MINUTES}",
             name="buffers_in_range",
         ),
+        # An archived type is never bookable: every query that offers types reads `active`.
+        sa.CheckConstraint("archived_at IS NULL OR NOT active", name="archived_inactive"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -170,8 +172,16 @@ class EventType(db.Model):
         sa.JSON, default=lambda: [1440], server_default="[1440]"
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when the expert retired a type that has bookings: deleting it would delete them.
+    # Its bookings keep their pages; the type leaves the public page, the API and the
+    # dashboard's main list, and keeps its slug (restoring it brings both back).
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     expert: Mapped[User] = relationship(back_populates="event_types")
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
 
     def __repr__(self) -> str:
         return f"<EventType {self.expert_id}/{self.slug}>"

@@ -8,13 +8,13 @@ from flask import current_app, jsonify
 from ..event_types import (
     EventTypeError,
     commit_event_type,
-    delete_event_type,
     event_type_payload,
     event_type_url,
+    remove_event_type,
     save_event_type,
 )
 from ..extensions import db
-from ..models import EventType, User
+from ..models import EventType, User, utcnow
 from ..realtime import announce_slots_changed
 from . import bp
 from .auth import expert_api_user
@@ -23,17 +23,20 @@ from .inputs import invalid, json_object
 
 
 def own_event_type(expert: User, event_type_id: int) -> EventType:
-    """The caller's event type; another expert's is as unknown as a missing one."""
+    """The caller's event type; another expert's, or an archived one (DELETE removed it),
+    is as unknown as a missing one."""
     event_type = db.session.get(EventType, event_type_id)
-    if event_type is None or event_type.expert_id != expert.id:
+    if event_type is None or event_type.expert_id != expert.id or event_type.archived:
         raise ApiError(404, "not_found", "No such event type.")
     return event_type
 
 
 def rejected(error: EventTypeError) -> ApiError:
     """The API error for a refused change: a booked type is a conflict, the rest bad fields."""
-    if error.code == "has_bookings":
+    if error.code == "has_upcoming_bookings":
         return ApiError(409, error.code, error.message)
+    if error.code == "not_found":
+        return ApiError(404, error.code, "No such event type.")
     return invalid(error.field, error.message, error.code)
 
 
@@ -43,9 +46,11 @@ def payload(event_type: EventType) -> dict:
 
 @bp.get("/event-types")
 def list_event_types():
-    """The caller's event types, active or not."""
+    """The caller's event types, active or not (archived ones are gone for the API)."""
     expert = expert_api_user()
-    return jsonify(event_types=[payload(event_type) for event_type in expert.event_types])
+    return jsonify(
+        event_types=[payload(e) for e in expert.event_types if not e.archived],
+    )
 
 
 @bp.post("/event-types")
@@ -83,14 +88,16 @@ def update_event_type(event_type_id: int):
 
 
 @bp.delete("/event-types/<int:event_type_id>")
-def remove_event_type(event_type_id: int):
-    """Delete one of the caller's event types that was never booked (409 otherwise)."""
-    event_type = own_event_type(expert_api_user(), event_type_id)
+def delete_event_type(event_type_id: int):
+    """Remove one of the caller's event types: deleted if never booked, archived if it has
+    only past or cancelled bookings (they keep their pages), 409 while one is upcoming."""
+    expert = expert_api_user()
+    event_type = own_event_type(expert, event_type_id)
     try:
-        delete_event_type(event_type)
+        remove_event_type(event_type, now=utcnow())
     except EventTypeError as error:
         raise rejected(error) from None
-    db.session.commit()
+    announce_slots_changed(expert.id)  # its open pages learn it is gone
     return "", 204
 
 

@@ -11,12 +11,16 @@ from ..auth.decorators import expert_required
 from ..availability import availability_of
 from ..bookings.queries import upcoming_of_expert
 from ..event_types import (
+    ARCHIVE,
     INT_FIELDS,
     LOCATIONS,
+    BookingCounts,
     EventTypeError,
+    booking_counts,
     commit_event_type,
-    delete_event_type,
     event_type_url,
+    remove_event_type,
+    restore_event_type,
     save_event_type,
 )
 from ..extensions import db
@@ -35,10 +39,15 @@ UPCOMING_LIMIT = 10
 PROBLEM_DAYS = 30
 
 
-def own_event_type_or_404(event_type_id: int) -> EventType:
-    """The signed-in expert's event type; someone else's is as unknown as a missing one."""
+def own_event_type_or_404(event_type_id: int, *, archived: bool = False) -> EventType:
+    """The signed-in expert's event type, archived or not as asked; someone else's is as
+    unknown as a missing one."""
     event_type = db.session.get(EventType, event_type_id)
-    if event_type is None or event_type.expert_id != current_user.id:
+    if (
+        event_type is None
+        or event_type.expert_id != current_user.id
+        or event_type.archived != archived
+    ):
         abort(404)
     return event_type
 
@@ -67,9 +76,16 @@ def index():
         current_user, now=utcnow(), limit=UPCOMING_LIMIT, confirmed_only=True
     )  # the meeting under way is still "upcoming"
     base_url = current_app.config["BASE_URL"]
+    event_types = current_user.event_types
+    counts = booking_counts((e.id for e in event_types), utcnow())
     return render_template(
         "dashboard/index.html",
-        event_types=[(e, event_type_url(e, base_url)) for e in current_user.event_types],
+        event_types=[
+            (e, event_type_url(e, base_url), counts.get(e.id, BookingCounts()))
+            for e in event_types
+            if not e.archived
+        ],
+        archived=[e for e in event_types if e.archived],
         has_hours=bool(current_user.availability_rules),
         weekly_hours=weekly_hours,
         coming_overrides=sum(1 for o in current_user.date_overrides if o.date >= today),
@@ -138,18 +154,33 @@ def edit_event_type(event_type_id: int):
 @bp.post("/event-types/<int:event_type_id>/delete", endpoint="delete_event_type")
 @expert_required
 def delete_event_type_view(event_type_id: int):
-    """Delete an event type that was never booked; a booked one stays (deactivate it)."""
+    """Delete an event type never booked, archive one with only past or cancelled bookings;
+    one with an upcoming booking stays (the page offers neither)."""
     event_type = own_event_type_or_404(event_type_id)
     if EmptyForm().validate_on_submit():
         title = event_type.title
         try:
-            delete_event_type(event_type)
+            done = remove_event_type(event_type, now=utcnow())
         except EventTypeError as error:
-            db.session.rollback()
             flash(error.message, "error")
         else:
-            db.session.commit()
-            flash(f"“{title}” deleted.", "success")
+            announce_slots_changed(current_user.id)
+            if done == ARCHIVE:
+                flash(f"“{title}” archived. Its bookings keep their details.", "success")
+            else:
+                flash(f"“{title}” deleted.", "success")
+    return redirect(url_for("dashboard.index"))
+
+
+@bp.post("/event-types/<int:event_type_id>/restore")
+@expert_required
+def restore_event_type_view(event_type_id: int):
+    """Bring an archived event type back to the list, inactive."""
+    event_type = own_event_type_or_404(event_type_id, archived=True)
+    if EmptyForm().validate_on_submit():
+        restore_event_type(event_type)
+        db.session.commit()
+        flash(f"“{event_type.title}” restored, inactive: activate it to take bookings.", "success")
     return redirect(url_for("dashboard.index"))
 
 

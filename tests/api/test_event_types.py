@@ -5,7 +5,7 @@ import pytest
 import sqlalchemy as sa
 
 from expertbook.extensions import db
-from expertbook.models import ApiToken, EventType, utcnow
+from expertbook.models import ApiToken, Booking, EventType, utcnow
 from tests.api import bearer
 from tests.booking_fixtures import insert_booking
 
@@ -153,11 +153,38 @@ def test_get_patch_delete(client, headers, intro):
     assert error_of(client.get(path, headers=headers)) == (404, "not_found", None)
 
 
-def test_a_booked_event_type_cannot_be_deleted(client, headers, intro):
+def test_an_upcoming_booking_keeps_its_event_type(client, headers, intro):
     insert_booking(intro, datetime.now(UTC) + timedelta(days=3))
     response = client.delete(f"/api/v1/event-types/{intro.id}", headers=headers)
-    assert error_of(response) == (409, "has_bookings", None)
-    assert db.session.get(EventType, intro.id) is not None
+    assert error_of(response) == (409, "has_upcoming_bookings", None)
+    assert "upcoming" in response.json["error"]["message"]
+    db.session.refresh(intro)
+    assert (intro.active, intro.archived_at) == (True, None)
+
+
+def test_with_only_past_or_cancelled_bookings_delete_archives(client, headers, intro, ann):
+    """Issue 16, finding 6: deleting would delete the bookings (they cascade), so the type
+    is archived: 204 as for a delete, gone from the API, its bookings kept."""
+    past = insert_booking(intro, datetime.now(UTC) - timedelta(days=3))
+    insert_booking(intro, datetime.now(UTC) + timedelta(days=3), status=Booking.CANCELLED)
+    path = f"/api/v1/event-types/{intro.id}"
+    response = client.delete(path, headers=headers)
+    assert (response.status_code, response.data) == (204, b"")
+    db.session.refresh(intro)
+    assert intro.archived_at is not None and intro.active is False
+    assert db.session.get(Booking, past.id) is not None
+    assert error_of(client.get(path, headers=headers)) == (404, "not_found", None)
+    assert error_of(client.patch(path, json={"active": True}, headers=headers))[0] == 404
+    assert error_of(client.delete(path, headers=headers)) == (404, "not_found", None)
+    assert client.get("/api/v1/event-types", headers=headers).json == {"event_types": []}
+    assert client.get("/api/v1/experts/ann/event-types").json == {"event_types": []}
+    assert client.get(f"/api/v1/event-types/{intro.id}/slots").status_code == 404
+    listed = client.get("/api/v1/bookings?scope=past&role=expert", headers=headers).json
+    assert [b["uid"] for b in listed["bookings"]] == [past.uid]
+    # Its slug stays with it, so a restore brings the type back as it was.
+    taken = client.post("/api/v1/event-types", json={**NEW, "slug": "intro"}, headers=headers)
+    assert error_of(taken) == (422, "slug_taken", "slug")
+    assert "archived" in taken.json["error"]["message"]
 
 
 def test_another_experts_event_type_is_not_found(client, intro, make_user):

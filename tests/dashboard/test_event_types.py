@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from expertbook.extensions import db
-from expertbook.models import EventType
+from expertbook.models import Booking, EventType
 from tests.booking_fixtures import insert_booking
 from tests.conftest import AuthActions
 from tests.dashboard import assert_csp_clean, sign_in_expert
@@ -173,14 +173,103 @@ def test_delete(client, auth, expert, make_event_type):
     assert "“Intro” deleted." in client.get("/dashboard/").text
 
 
-def test_delete_of_a_booked_type_is_refused(client, auth, expert, make_event_type):
+def test_an_upcoming_booking_keeps_its_type(client, auth, expert, make_event_type):
+    """Issue 16, finding 6: the card offers neither Delete nor Archive, and says why."""
     event_type = make_event_type(expert, title="Intro", slug="intro")
     insert_booking(event_type, datetime.now(UTC) + timedelta(days=1))
+    page = client.get("/dashboard/").text
+    assert "1 upcoming booking: it can be archived once it is over or cancelled." in page
+    assert f"/dashboard/event-types/{event_type.id}/delete" not in page
     response = auth.post(f"/dashboard/event-types/{event_type.id}/delete", token_from="/dashboard/")
     assert response.headers["Location"] == "/dashboard/"
-    assert event_types() == [event_type]
+    db.session.refresh(event_type)
+    assert (event_types(), event_type.active, event_type.archived_at) == ([event_type], True, None)
+    assert "This event type has upcoming bookings" in client.get("/dashboard/").text
+
+
+def test_a_type_never_booked_says_delete_before_it_deletes(client, expert, make_event_type):
+    make_event_type(expert, title="Intro", slug="intro")
     page = client.get("/dashboard/").text
-    assert "This event type has bookings; deactivate it instead." in page
+    assert 'data-confirm="Delete “Intro”? It has never been booked; this cannot be undone."' in (
+        page
+    )
+    assert "Archive<span" not in page
+
+
+def test_a_type_booked_only_in_the_past_or_cancelled_is_archived(
+    client, auth, expert, make_event_type, make_user
+):
+    """The dialog names the archive before it happens; the bookings keep their pages, the
+    public page and link stop offering the type, and the dashboard lists it apart."""
+    event_type = make_event_type(expert, title="Intro", slug="intro")
+    other = make_event_type(expert, title="Deep dive", slug="deep-dive")
+    past = insert_booking(event_type, datetime.now(UTC) - timedelta(days=2))
+    insert_booking(event_type, datetime.now(UTC) + timedelta(days=2), status=Booking.CANCELLED)
+    page = client.get("/dashboard/").text
+    assert (
+        "Archive “Intro”? It leaves your public page and its link takes no more bookings. "
+        "Its 2 past or cancelled bookings keep their details." in page
+    )
+    response = auth.post(f"/dashboard/event-types/{event_type.id}/delete", token_from="/dashboard/")
+    assert response.headers["Location"] == "/dashboard/"
+    db.session.refresh(event_type)
+    assert event_type.archived_at is not None and event_type.active is False
+    page = client.get("/dashboard/").text
+    assert "“Intro” archived. Its bookings keep their details." in page
+    archived = page[page.index('id="archived-heading"') :]
+    assert "Intro" in archived and "Restore<span" in archived
+    assert f"/dashboard/event-types/{event_type.id}/edit" not in page
+    # The booking keeps its page and calendar file; My Bookings still lists it.
+    assert client.get(f"/bookings/{past.uid}").status_code == 200
+    assert "BEGIN:VEVENT" in client.get(f"/bookings/{past.uid}.ics").text
+    assert past.uid in client.get("/bookings?scope=past").text
+    # Nobody is offered it any more.
+    assert "Intro" not in client.get(f"/{expert.username}").text
+    closed = client.get(f"/{expert.username}/intro")
+    assert closed.status_code == 404
+    assert "Intro is no longer offered" in closed.text and "Deep dive" in closed.text
+    # Not editable, toggled or removed again while archived.
+    for action in ("edit", "toggle", "delete"):
+        path = f"/dashboard/event-types/{event_type.id}/{action}"
+        assert auth.post(path, FORM, token_from="/dashboard/").status_code == 404
+    db.session.refresh(event_type)
+    assert (event_type.title, event_type.active) == ("Intro", False)
+    assert other.active is True
+
+
+def test_an_archived_slug_stays_reserved_and_restore_brings_the_type_back(
+    client, auth, expert, make_event_type
+):
+    event_type = make_event_type(expert, title="Intro", slug="intro")
+    insert_booking(event_type, datetime.now(UTC) - timedelta(days=2))
+    auth.post(f"/dashboard/event-types/{event_type.id}/delete", token_from="/dashboard/")
+    page = auth.post(NEW, FORM, token_from=NEW).text
+    assert "An archived event type uses this slug: restore it, or pick another." in page
+    response = auth.post(
+        f"/dashboard/event-types/{event_type.id}/restore", token_from="/dashboard/"
+    )
+    assert response.headers["Location"] == "/dashboard/"
+    db.session.refresh(event_type)
+    assert (event_type.archived_at, event_type.active) == (None, False)
+    page = client.get("/dashboard/").text
+    assert "“Intro” restored, inactive: activate it to take bookings." in page
+    assert 'id="archived-heading"' not in page
+    # Restoring what is not archived, or another expert's, is not found.
+    path = f"/dashboard/event-types/{event_type.id}/restore"
+    assert auth.post(path, token_from="/dashboard/").status_code == 404
+
+
+def test_restore_needs_its_owner_and_a_csrf_token(client, auth, expert, make_user, make_event_type):
+    theirs = make_event_type(make_user("cat", expert=True), title="Cats", slug="cats")
+    theirs.active, theirs.archived_at = False, datetime.now(UTC)
+    mine = make_event_type(expert, title="Intro", slug="intro")
+    mine.active, mine.archived_at = False, datetime.now(UTC)
+    db.session.commit()
+    path = f"/dashboard/event-types/{theirs.id}/restore"
+    assert auth.post(path, token_from="/dashboard/").status_code == 404
+    assert client.post(f"/dashboard/event-types/{mine.id}/restore").status_code == 400
+    db.session.expire_all()
+    assert theirs.archived_at is not None and mine.archived_at is not None
 
 
 @pytest.mark.parametrize(
