@@ -26,6 +26,12 @@ server) with two `python wsgi.py` processes (eventlet) sharing one Redis message
    threads; from the commit (bounded by the POST and its 201) to the delivery reaching a
    receiver in this process, delivered by the servers' own outbox workers. Target: p99
    under 2 s.
+7. Mail and the outbox's cost: every booking above also writes its two mails, which the
+   servers' own workers send to a real SMTP server (aiosmtpd) in this process; from commit
+   (the row's created_at, the booking's `now`) to each mail's arrival, p50/p99 over every
+   mail of 1.-3. and 6. Target: p99 under 2 s. Then booking throughput (8 experts) without
+   the outbox (OUTBOX_ENABLED=false) and with it, each on a fresh server pair, one after the
+   other. Target: with/without at least 0.9.
 
 Figures depend on the machine (and on whatever else runs on it: the load average is printed
 at the start and the end); nothing here fails on a slow machine, each target prints "target
@@ -40,6 +46,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,13 +56,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _delivery import MailSink, mail_latencies  # noqa: E402
 from _servers import (  # noqa: E402
+    ROOT,
     AsyncHttp,
     LoadResult,
     ServerGroup,
     clean_env,
     connect_listeners,
     flask_cli,
+    free_port,
     fresh_postgres,
     json_body,
     median,
@@ -82,6 +92,8 @@ BASELINE_RATIO_TARGET = 1.5
 HEAR_TIMEOUT = 5.0  # seconds a round waits for every socket
 ROUND_PAUSE = 0.1  # seconds between fan-out rounds, so they never overlap
 WARMUP_ROUNDS = 3
+OUTBOX_RATIO_TARGET = 0.9
+MAIL_P99_TARGET_MS = 2000.0
 
 
 @dataclass(frozen=True)
@@ -325,7 +337,10 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="expertbook-bench-booking-"))
     database_url = fresh_postgres(args.server, DB_NAME)
+    sink = MailSink(free_port()).start()
     env = clean_env(
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=str(sink.port),
         DATABASE_URL=database_url,
         REDIS_URL=args.redis,
         SECRET_KEY=SECRET,
@@ -429,7 +444,33 @@ def main() -> int:
             fan_out(servers, size.sockets, size.rounds, {"event_type_id": fan_id}, book)
         )
         hooks = webhook_phase(servers, tokens["hook"], ids["hook"], day0, size)
+        mail_ms, mail_counts = mail_latencies(database_url, sink)
         group.stop()
+
+        # 7. Booking throughput without and with the outbox, each on a fresh server pair,
+        # on slots of their own (minutes 30 and 60 of the same days).
+        outbox_runs = {}
+        for label, offset, extra in (
+            ("without", 30, {"OUTBOX_ENABLED": "false"}),
+            ("with", 45, {"WORKER_IN_PROCESS": "false"}),
+            ("with+delivery", 60, {}),
+        ):
+            pair = group.start("wsgi.py", 2, {**env, **extra})
+            run_load(pair, ping_path, warmup, size.threads, deadline=10)
+            requests = booking_requests(
+                [ids[e] for e in experts], day0 + timedelta(minutes=offset), n, f"o{offset}-"
+            )
+            outbox_runs[label] = run_load(pair, requests, n, size.threads, deadline=cap)
+            if label == "with+delivery":
+                mail_latencies(database_url, sink)  # its mails go out before it stops
+            group.stop()
+        # The rows "with" wrote (its servers deliver nothing): a `flask worker` sends them.
+        drain = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
+                                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)  # fmt: skip
+        left = mail_latencies(database_url, sink)[1]
+        drain.terminate()
+        drain.wait(timeout=30)
 
         # 4. and 5. The same against the bare servers.
         bare_env = clean_env(REDIS_URL=args.redis, DATABASE_URL=database_url)
@@ -510,6 +551,32 @@ def main() -> int:
     if hooks.failed_posts or hooks.missing:
         failures += 1
         print(f"  problems: {hooks.failed_posts[:2]} {hooks.missing} webhooks missing")
+    sink.stop()
+    print(f"\n7. mail and the outbox's cost ({n} bookings each, {EXPERTS} experts)")
+    mail_p99 = percentile(mail_ms, 99)
+    print(
+        f"commit -> mail at the SMTP server, over 1.-3. and 6. ({len(mail_ms)} mails; rows "
+        f"{mail_counts}): p50 {median(mail_ms):.0f} ms, p99 {mail_p99:.0f} ms (target p99 < "
+        f"{MAIL_P99_TARGET_MS:.0f} ms): {verdict(mail_p99 < MAIL_P99_TARGET_MS)}"
+    )
+    if mail_counts.get("pending") or mail_counts.get("failed"):
+        failures += 1
+        print(f"  mails left undelivered: {mail_counts}")
+    for label, result in outbox_runs.items():
+        print(result.line(f"booking, {label} outbox", "bookings"))
+        if result.statuses.get(201, 0) != result.count:
+            failures += 1
+            print(f"  NOT all 201: {dict(result.statuses)}  e.g. {result.sample_error}")
+    outbox_ratio = outbox_runs["with"].rate / outbox_runs["without"].rate
+    print(
+        f"with/without outbox throughput: {outbox_ratio:.2f} (target >= "
+        f"{OUTBOX_RATIO_TARGET}): {verdict(outbox_ratio >= OUTBOX_RATIO_TARGET)}"
+    )
+    delivered_ratio = outbox_runs["with+delivery"].rate / outbox_runs["without"].rate
+    print(
+        f"  with the servers also rendering and sending the mails: {delivered_ratio:.2f} "
+        f'(the same CPUs do both); `flask worker` then sent what "with" wrote: {left}'
+    )
     print(
         f"\ntotal {time.monotonic() - run_started:.0f} s, load average now {load_average()} "
         f"(other work on the machine skews every figure)"

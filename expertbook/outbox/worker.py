@@ -323,8 +323,15 @@ class Worker:
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
         self._listener = None
+        # At most one byte waits in the pipe: a busy worker is woken by thousands of
+        # commits between two waits, and a full pipe would make eventlet's green os.write
+        # wait (and fail when two green threads wait on it at once).
+        self._wake_pending = False
 
     def wake(self) -> None:
+        if self._wake_pending:
+            return
+        self._wake_pending = True
         # A full pipe means it is awake already; a closed one, that it has ended.
         with contextlib.suppress(OSError):
             os.write(self._wake_write, b".")
@@ -402,6 +409,7 @@ class Worker:
             self._close_listener()
             return
         if self._wake_read in ready:
+            self._wake_pending = False
             # One read of what is there: under eventlet os.read is green and waits for more
             # instead of raising BlockingIOError, so a loop draining to empty never returns.
             # Wake-ups left over (more than 64 KB of them) only make the next wait short.
