@@ -1,9 +1,11 @@
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from expertbook.event_types import EventTypeError, remove_event_type
 from expertbook.extensions import db
 from expertbook.models import ApiToken, Booking, EventType, utcnow
 from tests.api import bearer
@@ -300,3 +302,38 @@ def test_me_answers_the_callers_account(client, make_user):
         "is_expert": False,
     }
     assert client.get("/api/v1/me").status_code == 401
+
+
+def test_a_booking_committed_while_removal_waits_keeps_the_type(pg_app, make_user, make_event_type):
+    """Removal takes the booking lock: a booking whose transaction holds it when the removal
+    starts is counted once it commits, so the type is neither deleted with it nor archived."""
+    import psycopg2
+
+    event_type = make_event_type(make_user("ann", expert=True), slug="intro", title="Intro")
+    start = datetime.now(UTC) + timedelta(days=3)
+    url = sa.make_url(str(db.engine.url)).set(drivername="postgresql")
+    holder = psycopg2.connect(url.render_as_string(hide_password=False))
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute(
+                'SELECT id FROM "user" WHERE id = %s FOR NO KEY UPDATE', (event_type.expert_id,)
+            )
+            cursor.execute(
+                "INSERT INTO booking (uid, expert_id, event_type_id, name, email, notes,"
+                " start_at, end_at, status, video_url, cancel_reason, sequence,"
+                " manage_token_hash, created_at, updated_at) VALUES ('racer', %s, %s, 'Bo',"
+                " 'bo@example.com', '', %s, %s, 'confirmed', '', '', 0, 'h', now(), now())",
+                (event_type.expert_id, event_type.id, start, start + timedelta(minutes=30)),
+            )
+        committer = threading.Timer(0.5, holder.commit)
+        committer.start()
+        with pytest.raises(EventTypeError) as refused:
+            remove_event_type(event_type, now=utcnow())
+        committer.join()
+    finally:
+        holder.rollback()
+        holder.close()
+    assert refused.value.code == "has_upcoming_bookings"
+    db.session.expire_all()
+    assert db.session.get(EventType, event_type.id).archived_at is None
+    assert db.session.scalar(sa.select(Booking.uid)) == "racer"
