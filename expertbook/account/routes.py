@@ -22,33 +22,52 @@ def account_key() -> str:
     return f"account:{current_user.get_id()}"
 
 
+def save_profile(form: ProfileForm) -> None:
+    """Copy a valid profile form onto the signed-in user; the caller commits."""
+    current_user.name = (form.name.data or "").strip()
+    current_user.timezone = form.timezone.data
+    current_user.bio = multiline(form.bio.data or "")
+
+
+def render_profile(form: ProfileForm):
+    return render_template("account/profile.html", form=form)
+
+
 @bp.route("/profile", methods=["GET", "POST"])
 @login_required
 def profile():
     """Show and edit name, time zone and bio."""
     form = ProfileForm(obj=current_user)
     if form.validate_on_submit():
-        current_user.name = (form.name.data or "").strip()
-        current_user.timezone = form.timezone.data
-        current_user.bio = multiline(form.bio.data or "")
+        save_profile(form)
         db.session.commit()
         flash("Profile saved.", "success")
         return redirect(url_for("account.profile"))
-    return render_template("account/profile.html", form=form, expert_form=EmptyForm())
+    return render_profile(form)
 
 
 @bp.post("/profile/become-expert")
 @login_required
 def become_expert():
-    """Give the user the expert role and send them to their dashboard."""
+    """Give the user the expert role and send them to their dashboard. The profile page's
+    button sends its details along: what was typed there is saved with the promotion, not
+    dropped (a bare POST with only the CSRF token promotes alone)."""
+    if "timezone" in request.form:
+        form = ProfileForm(obj=current_user)
+        if not form.validate_on_submit():
+            return render_profile(form)
+        save_profile(form)
+    elif not EmptyForm().validate_on_submit():
+        return redirect(url_for("account.profile"))
     if not current_user.email_confirmed:
+        db.session.commit()  # the details, if any: they are kept either way
         # Clients' bookings are mailed to this address: it must be the expert's own.
         flash("Confirm your email address first: the link is in your inbox.", "error")
         return redirect(url_for("account.profile"))
-    if EmptyForm().validate_on_submit() and not current_user.is_expert:
+    if not current_user.is_expert:
         current_user.is_expert = True
-        db.session.commit()
         flash("You are an expert now: set your hours and create your first event type.", "success")
+    db.session.commit()
     return redirect(url_for("dashboard.index"))
 
 

@@ -1,3 +1,5 @@
+import re
+
 import sqlalchemy as sa
 
 from expertbook.extensions import db
@@ -38,6 +40,48 @@ def test_become_expert_opens_the_dashboard(client, auth, make_user):
     assert db.session.scalar(sa.select(User.is_expert)) is True
     assert client.get("/dashboard/").status_code == 200
     assert "Become an Expert" not in client.get("/profile").text
+
+
+def test_become_expert_keeps_the_details_typed_on_the_page(client, auth, make_user):
+    """Issue 16, finding 16: the button belongs to the details form, so a display name
+    typed but not saved is saved with the promotion, not dropped."""
+    make_user("ann")
+    auth.login("ann")
+    page = client.get("/profile").text
+    button = re.search(r"<button[^>]*>Become an Expert</button>", page).group(0)
+    assert 'form="profile-form"' in button and 'formaction="/profile/become-expert"' in button
+    details = {"name": "Ann Émile", "timezone": "Europe/Berlin", "bio": "Coach"}
+    response = auth.post("/profile/become-expert", details, token_from="/profile")
+    assert response.headers["Location"] == "/dashboard/"
+    user = db.session.scalar(sa.select(User))
+    assert (user.name, user.timezone, user.bio, user.is_expert) == (
+        "Ann Émile",
+        "Europe/Berlin",
+        "Coach",
+        True,
+    )
+
+
+def test_become_expert_with_bad_details_shows_them_and_changes_nothing(auth, make_user):
+    make_user("ann")
+    auth.login("ann")
+    details = {"name": "Ann", "timezone": "Mars/Olympus", "bio": ""}
+    response = auth.post("/profile/become-expert", details, token_from="/profile")
+    assert response.status_code == 200
+    assert "Not a valid choice" in response.text and 'value="Ann"' in response.text
+    user = db.session.scalar(sa.select(User))
+    assert (user.name, user.is_expert) == ("", False)
+
+
+def test_an_unconfirmed_address_still_keeps_the_details(client, auth, make_user):
+    make_user("ann", email_confirmed_at=None)
+    auth.login("ann")
+    details = {"name": "Ann Lee", "timezone": "UTC", "bio": ""}
+    response = auth.post("/profile/become-expert", details, token_from="/profile")
+    assert response.headers["Location"] == "/profile"
+    assert "Confirm your email address first" in client.get("/profile").text
+    user = db.session.scalar(sa.select(User))
+    assert (user.name, user.is_expert) == ("Ann Lee", False)
 
 
 def test_become_expert_without_csrf_is_refused(client, auth, make_user):
