@@ -15,10 +15,11 @@ served by this script (bench/_calendars.py makes the events):
    CalDAV calendar and an ICS feed, 5,000 events in all: a tenth weekly series, the rest
    over the next 60 days); both experts' 31-day slots are timed, interleaved, cached and
    cold. Target: with calendars within 1.2x of without.
-2. A third expert connects a 5,000-event CalDAV calendar; POST .../sync is timed a few
-   times, one event added on Radicale before each (so each sync writes). Target: median
-   under 2 s. Meanwhile /healthz is polled on the same process every 10 ms, open loop
-   (latency from when a request was due). Target: p99 under 50 ms while syncs run.
+2. A third expert connects a 5,000-event CalDAV calendar (the first sync, which reads it
+   whole, is timed on its own); then POST .../sync is timed a few times, an event added
+   and one moved on Radicale before each (so each sync writes). Target: under 2 s.
+   Meanwhile /healthz is polled on the same process every 10 ms, open loop (latency from
+   when a request was due). Target: p99 under 50 ms while syncs run.
 
 The exit status says only whether the first target was met; the others are printed.
 """
@@ -339,9 +340,14 @@ def run_calendars(
 def run_sync(
     host: str, port: int, token: str, radicale: Radicale, user: str, calendar_url: str, runs: int
 ) -> None:
-    """Connect the 5,000-event calendar, then sync it `runs` times, one new event in it
-    before each (so each sync rewrites its busy times), while another connection polls
-    /healthz on the same server process; print the figures."""
+    """Connect the 5,000-event calendar (its first sync reads it whole), then sync it `runs`
+    times, a few events changed on Radicale before each (one added, one moved), while
+    another connection polls /healthz on the same server process; print the figures, the
+    first sync apart from the repeat syncs."""
+    poller = Poller(host, port, "/healthz")
+    poller.start()
+    time.sleep(1)
+    sent = time.perf_counter()
     body, connect_s = connect(
         host,
         port,
@@ -353,19 +359,20 @@ def run_sync(
             "password": radicale.users[user],
         },
     )
+    first_window = [(sent, time.perf_counter())]
     path = f"/api/v1/calendars/{body['id']}/sync"
-    poller = Poller(host, port, "/healthz")
-    poller.start()
-    time.sleep(1)
     windows, seconds, counts = [], [], []
     rng = random.Random(7)
     day0 = datetime.combine(datetime.now(UTC).date(), datetime.min.time(), UTC)
+    calendar_path = urlsplit(calendar_url).path
     for k in range(runs):
         # 02:00 UTC: before any of the generated events of the day, so the busy times change.
         start = day0 + timedelta(days=2 + 5 * k, hours=2)
         uid = f"bench-change-{k}-{secrets.token_hex(4)}"
-        event = wrap(event_text(uid, start, 20, rng))
-        radicale.put(user, f"{urlsplit(calendar_url).path}{uid}.ics", event)
+        radicale.put(user, f"{calendar_path}{uid}.ics", wrap(event_text(uid, start, 20, rng)))
+        moved = "bench-moved"  # added by the first run, moved by each after
+        later = start + timedelta(days=1, minutes=10 * k)
+        radicale.put(user, f"{calendar_path}{moved}.ics", wrap(event_text(moved, later, 30, rng)))
         time.sleep(0.5)  # some /healthz samples between syncs, too
         sent = time.perf_counter()
         status, answer, elapsed = api(host, port, token, "POST", path)
@@ -376,25 +383,28 @@ def run_sync(
         counts.append(answer["busy_count"])
     time.sleep(0.5)
     poller.stop()
+    during_first = poller.latencies(first_window)
     during = poller.latencies(windows)
-    outside = poller.latencies(windows, inside=False)
+    outside = poller.latencies(first_window + windows, inside=False)
     failed = [status for *_, status in poller.samples if status != 200]
     sync_median = statistics.median(seconds)
-    p99 = percentile(during, 99)
+    p99, p99_first = percentile(during, 99), percentile(during_first, 99)
     print(
-        f"Sync: a CalDAV calendar of {CALENDAR_EVENTS:,} events on Radicale, connected "
-        f"(first read and write) in {connect_s:.2f} s; {counts[-1]:,} busy times"
+        f"First sync: a CalDAV calendar of {CALENDAR_EVENTS:,} events on Radicale, connected "
+        f"and read whole in {connect_s:.2f} s (target < {SYNC_TARGET_S:.0f} s: "
+        f"{'met' if connect_s < SYNC_TARGET_S else 'MISSED'}); /healthz meanwhile: p99 "
+        f"{p99_first:.1f} ms, max {max(during_first):.0f} ms over {len(during_first)}"
     )
     print(
-        f"sync   median {sync_median:.2f} s over {runs} runs, each after a change "
-        f"(runs: {', '.join(f'{s:.2f}' for s in seconds)}) "
+        f"sync   median {sync_median:.2f} s over {runs} repeat syncs, each after two changes "
+        f"(runs: {', '.join(f'{s:.2f}' for s in seconds)}; {counts[-1]:,} events busy) "
         f"(target < {SYNC_TARGET_S:.0f} s): {'met' if sync_median < SYNC_TARGET_S else 'MISSED'}"
     )
     print(
-        f"/healthz during the syncs: p99 {p99:.1f} ms, median {statistics.median(during):.1f} ms, "
-        f"max {max(during):.0f} ms over {len(during)} requests due (outside them: p99 "
-        f"{percentile(outside, 99):.1f} ms over {len(outside)}; {len(failed)} failed) "
-        f"(target p99 < {HEALTHZ_TARGET_MS:.0f} ms): "
+        f"/healthz during the repeat syncs: p99 {p99:.1f} ms, median "
+        f"{statistics.median(during):.1f} ms, max {max(during):.0f} ms over {len(during)} "
+        f"requests due (outside any sync: p99 {percentile(outside, 99):.1f} ms over "
+        f"{len(outside)}; {len(failed)} failed) (target p99 < {HEALTHZ_TARGET_MS:.0f} ms): "
         f"{'met' if p99 < HEALTHZ_TARGET_MS else 'MISSED'}"
     )
 

@@ -28,6 +28,7 @@ from .icstext import (
     MAX_FEED_BYTES,
     MAX_FEED_EVENTS,
     FeedError,
+    OneOff,
     combined_text,
     first_line,
 )
@@ -163,7 +164,7 @@ def busy_by_object(
     files = [data] if isinstance(data, bytes | bytearray) else data
     if sum(len(file) for file in files) > MAX_FEED_BYTES:
         raise FeedError(f"The calendar is larger than {MAX_FEED_BYTES // (1024 * 1024)} MB.")
-    calendar = _parsed(files, start, end) if files else Calendar()
+    calendar, one_offs = _parsed(files, start, end) if files else (Calendar(), [])
     x_wr_name = str(calendar.get("X-WR-TIMEZONE", ""))
     calendar_tz = zone(x_wr_name if is_valid_timezone(x_wr_name) else default_tz)
 
@@ -179,23 +180,56 @@ def busy_by_object(
     )
     spans: dict[int | str, list[tuple[datetime, datetime]]] = {}
     uids: dict[int | str, str] = {}
+
+    def add(file: int, uid: str, span_start: datetime, span_end: datetime) -> None:
+        if span_start < end and start < span_end:
+            key = file if by == "file" else uid
+            spans.setdefault(key, []).append((max(span_start, start), min(span_end, end)))
+            uids.setdefault(key, uid)
+
     for occurrence in _occurrences(query, start - _PAD, end + _PAD):
         if occurrence.blocks_time:
-            span_start = _instant(occurrence.start, calendar_tz)
-            span_end = _instant(occurrence.end, calendar_tz)
-            if span_start < end and start < span_end:
-                key = occurrence.file if by == "file" else occurrence.event_uid
-                spans.setdefault(key, []).append((max(span_start, start), min(span_end, end)))
-                uids.setdefault(key, occurrence.event_uid)
+            add(
+                occurrence.file,
+                occurrence.event_uid,
+                _instant(occurrence.start, calendar_tz),
+                _instant(occurrence.end, calendar_tz),
+            )
+    for event in one_offs:
+        if event.blocks:
+            try:
+                add(event.file, event.uid, *_one_off_span(event, calendar_tz))
+            except ValueError:  # a date that does not exist: skipped, as a broken series is
+                continue
     found = {
         key: ObjectBusy(uids[key], merged(object_spans)) for key, object_spans in spans.items()
     }
     return {key: value for key, value in found.items() if value.busy}
 
 
-def _parsed(files: list[bytes], start: datetime, end: datetime) -> Calendar:
-    """Parse the files as one calendar, X-WR-TIMEZONE applied."""
-    text = combined_text(
+def _one_off_span(event: OneOff, calendar_tz: tzinfo) -> tuple[datetime, datetime]:
+    """A plain one-off's start and end in UTC, read as _instant reads an occurrence's."""
+
+    def instant(value: str) -> datetime:
+        # The shape is checked (icstext.one_off); a day or hour out of range is ValueError.
+        day = date(int(value[:4]), int(value[4:6]), int(value[6:8]))
+        if len(value) == 8:
+            return _instant(day, calendar_tz)
+        moment = datetime(day.year, day.month, day.day,
+                          int(value[9:11]), int(value[11:13]), int(value[13:15]))  # fmt: skip
+        if value.endswith("Z"):
+            return moment.replace(tzinfo=UTC)
+        return _instant(moment.replace(tzinfo=zone(event.tzid)) if event.tzid else moment,
+                        calendar_tz)  # fmt: skip
+
+    # recurring-ical-events reads an end before the start as the other way round.
+    return tuple(sorted((instant(event.start), instant(event.end))))
+
+
+def _parsed(files: list[bytes], start: datetime, end: datetime) -> tuple[Calendar, list[OneOff]]:
+    """Parse the files as one calendar, X-WR-TIMEZONE applied, and the plain one-offs
+    apart (icstext.one_off)."""
+    text, one_offs = combined_text(
         files, (start - 2 * _PAD).strftime("%Y%m%d"), (end + 2 * _PAD).strftime("%Y%m%d")
     )
     try:
@@ -209,7 +243,7 @@ def _parsed(files: list[bytes], start: datetime, end: datetime) -> Calendar:
     name = str(calendar.get("X-WR-TIMEZONE", ""))
     if is_valid_timezone(name):
         calendar = x_wr_timezone.to_standard(calendar, timezone=zone(name))
-    return calendar
+    return calendar, one_offs
 
 
 def _priced(events: list[Component], end: datetime) -> list[Component]:

@@ -8,6 +8,7 @@ applies the size limits. Pure string work: no Flask, no database, no network.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
@@ -53,9 +54,10 @@ class FeedError(Exception):
         self.message = message
 
 
-def combined_text(files: list[bytes], first_day: str, last_day: str) -> str:
+def combined_text(files: list[bytes], first_day: str, last_day: str) -> tuple[str, list[OneOff]]:
     """One VCALENDAR holding only what busy times need from all the files, each VEVENT
-    tagged with the index of its file (FILE_PROPERTY).
+    tagged with the index of its file (FILE_PROPERTY), and the plain one-off events apart
+    (`one_off`), for reading without icalendar.
 
     icalendar spends tens of microseconds on each content line, so descriptions, attendees,
     alarms and to-dos are dropped before it sees them, and so are one-off events that are
@@ -69,6 +71,7 @@ def combined_text(files: list[bytes], first_day: str, last_day: str) -> str:
     header: list[str] = []
     zones: dict[str, list[str]] = {}
     events: list[str] = []
+    one_offs: list[OneOff] = []
     event_count = 0
     for index, file in enumerate(files):
         path: list[str] = []
@@ -101,22 +104,110 @@ def combined_text(files: list[bytes], first_day: str, last_day: str) -> str:
             if name == "END":
                 path.pop()
                 if len(path) == 1 and block:
-                    _file_block(block, zones, events, first_day, last_day)
+                    _file_block(block, zones, events, one_offs, first_day, last_day)
                     block = []
             kept = _KEPT.get(tuple(path), frozenset())
         if path:
             raise FeedError(f"The calendar file is damaged: {path[-1][:40]} is not closed.")
     zone_lines = [line for block in zones.values() for line in block]
-    return "\r\n".join(["BEGIN:VCALENDAR", *header[:1], *zone_lines, *events, "END:VCALENDAR"])
+    text = "\r\n".join(["BEGIN:VCALENDAR", *header[:1], *zone_lines, *events, "END:VCALENDAR"])
+    return text, one_offs
+
+
+@dataclass(frozen=True)
+class OneOff:
+    """A single event whose lines say all its busy time needs (a start and an end in UTC,
+    in an IANA zone, or as dates), read without icalendar: most events of a calendar are
+    such, and icalendar would spend most of a large calendar's reading on them."""
+
+    file: int
+    uid: str
+    start: str  # the DTSTART value: YYYYMMDD, YYYYMMDDTHHMMSS or YYYYMMDDTHHMMSSZ
+    end: str
+    tzid: str  # the IANA zone of both, or "" (UTC, a date, or floating)
+    blocks: bool  # neither TRANSP:TRANSPARENT nor STATUS:CANCELLED
+
+
+_RECURRING = frozenset(["RRULE", "RDATE", "EXDATE", "RECURRENCE-ID", "DURATION", "EXRULE"])
+_DATE = re.compile(r"\d{8}")
+_DATE_TIME = re.compile(r"\d{8}T\d{6}Z?")
+
+
+def one_off(event: list[str]) -> OneOff | None:
+    """The event as a OneOff, or None when anything about it is not plain (a rule, a
+    DURATION, a quoted parameter, a Windows or custom zone, a missing end...): icalendar
+    reads those."""
+    found: dict[str, str] = {}
+    params: dict[str, str] = {}
+    for line in event[1:-1]:
+        if '"' in line:
+            return None
+        name = _NAME.match(line).group(1).upper()
+        if name in _RECURRING or name in found:
+            return None
+        head, _, value = line.partition(":")
+        found[name] = value.strip()
+        params[name] = head[len(name) + 1 :].upper() if len(head) > len(name) else ""
+    start, end = found.get("DTSTART", ""), found.get("DTEND", "")
+    zones = {params.get("DTSTART", ""), params.get("DTEND", "")}
+    if len(zones) != 1:
+        return None
+    (param,) = zones
+    tzid = ""
+    if param == "VALUE=DATE":
+        plain = _DATE.fullmatch(start) and _DATE.fullmatch(end)
+    else:
+        plain = _DATE_TIME.fullmatch(start) and _DATE_TIME.fullmatch(end)
+        plain = plain and start.endswith("Z") == end.endswith("Z")
+        if param:
+            tzid = param[5:] if param.startswith("TZID=") else ""
+            name = found_zone(event, tzid)
+            if not name or start.endswith("Z"):
+                return None
+            tzid = name
+    if not plain:
+        return None
+    return OneOff(
+        file=int(found.get(FILE_PROPERTY, "-1")),
+        uid=found.get("UID", ""),
+        start=start,
+        end=end,
+        tzid=tzid,
+        blocks=found.get("TRANSP", "").upper() != "TRANSPARENT"
+        and found.get("STATUS", "").upper() != "CANCELLED",
+    )
+
+
+def found_zone(event: list[str], upper_tzid: str) -> str:
+    """The IANA name a DTSTART's TZID gives (as written: parameters were upper-cased), or
+    "" when it is not one."""
+    for line in event:
+        head = line.partition(":")[0]
+        index = head.upper().find("TZID=")
+        if index >= 0 and head[index + 5 :].upper() == upper_tzid:
+            name = head[index + 5 :]
+            return name if is_valid_timezone(name) else ""
+    return ""
 
 
 def _file_block(
-    block: list[str], zones: dict[str, list[str]], events: list[str], first_day: str, last_day: str
+    block: list[str],
+    zones: dict[str, list[str]],
+    events: list[str],
+    one_offs: list[OneOff],
+    first_day: str,
+    last_day: str,
 ) -> None:
-    """File a finished top-level VEVENT under events unless it is a one-off far from the
-    window, a VTIMEZONE under zones if icalendar needs it."""
+    """File a finished top-level VEVENT under one_offs if it is plain, else under events,
+    unless it is a one-off far from the window; a VTIMEZONE under zones if icalendar needs
+    it."""
     if block[0] == "BEGIN:VEVENT":
-        if not _far_one_off(block, first_day, last_day):
+        if _far_one_off(block, first_day, last_day):
+            return
+        plain = one_off(block)
+        if plain is not None:
+            one_offs.append(plain)
+        else:
             events.extend(block)
         return
     tzid = next((line[5:].strip() for line in block if line[:5].upper() == "TZID:"), "")

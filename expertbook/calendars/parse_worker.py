@@ -46,12 +46,16 @@ FEED, QUERY, SYNC = "feed", "query", "sync"
 @dataclass(frozen=True)
 class ObjectRead:
     """One calendar object read: where it lives (a CalDAV href; a feed's UID), its ETag,
-    its UID, and its busy times in the window as (start, end) in seconds since the epoch."""
+    its UID, and its busy times in the window as stored (CalendarObject.busy): "start/end"
+    pairs in seconds since the epoch, space-separated."""
 
     href: str
     etag: str
     uid: str
-    busy: list[tuple[int, int]]
+    busy: str
+
+    def pairs(self) -> list[tuple[int, int]]:
+        return [tuple(map(int, pair.split("/"))) for pair in self.busy.split()]
 
 
 @dataclass
@@ -88,10 +92,7 @@ def read(kind: str, answer: bytes, *, start: datetime, end: datetime, default_tz
     if "error" in reply:
         raise FeedError(reply["error"])
     return Read(
-        objects=[
-            ObjectRead(o["href"], o["etag"], o["uid"], [tuple(pair) for pair in o["busy"]])
-            for o in reply["objects"]
-        ],
+        objects=[ObjectRead(*fields) for fields in reply["objects"]],
         listed=reply.get("listed", {}),
         removed=reply.get("removed", []),
         token=reply.get("token"),
@@ -183,8 +184,8 @@ def _in_child(job: dict, answer: bytes) -> dict:
     return _child.run(job, answer)
 
 
-def _seconds(busy) -> list[tuple[int, int]]:
-    return [(int(i.start.timestamp()), int(i.end.timestamp())) for i in busy]
+def _stored(busy) -> str:
+    return " ".join(f"{int(i.start.timestamp())}/{int(i.end.timestamp())}" for i in busy)
 
 
 def _read(job: dict, answer: bytes) -> dict:
@@ -197,12 +198,7 @@ def _read(job: dict, answer: bytes) -> dict:
     try:
         if job["kind"] == FEED:
             found = busy_by_object(answer, by="uid", **window)
-            return {
-                "objects": [
-                    {"href": uid, "etag": "", "uid": uid, "busy": _seconds(o.busy)}
-                    for uid, o in found.items()
-                ]
-            }
+            return {"objects": [[uid, "", uid, _stored(o.busy)] for uid, o in found.items()]}
         try:
             listing = davxml.read_listing(answer, sync=job["kind"] == SYNC)
         except ValueError:
@@ -213,12 +209,12 @@ def _read(job: dict, answer: bytes) -> dict:
         for index, listed in enumerate(with_data):
             busy = found.get(index)
             objects.append(
-                {
-                    "href": listed.href,
-                    "etag": listed.etag,
-                    "uid": busy.uid if busy else "",
-                    "busy": _seconds(busy.busy) if busy else [],
-                }
+                [
+                    listed.href,
+                    listed.etag,
+                    busy.uid if busy else "",
+                    _stored(busy.busy) if busy else "",
+                ]
             )
         return {
             "objects": objects,

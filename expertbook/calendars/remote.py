@@ -21,6 +21,7 @@ from datetime import datetime
 from urllib.parse import quote, urljoin, urlsplit
 
 import caldav
+import caldav.davclient  # noqa: F401 - caldav imports it lazily: at startup, not mid-request
 from caldav.lib.auth import extract_auth_types
 
 from . import davxml, net

@@ -44,7 +44,7 @@ def _row(calendar_id: int, found: ObjectRead) -> dict:
         "href": found.href[:2048],
         "etag": found.etag[:255],
         "uid": found.uid.strip(),
-        "busy": " ".join(f"{start}/{end}" for start, end in found.busy),
+        "busy": found.busy,
     }
 
 
@@ -66,9 +66,10 @@ def store_objects(
                     table.c.href.in_(gone[first : first + _CHUNK]),
                 )
             )
-    rows = [_row(calendar.id, found) for found in {o.href: o for o in objects}.values()]
-    for first in range(0, len(rows), _CHUNK):
-        db.session.execute(sa.insert(table), rows[first : first + _CHUNK])
+    latest = list({found.href: found for found in objects}.values())
+    for first in range(0, len(latest), _CHUNK):
+        rows = [_row(calendar.id, found) for found in latest[first : first + _CHUNK]]
+        db.session.execute(sa.insert(table), rows)
         _let_others_in()
 
 
@@ -95,26 +96,29 @@ def rebuild_busy(
     out the expert's own bookings written back (`own_uids`); rewrite them if they differ.
     Returns whether they did."""
     table = CalendarObject.__table__
+    # Fetched a chunk at a time: thousands of rows at once hold the event loop too long.
     rows = db.session.execute(
         sa.select(table.c.uid, table.c.busy).where(
             table.c.calendar_id == calendar.id, table.c.busy != ""
-        )
-    ).all()
+        ),
+        execution_options={"yield_per": _CHUNK},
+    )
     low, high = int(start.timestamp()), int(end.timestamp())
     spans, events = [], 0
-    for number, (uid, busy) in enumerate(rows, start=1):
-        if number % _CHUNK == 0:
-            _let_others_in()
-        if uid in own_uids:
-            continue
-        held = False
-        for pair in busy.split():
-            first, _, last = pair.partition("/")
-            span = (max(int(first), low), min(int(last), high))
-            if span[0] < span[1]:
-                spans.append(span)
-                held = True
-        events += held
+    for chunk in rows.partitions():
+        _let_others_in()
+        for uid, busy in chunk:
+            if uid in own_uids:
+                continue
+            held = False
+            for pair in busy.split():
+                first, _, last = pair.partition("/")
+                span = (max(int(first), low), min(int(last), high))
+                if span[0] < span[1]:
+                    spans.append(span)
+                    held = True
+            events += held
+    _let_others_in()
     cut = pieces(_merged(spans))
     if len(cut) > MAX_BUSY_PIECES:
         log.warning("calendar %s: %s busy pieces, keeping the first", calendar.id, len(cut))

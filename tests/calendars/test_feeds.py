@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from expertbook.calendars import feeds
+from expertbook.calendars import feeds, icstext
 from expertbook.calendars.feeds import (
     MAX_FEED_BYTES,
     MAX_FEED_EVENTS,
@@ -411,7 +411,8 @@ def test_occurrences_up_to_the_cap(monkeypatch):
 
 def test_reading_stops_after_the_time_limit(monkeypatch):
     monkeypatch.setattr(feeds, "MAX_EXPAND_SECONDS", -1.0)
-    data = ics(*event("a", "DTSTART:20260305T090000Z", "DTEND:20260305T100000Z"))
+    rule = "RRULE:FREQ=DAILY;COUNT=3"
+    data = ics(*event("a", "DTSTART:20260305T090000Z", "DTEND:20260305T100000Z", rule))
     with pytest.raises(FeedError, match="takes too long"):
         busy(data)
 
@@ -457,3 +458,35 @@ def test_damaged_series_is_skipped_and_the_rest_is_read(lines):
         *event("good", "DTSTART:20260306T100000Z", "DTEND:20260306T110000Z"),
     )
     assert busy(data, tz="UTC") == spans(("2026-03-06 10:00", "2026-03-06 11:00"))
+
+
+PLAIN_ONE_OFFS = [
+    ("DTSTART:20260305T090000Z", "DTEND:20260305T100000Z"),
+    ("DTSTART;TZID=Europe/Berlin:20260329T023000", "DTEND;TZID=Europe/Berlin:20260329T040000"),
+    ("DTSTART;TZID=America/New_York:20260308T013000",
+     "DTEND;TZID=America/New_York:20260308T033000"),
+    ("DTSTART;VALUE=DATE:20260310", "DTEND;VALUE=DATE:20260312"),
+    ("DTSTART:20260311T090000", "DTEND:20260311T093000"),  # floating
+    ("DTSTART:20260312T090000Z", "DTEND:20260312T090000Z"),  # zero length
+    ("DTSTART:20260313T100000Z", "DTEND:20260313T090000Z"),  # ends before it starts
+    ("DTSTART:20260314T090000Z", "DTEND:20260314T100000Z", "TRANSP:TRANSPARENT"),
+    ("DTSTART:20260315T090000Z", "DTEND:20260315T100000Z", "STATUS:CANCELLED"),
+    ("DTSTART:20260316T090000Z", "DTEND;TZID=Europe/Berlin:20260316T120000"),  # mixed: slow
+    ("DTSTART;TZID=W. Europe Standard Time:20260317T090000",
+     "DTEND;TZID=W. Europe Standard Time:20260317T100000"),  # Windows name: slow
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FEEDS.glob("*.ics")))
+@pytest.mark.parametrize("tz", ["Europe/Berlin", "Pacific/Kiritimati"])
+def test_plain_one_offs_read_without_icalendar_match_icalendar(name, tz, monkeypatch):
+    """The fast path for plain one-off events (icstext.one_off) gives what icalendar and
+    recurring-ical-events give, on every test feed and on plain events of every kind."""
+    extra = ics(*[line for n, props in enumerate(PLAIN_ONE_OFFS)
+                  for line in event(f"plain-{n}", *props)])  # fmt: skip
+    for data in ((FEEDS / name).read_bytes(), extra):
+        fast = busy(data, "2026-03-01 00:00", "2026-06-01 00:00", tz)
+        monkeypatch.setattr(icstext, "one_off", lambda block: None)
+        slow = busy(data, "2026-03-01 00:00", "2026-06-01 00:00", tz)
+        monkeypatch.undo()
+        assert fast == slow

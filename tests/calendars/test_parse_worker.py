@@ -50,7 +50,7 @@ def big_feed(events: int = 2500) -> bytes:
 
 def merged_busy(got: parse_worker.Read, own=OWN) -> list[tuple[datetime, datetime]]:
     """The busy times of everything read but our own bookings, merged as busy_times does."""
-    pairs = sorted(pair for o in got.objects if o.uid not in own for pair in o.busy)
+    pairs = sorted(pair for o in got.objects if o.uid not in own for pair in o.pairs())
     merged = []
     for first, last in pairs:
         if merged and first <= merged[-1][1]:
@@ -87,7 +87,7 @@ def test_a_large_calendar_is_parsed_in_a_child_with_the_same_answer(monkeypatch)
     assert in_place and START + timedelta(hours=12) not in [i.start for i in in_place]
     # One object per event (UID): the series is one, with all its occurrences.
     weekly = next(o for o in got.objects if o.uid == "weekly@example.com")
-    assert weekly.href == "weekly@example.com" and len(weekly.busy) == 9
+    assert weekly.href == "weekly@example.com" and len(weekly.pairs()) == 9
 
 
 def test_a_small_calendar_without_rules_is_parsed_in_place(monkeypatch):
@@ -130,8 +130,10 @@ def gone(href: str) -> str:
 
 @pytest.mark.parametrize("in_child", [False, True])
 def test_a_caldav_answer_is_read_object_by_object(in_child, monkeypatch):
-    one = big_feed(events=1).decode().replace("RRULE:FREQ=WEEKLY\r\n", "")
-    weekly = big_feed(events=0).decode()
+    head = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Test//EN\r\n"
+    one = head + big_feed(events=1).decode().split(head)[1].split("BEGIN:VEVENT\r\nUID:weekly")[0]
+    one += "END:VCALENDAR\r\n"
+    weekly = big_feed(events=0).decode().split("BEGIN:VEVENT\r\nUID:0123")[0] + "END:VCALENDAR\r\n"
     answer = multistatus(
         found("/cal/one.ics", '"e1"', one),
         found("/cal/weekly.ics", '"e2"', weekly),
@@ -147,13 +149,13 @@ def test_a_caldav_answer_is_read_object_by_object(in_child, monkeypatch):
     got = parse_worker.read(parse_worker.SYNC, answer, **OPTIONS)
     by_href = {o.href: o for o in got.objects}
     assert sorted(by_href) == ["/cal/one.ics", "/cal/weekly.ics"]
-    assert by_href["/cal/one.ics"].etag == '"e1"' and len(by_href["/cal/one.ics"].busy) == 2
+    assert by_href["/cal/one.ics"].etag == '"e1"' and len(by_href["/cal/one.ics"].pairs()) == 1
     # Out of the window without its rule: kept (with its ETag), holding no busy time.
     assert by_href["/cal/weekly.ics"].uid == ("weekly@example.com" if in_child else "")
     assert got.listed == {"/cal/listed.ics": '"e3"'}
     assert got.removed == ["/cal/removed.ics"]
     assert got.token == "http://example.com/sync/2"
-    assert len(by_href["/cal/weekly.ics"].busy) == (9 if in_child else 0)
+    assert len(by_href["/cal/weekly.ics"].pairs()) == (9 if in_child else 0)
     assert not in_child or len(calls) == 1
 
 
