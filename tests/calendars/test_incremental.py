@@ -82,7 +82,7 @@ def synced(connection):
 
 
 @pytest.fixture
-def calendar(any_app, radicale):
+def calendar(radicale):
     """A Radicale calendar of ten one-hour events, days 2 to 11 at 10:00."""
     url = radicale.make_calendar("Work")
     for day in range(2, 12):
@@ -99,6 +99,11 @@ def connected(any_app, coach, sync_type, radicale, calendar, private_ok):
 
 @pytest.fixture
 def sync_type(any_app, sync):
+    return sync
+
+
+@pytest.fixture
+def sync_type_plain(app, sync):
     return sync
 
 
@@ -266,3 +271,18 @@ def test_two_connects_at_once_cannot_pass_the_limit(
     assert sorted(outcomes) == [f"At most {MAX_CONNECTIONS} calendar connections.", "connected"]
     count = sa.select(sa.func.count()).select_from(CalendarConnection)
     assert db.session.scalar(count) == MAX_CONNECTIONS
+
+
+def test_the_dashboard_says_when_a_failed_calendar_is_tried_again(
+    app, auth, client, coach, sync_type_plain, radicale, calendar
+):
+    app.config["ALLOW_PRIVATE_HOSTS"] = True
+    connection = connect_calendar(
+        coach, "caldav", calendar, radicale.username, radicale.password, now=utcnow()
+    )
+    connection.secret = secrets.encrypt("not the password")
+    db.session.commit()
+    calendar_sync.sync_connection(connection.id, now=utcnow())
+    auth.login("coach")
+    page = client.get("/dashboard/calendars").text
+    assert "401" in page and "Next try" in page and "still block" in page
