@@ -44,7 +44,13 @@ def test_both_parties_get_the_invite(app, inbox, make_booking, coach, kind, meth
     assert len({m["Message-ID"] for m in inbox.messages}) == 2
 
 
-def test_without_a_mail_server_each_mail_is_one_log_line(app, make_booking, coach, caplog):
+def test_without_a_mail_server_each_mail_is_one_log_line(
+    app, make_booking, coach, caplog, monkeypatch
+):
+    import logging
+
+    # A migration test's logging.fileConfig (alembic) disables the loggers that exist then.
+    monkeypatch.setattr(logging.getLogger("expertbook.mail"), "disabled", False)
     booking, _ = make_booking(day_ahead(2, 10))
     run_pass(app)  # the booking's own mails
     with caplog.at_level("INFO", logger="expertbook.mail"):
