@@ -18,6 +18,9 @@
   const tzForm = root.querySelector("form.tz-select");
   const tzSelect = tzForm ? tzForm.querySelector("select") : null;
   const toastRegion = document.querySelector(".toast-region");
+  // Shown instead of the calendar and the times while the event type takes no bookings.
+  const closedNotice = root.querySelector('[data-role="closed"]');
+  const offering = [calendar, slotsBox.closest("section")];
   const eventTypeId = Number(data.eventTypeId);
   const durationMs = Number(data.duration) * 60000;
   const horizon = Date.parse(data.horizon);
@@ -281,11 +284,14 @@
 
   // ---------------------------------------------------------------- loading
   /** The month's slot starts (ms) grouped by local day, and the zone under today's name
-   * (the API says Asia/Kolkata when asked for Asia/Calcutta); null when the API fails. */
+   * (the API says Asia/Kolkata when asked for Asia/Calcutta); { closed: true } when the
+   * event type takes no bookings now (404: switched off or archived); null when the API
+   * fails. */
   async function fetchMonth(tz, month) {
     const query = new URLSearchParams({ from: `${month}-01`, to: `${month}-${pad(daysIn(month))}`, tz });
     try {
       const response = await fetch(`${data.slotsUrl}?${query}`, { headers: { Accept: "application/json" } });
+      if (response.status === 404) return { closed: true };
       if (!response.ok) return null;
       const body = await response.json();
       if (typeof body.timezone === "string" && zoneWorks(body.timezone)) tz = body.timezone;
@@ -310,10 +316,12 @@
     const mine = ++ticket;
     const answer = await fetchMonth(target.tz, target.month);
     if (mine !== ticket) return true; // a newer request draws instead
-    if (!answer) {
+    if (!answer || answer.closed) {
       wanted = { tz: shown.tz, month: shown.month, day: shown.day };
+      if (answer) setClosed(true);
       return false;
     }
+    setClosed(false);
     const { byDay } = answer;
     let day = target.day;
     if (!day || !day.startsWith(target.month)) day = [...byDay.keys()].sort()[0] || null;
@@ -323,6 +331,15 @@
     renderSlots();
     if (navigate) syncUrl();
     return true;
+  }
+
+  /** Swap the calendar and the times for the "not taking bookings" notice, or back; the
+   * change is said in the live region too. */
+  function setClosed(closed) {
+    if (!closedNotice || closedNotice.hidden === !closed) return;
+    closedNotice.hidden = !closed;
+    for (const section of offering) section.hidden = closed;
+    if (closed) toast(closedNotice.querySelector("h2").textContent.trim());
   }
 
   // ---------------------------------------------------------------- user actions

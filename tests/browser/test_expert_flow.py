@@ -44,6 +44,8 @@ def test_a_newcomer_sets_up_and_copies_the_link(new_context, live_server, live_i
     (mail,) = live_inbox.wait_for(f"{username}@example.com")
     page.goto(link_in(mail, "/auth/verify/"))
     page.wait_for_selector("text=is confirmed")
+    # A display name typed but not saved goes along with Become an Expert (issue 16).
+    page.fill("input[name=name]", "Nia Newcomer")
     page.click("button:has-text('Become an Expert')")
     page.wait_for_url(re.compile("/dashboard/$"))
     shots(page, "dashboard-welcome")
@@ -80,3 +82,4 @@ def test_a_newcomer_sets_up_and_copies_the_link(new_context, live_server, live_i
     assert page.evaluate("navigator.clipboard.readText()") == link
     page.goto(link)
     assert page.locator("a.slot").count() > 0 or page.locator(".cal-day.has-slots").count() > 0
+    assert "Nia Newcomer" in page.inner_text(".event-summary")

@@ -183,15 +183,3 @@ def test_the_live_notice_names_what_changed_on_this_page(new_context, live_serve
         "getComputedStyle(document.querySelector('.toast')).animationDuration"
     ) in ("1e-05s", "0.00001s", "0s")
     assert_accessible(page, "booking page after a live update")
-
-
-def test_the_booking_page_works_at_200_percent_zoom(new_context, live_server):
-    """200% zoom of a 1280-px window is a 640-px viewport: nothing scrolls sideways."""
-    expert = new_expert(live_server)
-    page = booking_page(
-        new_context(viewport={"width": 640, "height": 430}), expert, day_after_tomorrow()
-    )
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-    page.locator("a.slot").first.click()
-    page.wait_for_url(re.compile(r"/book\?"))
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
