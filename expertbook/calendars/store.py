@@ -76,11 +76,15 @@ def store_objects(
 def stored_etags(calendar_id: int) -> dict[str, str]:
     """The href and ETag of each stored object of the calendar."""
     table = CalendarObject.__table__
-    return dict(
-        db.session.execute(
-            sa.select(table.c.href, table.c.etag).where(table.c.calendar_id == calendar_id)
-        ).all()
+    rows = db.session.execute(
+        sa.select(table.c.href, table.c.etag).where(table.c.calendar_id == calendar_id),
+        execution_options={"yield_per": _CHUNK},
     )
+    etags: dict[str, str] = {}
+    for chunk in rows.partitions():
+        etags.update(chunk)
+        _let_others_in()
+    return etags
 
 
 def busy_key(start: datetime, end: datetime, own_uids: frozenset[str]) -> str:
