@@ -98,6 +98,9 @@ class Stack:
     env: dict[str, str]
     count: int = 3
     worker: bool = True
+    # The tests read the app processes' access logs; a load test turns them off (their
+    # writes would be part of what it measures).
+    access_log: bool = True
     http_port: int = 0
     https_port: int = 0
     apps: list[Process] = field(default_factory=list)
@@ -110,7 +113,7 @@ class Stack:
     def start(self) -> Stack:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.http_port, self.https_port = free_port(), free_port()
-        env = {**self.env, "BASE_URL": self.url, "ACCESS_LOG": "true"}
+        env = {**self.env, "BASE_URL": self.url, "ACCESS_LOG": str(self.access_log).lower()}
         for _ in range(self.count):
             self.apps.append(self._spawn("expertbook@.service", str(free_port()), env))
         if self.worker:
