@@ -57,8 +57,17 @@ def serve() -> None:
     # kept-alive connection waits ~40 ms for the client's delayed ACK. Accepted sockets
     # inherit the option from the listener.
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    # Without log_output eventlet logs nothing, not even the traceback of an error that
+    # escaped the app: keep it on, with an empty line format when the access log is off
+    # (RedactedLog drops those). debug=False: such an error's 500 carries no traceback.
     eventlet_wsgi.server(
-        listener, app, log=RedactedLog(sys.stderr), log_output=access_log, max_size=4096
+        listener,
+        app,
+        log=RedactedLog(sys.stderr),
+        log_output=True,
+        log_format=eventlet_wsgi.DEFAULT_LOG_FORMAT if access_log else "",
+        debug=False,
+        max_size=4096,
     )
 
 

@@ -17,6 +17,8 @@ class RedactedLog:
         self.stream = stream
 
     def write(self, text: str) -> None:
+        if not text.strip():
+            return  # a request's line when the access log is off (ACCESS_LOG=false)
         self.stream.write(FEED.sub(r"\1…\2", TOKEN.sub(r"\1…", text)))
 
     def flush(self) -> None:

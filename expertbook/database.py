@@ -87,6 +87,21 @@ def discard_transaction() -> None:
         db.session.rollback()
 
 
+def end_session(_error: BaseException | None = None) -> None:
+    """Close the session as each app context ends. A connection the database dropped after
+    the answer was made (a restart between the view's last statement and now) cannot be
+    rolled back, nor need it be: it is invalidated, so the pool forgets it, and the answer
+    stands, instead of the failed rollback escaping every error handler as a bare 500."""
+    if not db.session.registry.has():
+        return
+    session = db.session()
+    try:
+        session.close()
+    except sa_exc.SQLAlchemyError:
+        with suppress(sa_exc.SQLAlchemyError):
+            session.invalidate()
+
+
 class DatabaseTimeout(psycopg2.OperationalError):
     """The server did not answer in time; psycopg2 closes the connection, so SQLAlchemy
     drops it from the pool instead of handing it out again."""
@@ -200,6 +215,9 @@ def engine_options(app: Flask) -> dict:
 
 
 def configure_engine(app: Flask) -> None:
+    # Teardowns run last-registered first: this one before Flask-SQLAlchemy's, which then
+    # finds the session closed.
+    app.teardown_appcontext(end_session)
     with app.app_context():
         engine = db.engine
     if engine.dialect.name == "sqlite":

@@ -11,3 +11,13 @@ def test_secrets_in_urls_are_not_logged():
     assert out.getvalue() == (
         '"GET /bookings/abc?token=…&tz=UTC HTTP/1.1" 200\n"GET /calendar/….ics HTTP/1.1" 200\n'
     )
+
+
+def test_with_the_access_log_off_only_errors_are_written():
+    """wsgi.py gives eventlet an empty line format then, so that its errors still reach
+    the log: the empty lines are dropped, a traceback is kept."""
+    out = io.StringIO()
+    log = RedactedLog(out)
+    log.write("\n")
+    log.write("Traceback (most recent call last):\n  ...\nOperationalError: gone\n")
+    assert out.getvalue() == "Traceback (most recent call last):\n  ...\nOperationalError: gone\n"
