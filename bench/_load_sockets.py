@@ -30,6 +30,7 @@ from gevent.fileobject import FileObjectPosix  # noqa: E402
 
 CONNECT_CONCURRENCY = 25
 JOIN_TIMEOUT = 30.0
+LAG_TICK = 0.01  # seconds: how often this process checks how late its own loop runs
 
 
 class Page:
@@ -67,6 +68,15 @@ class Page:
             self.client.disconnect()
 
 
+def watch_lag(lags: list[float]) -> None:
+    """How late a 10 ms sleep wakes, in ms: the delay this process itself adds to every
+    arrival time (a busy or starved client hears late)."""
+    while True:
+        before = time.monotonic()
+        gevent.sleep(LAG_TICK)
+        lags.append((time.monotonic() - before - LAG_TICK) * 1000)
+
+
 def main() -> int:
     url, rooms_file, out_file = sys.argv[1:4]
     with open(rooms_file) as given:
@@ -79,10 +89,13 @@ def main() -> int:
         page.in_room = ok
     failures = [page.error or "no answer to join" for page in pages if not page.in_room]
     print(f"joined {len(pages) - len(failures)} failed {len(failures)}", flush=True)
+    lags: list[float] = []
+    watcher = gevent.spawn(watch_lag, lags)
     # A cooperative read of stdin: the sockets keep answering pings meanwhile.
     for line in FileObjectPosix(sys.stdin.fileno(), "r", close=False):
         if line.strip() == "report":
             break
+    watcher.kill()
     # Held: connected, and in its room since the start.
     report = {
         "held": sum(page.client.connected and page.in_room for page in pages),
@@ -90,6 +103,7 @@ def main() -> int:
         "failures": failures[:3],
         "disconnects": len(disconnects),
         "heard": heard,
+        "lags": lags,
     }
     with open(out_file, "w") as out:
         json.dump(report, out)
