@@ -33,6 +33,7 @@ RESERVED_USERNAMES = frozenset(
         "calendar",
         "dashboard",
         "demo-admin",
+        "dev",
         "docs",
         "event",
         "event-types",
