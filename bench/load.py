@@ -457,7 +457,8 @@ def main() -> int:
         rooms = socket_rooms(event_types, args.sockets)
         opened = time.monotonic()
         n = args.socket_processes
-        pages = [Pages(stack.url, rooms[i::n], folder / f"pages-{i}") for i in range(n)]
+        shares = [rooms[i * len(rooms) // n : (i + 1) * len(rooms) // n] for i in range(n)]
+        pages = [Pages(stack.url, share, folder / f"pages-{i}") for i, share in enumerate(shares)]
         joined = [p.wait_joined() for p in pages]
         print(f"nginx + 3 app processes + worker up; sockets in {n} processes: "
               f"{', '.join(joined)} in {time.monotonic() - opened:.1f} s", flush=True)  # fmt: skip
@@ -547,4 +548,10 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except SystemExit as stop:
+        if isinstance(stop.code, str):  # the run could not be made: its reason
+            print(stop.code, file=sys.stderr)
+            sys.exit(2)
+        raise
