@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flask import Flask, abort, g, jsonify, render_template, request
+from flask import Flask, Response, abort, g, jsonify, render_template, request
 from flask.logging import default_handler
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -67,6 +67,20 @@ def create_app(config_class: type[Config] | str | None = None, **overrides) -> F
     return app
 
 
+def note_retry_after(response: Response) -> Response:
+    g.own_retry_after = response.headers.get("Retry-After")
+    return response
+
+
+def restore_retry_after(response: Response) -> Response:
+    own = g.pop("own_retry_after", None)
+    if own is not None:
+        response.headers["Retry-After"] = own
+    elif response.status_code != 429:
+        response.headers.pop("Retry-After", None)
+    return response
+
+
 def register_extensions(app: Flask) -> None:
     from . import database, pubsub, schedule_cache  # noqa: F401  (versions bump on flush)
     from .calendars import models as _calendar_models  # noqa: F401  (their tables)
@@ -86,7 +100,13 @@ def register_extensions(app: Flask) -> None:
         # A Redis that is away fails a check in half a second; the limits then fall back to
         # this process's memory (RATELIMIT_IN_MEMORY_FALLBACK_ENABLED) until it is back.
         app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", pubsub.client_options())
+    # Flask-Limiter sets Retry-After on every answer of a limited route, to when its window
+    # resets (up to a minute), over a 503's own few seconds. After-request hooks run
+    # last-registered first: the app's own Retry-After is noted before the limiter's hook
+    # and put back after it; the limiter's stays on its 429s only.
+    app.after_request(restore_retry_after)
     limiter.init_app(app)
+    app.after_request(note_retry_after)
     # Flask-Limiter warns when it falls back to memory on a logger of its own that has only a
     # NullHandler: the app's handler makes that one line reach the log.
     limiter_log = logging.getLogger("flask-limiter")

@@ -163,3 +163,37 @@ def test_api_token_creation_is_limited_per_account(limited_app, make_user):
     statuses = [auth.post("/dashboard/tokens", {"name": f"t{i}"}).status_code for i in range(11)]
     assert statuses[:10] == [200] * 10 and statuses[10] == 429
     assert db.session.scalar(db.select(db.func.count(ApiToken.id))) == 10
+
+
+def test_a_503_on_a_limited_route_keeps_its_own_retry_after(tmp_path):
+    """Flask-Limiter puts Retry-After on every answer of a limited route (when its window
+    resets, up to a minute): a booking POST answered 503 while the database is away must
+    still say its own 5 s, and a 201 no Retry-After at all (found by bench/faults.py)."""
+    app = create_app(
+        TestingConfig,
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'no-such-folder' / 'x.db'}",
+        RATELIMIT_ENABLED=True,
+        RATELIMIT_STORAGE_URI="memory://",
+    )
+    with app.app_context():
+        limiter.reset()
+    response = app.test_client().post(
+        "/api/v1/event-types/1/bookings",
+        json={"start": "2030-01-01T10:00:00Z", "name": "Ann", "email": "ann@example.com"},
+    )
+    assert response.status_code == 503, response.get_json()
+    assert response.headers["Retry-After"] == str(app.config["UNAVAILABLE_RETRY_AFTER"])
+
+
+def test_only_a_429_carries_the_limiters_retry_after(limited_app, coach, sync):
+    client = limited_app.test_client()
+    path = f"/api/v1/event-types/{sync.id}/bookings"
+    start = day_ahead(3, 10).strftime("%Y-%m-%dT%H:%M:%SZ")
+    answer = client.post(path, json={"start": start, "name": "A", "email": "a@ex.com"})
+    assert answer.status_code == 201, answer.get_json()
+    assert "Retry-After" not in answer.headers
+    assert answer.headers["X-RateLimit-Remaining"] == "59"
+    for _ in range(60):
+        answer = client.post(path, json={"start": "x"})
+    assert answer.status_code == 429
+    assert 0 < int(answer.headers["Retry-After"]) <= 60
