@@ -11,8 +11,9 @@ calls `deliver_reminder` when they are due.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from email.message import EmailMessage
+from email.message import Message
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +24,7 @@ from .database import booking_transaction
 from .extensions import db
 from .models import Booking, utcnow
 from .outbox import OutboxMessage, handler, message_row
+from .outbox.queue import DeliveryError, Outcome, batch_handler, without_manage_url
 from .scheduling import is_valid_timezone, zone
 from .templating import localtime
 
@@ -91,23 +93,31 @@ def reminder_rows(
 
 
 def _cancel_pending(booking_id: int) -> str | None:
-    """Mark the booking's pending reminders cancelled, in one UPDATE; return the guest's
-    manage link one of them carried, if any (where the database can say it in the same
-    statement)."""
-    update = (
-        sa.update(_MESSAGES)
-        .where(
-            _MESSAGES.c.booking_id == booking_id,
-            _MESSAGES.c.kind == OutboxMessage.REMINDER,
-            _MESSAGES.c.status == OutboxMessage.PENDING,
-        )
-        .values(status=OutboxMessage.CANCELLED, claimed_until=None)
+    """Mark the booking's pending reminders cancelled and drop the guest's manage link
+    they carried; return that link (for the reminders of a new time), if any."""
+    pending = (
+        _MESSAGES.c.booking_id == booking_id,
+        _MESSAGES.c.kind == OutboxMessage.REMINDER,
+        _MESSAGES.c.status == OutboxMessage.PENDING,
     )
-    if not db.session.get_bind().dialect.update_returning:  # SQLite before 3.35
+    update = sa.update(_MESSAGES).where(*pending)
+    update = update.values(status=OutboxMessage.CANCELLED, claimed_until=None)
+    read = (_MESSAGES.c.id, _MESSAGES.c.payload)
+    if db.session.get_bind().dialect.update_returning:
+        rows = db.session.execute(update.returning(*read)).all()
+    else:  # SQLite before 3.35
+        rows = db.session.execute(sa.select(*read).where(*pending)).all()
         db.session.execute(update)
+    linked = [(row_id, payload) for row_id, payload in rows if (payload or {}).get("manage_url")]
+    if not linked:
         return None
-    payloads = db.session.execute(update.returning(_MESSAGES.c.payload)).scalars()
-    return next((p["manage_url"] for p in payloads if p and p.get("manage_url")), None)
+    db.session.execute(
+        sa.update(_MESSAGES)
+        .where(_MESSAGES.c.id == sa.bindparam("row_id"))
+        .values(payload=sa.bindparam("scrubbed")),
+        [{"row_id": row_id, "scrubbed": without_manage_url(p)} for row_id, p in linked],
+    )
+    return linked[0][1]["manage_url"]
 
 
 def why_not_sent(booking: Booking | None, message: OutboxMessage, now: datetime) -> str | None:
@@ -131,27 +141,37 @@ def _start_of(message: OutboxMessage) -> datetime | None:
         return None
 
 
-@handler(OutboxMessage.REMINDER)
-def deliver_reminder(message: OutboxMessage) -> int | None:
-    """Send the reminder `message` (called by the outbox worker, outside any transaction).
-
-    The booking is read afresh: a reminder of a booking that was cancelled or moved since
-    (or whose session has begun, after a long outage) sends nothing; the row says why
-    (status cancelled, "not sent: ..." as its last error) and so does the log.
-    Returns the mail server's reply code; raises what mail.send_email raises
-    (DeliveryError: the worker retries)."""
-    now = utcnow()
-    booking = None
-    if message.booking_id is not None:
-        booking = db.session.get(Booking, message.booking_id, populate_existing=True)
-    reason = why_not_sent(booking, message, now)
-    if reason is not None:
+def _build_reminder(now: datetime) -> mail.Builder:
+    def build(message: OutboxMessage, booking: Booking | None) -> mail.Built:
+        reason = why_not_sent(booking, message, now)
+        if reason is None:
+            return reminder_mail(booking, message, now=now)
         log.info("reminder %s of booking %s not sent: %s", message.uid, message.booking_id, reason)
         _mark_not_sent(message, reason)
         return None
-    reminder = reminder_mail(booking, message, now=now)
-    db.session.commit()  # no transaction stays open across the network call
-    return mail.send_email(reminder)
+
+    return build
+
+
+@batch_handler(OutboxMessage.REMINDER)
+def deliver_reminders(messages: Sequence[OutboxMessage]) -> list[Outcome]:
+    """Send the reminders `messages` (called by the outbox worker, outside any transaction),
+    their bookings read afresh in one query, the mails over one SMTP connection.
+
+    A reminder of a booking that was cancelled or moved since (or whose session has begun,
+    after a long outage) sends nothing; the row says why (status cancelled, "not sent: ..."
+    as its last error) and so does the log. One outcome per message: the mail server's
+    reply code, or the DeliveryError it met (the worker retries)."""
+    return mail.deliver_mails(messages, _build_reminder(utcnow()))
+
+
+@handler(OutboxMessage.REMINDER)
+def deliver_reminder(message: OutboxMessage) -> int | None:
+    """Send one reminder (see deliver_reminders); raises what mail.send_email raises."""
+    (outcome,) = deliver_reminders([message])
+    if isinstance(outcome, DeliveryError):
+        raise outcome
+    return outcome
 
 
 def _mark_not_sent(message: OutboxMessage, reason: str) -> None:
@@ -162,12 +182,15 @@ def _mark_not_sent(message: OutboxMessage, reason: str) -> None:
             sa.update(_MESSAGES)
             .where(_MESSAGES.c.id == message.id, _MESSAGES.c.status == OutboxMessage.PENDING)
             .values(
-                status=OutboxMessage.CANCELLED, last_error=f"not sent: {reason}", claimed_until=None
+                status=OutboxMessage.CANCELLED,
+                last_error=f"not sent: {reason}",
+                claimed_until=None,
+                payload=without_manage_url(message.payload or {}),
             )
         )
 
 
-def reminder_mail(booking: Booking, message: OutboxMessage, *, now: datetime) -> EmailMessage:
+def reminder_mail(booking: Booking, message: OutboxMessage, *, now: datetime) -> Message:
     """The reminder mail for the participant `message` is addressed to, in their zone: the
     client's (booker_timezone) or the expert's."""
     config = current_app.config
@@ -182,15 +205,14 @@ def reminder_mail(booking: Booking, message: OutboxMessage, *, now: datetime) ->
         link = message.payload.get("manage_url")  # a guest has no account: only its token
     when = starts_when(booking.start_at, tz, now)
     context = dict(booking=booking, tz=tz, other=other, when=when, link=link)
-    mail_message = EmailMessage()
-    mail_message["Subject"] = f"Reminder: {booking.event_type.title} with {other} {when}"
-    mail_message["From"] = config["MAIL_FROM"]
-    mail_message["To"] = to
-    # Stable across retries: a receiver drops a second copy.
-    mail_message["Message-ID"] = mail.message_id(message.uid)
-    mail_message.set_content(render_template("email/reminder.txt", **context))
-    mail_message.add_alternative(render_template("email/reminder.html", **context), subtype="html")
-    return mail_message
+    return mail.mime_mail(
+        subject=f"Reminder: {booking.event_type.title} with {other} {when}",
+        to=to,
+        # Stable across retries: a receiver drops a second copy.
+        message_id=mail.message_id(message.uid),
+        text=render_template("email/reminder.txt", **context),
+        html=render_template("email/reminder.html", **context),
+    )
 
 
 def starts_when(start: datetime, tz: str, now: datetime) -> str:

@@ -8,7 +8,7 @@ the commit, so an idle worker delivers at once instead of at its next poll.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -42,17 +42,34 @@ class DeliveryError(Exception):
         self.permanent = permanent
 
 
+# What became of one delivery: the receiver's status code (or None), or the error.
+Outcome = int | None | DeliveryError
 # kind -> deliver(message) ; called by the worker outside any transaction, with an app
 # context. Returns the receiver's status code (or None); raises DeliveryError to retry.
 Handler = Callable[[OutboxMessage], "int | None"]
 HANDLERS: dict[str, Handler] = {}
+# kind -> deliver(messages) -> one Outcome per message, in order: for kinds whose messages
+# are cheaper together (mails: their bookings in one query, one SMTP connection). When a
+# kind has one, the worker hands it the batch's messages of that kind in a few chunks.
+BatchHandler = Callable[[Sequence[OutboxMessage]], "list[Outcome]"]
+BATCH_HANDLERS: dict[str, BatchHandler] = {}
 
 
 def handler(kind: str) -> Callable[[Handler], Handler]:
-    """Register the function that delivers messages of `kind`."""
+    """Register the function that delivers one message of `kind`."""
 
     def register(function: Handler) -> Handler:
         HANDLERS[kind] = function
+        return function
+
+    return register
+
+
+def batch_handler(kind: str) -> Callable[[BatchHandler], BatchHandler]:
+    """Register the function that delivers several messages of `kind` at once."""
+
+    def register(function: BatchHandler) -> BatchHandler:
+        BATCH_HANDLERS[kind] = function
         return function
 
     return register
@@ -87,6 +104,12 @@ def message_row(
         created_at=now,
         delivered_at=None,
     )
+
+
+def without_manage_url(payload: dict) -> dict:
+    """A message's payload without the guest's tokened link (the guest's only key to the
+    booking: kept no longer than the message that carries it needs it)."""
+    return {key: value for key, value in payload.items() if key != "manage_url"}
 
 
 def enqueue(rows: list[dict[str, Any]]) -> None:

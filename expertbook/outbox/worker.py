@@ -26,7 +26,7 @@ import random
 import select
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -39,7 +39,14 @@ from ..extensions import db
 from ..models import UTCDateTime, utcnow
 from . import queue
 from .models import OutboxMessage
-from .queue import HANDLERS, NOTIFY_CHANNEL, DeliveryError
+from .queue import (
+    BATCH_HANDLERS,
+    HANDLERS,
+    NOTIFY_CHANNEL,
+    DeliveryError,
+    Outcome,
+    without_manage_url,
+)
 
 log = logging.getLogger("expertbook.outbox")
 
@@ -195,34 +202,83 @@ def deliver(message: OutboxMessage) -> int | None:
         db.session.rollback()  # whatever the handler left open is closed before we record
 
 
+def deliver_many(messages: Sequence[OutboxMessage]) -> list[Outcome]:
+    """Deliver claimed rows of one kind, outside any transaction: through the kind's batch
+    handler when it has one (in one call), else one by one. One outcome per row, in order;
+    an unexpected exception in a batch handler is logged and becomes a retry of each row."""
+    kind = messages[0].kind
+    deliver_all = BATCH_HANDLERS.get(kind)
+    if deliver_all is None:
+        outcomes: list[Outcome] = []
+        for message in messages:
+            try:
+                outcomes.append(deliver(message))
+            except DeliveryError as error:
+                outcomes.append(error)
+        return outcomes
+    try:
+        outcomes = list(deliver_all(messages))
+        if len(outcomes) != len(messages):
+            raise RuntimeError(f"{len(outcomes)} outcomes for {len(messages)} messages")
+        return outcomes
+    except Exception as error:
+        log.exception("delivery of %d %s messages failed unexpectedly", len(messages), kind)
+        return [DeliveryError(f"Unexpected error: {type(error).__name__}.")] * len(messages)
+    finally:
+        db.session.rollback()  # whatever the handler left open is closed before we record
+
+
 def record(
     message: OutboxMessage,
-    outcome: int | None | DeliveryError,
+    outcome: Outcome,
     now: datetime,
     policy: Policy,
     rng: Callable[[], float] = random.random,
 ) -> str:
-    """Store the outcome of one delivery; returns the row's new status.
+    """Store the outcome of one delivery; returns the row's new status (see record_many)."""
+    return record_many([message], [outcome], now, policy, rng)[0]
+
+
+def record_many(
+    messages: Sequence[OutboxMessage],
+    outcomes: Sequence[Outcome],
+    now: datetime,
+    policy: Policy,
+    rng: Callable[[], float] = random.random,
+) -> list[str]:
+    """Store the outcomes of deliveries, in one transaction; returns the rows' new statuses.
 
     Sent: delivered_at and the receiver's code. A failure: attempts + 1, the error in
     words, and due again after a growing pause; `failed` when the error is permanent or the
     row has been retried for the whole window. A row no longer pending (a reminder
-    cancelled meanwhile) is left as it is."""
-    attempts = message.attempts + 1
-    values: dict = dict(attempts=attempts, claimed_until=None)
-    if not isinstance(outcome, DeliveryError):
-        status = OutboxMessage.SENT
-        values.update(status=status, delivered_at=now, status_code=outcome, last_error="")
-    else:
+    cancelled meanwhile) is left as it is. A row done with (sent or failed) loses the
+    guest's manage link its payload carried: it was only kept to be sent."""
+    statuses: list[str] = []
+    sent: dict[int | None, list[int]] = {}  # status code -> ids
+    failures: list[tuple[int, dict]] = []
+    for message, outcome in zip(messages, outcomes, strict=True):
+        if not isinstance(outcome, DeliveryError):
+            statuses.append(OutboxMessage.SENT)
+            sent.setdefault(outcome, []).append(message.id)
+            continue
+        attempts = message.attempts + 1
         window_over = now - message.created_at >= policy.give_up_after and (
             policy.retried_long_enough(attempts)
         )
         status = OutboxMessage.FAILED if outcome.permanent or window_over else OutboxMessage.PENDING
-        values.update(
-            status=status,
-            last_error=outcome.message,
-            status_code=outcome.status_code,
-            due_at=retry_at(now, attempts, policy, rng),
+        statuses.append(status)
+        failures.append(
+            (
+                message.id,
+                dict(
+                    attempts=attempts,
+                    claimed_until=None,
+                    status=status,
+                    last_error=outcome.message,
+                    status_code=outcome.status_code,
+                    due_at=retry_at(now, attempts, policy, rng),
+                ),
+            )
         )
         level = logging.ERROR if status == OutboxMessage.FAILED else logging.WARNING
         log.log(
@@ -234,22 +290,71 @@ def record(
             ", given up" if status == OutboxMessage.FAILED else "",
             outcome.message,
         )
+    done = [
+        message
+        for message, status in zip(messages, statuses, strict=True)
+        if status != OutboxMessage.PENDING and "manage_url" in (message.payload or {})
+    ]
+    table, pending = OutboxMessage.__table__, OutboxMessage.PENDING
     with booking_transaction():
-        db.session.execute(
-            sa.update(OutboxMessage)
-            .where(OutboxMessage.id == message.id, OutboxMessage.status == OutboxMessage.PENDING)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-    return status
+        for code, ids in sent.items():
+            db.session.execute(
+                sa.update(table)
+                .where(table.c.id.in_(ids), table.c.status == pending)
+                .values(
+                    status=OutboxMessage.SENT,
+                    delivered_at=now,
+                    status_code=code,
+                    last_error="",
+                    attempts=table.c.attempts + 1,
+                    claimed_until=None,
+                )
+            )
+        for message_id, values in failures:
+            db.session.execute(
+                sa.update(table)
+                .where(table.c.id == message_id, table.c.status == pending)
+                .values(**values)
+            )
+        for message in done:
+            db.session.execute(
+                sa.update(table)
+                .where(table.c.id == message.id, table.c.status != pending)
+                .values(payload=without_manage_url(message.payload))
+            )
+    return statuses
 
 
 def deliver_and_record(message: OutboxMessage, policy: Policy, clock: Clock) -> str:
-    try:
-        outcome: int | None | DeliveryError = deliver(message)
-    except DeliveryError as error:
-        outcome = error
-    return record(message, outcome, clock(), policy)
+    return deliver_and_record_many([message], policy, clock)[0]
+
+
+def deliver_and_record_many(
+    messages: Sequence[OutboxMessage], policy: Policy, clock: Clock
+) -> list[str]:
+    return record_many(messages, deliver_many(messages), clock(), policy)
+
+
+# A batch handler's messages go in chunks of at least this many (one SMTP connection each).
+SMALLEST_CHUNK = 8
+
+
+def tasks_of(messages: Sequence[OutboxMessage], parallel: int) -> list[list[OutboxMessage]]:
+    """A claimed batch split into what is delivered at once: one message alone, or, for a
+    kind with a batch handler, chunks of the batch's messages of that kind (at most
+    `parallel`, of SMALLEST_CHUNK or more), oldest first."""
+    tasks: list[list[OutboxMessage]] = []
+    grouped: dict[str, list[OutboxMessage]] = {}
+    for message in messages:
+        if message.kind in BATCH_HANDLERS:
+            grouped.setdefault(message.kind, []).append(message)
+        else:
+            tasks.append([message])
+    for group in grouped.values():
+        chunks = max(1, min(parallel, len(group) // SMALLEST_CHUNK))
+        size = -(-len(group) // chunks)
+        tasks[:0] = [group[i : i + size] for i in range(0, len(group), size)]
+    return tasks
 
 
 def run_pass(
@@ -259,20 +364,22 @@ def run_pass(
     policy: Policy | None = None,
     uids: list[str] | None = None,
 ) -> int:
-    """Claim one batch and deliver it (up to policy.parallel at once); returns how many rows
-    were claimed. Call with the app context pushed."""
+    """Claim one batch and deliver it (up to policy.parallel tasks at once: single messages,
+    or chunks of a kind delivered together); returns how many rows were claimed. Call with
+    the app context pushed."""
     policy = policy or Policy.from_config(app.config)
     messages = claim(clock(), limit=policy.batch, lease=policy.lease, uids=uids)
-    if policy.parallel <= 1 or len(messages) <= 1:
-        for message in messages:
-            deliver_and_record(message, policy, clock)
+    tasks = tasks_of(messages, policy.parallel)
+    if policy.parallel <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            deliver_and_record_many(task, policy, clock)
         return len(messages)
     slots = threading.BoundedSemaphore(policy.parallel)  # green under eventlet
     threads = []
-    for message in messages:
+    for task in tasks:
         slots.acquire()
         thread = threading.Thread(
-            target=_deliver_in_thread, args=(app, message, policy, clock, slots), daemon=True
+            target=_deliver_in_thread, args=(app, task, policy, clock, slots), daemon=True
         )
         thread.start()
         threads.append(thread)
@@ -281,15 +388,15 @@ def run_pass(
     return len(messages)
 
 
-def _deliver_in_thread(app, message, policy, clock, slots) -> None:
+def _deliver_in_thread(app, messages, policy, clock, slots) -> None:
     try:
         with app.app_context():
             try:
-                deliver_and_record(message, policy, clock)
+                deliver_and_record_many(messages, policy, clock)
             finally:
                 db.session.remove()
     except Exception:  # noqa: BLE001 - recording failed (database away): the lease runs out
-        log.exception("could not record the delivery of message %s", message.uid)
+        log.exception("could not record the delivery of %d messages", len(messages))
     finally:
         slots.release()
 
