@@ -1,14 +1,19 @@
 """Notification mails through a real local SMTP server (aiosmtpd), delivered by the outbox."""
 
+import socket
+import threading
+
 import pytest
+from aiosmtpd.controller import Controller
 
 from expertbook import mail
 from expertbook.extensions import db
 from expertbook.models import utcnow
-from expertbook.outbox import enqueue
+from expertbook.outbox import DeliveryError, enqueue
 from expertbook.outbox.worker import load_handlers, run_pass
 from tests.booking_fixtures import day_ahead
 from tests.e2e.conftest import free_port
+from tests.mail_inbox import Inbox
 
 
 def calendar_part(message):
@@ -99,3 +104,124 @@ def invite_description(message) -> str:
 
     (event,) = icalendar.Calendar.from_ical(calendar_part(message).get_content()).walk("VEVENT")
     return str(event["DESCRIPTION"])
+
+
+def plain_mail(app, n: int):
+    with app.test_request_context():
+        return mail.mime_mail(
+            subject=f"Note {n}",
+            to=f"reader{n}@example.com",
+            message_id=mail.message_id(f"note{n}"),
+            text=f"Note number {n}.",
+            html=f"<p>Note number {n}.</p>",
+        )
+
+
+class Counting(Inbox):
+    """An inbox that notes which connection brought each mail, and can answer 421 (and
+    hang up) to one of them."""
+
+    def __init__(self, refuse: int | None = None):
+        super().__init__()
+        self.peers: list = []
+        self.refuse = refuse
+
+    async def handle_DATA(self, server, session, envelope):
+        self.peers.append(session.peer)
+        if len(self.peers) == self.refuse:
+            return "421 closing, too many mails on one connection"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def counting_server(app, refuse=None):
+    handler = Counting(refuse)
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=controller.port)
+    return handler, controller
+
+
+def test_a_batch_goes_over_one_connection(app):
+    handler, controller = counting_server(app)
+    try:
+        outcomes = mail.send_emails([plain_mail(app, n) for n in range(5)])
+    finally:
+        controller.stop()
+    assert outcomes == [250] * 5
+    assert len(set(handler.peers)) == 1
+    assert [m["Subject"] for m in handler.messages] == [f"Note {n}" for n in range(5)]
+
+
+def test_a_connection_the_server_ends_is_opened_again_for_the_rest(app):
+    handler, controller = counting_server(app, refuse=3)
+    try:
+        outcomes = mail.send_emails([plain_mail(app, n) for n in range(5)])
+    finally:
+        controller.stop()
+    assert outcomes[:2] == [250, 250] and outcomes[3:] == [250, 250]
+    assert isinstance(outcomes[2], DeliveryError) and not outcomes[2].permanent
+    assert outcomes[2].status_code == 421
+    first, second = handler.peers[0], handler.peers[3]
+    assert handler.peers == [first, first, first, second, second] and first != second
+
+
+def test_a_server_that_cannot_be_reached_costs_one_attempt_a_batch(app):
+    """A server that hangs up at once: the first mail's attempt fails, the others fail with
+    it without trying (a hanging server would otherwise cost a timeout per mail)."""
+    accepted = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def hang_up():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(connection)
+            connection.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=listener.getsockname()[1])
+    try:
+        outcomes = mail.send_emails([plain_mail(app, n) for n in range(4)])
+    finally:
+        listener.close()
+    assert all(isinstance(o, DeliveryError) and not o.permanent for o in outcomes)
+    assert "could not be reached" in outcomes[0].message
+    assert len(accepted) == 1
+
+
+def test_a_mail_refused_for_good_does_not_stop_the_others(app):
+    class Refusing(Inbox):
+        async def handle_RCPT(self, server, session, envelope, address, options):
+            if address.startswith("reader1@"):
+                return "550 no such user"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+    handler = Refusing()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=controller.port)
+    try:
+        outcomes = mail.send_emails([plain_mail(app, n) for n in range(3)])
+    finally:
+        controller.stop()
+    assert outcomes[0] == outcomes[2] == 250
+    assert outcomes[1].permanent and outcomes[1].status_code == 550
+    assert [m["To"] for m in handler.messages] == ["reader0@example.com", "reader2@example.com"]
+
+
+def test_a_worker_pass_sends_a_batch_of_booking_mails_over_few_connections(app, make_booking):
+    handler, controller = counting_server(app)
+    try:
+        bookings = [make_booking(day_ahead(2 + n, 10))[0] for n in range(12)]
+        load_handlers()
+        assert run_pass(app) == 24
+    finally:
+        controller.stop()
+    assert len(handler.messages) == 24
+    # 24 mails in chunks of 8 or more: at most 3 connections, not one a mail.
+    assert len(set(handler.peers)) <= 3
+    sent = {m["To"] for m in handler.messages}
+    assert sent == {b.email for b in bookings} | {b.expert.email for b in bookings}
