@@ -17,15 +17,18 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
+from . import booking_statements as statements
 from .accounts import AccountError, normalize_email
 from .database import BookingBusy, booking_transaction
 from .errors import FieldError
 from .extensions import db
 from .models import Booking, EventType, IdempotencyKey, User, hash_token, new_token, utcnow
-from .outbox.events import booking_changed
+from .outbox.events import booking_changed, booking_messages
+from .outbox.queue import ENQUEUED_KEY, enqueue
 from .scheduling import Interval, is_valid_timezone
-from .slots import is_bookable
+from .slots import busy_intervals, is_bookable
 from .text import multiline
 from .video import create_meeting
 
@@ -43,6 +46,10 @@ EXCLUSION_VIOLATION = "23P01"
 
 class SlotUnavailable(Exception):
     """The requested start is taken, held by someone else, or not offered."""
+
+
+class UnknownEventType(SlotUnavailable):
+    """No such event type, or it is not offered (inactive): nothing to book."""
 
 
 class IdempotencyKeyReused(Exception):
@@ -138,7 +145,7 @@ def _is_exclusion_violation(error: IntegrityError) -> bool:
 
 
 def book_slot(
-    event_type: EventType,
+    event_type: EventType | int,
     request: BookingRequest,
     *,
     client: User | None,
@@ -150,10 +157,12 @@ def book_slot(
 
     Inside one serialized transaction: lock the expert's row, replay an earlier answer for
     the same idempotency key, check the start is still offered (grid, hours, notice,
-    horizon, buffers, every other booking of the expert), insert, commit.
+    horizon, buffers, every other booking of the expert), insert the booking with its
+    outbox messages, commit. On PostgreSQL that is two round trips and the commit
+    (booking_statements.py).
 
     Args:
-        event_type: what is booked.
+        event_type: what is booked, or its id (then nothing need be read before).
         request: checked input (check_request).
         client: the signed-in booker, or None for a guest.
         now: the current instant.
@@ -165,60 +174,119 @@ def book_slot(
         The booking, the answer, and whether it is a replay.
 
     Raises:
+        UnknownEventType: no such event type, or it is not offered (inactive).
         SlotUnavailable: the start is taken, or not (or no longer) offered.
+        IdempotencyKeyReused: the key came with another request or caller.
     """
-    event_type_id, expert_id = event_type.id, event_type.expert_id
+    event_type_id = event_type if isinstance(event_type, int) else event_type.id
+    fingerprint = _fingerprint(request, client)
+    postgres = db.session.get_bind().dialect.name == "postgresql"
     try:
-        with booking_transaction():
+        with booking_transaction(inline_settings=postgres) as settings:
             # Held for the whole transaction: the slot check below reads its hours.
-            expert = _lock_expert_for_booking(expert_id)
-            fingerprint = _fingerprint(request, client)
-            if idempotency_key:
-                earlier = db.session.scalar(
-                    sa.select(IdempotencyKey).where(
-                        IdempotencyKey.event_type_id == event_type_id,
-                        IdempotencyKey.key == idempotency_key,
-                    )
+            if postgres:
+                locked = statements.read_locked(
+                    settings, event_type_id, request.start, idempotency_key
                 )
-                if earlier is not None:
-                    # Only the same request from the same caller gets the first answer (it
-                    # holds the guest's manage link); anything else with that key is refused.
-                    if not hmac.compare_digest(earlier.request_hash, fingerprint):
-                        raise IdempotencyKeyReused(
-                            "This Idempotency-Key was used for another request."
-                        )
-                    booking = db.session.get(Booking, earlier.booking_id)
-                    return BookingResult(booking, earlier.response, replayed=True)
-            # Fresh, not what the view loaded before the lock: they may have changed since.
-            # All of the expert's event types in one query: their rooms hear of the booking.
-            event_types = db.session.scalars(_EVENT_TYPES_OF, {"expert_id": expert.id}).all()
-            event_type = next((e for e in event_types if e.id == event_type_id), None)
-            if event_type is None or not event_type.active:
-                raise SlotUnavailable("This event type is not available.")
-            if not is_bookable(event_type, request.start, now):
+            else:
+                locked = _read_locked(event_type_id, request.start, idempotency_key)
+            if locked is None:
+                raise UnknownEventType("No such event type.")
+            if locked.earlier is not None:
+                request_hash, booking_id, response = locked.earlier
+                # Only the same request from the same caller gets the first answer (it
+                # holds the guest's manage link); anything else with that key is refused.
+                if not hmac.compare_digest(request_hash, fingerprint):
+                    raise IdempotencyKeyReused("This Idempotency-Key was used for another request.")
+                booking = db.session.get(Booking, booking_id)
+                return BookingResult(booking, response, replayed=True)
+            # Fresh, not what a view loaded before the lock: it may have changed since.
+            event_type = locked.event_type
+            if not event_type.active:
+                raise UnknownEventType("This event type is not available.")
+            if not is_bookable(event_type, request.start, now, busy=locked.busy):
                 raise SlotUnavailable("That time is not available.")
-            booking, token = _insert_booking(event_type, request, client)
+            values, token = _booking_values(event_type, request, client, now)
+            if postgres:
+                values["id"] = locked.booking_id
+            else:
+                values["id"] = db.session.execute(_INSERT_BOOKING, values).inserted_primary_key[0]
+            booking = _adopt_booking(values, event_type, locked.expert, client)
             response = respond(booking, token)
             # Its mails, reminders, webhooks and write-back commit with it (the outbox).
-            booking_changed(booking, "booked", now=now, manage_url=response.get("manage_url"))
+            messages = booking_messages(
+                booking, "booked", now=now, manage_url=response.get("manage_url"),
+                known=locked.known,
+            )  # fmt: skip
+            key = None
             if idempotency_key:
-                db.session.add(
-                    IdempotencyKey(
-                        event_type_id=event_type_id,
-                        key=idempotency_key,
-                        request_hash=fingerprint,
-                        booking_id=booking.id,
-                        response=response,
-                    )
+                key = dict(
+                    event_type_id=event_type_id,
+                    key=idempotency_key,
+                    request_hash=fingerprint,
+                    booking_id=booking.id,
+                    response=response,
+                    created_at=utcnow(),
                 )
-                db.session.flush()
+            if postgres:
+                statements.write_booking(values, key, messages)
+                db.session.info.setdefault(ENQUEUED_KEY, []).extend(m["uid"] for m in messages)
+            else:
+                enqueue(messages)
+                if key is not None:
+                    db.session.execute(_INSERT_KEY, key)
     except IntegrityError as error:
         if _is_exclusion_violation(error):
             raise SlotUnavailable("That time was just taken.") from None
         raise
     _sweep_idempotency_keys(now)
-    ids = tuple(e.id for e in event_types)
-    return BookingResult(booking, response, replayed=False, event_type_ids=ids)
+    return BookingResult(booking, response, replayed=False, event_type_ids=locked.event_type_ids)
+
+
+def _read_locked(
+    event_type_id: int, start: datetime, idempotency_key: str | None
+) -> statements.Locked | None:
+    """What booking_statements.read_locked reads, one question at a time (SQLite)."""
+    event_type = db.session.get(EventType, event_type_id)
+    if event_type is None:
+        return None
+    expert = _lock_expert_for_booking(event_type.expert_id)
+    earlier = None
+    if idempotency_key:
+        stored = db.session.scalar(
+            sa.select(IdempotencyKey).where(
+                IdempotencyKey.event_type_id == event_type_id,
+                IdempotencyKey.key == idempotency_key,
+            )
+        )
+        if stored is not None:
+            earlier = (stored.request_hash, stored.booking_id, stored.response)
+    # All of the expert's event types in one query, fresh: the one booked, and the rooms.
+    event_types = db.session.scalars(_EVENT_TYPES_OF, {"expert_id": expert.id}).all()
+    event_type = next(e for e in event_types if e.id == event_type_id)
+    busy = busy_intervals(expert.id, start, start + timedelta(minutes=1))
+    return statements.Locked(
+        expert=expert,
+        event_type=event_type,
+        event_type_ids=tuple(e.id for e in event_types),
+        busy=busy,
+        earlier=earlier,
+        known={},
+        booking_id=0,
+    )
+
+
+def warm_up() -> None:
+    """Take the booking path's first-use costs at start, not in a user's first booking:
+    import what it imports late (the outbox's mail, reminder, webhook and write-back
+    producers, which pull in the calendar and mail libraries), compile PostgreSQL's
+    statements, and run the address check once. Needs an app context."""
+    from . import mail, reminders, webhooks  # noqa: F401
+    from .calendars import writeback  # noqa: F401
+
+    if db.engine.dialect.name == "postgresql":
+        statements.warm_up()
+    check_request(datetime.now(UTC), "Warm Up", "warm.up@example.com")
 
 
 def _sweep_idempotency_keys(now: datetime) -> None:
@@ -239,16 +307,13 @@ def _sweep_idempotency_keys(now: datetime) -> None:
         log.warning("idempotency key sweep failed; retrying in a minute", exc_info=True)
 
 
-def _insert_booking(
-    event_type: EventType, request: BookingRequest, client: User | None
-) -> tuple[Booking, str]:
-    """INSERT the booking and return it as a persistent object, with its guest's token.
-
-    One Core INSERT instead of the ORM's unit of work, which costs several times more CPU per
-    booking; the schedule version this would bump on flush is bumped by the lock."""
+def _booking_values(
+    event_type: EventType, request: BookingRequest, client: User | None, now: datetime
+) -> tuple[dict[str, Any], str]:
+    """The new booking's column values (but its id), and its guest's manage token."""
     token = new_token()
     created = utcnow()
-    values = dict(
+    return dict(
         uid=secrets.token_hex(12),
         expert_id=event_type.expert_id,
         event_type_id=event_type.id,
@@ -267,12 +332,24 @@ def _insert_booking(
         timezone=request.timezone,
         created_at=created,
         updated_at=created,
-    )
-    result = db.session.execute(_INSERT_BOOKING, values)
-    booking = Booking(id=result.inserted_primary_key[0], **values)
-    make_transient_to_detached(booking)  # as if loaded: nothing left to flush
+    ), token
+
+
+def _adopt_booking(
+    values: dict[str, Any], event_type: EventType, expert: User, client: User | None
+) -> Booking:
+    """The inserted booking as a persistent object, with its relations, as if loaded:
+    nothing left to flush (the ORM's unit of work costs several times more CPU per booking;
+    the schedule version it would bump on flush is bumped by the lock)."""
+    booking = Booking()
+    for name, value in values.items():
+        set_committed_value(booking, name, value)
+    set_committed_value(booking, "event_type", event_type)
+    set_committed_value(booking, "expert", expert)
+    set_committed_value(booking, "client", client)
+    make_transient_to_detached(booking)
     db.session.add(booking)
-    return booking, token
+    return booking
 
 
 class BookingStateError(Exception):
@@ -318,6 +395,7 @@ _EVENT_TYPES_OF = (
     .execution_options(populate_existing=True)
 )
 _INSERT_BOOKING = sa.insert(Booking.__table__)
+_INSERT_KEY = sa.insert(IdempotencyKey.__table__)
 
 
 def _locked_booking(booking_id: int) -> Booking:

@@ -295,12 +295,16 @@ def is_sqlite() -> bool:
 
 
 @contextmanager
-def booking_transaction() -> Iterator[None]:
+def booking_transaction(*, inline_settings: bool = False) -> Iterator[str]:
     """Run the block as one serialized write transaction, committed on success.
 
     The caller locks the expert's row inside the block; on PostgreSQL the
     wait for that lock is bounded by `lock_timeout`, on SQLite the whole transaction is
     serialized by BEGIN IMMEDIATE behind the in-process writer lock.
+
+    With `inline_settings`, the PostgreSQL settings (SET LOCAL ...) are not sent but given
+    to the block, which must send them first, ahead of its first statement in the same
+    round trip; otherwise, and on SQLite, the block gets "".
     """
     session = db.session
     timeout_ms = int(current_app.config["BOOKING_LOCK_TIMEOUT_MS"])
@@ -315,7 +319,7 @@ def booking_transaction() -> Iterator[None]:
         try:
             with _committed(session):
                 session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
-                yield
+                yield ""
         finally:
             _sqlite_writer.release()
         return
@@ -327,15 +331,15 @@ def booking_transaction() -> Iterator[None]:
     # views write nothing before; the API token's use commits at once).
     if session.new or session.dirty or session.deleted:
         session.commit()
+    settings = (
+        f"SET LOCAL lock_timeout = {timeout_ms}; SET LOCAL statement_timeout = {timeout_ms * 2}"
+    )
     with _committed(session), wait_bound(timeout_ms * 2 / 1000 + STATEMENT_GRACE):
-        # One round trip for both settings.
-        session.execute(
-            text(
-                f"SET LOCAL lock_timeout = {timeout_ms}; "
-                f"SET LOCAL statement_timeout = {timeout_ms * 2}"
-            )
-        )
-        yield
+        if inline_settings:
+            yield settings
+            return
+        session.execute(text(settings))  # one round trip for both
+        yield ""
 
 
 @contextmanager

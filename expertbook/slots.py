@@ -68,6 +68,21 @@ _BUSY = _busy_query(except_booking=False)
 _BUSY_EXCEPT = _busy_query(except_booking=True)
 
 
+def busy_query():
+    """The busy query of busy_intervals (parameters: `expert_id` and busy_params')."""
+    return _BUSY
+
+
+def busy_params(lower: datetime, upper: datetime) -> dict[str, datetime]:
+    """The busy query's range parameters for slots starting in [lower, upper)."""
+    return {
+        # A slot starting before `upper` ends by upper + LONGEST.
+        "starts_before": upper + LONGEST + REACH,
+        "starts_after": lower - REACH - LONGEST,
+        "ends_after": lower - REACH,
+    }
+
+
 def busy_intervals(
     expert_id: int, lower: datetime, upper: datetime, *, except_booking_id: int | None = None
 ) -> list[Interval]:
@@ -76,13 +91,7 @@ def busy_intervals(
     whatever the range.
     `except_booking_id` leaves one booking out (the one being moved, which must not block
     its own new time)."""
-    params = {
-        "expert_id": expert_id,
-        # A slot starting before `upper` ends by upper + LONGEST.
-        "starts_before": upper + LONGEST + REACH,
-        "starts_after": lower - REACH - LONGEST,
-        "ends_after": lower - REACH,
-    }
+    params = {"expert_id": expert_id, **busy_params(lower, upper)}
     query = _BUSY
     if except_booking_id is not None:
         query = _BUSY_EXCEPT
@@ -143,9 +152,16 @@ def slots_for(
 
 
 def is_bookable(
-    event_type: EventType, start: datetime, now: datetime, *, except_booking_id: int | None = None
+    event_type: EventType,
+    start: datetime,
+    now: datetime,
+    *,
+    except_booking_id: int | None = None,
+    busy: list[Interval] | None = None,
 ) -> bool:
-    """True when `start` is an offered slot of `event_type` right now."""
+    """True when `start` is an offered slot of `event_type` right now. `busy`: what keeps
+    the expert busy around `start`, when the caller has read it already (at least what
+    busy_intervals would give)."""
     rules = rules_of(event_type)
     notice = timedelta(minutes=rules.min_notice_minutes)
     if not now + notice <= start < now + timedelta(days=rules.max_days_ahead):
@@ -153,5 +169,6 @@ def is_bookable(
         # margins would overflow datetime.
         return False
     end = start + timedelta(minutes=event_type.duration_minutes)
-    busy = busy_intervals(event_type.expert_id, start, end, except_booking_id=except_booking_id)
+    if busy is None:
+        busy = busy_intervals(event_type.expert_id, start, end, except_booking_id=except_booking_id)
     return is_offered(cached_hours(event_type.expert), rules, busy, now=now, start=start)

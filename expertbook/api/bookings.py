@@ -12,6 +12,7 @@ from ..booking import (
     BookingStateError,
     IdempotencyKeyReused,
     SlotUnavailable,
+    UnknownEventType,
     book_slot,
     cancel_booking,
     check_idempotency_key,
@@ -29,7 +30,7 @@ from ..bookings.queries import (
 )
 from ..cache_control import no_store
 from ..extensions import db, public_booking_limit
-from ..models import Booking, EventType
+from ..models import Booking
 from ..realtime import announce_slot_released, announce_slot_taken
 from . import bp
 from .auth import api_user
@@ -44,9 +45,6 @@ BOOKING_FIELDS = {"start", "name", "email", "notes"}
 @no_store
 def create_booking(event_type_id: int):
     """Book a slot; a retry with the same Idempotency-Key gets the first answer."""
-    event_type = db.session.get(EventType, event_type_id)
-    if event_type is None or not event_type.active:
-        raise ApiError(404, "not_found", "No such event type.")
     body = json_object()
     for name in body:
         if name not in BOOKING_FIELDS:
@@ -63,13 +61,15 @@ def create_booking(event_type_id: int):
         raise invalid(error.field, error.message) from None
     try:
         result = book_slot(
-            event_type,
+            event_type_id,  # read in the booking's transaction: no query before it
             checked,
             client=api_user(required=False),
             now=datetime.now(UTC),
             respond=booking_payload,
             idempotency_key=key,
         )
+    except UnknownEventType:
+        raise ApiError(404, "not_found", "No such event type.") from None
     except SlotUnavailable as error:
         raise ApiError(409, "slot_unavailable", str(error)) from None
     except IdempotencyKeyReused as error:

@@ -27,9 +27,14 @@ from .models import CalendarConnection, ConnectedCalendar
 RETRYABLE_4XX = (408, 429)
 
 
-def rows_for(booking: Booking, change: str, *, now: datetime) -> list[dict]:
-    """A write-back row when the booking's expert has a receiving calendar."""
-    if not db.session.execute(_RECEIVING, {"expert_id": booking.expert_id}).first():
+def rows_for(
+    booking: Booking, change: str, *, now: datetime, receiving: bool | None = None
+) -> list[dict]:
+    """A write-back row when the booking's expert has a receiving calendar (`receiving`:
+    whether they do, when the caller has read it in its transaction)."""
+    if receiving is None:
+        receiving = db.session.execute(RECEIVING, {"expert_id": booking.expert_id}).first()
+    if not receiving:
         return []
     return [
         message_row(
@@ -42,7 +47,7 @@ def rows_for(booking: Booking, change: str, *, now: datetime) -> list[dict]:
     ]
 
 
-_RECEIVING = (
+RECEIVING = (
     sa.select(ConnectedCalendar.id)
     .where(
         ConnectedCalendar.expert_id == sa.bindparam("expert_id"),

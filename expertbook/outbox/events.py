@@ -4,6 +4,7 @@ outbox in the change's own transaction (booking.py calls `booking_changed` befor
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from flask import current_app
 
@@ -20,14 +21,29 @@ def booking_changed(
     """Enqueue the mails, reminders, webhook deliveries and calendar write-back that follow
     from `change` of `booking`, inside the caller's transaction. `manage_url` is the guest's
     tokened link when the caller has it (only the booking's creation does)."""
+    enqueue(booking_messages(booking, change, now=now, manage_url=manage_url))
+
+
+def booking_messages(
+    booking: Booking,
+    change: str,
+    *,
+    now: datetime,
+    manage_url: str | None = None,
+    known: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The outbox rows of booking_changed, for a caller that writes them itself.
+    `known` holds what the caller read already in its transaction, so it is not asked
+    again: "webhook_endpoints" [(id, events)] and "receiving_calendar" (bool) of the expert."""
     from .. import mail, reminders, webhooks
     from ..calendars import writeback
 
     if not current_app.config["OUTBOX_ENABLED"]:  # benchmarks' "without the outbox"
-        return
+        return []
+    known = known or {}
     rows = []
     rows += mail.rows_for(booking, change, now=now, manage_url=manage_url)
     rows += reminders.rows_for(booking, change, now=now, manage_url=manage_url)
-    rows += webhooks.rows_for(booking, change, now=now)
-    rows += writeback.rows_for(booking, change, now=now)
-    enqueue(rows)
+    rows += webhooks.rows_for(booking, change, now=now, endpoints=known.get("webhook_endpoints"))
+    rows += writeback.rows_for(booking, change, now=now, receiving=known.get("receiving_calendar"))
+    return rows

@@ -32,15 +32,23 @@ PING = "ping"
 EVENT_OF_CHANGE = {"booked": CREATED, "rescheduled": RESCHEDULED, "cancelled": CANCELLED}
 
 
-def rows_for(booking: Booking, change: str, *, now: datetime) -> list[dict]:
+def rows_for(
+    booking: Booking,
+    change: str,
+    *,
+    now: datetime,
+    endpoints: list[tuple[int, list[str]]] | None = None,
+) -> list[dict]:
     """The outbox rows announcing `change` of `booking`: one per endpoint of its expert
-    subscribed to the event (none without such endpoints: one indexed query, no more)."""
+    subscribed to the event (none without such endpoints: one indexed query, no more).
+    `endpoints`: the expert's (id, events), when the caller has read them in its transaction."""
     event = EVENT_OF_CHANGE[change]
-    endpoints = db.session.execute(
-        sa.select(WebhookEndpoint.id, WebhookEndpoint.events).where(
-            WebhookEndpoint.expert_id == booking.expert_id
-        )
-    ).all()
+    if endpoints is None:
+        endpoints = db.session.execute(
+            sa.select(WebhookEndpoint.id, WebhookEndpoint.events).where(
+                WebhookEndpoint.expert_id == booking.expert_id
+            )
+        ).all()
     wanted = [endpoint_id for endpoint_id, events in endpoints if event in (events or [])]
     if not wanted:
         return []

@@ -1,0 +1,259 @@
+"""A booking's transaction on PostgreSQL in two round trips (and the commit), instead of one
+per question: the booking path's cost is mostly per statement, in the ORM and the driver.
+
+1. `read_locked`: the transaction's settings, the UPDATE that takes the expert's row lock
+   and bumps their schedule version, then one SELECT, in one multi-statement string. Under
+   READ COMMITTED each statement of it takes a fresh snapshot, so the SELECT, which runs
+   once the lock is held, sees every booking committed before: the expert, the booked event
+   type, the ids of all their event types (the rooms to tell), what keeps them busy around
+   the start, the stored answer of the idempotency key, their webhook endpoints, whether a
+   calendar receives their bookings, and an id for the new booking.
+2. `write_booking`: the booking, its idempotency key, its outbox messages and the NOTIFY
+   that wakes the workers, again one string.
+
+The questions themselves are asked where they are defined (slots.py's busy query, the
+write-back's receiving calendar), compiled once with the expert's id as a column."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from psycopg2.extras import Json
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql import visitors
+
+from .calendars.writeback import RECEIVING
+from .extensions import db
+from .models import Booking, EventType, IdempotencyKey, User
+from .outbox.models import OutboxMessage
+from .outbox.queue import NOTIFY_CHANNEL
+from .scheduling import Interval
+from .slots import busy_params, busy_query
+
+_DIALECT = postgresql.psycopg2.dialect()
+
+
+@dataclass(frozen=True)
+class Locked:
+    """What the locked read found (None from read_locked when the event type is unknown)."""
+
+    expert: User
+    event_type: EventType
+    event_type_ids: tuple[int, ...]
+    busy: list[Interval]
+    # (request_hash, booking_id, response) stored with the idempotency key, if any.
+    earlier: tuple[str, int, dict] | None
+    # Facts the outbox rows depend on (outbox.events.booking_messages' `known`).
+    known: dict[str, Any]
+    booking_id: int
+
+
+def _correlated(statement, prefix: str, **columns: str) -> tuple[str, dict[str, Any]]:
+    """`statement` as PostgreSQL SQL with the named bind parameters replaced by column
+    expressions (the outer query's), and the values of its parameters that have one
+    (constants such as a status), renamed with `prefix` so that two statements' never
+    collide."""
+    constants = iter(range(1000))
+
+    def replace(element):
+        if not isinstance(element, sa.BindParameter):
+            return None
+        if element.key in columns:
+            return sa.literal_column(columns[element.key])
+        if element.value is not None:
+            name = f"{prefix}_{next(constants)}"
+            return sa.bindparam(name, element.value, type_=element.type)
+        return None
+
+    compiled = visitors.replacement_traverse(statement, {}, replace).compile(dialect=_DIALECT)
+    defaults = {k: v for k, v in compiled.params.items() if v is not None}
+    return str(compiled), defaults
+
+
+def _columns(table: sa.Table, alias: str) -> list[str]:
+    return [f'{alias}."{c.name}" AS "{alias}.{c.name}"' for c in table.columns]
+
+
+_READ: str | None = None
+_READ_DEFAULTS: dict[str, Any] = {}
+
+
+def _read_sql() -> str:
+    global _READ, _READ_DEFAULTS
+    if _READ is None:
+        busy, busy_defaults = _correlated(busy_query(), "busy", expert_id="u.id")
+        receiving, receiving_defaults = _correlated(RECEIVING, "receiving", expert_id="u.id")
+        columns = _columns(User.__table__, "u") + _columns(EventType.__table__, "e")
+        _READ = f"""UPDATE "user" SET schedule_version = "user".schedule_version + 1
+FROM event_type WHERE event_type.id = %(event_type_id)s AND "user".id = event_type.expert_id;
+SELECT {", ".join(columns)},
+ARRAY(SELECT t.id FROM event_type AS t WHERE t.expert_id = u.id ORDER BY t.id) AS rooms,
+(SELECT json_agg(json_build_array(b.s, b.e, b.before, b.after))
+ FROM ({busy}) AS b(s, e, before, after)) AS busy,
+(SELECT json_build_array(k.request_hash, k.booking_id, k.response) FROM idempotency_key AS k
+ WHERE k.event_type_id = e.id AND k.key = %(idempotency_key)s) AS earlier,
+(SELECT json_agg(json_build_array(w.id, w.events)) FROM webhook_endpoint AS w
+ WHERE w.expert_id = u.id) AS endpoints,
+EXISTS ({receiving}) AS receiving,
+nextval(pg_get_serial_sequence('booking', 'id')) AS booking_id
+FROM event_type AS e JOIN "user" AS u ON u.id = e.expert_id WHERE e.id = %(event_type_id)s"""
+        _READ_DEFAULTS = {**busy_defaults, **receiving_defaults}
+    return _READ
+
+
+def warm_up() -> None:
+    """Compile the statements and build the column lists once, at start."""
+    _read_sql()
+    for cls in (User, EventType):
+        _processors(cls)
+    _write_sql(with_key=False, messages=2)
+
+
+def read_locked(
+    settings: str, event_type_id: int, start: datetime, idempotency_key: str | None
+) -> Locked | None:
+    """Lock the expert of `event_type_id` and read what a booking of `start` needs (see the
+    module's docstring); None when there is no such event type. `settings`: the
+    transaction's SET LOCAL statements, sent first."""
+    sql = _read_sql()
+    params = {
+        **_READ_DEFAULTS,
+        # A slot starting at `start` ends within the longest duration: the busy query's
+        # range covers every event type's slot.
+        **busy_params(start, start + timedelta(minutes=1)),
+        "event_type_id": event_type_id,
+        "idempotency_key": idempotency_key,
+    }
+    if settings:
+        sql = f"{settings};\n{sql}"
+    result = db.session.connection().exec_driver_sql(sql, params)
+    row = result.fetchone()
+    if row is None:
+        return None
+    values = dict(zip(result.keys(), row, strict=True))
+    expert = adopt(User, values, "u.")
+    event_type = adopt(EventType, values, "e.")
+    minute = timedelta(minutes=1)
+    busy = [
+        Interval(_instant(s) - minute * before, _instant(e) + minute * after)
+        for s, e, before, after in values["busy"] or ()
+    ]
+    earlier = values["earlier"]
+    known = {
+        "webhook_endpoints": [(i, events) for i, events in values["endpoints"] or ()],
+        "receiving_calendar": values["receiving"],
+    }
+    return Locked(
+        expert=expert,
+        event_type=event_type,
+        event_type_ids=tuple(values["rooms"]),
+        busy=busy,
+        earlier=tuple(earlier) if earlier is not None else None,
+        known=known,
+        booking_id=values["booking_id"],
+    )
+
+
+def _instant(text: str) -> datetime:
+    """A timestamptz inside json (ISO 8601 with an offset) as an aware UTC datetime."""
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+_PROCESSORS: dict[type, list[tuple[str, str, Any]]] = {}
+
+
+def _processors(cls) -> list[tuple[str, str, Any]]:
+    """(attribute, column, result processor or None) for each column of `cls`'s table."""
+    found = _PROCESSORS.get(cls)
+    if found is None:
+        mapper = sa.inspect(cls)
+        found = [
+            (
+                mapper.get_property_by_column(column).key,
+                column.name,
+                column.type._cached_result_processor(_DIALECT, None),
+            )
+            for column in cls.__table__.columns
+        ]
+        _PROCESSORS[cls] = found
+    return found
+
+
+def adopt(cls, values: dict[str, Any], prefix: str = ""):
+    """The persistent object of `cls` in the session with the row's `values` (columns as
+    keys, after `prefix`), as if loaded with populate_existing: the session's own object
+    when it has one, refreshed, else a new one; no query."""
+    session = db.session()
+    processed = {}
+    for attribute, column, process in _processors(cls):
+        value = values[prefix + column]
+        processed[attribute] = process(value) if process is not None else value
+    key = session.identity_key(cls, (processed["id"],))
+    obj = session.identity_map.get(key)
+    if obj is not None:
+        for attribute, value in processed.items():
+            set_committed_value(obj, attribute, value)
+        return obj
+    obj = sa.inspect(cls).class_manager.new_instance()
+    for attribute, value in processed.items():
+        set_committed_value(obj, attribute, value)
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
+
+
+_WRITES: dict[tuple[bool, int], str] = {}
+
+
+def _written(table: sa.Table) -> list[sa.Column]:
+    """The columns an INSERT gives: all but a generated id (the booking's is read first)."""
+    return [c for c in table.columns if c.name != "id" or table is Booking.__table__]
+
+
+def _insert_sql(table: sa.Table, tags: list[str]) -> str:
+    columns = _written(table)
+    names = ", ".join(f'"{c.name}"' for c in columns)
+    rows = ",\n".join("(" + ", ".join(f"%({tag}_{c.name})s" for c in columns) + ")" for tag in tags)
+    return f'INSERT INTO "{table.name}" ({names}) VALUES {rows}'
+
+
+def _write_sql(with_key: bool, messages: int) -> str:
+    sql = _WRITES.get((with_key, messages))
+    if sql is None:
+        parts = [_insert_sql(Booking.__table__, ["b"])]
+        if with_key:
+            parts.append(_insert_sql(IdempotencyKey.__table__, ["k"]))
+        if messages:
+            tags = [f"m{i}" for i in range(messages)]
+            parts.append(_insert_sql(OutboxMessage.__table__, tags))
+            parts.append(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')")
+        sql = _WRITES[(with_key, messages)] = ";\n".join(parts)
+    return sql
+
+
+def _bind(table: sa.Table, tag: str, values: dict[str, Any], params: dict[str, Any]) -> None:
+    for column in _written(table):
+        value = values[column.name]
+        if value is not None and isinstance(column.type, sa.JSON):
+            value = Json(value, dumps=json.dumps)
+        params[f"{tag}_{column.name}"] = value
+
+
+def write_booking(
+    booking: dict[str, Any], key: dict[str, Any] | None, messages: list[dict[str, Any]]
+) -> None:
+    """INSERT the booking (its column values, id included), its idempotency key (None: no
+    key), its outbox messages, and NOTIFY the workers: one round trip."""
+    params: dict[str, Any] = {}
+    _bind(Booking.__table__, "b", booking, params)
+    if key is not None:
+        _bind(IdempotencyKey.__table__, "k", key, params)
+    for i, message in enumerate(messages):
+        _bind(OutboxMessage.__table__, f"m{i}", message, params)
+    db.session.connection().exec_driver_sql(_write_sql(key is not None, len(messages)), params)
