@@ -8,10 +8,15 @@ from commit to the mail reaching the mail server.
 
 from __future__ import annotations
 
+import http.client
+import itertools
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC
 
+from _servers import LoadResult
 from aiosmtpd.controller import Controller
 
 
@@ -48,10 +53,11 @@ class MailSink:
 
 
 def mail_latencies(
-    database_url: str, sink: MailSink, drain: float = 60
+    database_url: str, sink: MailSink, drain: float = 60, since: float = 0.0
 ) -> tuple[list[float], dict]:
     """Wait (up to `drain` s) until no mail row is pending, then return the commit ->
-    arrival latencies in ms of every sent mail row, and the rows' status counts."""
+    arrival latencies in ms of every sent mail row (written at wall-clock `since` or
+    later), and the rows' status counts."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(database_url)
@@ -72,9 +78,77 @@ def mail_latencies(
         engine.dispose()
     latencies = []
     for uid, created in rows:
+        created = created if created.tzinfo else created.replace(tzinfo=UTC)
+        if created.timestamp() < since:
+            continue
         arrived = sink.arrivals.get(uid)
         if arrived is not None:
-            created = created if created.tzinfo else created.replace(tzinfo=UTC)
             latencies.append((arrived - created.timestamp()) * 1000)
     counts["arrived"] = len(latencies)
     return latencies, counts
+
+
+def paced_load(
+    servers: list,
+    build: Callable[[int], tuple[str, str, bytes | None]],
+    count: int,
+    rate: float,
+    threads: int = 16,
+    timeout: float = 30,
+) -> LoadResult:
+    """Send requests 0..count-1 at a steady `rate` a second (open loop: request i leaves at
+    start + i / rate, or as soon after as a thread is free), from `threads` threads with one
+    kept-alive connection each, spread round-robin over `servers`."""
+    next_index = itertools.count()
+    lock = threading.Lock()
+    results: list[tuple[int | str, float] | None] = [None] * count
+    errors: list[str] = []
+    began = time.perf_counter() + 0.2
+
+    def worker(w: int) -> None:
+        host, port = servers[w % len(servers)].addr
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        while True:
+            with lock:
+                i = next(next_index)
+            if i >= count:
+                break
+            time.sleep(max(began + i / rate - time.perf_counter(), 0))
+            method, path, body = build(i)
+            sent = time.perf_counter()
+            try:
+                conn.request(method, path, body=body, headers=_JSON)
+                response = conn.getresponse()
+                data = response.read()
+                status: int | str = response.status
+                if response.status >= 400 and len(errors) < 3:
+                    errors.append(f"{method} {path}: {response.status} {data[:300]!r}")
+            except (OSError, http.client.HTTPException) as error:
+                status = type(error).__name__
+                errors.append(f"{method} {path}: {error!r}")
+                conn.close()
+                conn = http.client.HTTPConnection(host, port, timeout=timeout)
+            results[i] = (status, (time.perf_counter() - sent) * 1000)
+        conn.close()
+
+    cpu_before = [s.cpu_seconds() for s in servers]
+    client_before = time.process_time()
+    pool = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    wall = time.perf_counter() - began
+    statuses: Counter = Counter(item[0] if item else "skipped" for item in results)
+    return LoadResult(
+        count=sum(1 for item in results if item),
+        wall=wall,
+        statuses=statuses,
+        latencies_ms=[item[1] for item in results if item],
+        server_cpu=sum(s.cpu_seconds() - b for s, b in zip(servers, cpu_before, strict=True)),
+        client_cpu=time.process_time() - client_before,
+        sample_error=errors[0] if errors else "",
+    )
+
+
+_JSON = {"Content-Type": "application/json"}

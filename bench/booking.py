@@ -56,7 +56,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _delivery import MailSink, mail_latencies  # noqa: E402
+from _delivery import MailSink, mail_latencies, paced_load  # noqa: E402
 from _servers import (  # noqa: E402
     ROOT,
     AsyncHttp,
@@ -464,6 +464,24 @@ def main() -> int:
             if label == "with+delivery":
                 mail_latencies(database_url, sink)  # its mails go out before it stops
             group.stop()
+        # 7b. Delivery at a steady half of the "without" rate (open loop), on a fresh pair:
+        # bookings of the 8 experts, then of the webhook expert, each at that rate.
+        import webhook_latency
+
+        steady_rate = outbox_runs["without"].rate / 2
+        steady_day = day0 + timedelta(minutes=75)
+        pair = group.start("wsgi.py", 2, env)
+        run_load(pair, ping_path, warmup, size.threads, deadline=10)
+        since = time.time()
+        requests = booking_requests([ids[e] for e in experts], steady_day, n, "st")
+        steady = paced_load(pair, requests, n, steady_rate, threads=size.threads)
+        steady_mail = mail_latencies(database_url, sink, since=since)
+        steady_hooks = webhook_latency.measure(
+            pair, tokens["hook"], ids["hook"], lambda i: slot(steady_day, i), hooks.count,
+            threads=size.threads, rate=steady_rate,
+        )  # fmt: skip
+        mail_latencies(database_url, sink)
+        group.stop()
         # The rows "with" wrote (its servers deliver nothing): a `flask worker` sends them.
         drain = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
@@ -577,6 +595,23 @@ def main() -> int:
         f"  with the servers also rendering and sending the mails: {delivered_ratio:.2f} "
         f'(the same CPUs do both); `flask worker` then sent what "with" wrote: {left}'
     )
+    steady_ms, steady_counts = steady_mail
+    print(
+        f"7b. with delivery at a steady {steady_rate:.0f} bookings/s (half the rate without), "
+        "open loop:"
+    )
+    print(steady.line("booking, steady", "bookings"))
+    if steady.statuses.get(201, 0) != steady.count:
+        failures += 1
+        print(f"  NOT all 201: {dict(steady.statuses)}  e.g. {steady.sample_error}")
+    steady_p99 = percentile(steady_ms, 99)
+    print(
+        f"  commit -> mail at the SMTP server ({len(steady_ms)} mails; rows {steady_counts}): "
+        f"p50 {median(steady_ms):.0f} ms, p99 {steady_p99:.0f} ms (target p99 < "
+        f"{MAIL_P99_TARGET_MS:.0f} ms): {verdict(steady_p99 < MAIL_P99_TARGET_MS)}"
+    )
+    for line in steady_hooks.lines():
+        print(f"  {line}")
     print(
         f"\ntotal {time.monotonic() - run_started:.0f} s, load average now {load_average()} "
         f"(other work on the machine skews every figure)"

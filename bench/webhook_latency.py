@@ -97,9 +97,11 @@ def measure(
     slot: Callable[[int], str],
     count: int,
     threads: int = 8,
+    rate: float | None = None,
 ) -> WebhookLatency:
     """Add a webhook for the expert owning `event_type_id` (whose bearer `token` is given),
-    make `count` bookings of it (booking i at `slot(i)`), and time each one's webhook."""
+    make `count` bookings of it (booking i at `slot(i)`; as fast as `threads` can, or at a
+    steady `rate` a second), time each one's webhook, and remove the webhook."""
     receiver = _Receiver()
     serving = threading.Thread(target=receiver.serve_forever, kwargs={"poll_interval": 0.05})
     serving.start()
@@ -115,9 +117,13 @@ def measure(
         )
         if status != 201:
             raise SystemExit(f"POST /api/v1/webhooks: {status} {body}")
+        webhook_id = body["id"]
         sent: dict[str, tuple[float, float]] = {}  # uid -> (POST sent, 201 arrived)
+        began = time.monotonic()
 
         def book(i: int) -> None:
+            if rate:
+                time.sleep(max(began + i / rate - time.monotonic(), 0))
             server = servers[i % len(servers)]
             payload = {"start": slot(i), "name": f"Hook {i}", "email": f"hook{i}@example.com"}
             conn = http.client.HTTPConnection(HOST, server.port, timeout=30)
@@ -151,6 +157,7 @@ def measure(
                 continue
             result.from_201_ms.append(1000 * max(arrived[uid] - answered, 0.0))
             result.from_post_ms.append(1000 * (arrived[uid] - posted))
+        request_json(servers[0], "DELETE", f"/api/v1/webhooks/{webhook_id}", None, auth)
     finally:
         receiver.shutdown()
         serving.join()
