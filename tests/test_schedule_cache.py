@@ -6,7 +6,7 @@ import pytest
 
 from expertbook.availability import set_availability
 from expertbook.booking import SlotUnavailable, cancel_booking
-from expertbook.event_types import delete_event_type
+from expertbook.event_types import DELETE, remove_event_type
 from expertbook.extensions import db
 from expertbook.schedule_cache import SLOTS_TTL, AnswerCache, CachedSlots
 from tests.booking_fixtures import NOW, day_ahead
@@ -159,8 +159,7 @@ def test_a_reused_event_type_id_never_serves_another_experts_answer(
     assert len(starts(client, sync, day)) == 48  # cached under sync's id and coach's version
     db.session.refresh(coach)
     version, sync_id = coach.schedule_version, sync.id
-    delete_event_type(sync)
-    db.session.commit()
+    assert remove_event_type(sync, now=NOW) == DELETE  # never booked: the row goes
     other = make_user("other", expert=True)
     set_availability(other, "UTC", {d: [(9 * 60, 10 * 60)] for d in range(7)})
     db.session.commit()
