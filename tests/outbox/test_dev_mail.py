@@ -3,6 +3,8 @@ only), everything escaped."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.booking_fixtures import day_ahead
 
 
@@ -36,6 +38,23 @@ def test_the_list_keeps_the_last_fifty(app, client, sync):
 def test_there_is_no_dev_mail_in_production(app, client):
     app.config["PRODUCTION"] = True
     assert client.get("/dev/mail").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("address", "status"),
+    [
+        ("127.0.0.1", 200),
+        ("127.8.9.10", 200),
+        ("::1", 200),
+        ("192.168.1.20", 404),
+        ("10.0.0.5", 404),
+        ("2001:db8::1", 404),
+        ("::ffff:192.168.1.20", 404),
+    ],
+)
+def test_only_this_machine_sees_dev_mail(app, client, address, status):
+    page = client.get("/dev/mail", environ_base={"REMOTE_ADDR": address})
+    assert page.status_code == status
 
 
 def test_with_a_mail_server_nothing_is_kept(app, client, sync, inbox):
