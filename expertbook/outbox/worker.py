@@ -516,12 +516,16 @@ class Worker:
             self._close_listener()
             return
         if self._wake_read in ready:
-            self._wake_pending = False
             # One read of what is there: under eventlet os.read is green and waits for more
             # instead of raising BlockingIOError, so a loop draining to empty never returns.
             # Wake-ups left over (more than 64 KB of them) only make the next wait short.
             with contextlib.suppress(BlockingIOError):
                 os.read(self._wake_read, 65536)
+            # Cleared after the read, never before: a wake() between a clear and the read
+            # would leave the flag set with its byte read, and every later wake() ignored.
+            # A wake() skipped while the flag is still set costs nothing: the pass after
+            # this wait sees what was committed.
+            self._wake_pending = False
         if self._listener is not None and self._listener in ready:
             try:
                 self._listener.poll()

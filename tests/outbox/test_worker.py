@@ -194,3 +194,29 @@ def test_a_batch_is_delivered_whole(any_app, probe, clock, add_messages, paralle
     assert run_pass(any_app, clock=clock, policy=policy) == 20
     assert sorted(probe.delivered) == sorted(uids)
     assert {row(uid).status for uid in uids} == {"sent"}
+
+
+def test_a_wake_up_during_the_read_does_not_silence_later_ones(app, monkeypatch):
+    import os
+    import select
+
+    from expertbook.outbox import worker as worker_module
+
+    worker = worker_module.Worker(app, poll=5)
+    real_read = os.read
+
+    def read_with_a_wake_up_landing(fd, size):
+        worker.wake()  # another green thread's commit, just before the pipe is read
+        return real_read(fd, size)
+
+    monkeypatch.setattr(worker_module.os, "read", read_with_a_wake_up_landing)
+    try:
+        worker.wake()
+        worker._wait(5)
+        monkeypatch.setattr(worker_module.os, "read", real_read)
+        worker.wake()  # a later commit must still reach the loop
+        ready, _, _ = select.select([worker._wake_read], [], [], 0)
+        assert ready == [worker._wake_read]
+    finally:
+        os.close(worker._wake_read)
+        os.close(worker._wake_write)
