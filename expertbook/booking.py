@@ -28,7 +28,7 @@ from .models import Booking, EventType, IdempotencyKey, User, hash_token, new_to
 from .outbox.events import booking_changed, booking_messages
 from .outbox.queue import ENQUEUED_KEY, enqueue
 from .scheduling import Interval, is_valid_timezone
-from .slots import busy_intervals, is_bookable
+from .slots import busy_intervals, is_bookable, within_any_horizon
 from .text import multiline
 from .video import create_meeting
 
@@ -179,6 +179,9 @@ def book_slot(
         IdempotencyKeyReused: the key came with another request or caller.
     """
     event_type_id = event_type if isinstance(event_type, int) else event_type.id
+    # A retry of a booking whose time has just begun still gets its first answer.
+    if not within_any_horizon(request.start, now, past=IDEMPOTENCY_TTL):
+        raise SlotUnavailable("That time is not available.")
     fingerprint = _fingerprint(request, client)
     postgres = db.session.get_bind().dialect.name == "postgresql"
     try:
@@ -460,6 +463,8 @@ def reschedule_booking(
     if new_start.tzinfo is None:
         raise BookingInputError("start", "The time needs an offset, e.g. Z or +01:00.")
     new_start = _utc(new_start)
+    if not within_any_horizon(new_start, now):
+        raise SlotUnavailable("That time is not available.")
     booking_id, expert_id = booking.id, booking.expert_id
     try:
         with booking_transaction():

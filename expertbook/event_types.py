@@ -16,6 +16,7 @@ from .errors import FieldError
 from .extensions import db
 from .models import (
     MAX_BUFFER_MINUTES,
+    MAX_DAYS_AHEAD,
     MAX_DURATION_MINUTES,
     MIN_DURATION_MINUTES,
     Booking,
@@ -33,7 +34,7 @@ INT_FIELDS: dict[str, tuple[int, int, int | None]] = {
     "buffer_before_minutes": (0, MAX_BUFFER_MINUTES, 0),
     "buffer_after_minutes": (0, MAX_BUFFER_MINUTES, 0),
     "min_notice_minutes": (0, 60 * 24 * 365, 0),
-    "max_days_ahead": (1, 730, 60),
+    "max_days_ahead": (1, MAX_DAYS_AHEAD, 60),
 }
 # Reminder mails: minutes before the start, at most MAX_REMINDERS distinct values.
 MAX_REMINDERS = 3

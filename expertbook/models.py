@@ -18,6 +18,8 @@ from .extensions import db
 MIN_DURATION_MINUTES = 5
 MAX_DURATION_MINUTES = 720
 MAX_BUFFER_MINUTES = 720
+# The farthest ahead any event type may offer times (its max_days_ahead).
+MAX_DAYS_AHEAD = 730
 
 
 def utcnow() -> datetime:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from .calendars.models import BusyTime
 from .extensions import db
-from .models import MAX_BUFFER_MINUTES, MAX_DURATION_MINUTES, Booking, EventType
+from .models import MAX_BUFFER_MINUTES, MAX_DAYS_AHEAD, MAX_DURATION_MINUTES, Booking, EventType
 from .schedule_cache import cached_hours
 from .scheduling import Interval, SlotRules, day_window, is_offered, offered_slots
 
@@ -20,6 +20,15 @@ REACH = timedelta(minutes=2 * MAX_BUFFER_MINUTES)
 # The longest a booking, or a slot, lasts: the lower bound on start_at keeps the index range
 # scan to the days around the range, however long the expert's history.
 LONGEST = timedelta(minutes=MAX_DURATION_MINUTES)
+# No event type offers a time farther ahead than this.
+LONGEST_HORIZON = timedelta(days=MAX_DAYS_AHEAD)
+
+
+def within_any_horizon(start: datetime, now: datetime, *, past: timedelta = timedelta()) -> bool:
+    """False for a start no event type can offer: more than `past` ago, or beyond the longest
+    horizon. Checked before the busy query, whose margins overflow datetime at the calendar's
+    ends."""
+    return now - past <= start < now + LONGEST_HORIZON
 
 
 def rules_of(event_type: EventType) -> SlotRules:

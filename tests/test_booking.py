@@ -392,3 +392,23 @@ def test_reschedule_needs_an_active_event_type(any_app, expert, make_event_type)
     with pytest.raises(BookingStateError, match="no longer offered"):
         reschedule_booking(booking, next_monday(13), now=NOW)
     assert db.session.get(Booking, booking.id).start_at == next_monday(10)
+
+
+FAR_OFF = [
+    datetime(9999, 12, 31, 23, tzinfo=UTC),
+    datetime(1, 1, 1, 0, 30, tzinfo=UTC),
+    NOW + timedelta(days=800),
+    NOW - timedelta(days=1),
+]
+
+
+@pytest.mark.parametrize("start", FAR_OFF)
+def test_a_start_far_off_is_unavailable_not_an_overflow(any_app, expert, make_event_type, start):
+    """Refused before the locked read, whose busy query widens the start by days."""
+    event_type = make_event_type(expert, max_days_ahead=730)
+    with pytest.raises(SlotUnavailable):
+        book(event_type, start)
+    booking = book(event_type, next_monday(10)).booking
+    with pytest.raises(SlotUnavailable):
+        reschedule_booking(booking, start, now=NOW)
+    assert confirmed_count() == 1

@@ -192,3 +192,12 @@ def test_deeply_nested_json_is_400_not_a_traceback(client, event_type, caplog):
     assert response.status_code == 400
     assert response.json["error"]["code"] == "invalid_json"
     assert "Traceback" not in caplog.text and "RecursionError" not in caplog.text
+
+
+@pytest.mark.parametrize("start", ["9999-12-31T23:00:00Z", "0001-01-01T00:30:00Z"])
+def test_a_start_at_the_calendars_ends_is_409_on_both_databases(any_app, event_type, start):
+    body = {"start": start, "name": "Ann", "email": "a@example.com"}
+    response = post(any_app.test_client(), event_type.id, body)
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "slot_unavailable"
+    assert booking_count() == 0

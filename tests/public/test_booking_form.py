@@ -353,3 +353,13 @@ def test_an_expert_cannot_book_their_own_event_type(client, auth, intro):
     csrf = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
     client.post(href, data={"csrf_token": csrf, "name": "Ann", "email": "ann@example.com"})
     assert bookings() == []
+
+
+@pytest.mark.parametrize("start", ["9999-12-31T23:00:00Z", "0001-01-01T00:30:00Z"])
+def test_a_post_at_the_calendars_ends_books_nothing(client, intro, start):
+    _, href = first_slot_link(client)
+    form = open_form(client, href)
+    form["action"] = re.sub(r"start=[^&]+", f"start={quote(start)}", form["action"])
+    response = submit(client, form)
+    assert response.status_code == 302 and response.headers["Location"].startswith("/ann/intro")
+    assert bookings() == []
