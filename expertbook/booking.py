@@ -52,6 +52,10 @@ class UnknownEventType(SlotUnavailable):
     """No such event type, or it is not offered (inactive): nothing to book."""
 
 
+class OwnEventType(Exception):
+    """An expert booking their own event type: nothing to book with oneself."""
+
+
 class IdempotencyKeyReused(Exception):
     """An Idempotency-Key sent again with a different request or by another caller."""
 
@@ -176,6 +180,7 @@ def book_slot(
     Raises:
         UnknownEventType: no such event type, or it is not offered (inactive).
         SlotUnavailable: the start is taken, or not (or no longer) offered.
+        OwnEventType: the client is the event type's expert.
         IdempotencyKeyReused: the key came with another request or caller.
     """
     event_type_id = event_type if isinstance(event_type, int) else event_type.id
@@ -207,6 +212,8 @@ def book_slot(
             event_type = locked.event_type
             if not event_type.active:
                 raise UnknownEventType("This event type is not available.")
+            if client is not None and client.id == event_type.expert_id:
+                raise OwnEventType("Experts cannot book their own event types.")
             if not is_bookable(event_type, request.start, now, busy=locked.busy):
                 raise SlotUnavailable("That time is not available.")
             values, token = _booking_values(event_type, request, client, now)

@@ -412,3 +412,14 @@ def test_a_start_far_off_is_unavailable_not_an_overflow(any_app, expert, make_ev
     with pytest.raises(SlotUnavailable):
         reschedule_booking(booking, start, now=NOW)
     assert confirmed_count() == 1
+
+
+def test_an_expert_cannot_book_their_own_event_type(any_app, expert, make_event_type, make_user):
+    from expertbook.booking import OwnEventType
+
+    event_type = make_event_type(expert)
+    with pytest.raises(OwnEventType):
+        book(event_type, next_monday(10), client=expert)
+    assert confirmed_count() == 0
+    # Another expert may book it.
+    assert book(event_type, next_monday(10), client=make_user("other", expert=True)).booking

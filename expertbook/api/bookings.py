@@ -11,6 +11,7 @@ from ..booking import (
     BookingInputError,
     BookingStateError,
     IdempotencyKeyReused,
+    OwnEventType,
     SlotUnavailable,
     UnknownEventType,
     book_slot,
@@ -72,6 +73,8 @@ def create_booking(event_type_id: int):
         raise ApiError(404, "not_found", "No such event type.") from None
     except SlotUnavailable as error:
         raise ApiError(409, "slot_unavailable", str(error)) from None
+    except OwnEventType as error:
+        raise ApiError(409, "own_event_type", str(error)) from None
     except IdempotencyKeyReused as error:
         raise invalid("Idempotency-Key", str(error), code="idempotency_key_reused") from None
     if not result.replayed:

@@ -24,6 +24,7 @@ from flask_login import current_user
 from ..booking import (
     BookingInputError,
     IdempotencyKeyReused,
+    OwnEventType,
     SlotUnavailable,
     book_slot,
     check_idempotency_key,
@@ -290,8 +291,10 @@ def confirm(username: str, slug: str):
         flash(GONE_MESSAGE, "error")
         return redirect(booking_url(event_type, tz, start))
     form = BookingForm()
+    # The expert trying their own link: nothing to book (book_slot refuses it too; this
+    # says so before they type anything).
     own = current_user.is_authenticated and current_user.id == event_type.expert_id
-    if own:  # the expert trying their own link: nothing to book
+    if own:
         form.form_errors.append(OWN_EVENT_TYPE)
     elif form.validate_on_submit():
         done = submit_booking(event_type, form, start, tz, now)
@@ -380,6 +383,9 @@ def submit_booking(
         keep_draft()
         flash(TAKEN_MESSAGE, "error")
         return redirect(booking_url(event_type, tz, start))
+    except OwnEventType:
+        form.form_errors.append(OWN_EVENT_TYPE)
+        return None
     except IdempotencyKeyReused as error:  # the form changed after a submit: a fresh key
         form.form_errors.append(str(error))
         form.idempotency_key.data = secrets.token_urlsafe(16)

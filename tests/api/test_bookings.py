@@ -201,3 +201,13 @@ def test_a_start_at_the_calendars_ends_is_409_on_both_databases(any_app, event_t
     assert response.status_code == 409
     assert response.json["error"]["code"] == "slot_unavailable"
     assert booking_count() == 0
+
+
+def test_an_expert_booking_their_own_event_type_is_409(client, event_type):
+    """The rule lives in book_slot, not only in the booking form."""
+    token = create_api_token(event_type.expert)
+    db.session.commit()
+    response = post(client, event_type.id, BODY, Authorization=f"Bearer {token}")
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "own_event_type"
+    assert booking_count() == 0
