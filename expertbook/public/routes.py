@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -55,12 +56,21 @@ GONE_MESSAGE = "That time is no longer available — pick another."
 TAKEN_MESSAGE = (
     "Sorry, that time was just taken by someone else. Your details are kept: pick another time."
 )
+TAKEN_LONG_NOTES = (
+    "Sorry, that time was just taken by someone else. Copy your notes before you pick another"
+    " time: your name and email are kept, but notes this long are not."
+)
 OWN_EVENT_TYPE = "This is your own event type: share its link with clients to get booked."
 # The session remembers the last bookings made in this browser (for Back after booking)
-# and the details of a booking that could not be made (to fill the next form).
+# and the details of a booking that could not be made (to fill the next form of that event
+# type, once).
 BOOKED = "booked_here"
 DRAFT = "booking_draft"
 REMEMBERED_BOOKINGS = 10
+DRAFT_FIELDS = {"name": 100, "email": 254}
+# The session is a signed, not encrypted, cookie sent with every request, and a browser drops
+# one over 4 KB: notes ride along only when short as stored (non-Latin text grows sixfold).
+MAX_DRAFT_NOTES = 500
 
 
 @bp.app_template_global()
@@ -104,20 +114,31 @@ def event_type_or_404(username: str, slug: str) -> EventType:
         abort(404, description=f"{expert.display_name} has no event type “{slug[:60]}”.")
     if not event_type.active:
         if request.method == "POST":
-            keep_draft()
+            keep_draft(event_type)
         raise NotTakingBookings(event_type)
     return event_type
 
 
-def keep_draft() -> None:
-    """Keep what the guest typed for the next booking form in this browser."""
+def keep_draft(event_type: EventType) -> bool:
+    """Keep what the guest typed for this event type's next booking form in this browser: name
+    and email (a signed-in user's come from their account), and the notes when short.
+
+    Returns:
+        False when the notes were too long to keep.
+    """
     form = request.form
-    draft = {name: form.get(name, "")[:limit] for name, limit in DRAFT_FIELDS.items()}
+    draft: dict[str, str] = {}
+    if not current_user.is_authenticated:
+        draft = {name: form.get(name, "")[:limit] for name, limit in DRAFT_FIELDS.items()}
+    notes = form.get("notes", "")
+    fits = len(json.dumps(notes)) <= MAX_DRAFT_NOTES
+    if fits:
+        draft["notes"] = notes
     if any(draft.values()):
-        session[DRAFT] = draft
-
-
-DRAFT_FIELDS = {"name": 100, "email": 254, "notes": 2000}
+        session[DRAFT] = {"event_type_id": event_type.id, **draft}
+    else:
+        session.pop(DRAFT, None)
+    return fits
 
 
 def remember_booking(booking: Booking, manage_path: str) -> None:
@@ -301,7 +322,7 @@ def confirm(username: str, slug: str):
         if done is not None:
             return done
     elif request.method == "GET":
-        prefill(form)
+        prefill(form, event_type)
     return render_template(
         "public/confirm.html",
         event_type=event_type,
@@ -316,17 +337,26 @@ def confirm(username: str, slug: str):
     )
 
 
-def prefill(form: BookingForm) -> None:
-    """A fresh form: what the guest typed for a booking that could not be made, else the
-    signed-in user's details; and a new idempotency key."""
+def prefill(form: BookingForm, event_type: EventType) -> None:
+    """A fresh form: the signed-in user's details, or what the guest typed for a booking of
+    this event type that could not be made (used once); and a new idempotency key."""
     draft = session.get(DRAFT)
-    if isinstance(draft, dict):
-        form.name.data = draft.get("name", "")
-        form.email.data = draft.get("email", "")
-        form.notes.data = draft.get("notes", "")
-    elif current_user.is_authenticated:
+    if isinstance(draft, dict) and draft.get("event_type_id") == event_type.id:
+        session.pop(DRAFT)
+    else:
+        draft = {}
+
+    def drafted(name: str) -> str:
+        value = draft.get(name, "")
+        return value if isinstance(value, str) else ""
+
+    if current_user.is_authenticated:
         form.name.data = current_user.display_name
         form.email.data = current_user.email
+    else:
+        form.name.data = drafted("name")
+        form.email.data = drafted("email")
+    form.notes.data = drafted("notes")
     form.idempotency_key.data = secrets.token_urlsafe(16)
 
 
@@ -380,9 +410,12 @@ def submit_booking(
             idempotency_key=key,
         )
     except SlotUnavailable:
-        keep_draft()
-        flash(TAKEN_MESSAGE, "error")
-        return redirect(booking_url(event_type, tz, start))
+        if keep_draft(event_type):
+            flash(TAKEN_MESSAGE, "error")
+            return redirect(booking_url(event_type, tz, start))
+        # Notes too long for the cookie: this very page keeps them, to copy.
+        form.form_errors.append(TAKEN_LONG_NOTES)
+        return None
     except OwnEventType:
         form.form_errors.append(OWN_EVENT_TYPE)
         return None

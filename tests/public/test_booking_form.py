@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
+from expertbook.availability import set_availability
 from expertbook.extensions import db, socketio
 from expertbook.models import Booking
 from tests.public import (
@@ -366,3 +367,64 @@ def test_a_post_at_the_calendars_ends_books_nothing(client, intro, start):
     response = submit(client, form)
     assert response.status_code == 302 and response.headers["Location"].startswith("/ann/intro")
     assert bookings() == []
+
+
+def lose_a_race(client, **fields):
+    """Submit a form for the first slot after another guest took it: the answer."""
+    _, href = first_slot_link(client)
+    late = open_form(client, href)
+    assert submit(client, open_form(client, href)).status_code == 302
+    return submit(client, late, **fields)
+
+
+def field_values(page: str) -> tuple[str, str, str]:
+    """The booking form's name, email and notes as the page shows them."""
+    name = re.search(r'name="name"[^>]*value="([^"]*)"', page).group(1)
+    email = re.search(r'name="email"[^>]*value="([^"]*)"', page).group(1)
+    notes = re.search(r'<textarea[^>]*name="notes"[^>]*>\s*([^<]*)</textarea>', page).group(1)
+    return name, email, notes.strip()
+
+
+def test_a_just_taken_answer_keeps_the_details_for_the_next_form_once(client, intro):
+    """Issue 16 finding 4: the next form of this event type opens with what was typed."""
+    fields = {"name": "Late Larry", "email": "larry@example.com", "notes": "About the launch"}
+    assert lose_a_race(client, **fields).status_code == 302
+    _, href = first_slot_link(client)
+    assert field_values(open_form(client, href)["page"]) == tuple(fields.values())
+    # Used once, then gone.
+    assert field_values(open_form(client, href)["page"]) == ("", "", "")
+
+
+def test_long_non_latin_notes_stay_on_the_page_not_in_the_cookie(client, intro):
+    notes = "日本語のメモ" * 300
+    response = lose_a_race(client, name="Late Larry", email="larry@example.com", notes=notes)
+    assert response.status_code == 200
+    assert "notes this long are not" in response.text
+    assert notes in response.text and 'value="Late Larry"' in response.text
+    cookie = response.headers.get("Set-Cookie", "")
+    assert len(cookie) < 1500 and "%E6" not in cookie
+    _, href = first_slot_link(client)
+    assert field_values(open_form(client, href)["page"]) == ("Late Larry", "larry@example.com", "")
+
+
+def test_a_draft_stays_with_its_event_type(client, intro, make_user, make_event_type):
+    assert lose_a_race(client, name="Late Larry", email="larry@example.com").status_code == 302
+    other = make_event_type(make_user("bob", expert=True, timezone="Europe/London"), slug="chat")
+    set_availability(other.expert, "Europe/London", {d: [(9 * 60, 12 * 60)] for d in range(5)})
+    db.session.commit()
+    page = client.get(f"/bob/chat?date={next_week()}&tz={NY}").text
+    _, href, _ = slots_on(page)[0]
+    assert field_values(open_form(client, href)["page"]) == ("", "", "")
+
+
+def test_a_draft_never_overrides_a_signed_in_users_details(client, auth, intro, make_user):
+    make_user("gina", name="Gina Signed")
+    auth.login("gina")
+    response = lose_a_race(client, name="Someone Else", email="else@example.com", notes="Hi")
+    assert response.status_code == 302
+    _, href = first_slot_link(client)
+    assert field_values(open_form(client, href)["page"]) == (
+        "Gina Signed",
+        "gina@example.com",
+        "Hi",
+    )
