@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -213,7 +213,8 @@ DELETE, ARCHIVE = "delete", "archive"
 class BookingCounts:
     """An event type's bookings, for deciding what removing it does."""
 
-    total: int = 0
+    # Ever booked (whatever the status or time).
+    booked: bool = False
     # Confirmed and not yet over (a meeting under way counts).
     upcoming: int = 0
 
@@ -222,26 +223,36 @@ class BookingCounts:
         """DELETE, ARCHIVE, or None while a client still expects an upcoming meeting."""
         if self.upcoming:
             return None
-        return ARCHIVE if self.total else DELETE
+        return ARCHIVE if self.booked else DELETE
 
 
 def booking_counts(event_type_ids: Iterable[int], now: datetime) -> dict[int, BookingCounts]:
-    """Each given event type's BookingCounts (one query); types without bookings are left
-    out (their counts are BookingCounts())."""
+    """Each given event type's BookingCounts (one query), whatever its history: "ever
+    booked" stops at the first booking found, and only the expert's confirmed bookings
+    starting from a longest meeting ago are counted (the (expert_id, status, start_at)
+    index). Types without bookings are left out (their counts are BookingCounts())."""
     ids = list(event_type_ids)
     if not ids:
         return {}
-    upcoming = sa.and_(Booking.status == Booking.CONFIRMED, Booking.end_at > now)
-    rows = db.session.execute(
-        sa.select(
-            Booking.event_type_id,
-            sa.func.count(),
-            sa.func.count(sa.case((upcoming, 1))),
+    booked = sa.exists().where(Booking.event_type_id == EventType.id)
+    upcoming = (
+        sa.select(sa.func.count())
+        .where(
+            Booking.expert_id == EventType.expert_id,
+            Booking.status == Booking.CONFIRMED,
+            # Not over yet, so started at most the longest meeting ago.
+            Booking.start_at > now - timedelta(minutes=MAX_DURATION_MINUTES),
+            Booking.end_at > now,
+            Booking.event_type_id == EventType.id,
         )
-        .where(Booking.event_type_id.in_(ids))
-        .group_by(Booking.event_type_id)
+        .scalar_subquery()
     )
-    return {event_type_id: BookingCounts(total, soon) for event_type_id, total, soon in rows}
+    rows = db.session.execute(
+        sa.select(EventType.id, booked, upcoming).where(EventType.id.in_(ids))
+    )
+    return {
+        event_type_id: BookingCounts(bool(ever), soon) for event_type_id, ever, soon in rows if ever
+    }
 
 
 def remove_event_type(event_type: EventType, *, now: datetime) -> str:
