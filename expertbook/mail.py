@@ -34,7 +34,15 @@ from .extensions import db
 from .ics import calendar_file
 from .models import Booking, utcnow
 from .outbox.models import OutboxMessage
-from .outbox.queue import DeliveryError, Outcome, batch_handler, handler, message_row
+from .outbox.queue import (
+    DeliveryError,
+    LeaseRunningOut,
+    Outcome,
+    batch_handler,
+    handler,
+    lease_running_out,
+    message_row,
+)
 
 log = logging.getLogger("expertbook.mail")
 
@@ -76,7 +84,8 @@ def send_emails(messages: Sequence[Message]) -> list[int | None | DeliveryError]
     (None without MAIL_SERVER) or the DeliveryError it met. A connection the server dropped
     is opened again once; when the server cannot be reached at all, the messages not sent
     yet fail with that error at once, so a server that is down costs one attempt a batch,
-    not one a mail."""
+    not one a mail. In a worker whose claim on them is running out, the mails not begun
+    yet are not sent (LeaseRunningOut): the worker releases them for its next pass."""
     config = current_app.config
     if not config["MAIL_SERVER"]:
         for message in messages:
@@ -86,7 +95,10 @@ def send_emails(messages: Sequence[Message]) -> list[int | None | DeliveryError]
         return [None] * len(messages)
     outcomes: list[int | None | DeliveryError] = []
     with SmtpConnection(config) as smtp:
-        for message in messages:
+        for index, message in enumerate(messages):
+            if index and lease_running_out():
+                outcomes.extend(LeaseRunningOut() for _ in messages[index:])
+                break
             try:
                 outcomes.append(smtp.send(message))
             except DeliveryError as error:

@@ -225,3 +225,47 @@ def test_a_worker_pass_sends_a_batch_of_booking_mails_over_few_connections(app, 
     assert len(set(handler.peers)) <= 3
     sent = {m["To"] for m in handler.messages}
     assert sent == {b.email for b in bookings} | {b.expert.email for b in bookings}
+
+
+def test_a_chunk_begins_no_mail_in_the_last_third_of_its_claim(app, make_booking, monkeypatch):
+    """Each mail takes 100 s of a 300 s claim: two go, the rest are released untried (no
+    attempt counted) before another worker could reclaim and send them twice."""
+    from datetime import timedelta
+
+    import sqlalchemy as sa
+
+    from expertbook.outbox import OutboxMessage
+    from expertbook.outbox.worker import Policy
+
+    for n in range(3):
+        make_booking(day_ahead(2 + n, 10))
+    load_handlers()
+    now = [utcnow()]
+    sent = []
+
+    def slow_send(self, message):
+        sent.append(message["To"])
+        now[0] += timedelta(seconds=100)
+        return 250
+
+    monkeypatch.setattr(mail.SmtpConnection, "send", slow_send)
+    app.config.update(MAIL_SERVER="127.0.0.1", OUTBOX_LEASE_SECONDS=300)
+    policy = Policy.from_config(app.config)
+
+    def rows():
+        db.session.rollback()
+        query = sa.select(OutboxMessage).where(OutboxMessage.kind == OutboxMessage.MAIL)
+        return list(db.session.scalars(query))
+
+    assert run_pass(app, clock=lambda: now[0], policy=policy) == 6
+    assert len(sent) == 2
+    released = [row for row in rows() if row.status == OutboxMessage.PENDING]
+    assert len(released) == 4
+    assert all(row.claimed_until is None and row.attempts == 0 for row in released)
+    assert all(row.last_error == "" for row in released)
+    # The next pass takes them at once, and so on until all are sent, each once.
+    while run_pass(app, clock=lambda: now[0], policy=policy):
+        pass
+    assert len(sent) == 6
+    assert {row.status for row in rows()} == {OutboxMessage.SENT}
+    assert all(row.attempts == 1 for row in rows())

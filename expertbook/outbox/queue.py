@@ -8,7 +8,9 @@ the commit, so an idle worker delivers at once instead of at its next poll.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +42,39 @@ class DeliveryError(Exception):
         self.message = message[:500]
         self.status_code = status_code
         self.permanent = permanent
+
+
+class LeaseRunningOut(DeliveryError):
+    """Not tried: the worker's claim on the row was about to run out, and another worker
+    could take it and send it too. The worker releases the row for its next pass, without
+    counting an attempt."""
+
+    def __init__(self):
+        super().__init__("Not tried: the claim was running out.")
+
+
+# The running delivery's question "is its claim running out?" (set by the worker around a
+# chunk; per thread and green thread). Outside a worker: never.
+_lease_running_out: ContextVar[Callable[[], bool] | None] = ContextVar(
+    "outbox_lease_running_out", default=None
+)
+
+
+@contextmanager
+def lease_check(running_out: Callable[[], bool]) -> Iterator[None]:
+    """Within the block, lease_running_out() asks `running_out`."""
+    token = _lease_running_out.set(running_out)
+    try:
+        yield
+    finally:
+        _lease_running_out.reset(token)
+
+
+def lease_running_out() -> bool:
+    """Whether a handler delivering several messages should stop before the next one (and
+    answer LeaseRunningOut for the rest): the claim on them is about to run out."""
+    running_out = _lease_running_out.get()
+    return running_out is not None and running_out()
 
 
 # What became of one delivery: the receiver's status code (or None), or the error.

@@ -44,6 +44,7 @@ from .queue import (
     HANDLERS,
     NOTIFY_CHANNEL,
     DeliveryError,
+    LeaseRunningOut,
     Outcome,
     without_manage_url,
 )
@@ -52,6 +53,10 @@ log = logging.getLogger("expertbook.outbox")
 
 # Kinds whose messages of one booking are delivered in the order they were written.
 ORDERED_KINDS = (OutboxMessage.MAIL, OutboxMessage.WEBHOOK, OutboxMessage.WRITEBACK)
+# The part of a claim's lease in which a chunk begins no new message, kept for the one in
+# flight (a mail whose connection is opened again takes several SMTP steps of up to 10 s):
+# what is not begun by then is released, before another worker can reclaim and resend it.
+LEASE_KEPT_FOR_THE_LAST = 1 / 3
 # Jitter: each pause is its nominal length times a factor in [1 - JITTER, 1 + JITTER].
 JITTER = 0.2
 
@@ -211,6 +216,9 @@ def deliver_many(messages: Sequence[OutboxMessage]) -> list[Outcome]:
     if deliver_all is None:
         outcomes: list[Outcome] = []
         for message in messages:
+            if outcomes and queue.lease_running_out():
+                outcomes.append(LeaseRunningOut())
+                continue
             try:
                 outcomes.append(deliver(message))
             except DeliveryError as error:
@@ -252,11 +260,17 @@ def record_many(
     words, and due again after a growing pause; `failed` when the error is permanent or the
     row has been retried for the whole window. A row no longer pending (a reminder
     cancelled meanwhile) is left as it is. A row done with (sent or failed) loses the
-    guest's manage link its payload carried: it was only kept to be sent."""
+    guest's manage link its payload carried: it was only kept to be sent. A row not tried
+    because its claim was running out (LeaseRunningOut) is released as it was."""
     statuses: list[str] = []
     sent: dict[int | None, list[int]] = {}  # status code -> ids
     failures: list[tuple[int, dict]] = []
+    released: list[int] = []
     for message, outcome in zip(messages, outcomes, strict=True):
+        if isinstance(outcome, LeaseRunningOut):
+            statuses.append(OutboxMessage.PENDING)
+            released.append(message.id)
+            continue
         if not isinstance(outcome, DeliveryError):
             statuses.append(OutboxMessage.SENT)
             sent.setdefault(outcome, []).append(message.id)
@@ -316,12 +330,20 @@ def record_many(
                 .where(table.c.id == message_id, table.c.status == pending)
                 .values(**values)
             )
+        if released:
+            db.session.execute(
+                sa.update(table)
+                .where(table.c.id.in_(released), table.c.status == pending)
+                .values(claimed_until=None)
+            )
         for message in done:
             db.session.execute(
                 sa.update(table)
                 .where(table.c.id == message.id, table.c.status != pending)
                 .values(payload=without_manage_url(message.payload))
             )
+    if released:
+        log.info("%d messages released untried: their claim was running out", len(released))
     return statuses
 
 
@@ -330,9 +352,19 @@ def deliver_and_record(message: OutboxMessage, policy: Policy, clock: Clock) -> 
 
 
 def deliver_and_record_many(
-    messages: Sequence[OutboxMessage], policy: Policy, clock: Clock
+    messages: Sequence[OutboxMessage],
+    policy: Policy,
+    clock: Clock,
+    claimed_at: datetime | None = None,
 ) -> list[str]:
-    return record_many(messages, deliver_many(messages), clock(), policy)
+    """Deliver and record `messages`; with `claimed_at`, a chunk begins no message in the
+    last third of the claim's lease (see LEASE_KEPT_FOR_THE_LAST)."""
+    if claimed_at is None:
+        return record_many(messages, deliver_many(messages), clock(), policy)
+    stop_at = claimed_at + policy.lease - policy.lease * LEASE_KEPT_FOR_THE_LAST
+    with queue.lease_check(lambda: clock() >= stop_at):
+        outcomes = deliver_many(messages)
+    return record_many(messages, outcomes, clock(), policy)
 
 
 # A batch handler's messages go in chunks of at least this many (one SMTP connection each).
@@ -368,18 +400,21 @@ def run_pass(
     or chunks of a kind delivered together); returns how many rows were claimed. Call with
     the app context pushed."""
     policy = policy or Policy.from_config(app.config)
-    messages = claim(clock(), limit=policy.batch, lease=policy.lease, uids=uids)
+    claimed_at = clock()
+    messages = claim(claimed_at, limit=policy.batch, lease=policy.lease, uids=uids)
     tasks = tasks_of(messages, policy.parallel)
     if policy.parallel <= 1 or len(tasks) <= 1:
         for task in tasks:
-            deliver_and_record_many(task, policy, clock)
+            deliver_and_record_many(task, policy, clock, claimed_at)
         return len(messages)
     slots = threading.BoundedSemaphore(policy.parallel)  # green under eventlet
     threads = []
     for task in tasks:
         slots.acquire()
         thread = threading.Thread(
-            target=_deliver_in_thread, args=(app, task, policy, clock, slots), daemon=True
+            target=_deliver_in_thread,
+            args=(app, task, policy, clock, claimed_at, slots),
+            daemon=True,
         )
         thread.start()
         threads.append(thread)
@@ -388,11 +423,11 @@ def run_pass(
     return len(messages)
 
 
-def _deliver_in_thread(app, messages, policy, clock, slots) -> None:
+def _deliver_in_thread(app, messages, policy, clock, claimed_at, slots) -> None:
     try:
         with app.app_context():
             try:
-                deliver_and_record_many(messages, policy, clock)
+                deliver_and_record_many(messages, policy, clock, claimed_at)
             finally:
                 db.session.remove()
     except Exception:  # noqa: BLE001 - recording failed (database away): the lease runs out
