@@ -47,7 +47,8 @@ def signature(secret: str, body: bytes) -> str:
 def deliver(message: OutboxMessage) -> int:
     """POST the message's body to its endpoint; the receiver's status code when 2xx.
 
-    Raises DeliveryError for any other answer or none (permanent when the endpoint is gone).
+    Raises DeliveryError for any other answer or none (permanent when the endpoint is gone
+    or its secret can no longer be read).
     """
     uid, event, body = message.uid, message.event, (message.payload or {}).get("body")
     if not isinstance(body, str):
@@ -59,9 +60,12 @@ def deliver(message: OutboxMessage) -> int:
     try:
         secret = decrypt(endpoint.secret)
     except SecretUnreadable:
+        # Permanent, as for a calendar's password: no retry brings the old key back, and
+        # 24 hours of them would only delay the message that says what to do.
         raise DeliveryError(
             "The webhook's secret can no longer be read (the server's encryption key "
-            "changed); remove the webhook and add it again."
+            "changed); remove the webhook and add it again.",
+            permanent=True,
         ) from None
     db.session.commit()  # no transaction stays open across the network call
     headers = {

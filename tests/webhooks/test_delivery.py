@@ -180,13 +180,13 @@ def test_removing_an_endpoint_drops_its_undelivered_messages(hook):
     assert db.session.scalar(sa.select(OutboxMessage).where(OutboxMessage.uid == uid)) is None
 
 
-def test_an_unreadable_secret_is_retried_not_sent(app, hook, receiver):
+def test_an_unreadable_secret_fails_for_good_and_is_not_sent(app, hook, receiver):
     message, _ = hook
     app.config["ENCRYPTION_KEY"] = "a key the secret was not made with"
     app.extensions.pop("expertbook.fernet", None)
     with pytest.raises(DeliveryError) as failure:
         delivery.deliver(message)
-    assert "encryption key" in failure.value.message and not failure.value.permanent
+    assert "encryption key" in failure.value.message and failure.value.permanent
     assert receiver.received == []
 
 
