@@ -36,7 +36,12 @@ _MESSAGES = OutboxMessage.__table__
 
 
 def rows_for(
-    booking: Booking, change: str, *, now: datetime, manage_url: str | None = None
+    booking: Booking,
+    change: str,
+    *,
+    now: datetime,
+    manage_url: str | None = None,
+    pending_cancelled: bool = False,
 ) -> list[dict[str, Any]]:
     """The reminder messages that follow from `change` ("booked", "rescheduled",
     "cancelled") of `booking`, inside the change's transaction.
@@ -51,12 +56,15 @@ def rows_for(
         now: the current instant; reminders due before it are left out.
         manage_url: the guest's tokened link, when the caller has it. On a reschedule
             without it, the link the cancelled reminders carried is kept.
+        pending_cancelled: the caller has cancelled the pending reminders already (with
+            cancel_pending, taking their link: outbox.events does, for the mails too).
 
     Returns:
         Rows for outbox.enqueue.
     """
-    if change != "booked":
-        manage_url = manage_url or _cancel_pending(booking.id)
+    if change != "booked" and not pending_cancelled:
+        recovered = cancel_pending(booking.id)  # always: they are for a time no longer
+        manage_url = manage_url or recovered
     if not booking.is_confirmed:
         return []
     return reminder_rows(booking, now=now, manage_url=manage_url)
@@ -92,7 +100,7 @@ def reminder_rows(
     return rows
 
 
-def _cancel_pending(booking_id: int) -> str | None:
+def cancel_pending(booking_id: int) -> str | None:
     """Mark the booking's pending reminders cancelled and drop the guest's manage link
     they carried; return that link (for the reminders of a new time), if any."""
     pending = (

@@ -20,7 +20,8 @@ def booking_changed(
 ) -> None:
     """Enqueue the mails, reminders, webhook deliveries and calendar write-back that follow
     from `change` of `booking`, inside the caller's transaction. `manage_url` is the guest's
-    tokened link when the caller has it (only the booking's creation does)."""
+    tokened link when the caller has it (the booking's creation, and a guest acting through
+    it); otherwise, after the creation, the one the pending reminders carried is used."""
     enqueue(booking_messages(booking, change, now=now, manage_url=manage_url))
 
 
@@ -41,9 +42,18 @@ def booking_messages(
     if not current_app.config["OUTBOX_ENABLED"]:  # benchmarks' "without the outbox"
         return []
     known = known or {}
+    if change != "booked":
+        # Before any row is made: the booking's pending reminders are for a time (or a
+        # session) that is no longer, and the guest's link they carried is the only copy
+        # when the expert made the change; the guest's mail needs it as much as the new
+        # reminders do.
+        recovered = reminders.cancel_pending(booking.id)
+        manage_url = manage_url or recovered
     rows = []
     rows += mail.rows_for(booking, change, now=now, manage_url=manage_url)
-    rows += reminders.rows_for(booking, change, now=now, manage_url=manage_url)
+    rows += reminders.rows_for(
+        booking, change, now=now, manage_url=manage_url, pending_cancelled=True
+    )
     rows += webhooks.rows_for(booking, change, now=now, endpoints=known.get("webhook_endpoints"))
     rows += writeback.rows_for(booking, change, now=now, receiving=known.get("receiving_calendar"))
     return rows

@@ -51,14 +51,34 @@ def test_a_reschedule_moves_the_link_to_the_new_reminders_and_a_cancel_drops_it(
     booking = db.session.scalar(sa.select(Booking).where(Booking.uid == answer["uid"]))
     reschedule_booking(booking, booking.start_at + timedelta(hours=2), now=utcnow())
     rows = rows_of(answer["uid"])
-    assert with_link(rows) == [("reminder", "pending")]
-    (new,) = [m for m in rows if "manage_url" in m.payload]
+    # The guest's mail about the new time (not sent yet) and their new reminder.
+    assert sorted(with_link(rows)) == [("mail", "pending"), ("reminder", "pending")]
+    (new,) = [m for m in rows if m.kind == "reminder" and "manage_url" in m.payload]
     assert new.payload["start"] == (booking.start_at).isoformat()
     assert new.payload["manage_url"] == answer["manage_url"]
     cancel_booking(booking, now=utcnow())
     rows = rows_of(answer["uid"])
     assert {m.status for m in rows if m.kind == "reminder"} == {"cancelled"}
-    assert with_link(rows) == []
+    # Only the guest's mails still to be sent keep it; no reminder does.
+    assert set(with_link(rows)) == {("mail", "pending")}
+
+
+def test_the_guest_s_mail_after_the_expert_reschedules_has_the_manage_link(
+    app, client, sync, inbox
+):
+    from expertbook.outbox.worker import load_handlers, run_pass
+
+    answer = book_as_guest(client, sync)
+    booking = db.session.scalar(sa.select(Booking).where(Booking.uid == answer["uid"]))
+    # The expert moves it: no guest link at hand, only the one the reminders carry.
+    reschedule_booking(booking, booking.start_at + timedelta(hours=2), now=utcnow())
+    load_handlers()
+    run_pass(app)
+    booked, rescheduled = inbox.to("gus@example.com")
+    assert rescheduled["Subject"].startswith("Rescheduled")
+    assert answer["manage_url"] in text_of(rescheduled)
+    # Sent: the link is gone from that mail's row, kept by the pending reminder only.
+    assert with_link(rows_of(answer["uid"])) == [("reminder", "pending")]
 
 
 def test_a_mail_given_up_keeps_no_link_and_one_to_retry_keeps_it(app, client, sync):
