@@ -7,6 +7,7 @@ import pytest
 from config import TestingConfig
 from expertbook import create_app
 from expertbook.extensions import db, limiter
+from expertbook.models import utcnow
 from tests.booking_fixtures import day_ahead
 from tests.conftest import PASSWORD, AuthActions, Client
 
@@ -179,7 +180,12 @@ def test_a_503_on_a_limited_route_keeps_its_own_retry_after(tmp_path):
         limiter.reset()
     response = app.test_client().post(
         "/api/v1/event-types/1/bookings",
-        json={"start": "2030-01-01T10:00:00Z", "name": "Ann", "email": "ann@example.com"},
+        json={
+            # Within any horizon, so the database is asked (a start beyond it is refused first).
+            "start": day_ahead(3, 10).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "name": "Ann",
+            "email": "ann@example.com",
+        },
     )
     assert response.status_code == 503, response.get_json()
     assert response.headers["Retry-After"] == str(app.config["UNAVAILABLE_RETRY_AFTER"])
@@ -197,3 +203,32 @@ def test_only_a_429_carries_the_limiters_retry_after(limited_app, coach, sync):
         answer = client.post(path, json={"start": "x"})
     assert answer.status_code == 429
     assert 0 < int(answer.headers["Retry-After"]) <= 60
+
+
+def test_webhook_adds_and_tests_by_the_api_are_limited_per_account(limited_app, make_user):
+    """As on the dashboard, and in one budget with it: each makes the server send requests."""
+    from expertbook.accounts import create_api_token
+    from expertbook.webhooks.endpoints import add_endpoint
+
+    coach, other = make_user("coach", expert=True), make_user("other", expert=True)
+    limited_app.config["ALLOW_PRIVATE_HOSTS"] = True
+    endpoint = add_endpoint(
+        coach, "http://127.0.0.1:9/hook", ["booking.created"], now=utcnow()
+    ).endpoint
+    tokens = {user.username: create_api_token(user) for user in (coach, other)}
+    db.session.commit()
+    client = limited_app.test_client()
+
+    def call(path, who="coach", body=None):
+        headers = {"Authorization": f"Bearer {tokens[who]}"}
+        return client.post(path, json=body or {}, headers=headers).status_code
+
+    adds = [call("/api/v1/webhooks", body={"url": "not a url"}) for _ in range(31)]
+    assert adds[:30] == [422] * 30 and adds[30] == 429
+    tests = [call(f"/api/v1/webhooks/{endpoint.id}/test") for _ in range(31)]
+    assert tests[:30] == [202] * 30 and tests[30] == 429
+    # Another account has its own budget; the dashboard shares this one's.
+    assert call("/api/v1/webhooks", "other", {"url": "not a url"}) == 422
+    auth = AuthActions(client)
+    auth.login("coach")
+    assert auth.post("/dashboard/webhooks", {"url": "not a url"}).status_code == 429

@@ -19,6 +19,7 @@ from ..webhooks.endpoints import (
     remove_endpoint,
     send_test,
 )
+from ..webhooks.limits import webhook_add_limit, webhook_test_limit
 from . import bp
 from .auth import expert_api_user
 from .errors import ApiError
@@ -67,6 +68,7 @@ def list_webhooks():
 
 
 @bp.post("/webhooks")
+@webhook_add_limit
 @no_store  # the answer carries the secret
 def create_webhook():
     """Add an endpoint for some events; the 201 shows its signing secret, this once."""
@@ -96,6 +98,7 @@ def delete_webhook(endpoint_id: int):
 
 
 @bp.post("/webhooks/<int:endpoint_id>/test")
+@webhook_test_limit
 def test_webhook(endpoint_id: int):
     """Queue a `ping` delivery to the endpoint; 202 with the delivery, to follow it in
     the deliveries list."""

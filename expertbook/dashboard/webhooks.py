@@ -4,7 +4,6 @@ deliveries, send a test event, remove."""
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, url_for
-from flask_limiter.util import get_remote_address
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import SelectChoice, SelectMultipleField, StringField
@@ -14,7 +13,6 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from ..auth.decorators import expert_required
 from ..cache_control import no_store
 from ..errors import FieldError
-from ..extensions import limiter
 from ..forms import EmptyForm
 from ..models import utcnow
 from ..outbox.models import WebhookEndpoint
@@ -28,6 +26,7 @@ from ..webhooks.endpoints import (
     send_test,
 )
 from ..webhooks.events import CANCELLED, CREATED, RESCHEDULED
+from ..webhooks.limits import webhook_add_limit, webhook_test_limit
 from .routes import bp
 
 RECENT = 10  # deliveries shown per endpoint
@@ -36,10 +35,6 @@ EVENT_LABELS = {
     RESCHEDULED: "Booking rescheduled",
     CANCELLED: "Booking cancelled",
 }
-
-
-def _account_key() -> str:
-    return f"user:{current_user.get_id() or get_remote_address()}"
 
 
 class WebhookForm(FlaskForm):
@@ -59,7 +54,7 @@ def own_endpoint_or_404(endpoint_id: int) -> WebhookEndpoint:
 
 
 @bp.route("/webhooks", methods=["GET", "POST"])
-@limiter.limit("30 per hour", methods=["POST"], key_func=_account_key)
+@webhook_add_limit
 @expert_required
 @no_store  # the page right after adding shows the secret
 def webhooks():
@@ -93,7 +88,7 @@ def webhooks():
 
 
 @bp.post("/webhooks/<int:endpoint_id>/test")
-@limiter.limit("30 per hour", key_func=_account_key)
+@webhook_test_limit
 @expert_required
 def webhook_test(endpoint_id: int):
     """Send a test event (`ping`) to the endpoint."""
