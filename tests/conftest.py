@@ -17,7 +17,12 @@ from expertbook.extensions import db as _db
 from expertbook.models import EventType, User, utcnow
 from expertbook.passwords import hash_password
 
-pytest_plugins = ["tests.booking_fixtures", "tests.calendar_servers", "tests.mail_inbox"]
+pytest_plugins = [
+    "tests.booking_fixtures",
+    "tests.browser_session",
+    "tests.calendar_servers",
+    "tests.mail_inbox",
+]
 
 CI = os.environ.get("CI", "").lower() == "true"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")

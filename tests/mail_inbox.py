@@ -40,6 +40,10 @@ class Inbox:
 
 
 def text_of(message) -> str:
+    """The plain-text part of `message`: as received, or as built (the mail module builds
+    with the email package's legacy classes, which lack get_body)."""
+    if not hasattr(message, "get_body"):
+        message = email.message_from_bytes(message.as_bytes(), policy=policy.default)
     return message.get_body(preferencelist=("plain",)).get_content()
 
 

@@ -7,7 +7,6 @@ test, and so does a console error (a Content-Security-Policy violation shows up 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import unavailable
 from tests.e2e.conftest import ROOT, Server, _wait_until_up, free_port, make_site, server_env
 
 # The README's screenshots are refreshed with UPDATE_SCREENSHOTS=1 make test; otherwise the
@@ -24,14 +22,6 @@ from tests.e2e.conftest import ROOT, Server, _wait_until_up, free_port, make_sit
 # run leaves the work tree clean.
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 SCRATCH = Path(tempfile.gettempdir()) / "expertbook-screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 375, "height": 780}
 
@@ -72,19 +62,6 @@ def live_server(tmp_path_factory, live_inbox) -> Iterator[Server]:
     yield server
     process.terminate()
     process.wait(timeout=10)
-
-
-@pytest.fixture(scope="session")
-def browser():
-    executable = shutil.which("chromium")
-    if executable is None:
-        unavailable("Debian's chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 class Guard:

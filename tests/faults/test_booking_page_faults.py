@@ -3,14 +3,12 @@ is refused with `error`, and it tries again, with growing pauses, until it is li
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
 
 import pytest
 
-from tests.conftest import unavailable
 from tests.e2e.conftest import ROOT, Server, free_port, server_env
 from tests.faults.conftest import BACKGROUND_LOOPS_OFF
 
@@ -55,44 +53,36 @@ def live(page) -> str | None:
 
 
 def test_a_page_whose_join_is_refused_tries_again_until_live(
-    fault_site, postgres, servers, tmp_path
+    fault_site, postgres, servers, tmp_path, browser
 ):
-    executable = shutil.which("chromium")
-    if executable is None:
-        unavailable("Debian's chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
     servers(fault_site)  # the site's hours and event type, on a server of its own
     port = free_port()
     server = start_on(port, fault_site, tmp_path)
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=executable, args=["--no-sandbox", "--disable-gpu"]
-            )
-            try:
-                page = browser.new_page(base_url=server.url)
-                page.goto("/coach/sync")
-                page.wait_for_selector("#booking[data-live='true']", timeout=10_000)
+        context = browser.new_context(base_url=server.url)
+        try:
+            page = context.new_page()
+            page.goto("/coach/sync")
+            page.wait_for_selector("#booking[data-live='true']", timeout=10_000)
 
-                postgres.stop("fast")
-                stop(server)
-                server = start_on(port, fault_site, tmp_path)
-                # The socket comes back and joins; the server answers `error` (unavailable).
-                deadline = time.monotonic() + 15
-                while "socket handler: database unavailable" not in server.log.read_text():
-                    assert time.monotonic() < deadline, server.log.read_text()[-3000:]
-                    time.sleep(0.2)
-                assert live(page) == "false"
-                time.sleep(2.5)  # the page keeps trying: 1 s, then 2 s
-                assert server.log.read_text().count("database unavailable") >= 2
-                assert live(page) == "false"
+            postgres.stop("fast")
+            stop(server)
+            server = start_on(port, fault_site, tmp_path)
+            # The socket comes back and joins; the server answers `error` (unavailable).
+            deadline = time.monotonic() + 15
+            while "socket handler: database unavailable" not in server.log.read_text():
+                assert time.monotonic() < deadline, server.log.read_text()[-3000:]
+                time.sleep(0.2)
+            assert live(page) == "false"
+            time.sleep(2.5)  # the page keeps trying: 1 s, then 2 s
+            assert server.log.read_text().count("database unavailable") >= 2
+            assert live(page) == "false"
 
-                postgres.start()
-                page.wait_for_selector("#booking[data-live='true']", timeout=15_000)
-                assert page.locator(".slot[data-start]").count() > 0
-            finally:
-                browser.close()
+            postgres.start()
+            page.wait_for_selector("#booking[data-live='true']", timeout=15_000)
+            assert page.locator(".slot[data-start]").count() > 0
+        finally:
+            context.close()
     finally:
         stop(server)
     assert "Traceback" not in server.log.read_text()
