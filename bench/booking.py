@@ -36,7 +36,7 @@ server) with two `python wsgi.py` processes (eventlet) sharing one Redis message
    servers' own workers send to a real SMTP server (aiosmtpd) in this process; from commit
    (the row's created_at, the booking's `now`) to each mail's arrival, p50/p99 over every
    mail of 1.-3. and 6. Target: p99 under 2 s. Then booking throughput (8 experts) without
-   the outbox (OUTBOX_ENABLED=false) and with it, each on a fresh server pair, one after the
+   the outbox (EXPERTBOOK_ENV=bench-without-outbox) and with it, each on a fresh server pair, one after the
    other. Target: with/without at least 0.9.
 
 Figures depend on the machine (and on whatever else runs on it: the load average is printed
@@ -495,7 +495,7 @@ def main() -> int:
         # on slots of their own (minutes 30 and 60 of the same days).
         outbox_runs = {}
         for label, offset, extra in (
-            ("without", 30, {"OUTBOX_ENABLED": "false"}),
+            ("without", 30, {"EXPERTBOOK_ENV": "bench-without-outbox"}),
             ("with", 45, {"WORKER_IN_PROCESS": "false"}),
             ("with+delivery", 60, {}),
         ):
