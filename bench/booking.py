@@ -36,8 +36,8 @@ server) with two `python wsgi.py` processes (eventlet) sharing one Redis message
    servers' own workers send to a real SMTP server (aiosmtpd) in this process; from commit
    (the row's created_at, the booking's `now`) to each mail's arrival, p50/p99 over every
    mail of 1.-3. and 6. Target: p99 under 2 s. Then booking throughput (8 experts) without
-   the outbox (EXPERTBOOK_ENV=bench-without-outbox) and with it, each on a fresh server pair, one after the
-   other. Target: with/without at least 0.9.
+   the outbox (EXPERTBOOK_ENV=bench-without-outbox) and with it, each on a fresh server
+   pair, one after the other. Target: with/without at least 0.9.
 
 Figures depend on the machine (and on whatever else runs on it: the load average is printed
 at the start and the end); nothing here fails on a slow machine, each target prints "target
