@@ -26,6 +26,7 @@ from .extensions import db
 from .models import Booking, User
 from .outbox.models import OutboxMessage
 from .outbox.problems import problems
+from .outbox.worker import waiting_behind_older
 
 # Statuses whose time is blocked ("pending": awaiting the expert's confirmation).
 HOLDING_TIME = (Booking.CONFIRMED, "pending")
@@ -67,24 +68,10 @@ def overlapping_bookings() -> list[str]:
 def stuck_messages(now: datetime, *, late: timedelta, failed_days: int) -> list[str]:
     """Each failed message of the last `failed_days` days, and each pending message that
     has been deliverable for more than `late` (see the module's docstring)."""
-    message, older = OutboxMessage, aliased(OutboxMessage)
+    message = OutboxMessage
     # The worker delivers a booking's mails, webhooks and write-backs in order: a row
     # waiting behind an earlier pending one (itself retrying) is not stuck on its own.
-    waiting = (
-        sa.select(older.id)
-        .where(
-            message.kind != OutboxMessage.REMINDER,
-            older.booking_id == message.booking_id,
-            older.kind == message.kind,
-            older.status == OutboxMessage.PENDING,
-            older.created_at < message.created_at,
-            sa.or_(
-                older.endpoint_id == message.endpoint_id,
-                sa.and_(older.endpoint_id.is_(None), message.endpoint_id.is_(None)),
-            ),
-        )
-        .exists()
-    )
+    waiting = waiting_behind_older(message)
     failed = problems(
         message.status == OutboxMessage.FAILED,
         message.created_at >= now - timedelta(days=failed_days),

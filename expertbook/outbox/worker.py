@@ -115,10 +115,12 @@ def retry_at(now: datetime, attempts: int, policy: Policy, rng: Callable[[], flo
 # --- Claiming -----------------------------------------------------------------------------------
 
 
-def _waiting_conditions(now: datetime) -> list:
-    """Pending rows no live claim holds, not waiting behind an older row of their booking."""
-    message, older = OutboxMessage, aliased(OutboxMessage)
-    blocked = (
+def waiting_behind_older(message=OutboxMessage):
+    """Whether `message` (the OutboxMessage entity, or an alias of it) waits behind an
+    older pending row of its booking, kind and endpoint: the one rule that keeps a
+    booking's mails, webhooks and write-backs in order (reminders never wait)."""
+    older = aliased(OutboxMessage)
+    behind = (
         sa.select(older.id)
         .where(
             older.booking_id == message.booking_id,
@@ -134,10 +136,16 @@ def _waiting_conditions(now: datetime) -> list:
         )
         .exists()
     )
+    return sa.and_(message.kind.in_(ORDERED_KINDS), behind)
+
+
+def _waiting_conditions(now: datetime) -> list:
+    """Pending rows no live claim holds, not waiting behind an older row of their booking."""
+    message = OutboxMessage
     return [
         message.status == OutboxMessage.PENDING,
         sa.or_(message.claimed_until.is_(None), message.claimed_until <= now),
-        sa.not_(sa.and_(message.kind.in_(ORDERED_KINDS), blocked)),
+        sa.not_(waiting_behind_older(message)),
     ]
 
 
