@@ -10,7 +10,8 @@
     earlier message of its booking) for more than `late` already: no worker is delivering.
 - Every confirmed booking made since the outbox exists has its mail messages. "Since the
   outbox exists" is since its first row, so the bookings of an upgraded database, made
-  before, are not counted.
+  before, are not counted; nor are those older than the outbox's retention (30 days),
+  whose sent mails may have been swept.
 
 Each finding is one line of text, naming what it is about.
 """
@@ -26,6 +27,7 @@ from .extensions import db
 from .models import Booking, User
 from .outbox.models import OutboxMessage
 from .outbox.problems import problems
+from .outbox.retention import RETENTION
 from .outbox.worker import waiting_behind_older
 
 # Statuses whose time is blocked ("pending": awaiting the expert's confirmation).
@@ -108,11 +110,13 @@ def _about(problem) -> str:
     return ", ".join(parts)
 
 
-def bookings_without_messages() -> list[str]:
-    """Each confirmed booking made since the outbox's first row that has no mail in it."""
+def bookings_without_messages(now: datetime) -> list[str]:
+    """Each confirmed booking made since the outbox's first row, and within its retention
+    (older mails may have been swept), that has no mail in it."""
     since = db.session.scalar(sa.select(sa.func.min(OutboxMessage.created_at)))
     if since is None:
         return []  # no outbox row at all: nothing was booked since it exists
+    since = max(since, now - RETENTION)
     has_mail = (
         sa.select(OutboxMessage.id)
         .where(OutboxMessage.booking_id == Booking.id, OutboxMessage.kind == OutboxMessage.MAIL)
@@ -136,5 +140,5 @@ def violations(now: datetime, *, late: timedelta, failed_days: int) -> list[str]
     return [
         *overlapping_bookings(),
         *stuck_messages(now, late=late, failed_days=failed_days),
-        *bookings_without_messages(),
+        *bookings_without_messages(now),
     ]

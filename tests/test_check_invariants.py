@@ -221,3 +221,14 @@ def test_a_database_it_cannot_read_is_one_line(tmp_path, database, reason):
     (line,) = result.output.splitlines()
     assert line.startswith("Error: could not read the database: ")
     assert reason in line.lower()
+
+
+def test_bookings_older_than_the_outbox_s_retention_are_not_counted(check, expert, coaching):
+    now = utcnow()
+    message(now=now - timedelta(days=90), status=OutboxMessage.SENT)  # the outbox's first row
+    swept = insert_booking(coaching, now + timedelta(days=2))
+    swept.created_at = now - timedelta(days=31)  # its sent mails may have been swept
+    db.session.commit()
+    missing = insert_booking(coaching, now + timedelta(days=3))
+    lines = report(check())
+    assert len(lines) == 1 and missing.uid in lines[0] and swept.uid not in lines[0]

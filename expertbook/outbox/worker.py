@@ -37,7 +37,7 @@ from sqlalchemy.orm import aliased
 from ..database import booking_transaction, is_sqlite
 from ..extensions import db
 from ..models import UTCDateTime, utcnow
-from . import queue
+from . import queue, retention
 from .models import OutboxMessage
 from .queue import (
     BATCH_HANDLERS,
@@ -499,6 +499,7 @@ class Worker:
                 try:
                     with self.app.app_context():
                         try:
+                            retention.sweep_if_due(self.clock())
                             if run_pass(self.app, clock=self.clock, policy=self.policy):
                                 continue  # maybe more: a full batch, or rows that waited
                             pause = self._pause_until_next_due()
