@@ -57,7 +57,7 @@ ORDERED_KINDS = (OutboxMessage.MAIL, OutboxMessage.WEBHOOK, OutboxMessage.WRITEB
 # flight (a mail whose connection is opened again takes several SMTP steps of up to 10 s):
 # what is not begun by then is released, before another worker can reclaim and resend it.
 LEASE_KEPT_FOR_THE_LAST = 1 / 3
-# Jitter: each pause is its nominal length times a factor in [1 - JITTER, 1 + JITTER].
+# Jitter: each pause is its nominal length times a factor in [1, 1 + JITTER].
 JITTER = 0.2
 
 Clock = Callable[[], datetime]
@@ -99,17 +99,19 @@ class Policy:
         return min(self.first_pause * factor, self.longest_pause)
 
     def retried_long_enough(self, attempts: int) -> bool:
-        """Whether the nominal pauses after `attempts` failures span the retry window: a
-        reminder written days before it was due still gets its window of retries, counted
-        from its first attempt (jitter is centred, so the real span is about the same)."""
-        span = sum((self.pause(n) for n in range(1, attempts + 1)), timedelta())
+        """Whether the pauses waited between the first attempt and the `attempts`-th span
+        the retry window. The jitter only lengthens pauses, so a message is retried for at
+        least the whole window (the contract's "at least 24 hours"), counted from its first
+        attempt: a reminder written days before it was due still gets all of it."""
+        span = sum((self.pause(n) for n in range(1, attempts)), timedelta())
         return span >= self.give_up_after
 
 
 def retry_at(now: datetime, attempts: int, policy: Policy, rng: Callable[[], float]) -> datetime:
     """When to try again after the `attempts`-th failure: the pause, with jitter, so that
-    messages failing together (a mail server down) do not all come back at once."""
-    return now + policy.pause(attempts) * (1 - JITTER + 2 * JITTER * rng())
+    messages failing together (a mail server down) do not all come back at once. It only
+    lengthens the pause (up to JITTER), so the retry window is never cut short."""
+    return now + policy.pause(attempts) * (1 + JITTER * rng())
 
 
 # --- Claiming -----------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ def test_a_failure_is_retried_after_growing_jittered_pauses(any_app, probe, cloc
         assert message.last_error == "connection refused"
         pause = message.due_at - before
         nominal = timedelta(seconds=10 * 2 ** (attempt - 1))
-        assert nominal * (1 - JITTER) <= pause <= nominal * (1 + JITTER)
+        assert nominal <= pause <= nominal * (1 + JITTER)
         pauses.append(pause)
         assert run_pass(any_app, clock=clock, policy=POLICY) == 0  # not before its time
         clock.now = message.due_at
@@ -111,7 +111,8 @@ def test_retries_last_the_whole_window_then_the_message_fails(any_app, probe, cl
     message = row(uid)
     assert message.status == "failed" and message.attempts == attempts
     assert clock.now - created >= timedelta(hours=24)
-    assert clock.now - created < timedelta(hours=26)  # and not much longer
+    # And not much longer: the window, lengthened by the jitter, plus one longest pause.
+    assert clock.now - created <= (timedelta(hours=24) + timedelta(hours=1)) * (1 + JITTER)
 
 
 def test_a_message_written_days_ahead_still_gets_a_full_window(any_app, probe, clock, add_messages):
@@ -124,8 +125,8 @@ def test_a_message_written_days_ahead_still_gets_a_full_window(any_app, probe, c
     while row(uid).status == "pending":
         clock.now = max(clock.now, row(uid).due_at)
         run_pass(any_app, clock=clock, policy=POLICY)
-    # The nominal pauses span the window; their jitter is centred on them.
-    assert clock.now - first_try >= timedelta(hours=24) * (1 - JITTER / 4)
+    # At least the whole window, whatever the jitter drew.
+    assert clock.now - first_try >= timedelta(hours=24)
 
 
 def test_a_claim_holds_a_message_for_its_lease(any_app, probe, clock, add_messages):
