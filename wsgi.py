@@ -28,6 +28,7 @@ load_dotenv()
 from expertbook import create_app  # noqa: E402
 from expertbook.access_log import RedactedLog  # noqa: E402
 from expertbook.extensions import socketio  # noqa: E402
+from expertbook.logs import log_to_stderr  # noqa: E402
 
 app = create_app(os.environ.get("EXPERTBOOK_ENV") or "development")
 
@@ -58,6 +59,7 @@ def warm_up() -> None:
 
 def serve() -> None:
     """Listen on HOST:PORT (default 127.0.0.1:5000) until interrupted."""
+    log_to_stderr()
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
     access_log = os.environ.get("ACCESS_LOG", "true").lower() not in {"0", "false", "no"}

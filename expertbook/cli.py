@@ -199,8 +199,10 @@ def demo_seed(if_empty: bool):
 @bp.cli.command("worker")
 def worker():
     """Deliver the outbox (mail, reminders, webhooks, calendar write-back) until stopped."""
+    from .logs import log_to_stderr
     from .outbox.worker import run_forever
 
+    log_to_stderr()
     click.echo("outbox worker running; Ctrl-C or SIGTERM stops it")
     run_forever(current_app._get_current_object())
     click.echo("outbox worker stopped")

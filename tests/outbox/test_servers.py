@@ -61,6 +61,20 @@ def test_a_server_killed_after_the_201_loses_no_mail(sqlite_site, start_server, 
         assert len(inbox.messages) == 2
 
 
+def test_without_a_mail_server_each_mail_is_one_line_in_the_servers_log(sqlite_site, start_server):
+    """What a newcomer sees after `make run`: a booking's two mails as log lines."""
+    server = start_server(sqlite_site.database_url)
+    setup_coach(sqlite_site, server)
+    book(server, sqlite_site, 11)
+    deadline = time.monotonic() + 10
+    while server.log.read_text().count("mail to=") < 2:
+        assert time.monotonic() < deadline, server.log.read_text()[-3000:]
+        time.sleep(0.1)
+    lines = [line for line in server.log.read_text().splitlines() if "mail to=" in line]
+    assert any("mail to=ann11@example.com subject=Booked: " in line for line in lines)
+    assert any("mail to=coach@example.com subject=Booked: " in line for line in lines)
+
+
 def test_every_mail_arrives_after_the_mail_server_comes_back(pg_site, start_server):
     """The mail server is down while five bookings are made: each answers at once, and
     every mail arrives (once each) after the server comes back on the same port."""
