@@ -56,7 +56,7 @@ from _servers import (  # noqa: E402
     median,
 )
 
-from tests.faults.services import PostgresInstance, RedisInstance  # noqa: E402
+from tests.faults.services import PostgresInstance, RedisInstance, stop_process  # noqa: E402
 
 PROCESSES = 3
 CONVERGE_WITHIN = 5.0  # seconds after a fault ends
@@ -111,14 +111,8 @@ class App:
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        if self.process is not None:
+            stop_process(self.process)
 
 
 @dataclass

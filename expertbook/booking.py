@@ -366,7 +366,7 @@ class BookingStateError(Exception):
     """The booking cannot change that way (already cancelled, or already over)."""
 
 
-def _lock_expert(expert_id: int) -> User:
+def lock_expert(expert_id: int) -> User:
     """Lock the expert's row for the rest of the transaction, and load it fresh: one round
     trip for the lock and the expert whose hours the slot check reads.
 
@@ -378,7 +378,7 @@ def _lock_expert(expert_id: int) -> User:
 
 
 def _lock_expert_for_booking(expert_id: int) -> User:
-    """_lock_expert, and bump the expert's schedule version (a booking changes what the
+    """lock_expert, and bump the expert's schedule version (a booking changes what the
     expert offers): one UPDATE takes the same FOR NO KEY UPDATE row lock, and with RETURNING
     also loads the expert, in one round trip. A failed booking rolls the bump back (a
     replayed one keeps it: one needless miss of the slots cache)."""
@@ -433,7 +433,7 @@ def cancel_booking(
         raise BookingInputError("reason", f"Text of at most {MAX_NOTES} characters.")
     booking_id, expert_id = booking.id, booking.expert_id
     with booking_transaction():
-        _lock_expert(expert_id)
+        lock_expert(expert_id)
         booking = _locked_booking(booking_id)
         if booking.status == Booking.CANCELLED:
             return False
@@ -475,7 +475,7 @@ def reschedule_booking(
     booking_id, expert_id = booking.id, booking.expert_id
     try:
         with booking_transaction():
-            _lock_expert(expert_id)
+            lock_expert(expert_id)
             booking = _locked_booking(booking_id)
             if booking.status != Booking.CONFIRMED:
                 raise BookingStateError("A cancelled booking cannot be moved.")

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from .booking import lock_expert
 from .database import booking_transaction
 from .errors import FieldError
 from .extensions import db
@@ -272,7 +273,7 @@ def remove_event_type(event_type: EventType, *, now: datetime) -> str:
     """
     event_type_id, expert_id = event_type.id, event_type.expert_id
     with booking_transaction():
-        db.session.execute(_LOCK_EXPERT, {"expert_id": expert_id})
+        lock_expert(expert_id)  # the booking operations' lock: removal and booking serialize
         event_type = db.session.get(EventType, event_type_id, populate_existing=True)
         if event_type is None or event_type.archived:
             raise EventTypeError("id", "No such event type.", code="not_found")
@@ -297,12 +298,6 @@ def restore_event_type(event_type: EventType) -> None:
     should take bookings again); the caller commits."""
     event_type.archived_at = None
     event_type.active = False
-
-
-# Takes the lock the booking operations take (booking.py), so removal and booking serialize.
-_LOCK_EXPERT = (
-    sa.select(User.id).where(User.id == sa.bindparam("expert_id")).with_for_update(key_share=True)
-)
 
 
 def event_type_url(event_type: EventType, base_url: str) -> str:

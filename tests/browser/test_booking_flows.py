@@ -88,6 +88,25 @@ def new_expert(
     return made
 
 
+def sign_up(page, *, zone_hint: str | None = None) -> str:
+    """Sign up on the page and log in; returns the username."""
+    name = f"newbie{next(_names)}{int(time.time() * 1000) % 100000}"
+    page.goto("/auth/register")
+    if zone_hint:
+        assert page.input_value("select[name=timezone]") == zone_hint
+    page.fill("input[name=username]", name)
+    page.fill("input[name=email]", f"{name}@example.com")
+    page.fill("input[name=password]", "newbie-password")
+    page.fill("input[name=confirm]", "newbie-password")
+    page.click("button:has-text('Sign up')")
+    page.wait_for_url(re.compile("/auth/login$"))
+    page.fill("input[name=login]", name)
+    page.fill("input[name=password]", "newbie-password")
+    page.click("button:has-text('Log in')")
+    page.wait_for_url(re.compile("/bookings$"))
+    return name
+
+
 def day_after_tomorrow() -> str:
     return (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
 
@@ -180,18 +199,7 @@ def test_cancel_from_my_bookings_frees_the_slot_live(new_context, live_server):
     day = day_after_tomorrow()
     client = new_context()
     me = client.new_page()
-    name = f"client{next(_names)}{int(time.time()) % 10000}"
-    me.goto("/auth/register")
-    me.fill("input[name=username]", name)
-    me.fill("input[name=email]", f"{name}@example.com")
-    me.fill("input[name=password]", "client-password")
-    me.fill("input[name=confirm]", "client-password")
-    me.click("button:has-text('Sign up')")
-    me.wait_for_url(re.compile("/auth/login$"))
-    me.fill("input[name=login]", name)
-    me.fill("input[name=password]", "client-password")
-    me.click("button:has-text('Log in')")
-    me.wait_for_url(re.compile("/bookings$"))
+    name = sign_up(me)
     me.goto(f"/{expert['username']}/{expert['slug']}?date={day}")
     wait_for_join(me)
     start = me.locator("a.slot").first.get_attribute("data-start")

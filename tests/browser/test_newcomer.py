@@ -4,9 +4,7 @@ stale or lost input, keyboard and phone use)."""
 from __future__ import annotations
 
 import re
-import time
 from datetime import date, timedelta
-from itertools import count
 
 import pytest
 
@@ -16,31 +14,12 @@ from tests.browser.test_booking_flows import (
     day_after_tomorrow,
     fill_and_confirm,
     new_expert,
+    sign_up,
     wait_for_join,
     wait_until,
 )
 
 pytestmark = pytest.mark.browser
-_names = count(1)
-
-
-def sign_up(page, *, zone_hint: str | None = None) -> str:
-    """Sign up on the page and log in; returns the username."""
-    name = f"newbie{next(_names)}{int(time.time() * 1000) % 100000}"
-    page.goto("/auth/register")
-    if zone_hint:
-        assert page.input_value("select[name=timezone]") == zone_hint
-    page.fill("input[name=username]", name)
-    page.fill("input[name=email]", f"{name}@example.com")
-    page.fill("input[name=password]", "newbie-password")
-    page.fill("input[name=confirm]", "newbie-password")
-    page.click("button:has-text('Sign up')")
-    page.wait_for_url(re.compile("/auth/login$"))
-    page.fill("input[name=login]", name)
-    page.fill("input[name=password]", "newbie-password")
-    page.click("button:has-text('Log in')")
-    page.wait_for_url(re.compile("/bookings$"))
-    return name
 
 
 def test_sign_up_takes_the_browsers_zone_and_every_time_names_it(new_context, live_server):

@@ -60,7 +60,31 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-class PostgresInstance:
+def stop_process(process: subprocess.Popen) -> None:
+    """Terminate `process`, and kill it if it is still there after 10 s."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+class Freezable:
+    """`frozen()` for a server with freeze() (SIGSTOP) and thaw() (SIGCONT)."""
+
+    @contextmanager
+    def frozen(self):
+        self.freeze()
+        try:
+            yield
+        finally:
+            self.thaw()
+
+
+class PostgresInstance(Freezable):
     """A PostgreSQL cluster in a temporary folder, run by `pg_ctl` on a free port.
 
     initdb takes seconds: make one per test module or session and give each test its own
@@ -137,14 +161,6 @@ class PostgresInstance:
                 os.kill(each, signal.SIGCONT)
         self._frozen = []
 
-    @contextmanager
-    def frozen(self):
-        self.freeze()
-        try:
-            yield
-        finally:
-            self.thaw()
-
     # ------------------------------------------------------------------ databases
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -174,7 +190,7 @@ class PostgresInstance:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-class RedisInstance:
+class RedisInstance(Freezable):
     """A `redis-server` of our own on a free port, without persistence."""
 
     def __init__(self, port: int | None = None):
@@ -203,12 +219,7 @@ class RedisInstance:
         if self.process is None:
             return
         self.thaw()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
         self.process = None
 
     def restart(self) -> None:
@@ -221,14 +232,6 @@ class RedisInstance:
     def thaw(self) -> None:
         if self.process is not None and self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGCONT)
-
-    @contextmanager
-    def frozen(self):
-        self.freeze()
-        try:
-            yield
-        finally:
-            self.thaw()
 
     def close(self) -> None:
         self.stop()

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import ROOT, Server, free_port, server_env
+from tests.e2e.conftest import ROOT, Server, free_port, server_env, stop_servers
 from tests.faults.conftest import BACKGROUND_LOOPS_OFF
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -39,15 +39,6 @@ def start_on(port: int, site, folder) -> Server:
             time.sleep(0.1)
 
 
-def stop(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait(timeout=10)
-
-
 def live(page) -> str | None:
     return page.get_attribute("#booking", "data-live")
 
@@ -66,7 +57,7 @@ def test_a_page_whose_join_is_refused_tries_again_until_live(
             page.wait_for_selector("#booking[data-live='true']", timeout=10_000)
 
             postgres.stop("fast")
-            stop(server)
+            stop_servers([server])
             server = start_on(port, fault_site, tmp_path)
             # The socket comes back and joins; the server answers `error` (unavailable).
             deadline = time.monotonic() + 15
@@ -84,5 +75,5 @@ def test_a_page_whose_join_is_refused_tries_again_until_live(
         finally:
             context.close()
     finally:
-        stop(server)
+        stop_servers([server])
     assert "Traceback" not in server.log.read_text()
