@@ -337,6 +337,8 @@ def _booking_values(
         video_url=create_meeting(event_type.location, event_type.title),
         cancel_reason="",
         cancelled_at=None,
+        confirm_by=None,
+        answers={},
         sequence=0,
         manage_token_hash=hash_token(token),
         timezone=request.timezone,

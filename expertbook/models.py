@@ -178,6 +178,18 @@ class EventType(db.Model):
     # Its bookings keep their pages; the type leaves the public page, the API and the
     # dashboard's main list, and keeps its slug (restoring it brings both back).
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # A request books as `pending` (blocking the time) until the expert confirms or
+    # declines it; unanswered, it is declined at the start, or `confirm_within_hours` after
+    # it was made when that comes first (None: at the start).
+    requires_confirmation: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    confirm_within_hours: Mapped[int | None] = mapped_column(default=None)
+    # At most this many bookings (confirmed or pending) of this type a day / a week (Monday
+    # to Sunday), in the expert's zone; None: no limit.
+    max_per_day: Mapped[int | None] = mapped_column(default=None)
+    max_per_week: Mapped[int | None] = mapped_column(default=None)
+    # What the booking form asks: [{"id", "label", "kind", "required", "choices"?}], at most
+    # 10 (questions.py checks them). Answers are kept on the booking.
+    questions: Mapped[list] = mapped_column(sa.JSON, default=list, server_default="[]")
 
     expert: Mapped[User] = relationship(back_populates="event_types")
 
@@ -233,6 +245,13 @@ class Booking(db.Model):
 
     CONFIRMED = "confirmed"
     CANCELLED = "cancelled"
+    # Waiting for the expert (the event type requires confirmation); blocks its time.
+    PENDING = "pending"
+    # The expert (or the deadline) said no: the time is free again.
+    DECLINED = "declined"
+    # The statuses that hold the time: the exclusion constraint (PostgreSQL), the busy
+    # queries and the overlap check of check-invariants all read this.
+    BLOCKING = (CONFIRMED, PENDING)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     uid: Mapped[str] = mapped_column(sa.String(32), unique=True)
@@ -248,8 +267,14 @@ class Booking(db.Model):
     end_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(sa.String(16), default=CONFIRMED)
     video_url: Mapped[str] = mapped_column(sa.String(255), default="")
+    # Why it was cancelled or declined, and when (a decline is recorded like a cancellation).
     cancel_reason: Mapped[str] = mapped_column(sa.Text, default="")
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A pending request's deadline: declined automatically when it passes unanswered.
+    confirm_by: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # The booker's answers to the event type's questions, {question id: value}: shown to the
+    # expert, in the mails and webhooks, never on public pages.
+    answers: Mapped[dict] = mapped_column(sa.JSON, default=dict, server_default="{}")
     # iCalendar SEQUENCE: grows on every change, so calendar apps update instead of duplicating.
     sequence: Mapped[int] = mapped_column(default=0)
     # SHA-256 of the guest's manage-link secret (the guest's only key).
@@ -277,8 +302,41 @@ class Booking(db.Model):
     def is_confirmed(self) -> bool:
         return self.status == self.CONFIRMED
 
+    @property
+    def is_pending(self) -> bool:
+        return self.status == self.PENDING
+
     def __repr__(self) -> str:
         return f"<Booking {self.uid} {self.start_at:%Y-%m-%d %H:%M} {self.status}>"
+
+
+class Hold(db.Model):
+    """A slot held for a few minutes while someone fills in the booking form: nobody else
+    can book a time that overlaps it until it expires or is released. Its `id` is public
+    (the hold_id); only its holder can book through it, end it or renew it: the browser
+    session that placed it (`session_key`, the SHA-256 of a random id kept in the session)
+    or whoever has its token (`token_hash`). Expired rows are ignored by every query and
+    swept."""
+
+    __tablename__ = "slot_hold"
+    __table_args__ = (
+        sa.Index("ix_slot_hold_expert_start", "expert_id", "start_at"),
+        sa.CheckConstraint("end_at > start_at", name="ends_after_start"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    expert_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
+    event_type_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("event_type.id", ondelete="CASCADE"), index=True
+    )
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    session_key: Mapped[str] = mapped_column(sa.String(64), default="", server_default="")
+    # The client address that placed it (one live hold per address and expert).
+    address: Mapped[str] = mapped_column(sa.String(64), default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ApiToken(db.Model):
