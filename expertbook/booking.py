@@ -52,6 +52,15 @@ class UnknownEventType(SlotUnavailable):
     """No such event type, or it is not offered (inactive): nothing to book."""
 
 
+class SlotHeld(SlotUnavailable):
+    """Someone else's live hold blocks the start (expertbook/holds.py); it may free up in
+    `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class OwnEventType(Exception):
     """An expert booking their own event type: nothing to book with oneself."""
 
