@@ -24,6 +24,7 @@ from .models import (
     EventType,
     User,
 )
+from .questions import check_questions
 from .text import multiline as clean_multiline
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -41,6 +42,15 @@ INT_FIELDS: dict[str, tuple[int, int, int | None]] = {
 MAX_REMINDERS = 3
 REMINDER_MINUTES_RANGE = (5, 7 * 24 * 60)
 DEFAULT_REMINDER_MINUTES = (1440,)
+# name -> (minimum, maximum) of the fields where null means "no such rule".
+OPTIONAL_INT_FIELDS: dict[str, tuple[int, int]] = {
+    "slot_interval_minutes": (5, 720),
+    # A pending request's deadline: hours after it is made (and never after the start).
+    "confirm_within_hours": (1, 720),
+    # Bookings (confirmed or pending) a day and a week at most, in the expert's zone.
+    "max_per_day": (1, 1000),
+    "max_per_week": (1, 1000),
+}
 FIELDS = (
     "title",
     "slug",
@@ -54,6 +64,11 @@ FIELDS = (
     "slot_interval_minutes",
     "active",
     "reminder_minutes",
+    "requires_confirmation",
+    "confirm_within_hours",
+    "max_per_day",
+    "max_per_week",
+    "questions",
 )
 REQUIRED = ("title", "slug", "duration_minutes")
 
@@ -138,18 +153,39 @@ def clean_fields(data: Mapping[str, Any], *, partial: bool) -> dict[str, Any]:
             if not isinstance(value, str) or value not in LOCATIONS:
                 raise EventTypeError(name, "Must be one of: " + ", ".join(LOCATIONS) + ".")
             cleaned[name] = value
-        elif name == "active":
+        elif name in ("active", "requires_confirmation"):
             if not isinstance(value, bool):
                 raise EventTypeError(name, "Must be true or false.")
             cleaned[name] = value
-        elif name == "slot_interval_minutes":
-            cleaned[name] = None if value is None else _int(name, value, 5, 720)
+        elif name in OPTIONAL_INT_FIELDS:
+            low, high = OPTIONAL_INT_FIELDS[name]
+            cleaned[name] = None if value is None else _int(name, value, low, high)
         elif name == "reminder_minutes":
             cleaned[name] = _reminder_minutes(value)
+        elif name == "questions":
+            try:
+                cleaned[name] = check_questions(value)
+            except FieldError as error:
+                raise EventTypeError(error.field, error.message) from None
         else:
             low, high, _default = INT_FIELDS[name]
             cleaned[name] = _int(name, value, low, high)
     return cleaned
+
+
+def _check_limits(cleaned: Mapping[str, Any], event_type: EventType | None) -> None:
+    """A week's limit must leave room for a full day, the two as they will be saved."""
+
+    def will_be(name: str) -> int | None:
+        if name in cleaned:
+            return cleaned[name]
+        return getattr(event_type, name) if event_type is not None else None
+
+    per_day, per_week = will_be("max_per_day"), will_be("max_per_week")
+    if per_day is not None and per_week is not None and per_week < per_day:
+        raise EventTypeError(
+            "max_per_week", f"Must be at least the daily limit ({per_day}), or empty."
+        )
 
 
 def save_event_type(
@@ -161,6 +197,7 @@ def save_event_type(
         EventTypeError: invalid input, or a slug the expert already uses (code "slug_taken").
     """
     cleaned = clean_fields(data, partial=event_type is not None)
+    _check_limits(cleaned, event_type)
     slug = cleaned.get("slug")
     if slug is not None and (event_type is None or slug != event_type.slug):
         taken = db.session.scalar(
@@ -183,6 +220,8 @@ def save_event_type(
             description="",
             active=True,
             reminder_minutes=list(DEFAULT_REMINDER_MINUTES),
+            requires_confirmation=False,
+            questions=[],
             **{name: value for name, (_, _, value) in INT_FIELDS.items() if value is not None},
         )
         db.session.add(event_type)

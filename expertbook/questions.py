@@ -35,7 +35,7 @@ QUESTION_KEYS = ("id", "label", "kind", "required", "choices")
 
 
 def _question_error(index: int, key: str, message: str) -> FieldError:
-    return FieldError(f"questions.{index}.{key}", f"Question {index + 1}: {message}")
+    return FieldError(f"questions.{index}.{key}", message)
 
 
 def _line(value: Any, max_length: int) -> str | None:
@@ -67,9 +67,9 @@ def _unique(base: str, taken: set[str]) -> str:
 
 def _choices(index: int, value: Any) -> list[str]:
     if not isinstance(value, list) or not value:
-        raise _question_error(index, "choices", "a choice question needs a list of choices.")
+        raise _question_error(index, "choices", "A choice question needs a list of choices.")
     if len(value) > MAX_CHOICES:
-        raise _question_error(index, "choices", f"at most {MAX_CHOICES} choices.")
+        raise _question_error(index, "choices", f"At most {MAX_CHOICES} choices.")
     choices: list[str] = []
     for item in value:
         choice = _line(item, MAX_CHOICE)
@@ -77,10 +77,10 @@ def _choices(index: int, value: Any) -> list[str]:
             raise _question_error(
                 index,
                 "choices",
-                f"each choice must be one line of text of 1 to {MAX_CHOICE} characters.",
+                f"Each choice must be one line of text of 1 to {MAX_CHOICE} characters.",
             )
         if choice in choices:
-            raise _question_error(index, "choices", f"the choice “{choice}” is given twice.")
+            raise _question_error(index, "choices", f"The choice “{choice}” is given twice.")
         choices.append(choice)
     return choices
 
@@ -88,35 +88,37 @@ def _choices(index: int, value: Any) -> list[str]:
 def _question(index: int, item: Any) -> dict[str, Any]:
     """One question checked and normalized; its id may still be missing ("")."""
     if not isinstance(item, Mapping):
-        raise FieldError(f"questions.{index}", f"Question {index + 1}: must be an object.")
+        raise FieldError(f"questions.{index}", "Each question must be an object.")
     for key in item:
         if key not in QUESTION_KEYS:
-            raise _question_error(index, str(key)[:MAX_ID], "unknown field.")
+            if isinstance(key, str) and ID_RE.match(key):
+                raise _question_error(index, key, "Unknown field.")
+            raise FieldError(f"questions.{index}", "A question has an unknown field.")
     question_id = item.get("id")
     if question_id is None or question_id == "":
         question_id = ""
     elif not isinstance(question_id, str) or not ID_RE.match(question_id):
         raise _question_error(
-            index, "id", "the id must be 1 to 40 lowercase letters, digits, - or _."
+            index, "id", "The id must be 1 to 40 lowercase letters, digits, - or _."
         )
     label = _line(item.get("label"), MAX_LABEL)
     if not label:
         raise _question_error(
-            index, "label", f"the question must be one line of 1 to {MAX_LABEL} characters."
+            index, "label", f"The question must be one line of 1 to {MAX_LABEL} characters."
         )
     kind = item.get("kind", "text")
     if not isinstance(kind, str) or kind not in KINDS:
-        raise _question_error(index, "kind", "the kind must be one of: " + ", ".join(KINDS) + ".")
+        raise _question_error(index, "kind", "The kind must be one of: " + ", ".join(KINDS) + ".")
     required = item.get("required", False)
     if not isinstance(required, bool):
-        raise _question_error(index, "required", "required must be true or false.")
+        raise _question_error(index, "required", "Must be true or false.")
     question: dict[str, Any] = {"id": question_id, "label": label, "kind": kind}
     question["required"] = required
     choices = item.get("choices")
     if kind == "choice":
         question["choices"] = _choices(index, choices)
     elif choices not in (None, []):
-        raise _question_error(index, "choices", "only a choice question has choices.")
+        raise _question_error(index, "choices", "Only a choice question has choices.")
     return question
 
 
@@ -139,7 +141,7 @@ def check_questions(value: Any) -> list[dict[str, Any]]:
     taken: set[str] = set()
     for index, question in enumerate(questions):
         if question["id"] in taken:
-            raise _question_error(index, "id", "another question has this id.")
+            raise _question_error(index, "id", "Another question has this id.")
         if question["id"]:
             taken.add(question["id"])
     for question in questions:

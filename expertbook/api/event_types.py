@@ -122,6 +122,10 @@ def public_event_types(username: str):
                 "duration_minutes": event_type.duration_minutes,
                 "description": event_type.description,
                 "url": event_type_url(event_type, base_url),
+                # What a booker must know before booking: whether the expert confirms by
+                # hand, and the questions to answer (`answers` of a booking).
+                "requires_confirmation": event_type.requires_confirmation,
+                "questions": event_type.questions or [],
             }
             for event_type in event_types
         ]

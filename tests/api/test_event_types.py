@@ -58,6 +58,11 @@ def test_post_fills_in_the_defaults(client, headers):
         "slot_interval_minutes": None,
         "active": True,
         "reminder_minutes": [1440],
+        "requires_confirmation": False,
+        "confirm_within_hours": None,
+        "max_per_day": None,
+        "max_per_week": None,
+        "questions": [],
     }
     assert db.session.get(EventType, response.json["id"]).slug == "intro"
     listed = client.get("/api/v1/event-types", headers=headers).json["event_types"]
@@ -94,6 +99,32 @@ def test_post_needs_title_slug_and_duration(client, headers, missing):
         ({"slot_interval_minutes": 4}, "slot_interval_minutes", "invalid_field"),
         ({"active": "yes"}, "active", "invalid_field"),
         ({"colour": "red"}, "colour", "unknown_field"),
+        ({"requires_confirmation": "yes"}, "requires_confirmation", "invalid_field"),
+        ({"requires_confirmation": None}, "requires_confirmation", "invalid_field"),
+        ({"confirm_within_hours": 0}, "confirm_within_hours", "invalid_field"),
+        ({"confirm_within_hours": 721}, "confirm_within_hours", "invalid_field"),
+        ({"confirm_within_hours": "24"}, "confirm_within_hours", "invalid_field"),
+        ({"max_per_day": 0}, "max_per_day", "invalid_field"),
+        ({"max_per_day": 1001}, "max_per_day", "invalid_field"),
+        ({"max_per_day": 2.5}, "max_per_day", "invalid_field"),
+        ({"max_per_week": -1}, "max_per_week", "invalid_field"),
+        ({"max_per_week": True}, "max_per_week", "invalid_field"),
+        ({"max_per_day": 5, "max_per_week": 4}, "max_per_week", "invalid_field"),
+        ({"questions": "What is your company?"}, "questions", "invalid_field"),
+        ({"questions": {"label": "x"}}, "questions", "invalid_field"),
+        ({"questions": [{"label": f"Q{i}"} for i in range(11)]}, "questions", "invalid_field"),
+        ({"questions": [{"label": "x" * 10_000}]}, "questions.0.label", "invalid_field"),
+        ({"questions": [{"label": ""}]}, "questions.0.label", "invalid_field"),
+        ({"questions": [{"label": "a\u202eb"}]}, "questions.0.label", "invalid_field"),
+        ({"questions": [{"label": "x", "kind": "date"}]}, "questions.0.kind", "invalid_field"),
+        ({"questions": [{"label": "x", "kind": "choice"}]}, "questions.0.choices", "invalid_field"),
+        (
+            {"questions": [{"label": "x", "id": "a"}, {"label": "y", "id": "a"}]},
+            "questions.1.id",
+            "invalid_field",
+        ),
+        ({"questions": [{"label": "x", "colour": "red"}]}, "questions.0.colour", "invalid_field"),
+        ({"questions": [None]}, "questions.0", "invalid_field"),
     ],
 )
 def test_post_refuses_bad_fields(client, headers, change, field, code):
@@ -257,6 +288,8 @@ def test_public_list_shows_active_event_types(client, ann, intro, make_event_typ
                 "duration_minutes": 30,
                 "description": "",
                 "url": "http://testserver/ann/intro",
+                "requires_confirmation": False,
+                "questions": [],
             }
         ]
     }
@@ -337,3 +370,118 @@ def test_a_booking_committed_while_removal_waits_keeps_the_type(pg_app, make_use
     db.session.expire_all()
     assert db.session.get(EventType, event_type.id).archived_at is None
     assert db.session.scalar(sa.select(Booking.uid)) == "racer"
+
+
+QUESTIONS = [
+    {"id": "company", "label": "Your company", "kind": "text", "required": True},
+    {"id": "goals", "label": "Your goals", "kind": "long_text", "required": False},
+    {
+        "id": "level",
+        "label": "Your level",
+        "kind": "choice",
+        "required": False,
+        "choices": ["Beginner", "Advanced"],
+    },
+    {"id": "terms", "label": "I accept the terms", "kind": "checkbox", "required": True},
+]
+ISSUE_18_FIELDS = {
+    "requires_confirmation": True,
+    "confirm_within_hours": 48,
+    "max_per_day": 3,
+    "max_per_week": 10,
+    "questions": QUESTIONS,
+}
+
+
+def test_confirmation_limits_and_questions_round_trip(client, headers):
+    created = client.post("/api/v1/event-types", json={**NEW, **ISSUE_18_FIELDS}, headers=headers)
+    assert created.status_code == 201
+    assert {name: created.json[name] for name in ISSUE_18_FIELDS} == ISSUE_18_FIELDS
+    path = f"/api/v1/event-types/{created.json['id']}"
+    assert client.get(path, headers=headers).json == created.json
+    event_type = db.session.get(EventType, created.json["id"])
+    assert (event_type.requires_confirmation, event_type.max_per_week) == (True, 10)
+    assert event_type.questions == QUESTIONS
+    cleared = {
+        "requires_confirmation": False,
+        "confirm_within_hours": None,
+        "max_per_day": None,
+        "max_per_week": None,
+        "questions": [],
+    }
+    patched = client.patch(path, json=cleared, headers=headers)
+    assert patched.status_code == 200
+    assert patched.json == {**created.json, **cleared}
+    assert client.get(path, headers=headers).json == patched.json
+
+
+def test_questions_without_ids_get_them_from_their_labels(client, headers):
+    questions = [
+        {"label": "  Your company? "},
+        {"label": "Your company?", "kind": "choice", "choices": [" A ", "B"], "required": True},
+    ]
+    created = client.post(
+        "/api/v1/event-types", json={**NEW, "questions": questions}, headers=headers
+    )
+    assert created.json["questions"] == [
+        {"id": "your-company", "label": "Your company?", "kind": "text", "required": False},
+        {
+            "id": "your-company-2",
+            "label": "Your company?",
+            "kind": "choice",
+            "required": True,
+            "choices": ["A", "B"],
+        },
+    ]
+
+
+def test_ten_questions_are_allowed_eleven_are_not(client, headers, intro):
+    path = f"/api/v1/event-types/{intro.id}"
+    ten = [{"label": f"Question {i}"} for i in range(10)]
+    assert len(client.patch(path, json={"questions": ten}, headers=headers).json["questions"]) == 10
+    eleven = client.patch(path, json={"questions": [*ten, {"label": "One more"}]}, headers=headers)
+    assert error_of(eleven) == (422, "invalid_field", "questions")
+    assert "10" in eleven.json["error"]["message"]
+    db.session.refresh(intro)
+    assert len(intro.questions) == 10
+
+
+def test_a_weekly_limit_below_the_daily_one_is_refused_against_the_saved_one(
+    client, headers, intro
+):
+    path = f"/api/v1/event-types/{intro.id}"
+    assert client.patch(path, json={"max_per_day": 4}, headers=headers).status_code == 200
+    refused = client.patch(path, json={"max_per_week": 3}, headers=headers)
+    assert error_of(refused) == (422, "invalid_field", "max_per_week")
+    assert "4" in refused.json["error"]["message"]
+    lowered = client.patch(path, json={"max_per_day": 5, "max_per_week": 5}, headers=headers)
+    assert (lowered.json["max_per_day"], lowered.json["max_per_week"]) == (5, 5)
+    # Raising the day's limit above a saved week's is refused the same way.
+    refused = client.patch(path, json={"max_per_day": 6}, headers=headers)
+    assert error_of(refused) == (422, "invalid_field", "max_per_week")
+    db.session.refresh(intro)
+    assert (intro.max_per_day, intro.max_per_week) == (5, 5)
+
+
+def test_a_bad_question_in_a_patch_changes_nothing(client, headers, intro):
+    path = f"/api/v1/event-types/{intro.id}"
+    body = {"title": "Renamed", "requires_confirmation": True, "questions": [{"label": 5}]}
+    refused = client.patch(path, json=body, headers=headers)
+    assert error_of(refused) == (422, "invalid_field", "questions.0.label")
+    db.session.refresh(intro)
+    assert (intro.title, intro.requires_confirmation, intro.questions) == ("Intro", False, [])
+
+
+def test_changing_the_new_fields_bumps_the_schedule_version(client, headers, ann, intro):
+    path = f"/api/v1/event-types/{intro.id}"
+    before = ann.schedule_version
+    assert client.patch(path, json={"max_per_day": 2}, headers=headers).status_code == 200
+    db.session.refresh(ann)
+    assert ann.schedule_version > before
+
+
+def test_public_list_shows_confirmation_and_questions(client, ann, make_event_type):
+    make_event_type(ann, slug="vetted", requires_confirmation=True, questions=QUESTIONS)
+    listed = client.get("/api/v1/experts/ann/event-types").json["event_types"]
+    assert (listed[0]["requires_confirmation"], listed[0]["questions"]) == (True, QUESTIONS)
+    assert "max_per_day" not in listed[0]
