@@ -73,6 +73,10 @@ def serve() -> None:
         from expertbook.outbox import worker
 
         worker.start(app)
+    # Expired holds (and overdue requests) end in every web process, never in `flask worker`.
+    from expertbook import sweeper
+
+    sweeper.start(app)
     if app.config["ASYNC_MODE"] != "eventlet":
         socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True)
         return

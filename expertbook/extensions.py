@@ -1,5 +1,6 @@
 """Extension instances, created unbound and attached to the app in `create_app`."""
 
+from flask import request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -37,3 +38,15 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[])
 public_booking_limit = limiter.shared_limit(
     "60 per minute", scope="public-booking", methods=["POST"]
 )
+
+
+def _not_placing_a_hold() -> bool:
+    """The confirm step's POST books (public_booking_limit counts it); its GET places a hold."""
+    return request.method not in ("GET", "POST") or (
+        request.method == "POST" and request.endpoint == "public.confirm"
+    )
+
+
+# Live holds (expertbook/holds.py), placed by the holds API or the confirm page: one budget
+# per client address, so that nobody can keep an expert's week held.
+hold_limit = limiter.shared_limit("20 per minute", scope="holds", exempt_when=_not_placing_a_hold)

@@ -2,17 +2,41 @@
 
 A hold blocks its time like a booking of its event type (with the type's buffers) for
 everybody but its holder, until it is released, booked through or expires. Its holder is
-the browser session that placed it or whoever has its token (`Holder`)."""
+the browser session that placed it or whoever has its token (`Holder`). Holds are rows,
+written under the expert's booking lock, so they hold across server processes; expired rows
+are ignored by every query and deleted by the sweeper (expertbook/sweeper.py), whose caller
+announces them released.
+
+Operations take `now` and commit their own transaction; callers announce after the commit
+(realtime.announce_slot_held, announce_hold_released).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import math
+import re
+import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import session
+
+from .extensions import db
+from .models import MAX_BUFFER_MINUTES, EventType, Hold, hash_token, new_token
 
 # A hold lives this long after it is placed or last renewed.
 HOLD_TTL = timedelta(minutes=5)
 # A hold bound to a socket ends this long after the socket has gone.
 DISCONNECT_GRACE = timedelta(seconds=30)
+# The random id of this browser's holds, kept in the Flask session (its SHA-256 is stored).
+SESSION_KEY = "hold_key"
+HOLD_ID_RE = re.compile(r"[0-9a-f]{32}")
+# How far a hold's own buffers can reach beyond its time.
+_REACH = timedelta(minutes=MAX_BUFFER_MINUTES)
 
 
 @dataclass(frozen=True)
@@ -22,3 +46,283 @@ class Holder:
 
     token_hash: str | None = None
     session_key: str | None = None
+
+    def owns(self, hold: Hold) -> bool:
+        if self.token_hash and hmac.compare_digest(hold.token_hash, self.token_hash):
+            return True
+        return bool(self.session_key) and hold.session_key == self.session_key
+
+
+def token_holder(token: Any) -> Holder:
+    """The holder named by a hold token (the X-Hold-Token header); nobody for junk."""
+    if not isinstance(token, str) or not 0 < len(token) <= 100:
+        return Holder()
+    return Holder(token_hash=hash_token(token))
+
+
+def page_holder(create: bool = False) -> Holder:
+    """This browser session as a holder (needs a request context). Without `create`, a
+    session that never held anything is nobody (Holder()); with it, the session gets its
+    random hold key now."""
+    key = session.get(SESSION_KEY)
+    if not (isinstance(key, str) and HOLD_ID_RE.fullmatch(key)):
+        if not create:
+            return Holder()
+        key = session[SESSION_KEY] = secrets.token_hex(16)
+    return Holder(session_key=hashlib.sha256(key.encode()).hexdigest())
+
+
+def is_hold_id(value: Any) -> bool:
+    return isinstance(value, str) and HOLD_ID_RE.fullmatch(value) is not None
+
+
+def _span(start: datetime, end: datetime, before: int, after: int) -> tuple[datetime, datetime]:
+    return start - timedelta(minutes=before), end + timedelta(minutes=after)
+
+
+def blocking_holds(
+    event_type: EventType, start: datetime, holder: Holder, now: datetime
+) -> list[Hold]:
+    """The live holds of others that keep `start` of `event_type` from being held or booked:
+    each hold widened by its own event type's buffers overlaps the slot widened by
+    `event_type`'s. Read it under the expert's lock for an answer that stays true."""
+    end = start + timedelta(minutes=event_type.duration_minutes)
+    low, high = _span(start, end, event_type.buffer_before_minutes, event_type.buffer_after_minutes)
+    rows = db.session.execute(
+        sa.select(Hold, EventType.buffer_before_minutes, EventType.buffer_after_minutes)
+        .join(EventType, EventType.id == Hold.event_type_id)
+        .where(
+            Hold.expert_id == event_type.expert_id,
+            Hold.expires_at > now,
+            Hold.start_at < high + _REACH,
+            Hold.end_at > low - _REACH,
+        )
+        .execution_options(populate_existing=True)
+    ).all()
+    blocking = []
+    for hold, before, after in rows:
+        hold_low, hold_high = _span(hold.start_at, hold.end_at, before, after)
+        if hold_low < high and low < hold_high and not holder.owns(hold):
+            blocking.append(hold)
+    return blocking
+
+
+def retry_after(holds: list[Hold], now: datetime) -> int:
+    """Whole seconds until the last of `holds` expires (at least 1)."""
+    latest = max(hold.expires_at for hold in holds)
+    return max(1, math.ceil((latest - now).total_seconds()))
+
+
+def _slot_held(holds: list[Hold], now: datetime) -> Exception:
+    from .booking import SlotHeld
+
+    return SlotHeld("Someone else is booking this time.", retry_after=retry_after(holds, now))
+
+
+def place_hold(
+    event_type_id: int,
+    start: datetime,
+    *,
+    holder_session_key: str,
+    address: str,
+    now: datetime,
+    holder_token_hash: str | None = None,
+) -> tuple[Hold, str, list[Hold]]:
+    """Hold `start` of an event type for HOLD_TTL, and commit.
+
+    In the expert's booking lock (which also bumps their schedule version): the start must
+    be an offered slot that nothing booked blocks, and no live hold of anybody else may
+    overlap it. The holder's (same session, or the token of `holder_token_hash`) and this
+    address's other holds of the expert are released: one live hold per session and
+    address per expert. The holder's own live hold of this very start is kept, renewed,
+    with a new token (a reload of the confirm page).
+
+    Args:
+        holder_session_key: the session's holder key (page_holder(True)), "" for none.
+        address: the client address.
+
+    Returns:
+        The hold, its token (shown this once; only its hash is stored), and the holds it
+        replaced (announce them released, then the hold held, after this returns).
+
+    Raises:
+        UnknownEventType: no such event type, or not active.
+        SlotUnavailable: the start is not offered, or taken.
+        SlotHeld: another holder's live hold blocks it (with `retry_after`).
+    """
+    from .booking import SlotUnavailable, UnknownEventType, _lock_expert_for_booking
+    from .database import booking_transaction
+    from .slots import is_bookable, within_any_horizon
+
+    if not within_any_horizon(start, now):
+        raise SlotUnavailable("That time is not available.")
+    holder = Holder(token_hash=holder_token_hash, session_key=holder_session_key or None)
+    address = (address or "")[:64]
+    token = new_token()
+    with booking_transaction():
+        expert_id = db.session.scalar(
+            sa.select(EventType.expert_id).where(EventType.id == event_type_id)
+        )
+        if expert_id is None:
+            raise UnknownEventType("No such event type.")
+        _lock_expert_for_booking(expert_id)
+        event_type = db.session.get(EventType, event_type_id, populate_existing=True)
+        if not event_type.active:
+            raise UnknownEventType("This event type is not available.")
+        if not is_bookable(event_type, start, now, busy=_busy_without_holds(event_type, start)):
+            raise SlotUnavailable("That time is not available.")
+        if blocking := blocking_holds(event_type, start, holder, now):
+            raise _slot_held(blocking, now)
+        mine = db.session.scalars(
+            sa.select(Hold)
+            .where(Hold.expert_id == expert_id)
+            .where(
+                sa.or_(
+                    sa.false(),
+                    *([Hold.address == address] if address else []),
+                    *([Hold.session_key == holder.session_key] if holder.session_key else []),
+                    *([Hold.token_hash == holder.token_hash] if holder.token_hash else []),
+                )
+            )
+            .execution_options(populate_existing=True)
+        ).all()
+        kept = next(
+            (
+                h
+                for h in mine
+                if holder.owns(h)
+                and h.expires_at > now
+                and h.event_type_id == event_type_id
+                and h.start_at == start
+            ),
+            None,
+        )
+        released = [h for h in mine if h is not kept]
+        if released:
+            db.session.execute(sa.delete(Hold).where(Hold.id.in_([h.id for h in released])))
+        if kept is not None:
+            kept.expires_at = now + HOLD_TTL
+            kept.token_hash = hash_token(token)
+            hold = kept
+        else:
+            hold = Hold(
+                id=secrets.token_hex(16),
+                expert_id=expert_id,
+                event_type_id=event_type_id,
+                start_at=start,
+                end_at=start + timedelta(minutes=event_type.duration_minutes),
+                expires_at=now + HOLD_TTL,
+                token_hash=hash_token(token),
+                session_key=holder.session_key or "",
+                address=address,
+                created_at=now,
+            )
+            db.session.add(hold)
+    # Only holds that were still live were on anybody's page as held.
+    return hold, token, [h for h in released if h.expires_at > now]
+
+
+def _busy_without_holds(event_type: EventType, start: datetime):
+    """What keeps the expert busy around `start`, holds left out (they are weighed
+    separately, by holder)."""
+    from .slots import busy_intervals
+
+    end = start + timedelta(minutes=event_type.duration_minutes)
+    return busy_intervals(event_type.expert_id, start, end)
+
+
+def _owned_hold(hold_id: Any, holder: Holder) -> Hold | None:
+    if not is_hold_id(hold_id):
+        return None
+    hold = db.session.get(Hold, hold_id, populate_existing=True)
+    if hold is None or not holder.owns(hold):
+        return None
+    return hold
+
+
+def release_hold(hold_id: Any, holder: Holder) -> Hold | None:
+    """End the holder's hold `hold_id`, and commit.
+
+    Returns:
+        The hold ended (announce it released), or None when there is no such hold of
+        this holder (another's hold is "no such hold" too).
+    """
+    from .booking import _lock_expert_for_booking
+    from .database import booking_transaction
+
+    hold = _owned_hold(hold_id, holder)
+    if hold is None:
+        return None
+    with booking_transaction():
+        _lock_expert_for_booking(hold.expert_id)
+        deleted = db.session.execute(sa.delete(Hold).where(Hold.id == hold.id)).rowcount
+    return hold if deleted else None
+
+
+def renew_hold(hold_id: Any, holder: Holder, now: datetime) -> Hold | None:
+    """Give the holder's live hold another HOLD_TTL from `now`, and commit.
+
+    Returns:
+        The hold, or None when this holder has no such live hold (an expired hold is not
+        revived: its time may be taken; place a new one).
+    """
+    hold = _owned_hold(hold_id, holder)
+    if hold is None or hold.expires_at <= now:
+        db.session.rollback()
+        return None
+    renewed = db.session.execute(
+        sa.update(Hold)
+        .where(Hold.id == hold.id, Hold.expires_at > now)
+        .values(expires_at=now + HOLD_TTL)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    if not renewed:
+        return None
+    hold.expires_at = now + HOLD_TTL
+    return hold
+
+
+def shorten_holds(hold_ids: list[str], until: datetime) -> int:
+    """Let the holds end by `until` at the latest (their socket has gone), and commit.
+    Returns how many were shortened."""
+    if not hold_ids:
+        return 0
+    count = db.session.execute(
+        sa.update(Hold)
+        .where(Hold.id.in_(hold_ids), Hold.expires_at > until)
+        .values(expires_at=until)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    return count
+
+
+def sweep_expired(now: datetime) -> list[Hold]:
+    """Delete the holds expired by `now`, each expert's under their lock (bumping their
+    schedule version), and commit.
+
+    Returns:
+        The holds deleted: the caller announces each released.
+    """
+    from .booking import _lock_expert_for_booking
+    from .database import booking_transaction
+
+    experts = db.session.scalars(
+        sa.select(Hold.expert_id).where(Hold.expires_at <= now).distinct()
+    ).all()
+    db.session.rollback()
+    swept: list[Hold] = []
+    for expert_id in experts:
+        with booking_transaction():
+            _lock_expert_for_booking(expert_id)
+            # Read again under the lock: a renewal or a booking may have come first.
+            expired = db.session.scalars(
+                sa.select(Hold)
+                .where(Hold.expert_id == expert_id, Hold.expires_at <= now)
+                .execution_options(populate_existing=True)
+            ).all()
+            if expired:
+                db.session.execute(sa.delete(Hold).where(Hold.id.in_([h.id for h in expired])))
+        swept.extend(expired)
+    return swept

@@ -3,11 +3,18 @@
 Clients (the booking page) send:
     join  {"event_type_id": N}  enter room "event-type:N" (an active event type)
     leave {"event_type_id": N}  leave it
+    hold  {"hold_id", "hold_token"?}  the confirm page binds its hold to this socket: the
+                                hold is renewed now (and on every reconnect, which sends it
+                                again) and ends DISCONNECT_GRACE after the socket goes; the
+                                holder is the token or the socket's browser session. Answered
+                                with `held` {"hold_id", "start", "end", "expires_at"}, or
+                                `error` unknown_hold (no such live hold of this holder)
 The server answers a join with `joined` {"event_type_id", "version"}: `version` is the
 expert's schedule version, which every change to what they offer bumps, so a page that
 joins again (say on a slow timer) and sees another version knows to re-read its slots.
 Clients get `error` {"code", "message"} instead of a dropped connection or silence:
     invalid_payload / unknown_event_type   join or leave could not be honoured
+    unknown_hold   hold could not be honoured
     unavailable    the database cannot be reached: try again in `retry_after` seconds
     internal_error anything else a handler could not finish (logged)
     bad_packet     a message that is not a readable Socket.IO packet (bad JSON, nesting too
@@ -18,7 +25,10 @@ Clients get `error` {"code", "message"} instead of a dropped connection or silen
 The server sends, after the transaction commits, to the room of every event type of the
 expert (one expert cannot be in two sessions at once):
     slot_taken    {"event_type_id", "start", "end"}   a booking took that time
-    slot_released {"event_type_id", "start", "end"}   a cancellation freed it
+    slot_released {"event_type_id", "start", "end"}   a cancellation (or a hold's end) freed it
+    slot_held     {"event_type_id", "start", "end", "expires_at"}
+                                                       someone is booking that time (a live
+                                                       hold, expertbook/holds.py)
     slots_changed {"event_type_id"}                    anything else changed what it offers
                                                        (a calendar sync): re-read the slots
 With REDIS_URL set, emits go through Redis and reach clients on every server process;
@@ -32,15 +42,17 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from flask import request
 from flask_socketio import emit, join_room, leave_room
 
+from . import holds
 from .database import discard_transaction, is_unavailable
 from .extensions import db, socketio
-from .models import Booking, EventType, User
+from .models import Booking, EventType, Hold, User
 from .scheduling import Interval, iso_z
 
 MAX_ID = 2**31 - 1
@@ -50,6 +62,9 @@ MESSAGES_PER_SECOND = 20
 RETRY_AFTER = 5
 ROOM_PREFIX = "event-type:"
 _BUDGET = "expertbook.message_budget"  # key in the connection's WSGI environ
+# The holds bound to each socket of this process (sid -> hold ids): they end
+# DISCONNECT_GRACE after their socket goes.
+_bound_holds: dict[str, set[str]] = {}
 
 log = logging.getLogger("expertbook.realtime")
 
@@ -184,15 +199,56 @@ def on_leave(*args: Any):
     emit("left", {"event_type_id": event_type_id})
 
 
+@socketio.on("hold")
+def on_hold(*args: Any):
+    """The confirm page binds its hold to this socket (and renews it)."""
+    payload = args[0] if len(args) == 1 and isinstance(args[0], dict) else None
+    if payload is None or not holds.is_hold_id(payload.get("hold_id")):
+        return _error("invalid_payload", 'Send {"hold_id": "<hold id>", "hold_token": "<token>"}.')
+    holder = holds.Holder(
+        token_hash=holds.token_holder(payload.get("hold_token")).token_hash,
+        session_key=holds.page_holder().session_key,
+    )
+    hold = holds.renew_hold(payload["hold_id"], holder, datetime.now(UTC))
+    if hold is None:
+        return _error("unknown_hold", "No such hold, or it has expired.")
+    _bound_holds.setdefault(request.sid, set()).add(hold.id)
+    emit("held", {
+        "hold_id": hold.id,
+        "start": iso_z(hold.start_at),
+        "end": iso_z(hold.end_at),
+        "expires_at": iso_z(hold.expires_at),
+    })  # fmt: skip
+
+
+@socketio.on("disconnect")
+def on_disconnect(*_args: Any) -> None:
+    """A socket went: its holds end DISCONNECT_GRACE from now, unless it comes back and
+    binds them again (the sweeper announces them released when they end)."""
+    bound = _bound_holds.pop(request.sid, None)
+    if not bound:
+        return
+    try:
+        holds.shorten_holds(sorted(bound), datetime.now(UTC) + holds.DISCONNECT_GRACE)
+    except Exception:  # noqa: BLE001 - the database away: the holds expire on their own
+        discard_transaction()
+        log.warning("socket %s: could not shorten its holds", request.sid, exc_info=True)
+
+
 def _event_type_ids(expert_id: int) -> Sequence[int]:
     """The rooms of an expert: one per event type."""
     return db.session.scalars(sa.select(EventType.id).where(EventType.expert_id == expert_id)).all()
 
 
 def _announce(
-    event: str, expert_id: int, start: datetime, end: datetime, ids: Sequence[int] | None = None
+    event: str,
+    expert_id: int,
+    start: datetime,
+    end: datetime,
+    ids: Sequence[int] | None = None,
+    **extra: str,
 ) -> None:
-    payload = {"start": iso_z(start), "end": iso_z(end)}
+    payload = {"start": iso_z(start), "end": iso_z(end), **extra}
     for event_type_id in _event_type_ids(expert_id) if ids is None else ids:
         # One emit per room: each room's payload names its own event type.
         socketio.emit(event, {"event_type_id": event_type_id, **payload}, to=room_of(event_type_id))
@@ -209,6 +265,25 @@ def announce_slot_released(booking: Booking, freed: Interval | None = None) -> N
     reschedule, its old time, `freed`) is free again (after commit)."""
     freed = freed or Interval(booking.start_at, booking.end_at)
     _announce("slot_released", booking.expert_id, freed.start, freed.end)
+
+
+def announce_slot_held(hold: Hold, event_type_ids: Sequence[int] | None = None) -> None:
+    """Tell every open booking page of the expert that someone is booking this time (after
+    the hold's commit)."""
+    _announce(
+        "slot_held",
+        hold.expert_id,
+        hold.start_at,
+        hold.end_at,
+        event_type_ids,
+        expires_at=iso_z(hold.expires_at),
+    )
+
+
+def announce_hold_released(hold: Hold) -> None:
+    """Tell every open booking page of the expert that a hold ended without a booking: its
+    time is free again, unless something else blocks it (pages re-read)."""
+    _announce("slot_released", hold.expert_id, hold.start_at, hold.end_at)
 
 
 def announce_slots_changed(expert_id: int) -> None:
