@@ -232,3 +232,23 @@ def test_webhook_adds_and_tests_by_the_api_are_limited_per_account(limited_app, 
     auth = AuthActions(client)
     auth.login("coach")
     assert auth.post("/dashboard/webhooks", {"url": "not a url"}).status_code == 429
+
+
+def test_holds_are_limited_to_20_a_minute_per_address(limited_app, sync):
+    from datetime import timedelta
+
+    client = limited_app.test_client()
+    path = f"/api/v1/event-types/{sync.id}/holds"
+    starts = [day_ahead(3, 0) + timedelta(minutes=30 * i) for i in range(21)]
+    statuses = [
+        client.post(path, json={"start": s.strftime("%Y-%m-%dT%H:%M:%SZ")}).status_code
+        for s in starts
+    ]
+    assert statuses[:20] == [201] * 20 and statuses[20] == 429
+    # Renewing and releasing are not placing: the holder can still end its hold.
+    assert client.post("/api/v1/holds/" + "0" * 32 + "/renew").status_code == 404
+    other = client.post(
+        path, json={"start": starts[0].strftime("%Y-%m-%dT%H:%M:%SZ")},
+        environ_base={"REMOTE_ADDR": "10.0.0.2"},
+    )  # fmt: skip
+    assert other.status_code == 201
