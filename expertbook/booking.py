@@ -1,4 +1,5 @@
-"""Booking operations: book a slot. They take the actor and `now` as arguments and raise
+"""Booking operations: book a slot (confirmed, or pending the expert's confirmation), cancel,
+reschedule. They take the actor and `now` as arguments and raise
 domain errors; callers commit-then-emit (the operations commit their own serialized
 transaction, since the lock must span the check and the insert)."""
 
@@ -6,10 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
+import math
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,11 +27,22 @@ from .accounts import AccountError, normalize_email
 from .database import BookingBusy, booking_transaction
 from .errors import FieldError
 from .extensions import db
-from .models import Booking, EventType, IdempotencyKey, User, hash_token, new_token, utcnow
+from .holds import Holder
+from .models import Booking, EventType, Hold, IdempotencyKey, User, hash_token, new_token, utcnow
 from .outbox.events import booking_changed, booking_messages
 from .outbox.queue import ENQUEUED_KEY, enqueue
-from .scheduling import Interval, is_valid_timezone
-from .slots import busy_intervals, is_bookable, within_any_horizon
+from .questions import check_answers
+from .scheduling import Interval, is_valid_timezone, limit_reached
+from .slots import (
+    LiveHold,
+    busy_intervals,
+    counted_starts,
+    has_limits,
+    holds_blocking,
+    is_bookable,
+    live_holds,
+    within_any_horizon,
+)
 from .text import multiline
 from .video import create_meeting
 
@@ -50,6 +64,19 @@ class SlotUnavailable(Exception):
 
 class UnknownEventType(SlotUnavailable):
     """No such event type, or it is not offered (inactive): nothing to book."""
+
+
+class LimitReached(SlotUnavailable):
+    """The expert's day or week is full for this event type (max_per_day, max_per_week)."""
+
+
+def retry_after(holds: list[LiveHold] | list[Hold], now: datetime) -> int:
+    """Whole seconds until the last of `holds` expires (at least 1)."""
+    latest = max(hold.expires_at for hold in holds)
+    return max(1, math.ceil((latest - now).total_seconds()))
+
+
+HELD_MESSAGE = "Someone else is booking this time right now."
 
 
 class SlotHeld(SlotUnavailable):
@@ -83,6 +110,9 @@ class BookingRequest:
     notes: str
     # The zone the booker picked the time in, if known.
     timezone: str = ""
+    # The answers to the event type's questions as sent: checked in the booking's
+    # transaction against the event type's questions as they are then.
+    answers: Any = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,12 +124,21 @@ class BookingResult:
     # Every event type of the expert, read in the transaction: the rooms to tell (None for a
     # replay, which tells nobody).
     event_type_ids: tuple[int, ...] | None = None
+    # The holder's holds of this expert that the booking ended (not persistent; nobody need
+    # be told of those it covers: slot_taken supersedes them).
+    released_holds: tuple[Hold, ...] = ()
 
 
 def check_request(
-    start: datetime, name: Any, email: Any, notes: Any = "", timezone: str = ""
+    start: datetime,
+    name: Any,
+    email: Any,
+    notes: Any = "",
+    timezone: str = "",
+    answers: Any = None,
 ) -> BookingRequest:
-    """Validate booking input before any transaction starts.
+    """Validate booking input before any transaction starts (`answers` only in shape: the
+    event type's questions are read in the booking's transaction).
 
     Raises:
         BookingInputError: a missing or invalid field.
@@ -128,7 +167,11 @@ def check_request(
     if len(notes) > MAX_NOTES:
         raise BookingInputError("notes", f"At most {MAX_NOTES} characters.")
     timezone = timezone if is_valid_timezone(timezone) else ""
-    return BookingRequest(_utc(start), name, email, multiline(notes), timezone)
+    if answers is None:
+        answers = {}
+    if not isinstance(answers, dict):
+        raise BookingInputError("answers", "Must be an object of question id to answer.")
+    return BookingRequest(_utc(start), name, email, multiline(notes), timezone, answers)
 
 
 def _utc(start: datetime) -> datetime:
@@ -150,6 +193,8 @@ def _fingerprint(request: BookingRequest, client: User | None) -> str:
     """What makes a retry "the same request": the input and the caller."""
     parts = [request.start.isoformat(), request.name, request.email, request.notes]
     parts.append(str(client.id) if client is not None else "")
+    if request.answers:  # (without answers, as keys stored before questions existed)
+        parts.append(json.dumps(request.answers, sort_keys=True, default=str))
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
@@ -165,14 +210,18 @@ def book_slot(
     now: datetime,
     respond: Callable[[Booking, str], dict[str, Any]],
     idempotency_key: str | None = None,
+    holder: Holder | None = None,
 ) -> BookingResult:
     """Book `request.start` of `event_type`, atomically, and commit.
 
     Inside one serialized transaction: lock the expert's row, replay an earlier answer for
-    the same idempotency key, check the start is still offered (grid, hours, notice,
-    horizon, buffers, every other booking of the expert), insert the booking with its
-    outbox messages, commit. On PostgreSQL that is two round trips and the commit
-    (booking_statements.py).
+    the same idempotency key, then, in this order, check the answers against the event
+    type's questions, that the start is still offered (grid, hours, notice, horizon,
+    buffers, every other confirmed or pending booking of the expert), the event type's
+    limits per day and week, and that nobody else's live hold covers it; insert the booking
+    (pending when the event type requires confirmation) with its outbox messages, delete the
+    holder's holds of the expert, commit. On PostgreSQL that is two round trips and the
+    commit (booking_statements.py).
 
     Args:
         event_type: what is booked, or its id (then nothing need be read before).
@@ -182,13 +231,19 @@ def book_slot(
         respond: builds the answer from the new booking and its guest manage token; it is
             stored with the idempotency key, so a retry gets exactly the first answer.
         idempotency_key: the client's key for safe retries, if any.
+        holder: who may be holding the start (hold token, browser session): their holds
+            do not block it, and end with the booking. Their booking stands even when the
+            hold has just expired, as long as nobody else took or holds the time.
 
     Returns:
-        The booking, the answer, and whether it is a replay.
+        The booking, the answer, whether it is a replay, and the holds it ended.
 
     Raises:
+        BookingInputError: an answer refused (field "answers" or "answers.<id>").
         UnknownEventType: no such event type, or it is not offered (inactive).
         SlotUnavailable: the start is taken, or not (or no longer) offered.
+        LimitReached: the expert's day or week is full for this event type.
+        SlotHeld: somebody else's live hold covers the time (`retry_after` seconds).
         OwnEventType: the client is the event type's expert.
         IdempotencyKeyReused: the key came with another request or caller.
     """
@@ -197,16 +252,17 @@ def book_slot(
     if not within_any_horizon(request.start, now, past=IDEMPOTENCY_TTL):
         raise SlotUnavailable("That time is not available.")
     fingerprint = _fingerprint(request, client)
+    holder = holder or Holder()
     postgres = db.session.get_bind().dialect.name == "postgresql"
     try:
         with booking_transaction(inline_settings=postgres) as settings:
             # Held for the whole transaction: the slot check below reads its hours.
             if postgres:
                 locked = statements.read_locked(
-                    settings, event_type_id, request.start, idempotency_key
+                    settings, event_type_id, request.start, idempotency_key, holder, now
                 )
             else:
-                locked = _read_locked(event_type_id, request.start, idempotency_key)
+                locked = _read_locked(event_type_id, request.start, idempotency_key, holder, now)
             if locked is None:
                 raise UnknownEventType("No such event type.")
             if locked.earlier is not None:
@@ -223,9 +279,9 @@ def book_slot(
                 raise UnknownEventType("This event type is not available.")
             if client is not None and client.id == event_type.expert_id:
                 raise OwnEventType("Experts cannot book their own event types.")
-            if not is_bookable(event_type, request.start, now, busy=locked.busy):
-                raise SlotUnavailable("That time is not available.")
-            values, token = _booking_values(event_type, request, client, now)
+            answers = check_answers(event_type.questions or [], request.answers)
+            _check_free(event_type, request.start, now, locked, holder)
+            values, token = _booking_values(event_type, request, client, now, answers)
             if postgres:
                 values["id"] = locked.booking_id
             else:
@@ -233,10 +289,12 @@ def book_slot(
             booking = _adopt_booking(values, event_type, locked.expert, client)
             response = respond(booking, token)
             # Its mails, reminders, webhooks and write-back commit with it (the outbox).
+            change = "requested" if booking.is_pending else "booked"
             messages = booking_messages(
-                booking, "booked", now=now, manage_url=response.get("manage_url"),
+                booking, change, now=now, manage_url=response.get("manage_url"),
                 known=locked.known,
             )  # fmt: skip
+            released = [hold.id for hold in locked.own_holds]
             key = None
             if idempotency_key:
                 key = dict(
@@ -248,22 +306,72 @@ def book_slot(
                     created_at=utcnow(),
                 )
             if postgres:
-                statements.write_booking(values, key, messages)
+                statements.write_booking(values, key, messages, released)
                 db.session.info.setdefault(ENQUEUED_KEY, []).extend(m["uid"] for m in messages)
             else:
                 enqueue(messages)
                 if key is not None:
                     db.session.execute(_INSERT_KEY, key)
+                if released:
+                    db.session.execute(sa.delete(Hold).where(Hold.id.in_(released)))
     except IntegrityError as error:
         if _is_exclusion_violation(error):
             raise SlotUnavailable("That time was just taken.") from None
         raise
     _sweep_idempotency_keys(now)
-    return BookingResult(booking, response, replayed=False, event_type_ids=locked.event_type_ids)
+    return BookingResult(
+        booking,
+        response,
+        replayed=False,
+        event_type_ids=locked.event_type_ids,
+        released_holds=tuple(locked.own_holds),
+    )
+
+
+def _check_free(
+    event_type: EventType,
+    start: datetime,
+    now: datetime,
+    locked: statements.Locked,
+    holder: Holder,
+) -> None:
+    """Refuse `start` unless it is offered, within the limits and held by nobody else, in
+    that order (a time that is taken says so, not that someone holds it).
+
+    Raises:
+        SlotUnavailable, LimitReached, SlotHeld.
+    """
+    if not is_bookable(event_type, start, now, busy=locked.busy):
+        raise SlotUnavailable("That time is not available.")
+    if has_limits(event_type) and limit_reached(
+        locked.counted,
+        start,
+        locked.expert.timezone,
+        event_type.max_per_day,
+        event_type.max_per_week,
+    ):
+        raise LimitReached("No more bookings of this kind can be made that day or week.")
+    others = [hold for hold in locked.holds if not holder.owns(hold)]
+    if blocking := holds_blocking(others, event_type, start):
+        raise SlotHeld(HELD_MESSAGE, retry_after=retry_after(blocking, now))
+
+
+def _holder_filter(holder: Holder):
+    """Matches the holder's holds (nothing for nobody)."""
+    matches = []
+    if holder.token_hash:
+        matches.append(Hold.token_hash == holder.token_hash)
+    if holder.session_key:
+        matches.append(Hold.session_key == holder.session_key)
+    return sa.or_(sa.false(), *matches)
 
 
 def _read_locked(
-    event_type_id: int, start: datetime, idempotency_key: str | None
+    event_type_id: int,
+    start: datetime,
+    idempotency_key: str | None,
+    holder: Holder,
+    now: datetime,
 ) -> statements.Locked | None:
     """What booking_statements.read_locked reads, one question at a time (SQLite)."""
     event_type = db.session.get(EventType, event_type_id)
@@ -283,7 +391,18 @@ def _read_locked(
     # All of the expert's event types in one query, fresh: the one booked, and the rooms.
     event_types = db.session.scalars(_EVENT_TYPES_OF, {"expert_id": expert.id}).all()
     event_type = next(e for e in event_types if e.id == event_type_id)
-    busy = busy_intervals(expert.id, start, start + timedelta(minutes=1))
+    upper = start + timedelta(minutes=1)
+    busy = busy_intervals(expert.id, start, upper)
+    counted = []
+    if has_limits(event_type):
+        counted = counted_starts(event_type_id, start, upper)
+    own_holds = []
+    if holder.token_hash or holder.session_key:
+        rows = db.session.execute(
+            sa.select(Hold.__table__).where(Hold.expert_id == expert.id, _holder_filter(holder))
+        )
+        # Plain objects, not the session's: the rows are deleted with the booking.
+        own_holds = [Hold(**row._mapping) for row in rows]
     return statements.Locked(
         expert=expert,
         event_type=event_type,
@@ -292,6 +411,9 @@ def _read_locked(
         earlier=earlier,
         known={},
         booking_id=0,
+        holds=live_holds(expert.id, start, upper, now),
+        own_holds=list(own_holds),
+        counted=counted,
     )
 
 
@@ -326,12 +448,26 @@ def _sweep_idempotency_keys(now: datetime) -> None:
         log.warning("idempotency key sweep failed; retrying in a minute", exc_info=True)
 
 
+def confirm_deadline(event_type: EventType, start: datetime, now: datetime) -> datetime:
+    """When a pending request of `start` is declined unanswered: at its start, or
+    `confirm_within_hours` after `now` when that comes first."""
+    hours = event_type.confirm_within_hours
+    if hours is None:
+        return start
+    return min(start, now + timedelta(hours=hours))
+
+
 def _booking_values(
-    event_type: EventType, request: BookingRequest, client: User | None, now: datetime
+    event_type: EventType,
+    request: BookingRequest,
+    client: User | None,
+    now: datetime,
+    answers: dict[str, Any],
 ) -> tuple[dict[str, Any], str]:
     """The new booking's column values (but its id), and its guest's manage token."""
     token = new_token()
     created = utcnow()
+    pending = bool(event_type.requires_confirmation)
     return dict(
         uid=secrets.token_hex(12),
         expert_id=event_type.expert_id,
@@ -342,12 +478,12 @@ def _booking_values(
         notes=request.notes,
         start_at=request.start,
         end_at=request.start + timedelta(minutes=event_type.duration_minutes),
-        status=Booking.CONFIRMED,
+        status=Booking.PENDING if pending else Booking.CONFIRMED,
         video_url=create_meeting(event_type.location, event_type.title),
         cancel_reason="",
         cancelled_at=None,
-        confirm_by=None,
-        answers={},
+        confirm_by=confirm_deadline(event_type, request.start, now) if pending else None,
+        answers=answers,
         sequence=0,
         manage_token_hash=hash_token(token),
         timezone=request.timezone,
@@ -429,12 +565,13 @@ def _locked_booking(booking_id: int) -> Booking:
 def cancel_booking(
     booking: Booking, *, reason: str = "", now: datetime, manage_url: str | None = None
 ) -> bool:
-    """Cancel an upcoming booking (either participant may) and commit, with the messages
-    that tell of it (`manage_url`: the guest's tokened link, when the caller has it).
+    """Cancel an upcoming booking, confirmed or pending (either participant may), and commit,
+    with the messages that tell of it (`manage_url`: the guest's tokened link, when the
+    caller has it).
 
     Returns:
-        True when this call cancelled it; False when it already was (cancelling twice is
-        harmless, so a retried request answers the same).
+        True when this call cancelled it; False when it already was, or was declined
+        (cancelling twice is harmless, so a retried request answers the same).
 
     Raises:
         BookingInputError: a reason over MAX_NOTES characters.
@@ -446,7 +583,7 @@ def cancel_booking(
     with booking_transaction():
         lock_expert(expert_id)
         booking = _locked_booking(booking_id)
-        if booking.status == Booking.CANCELLED:
+        if booking.status not in Booking.BLOCKING:  # cancelled, or declined: as good
             return False
         if booking.end_at <= now:
             raise BookingStateError("This session is already over.")
@@ -461,6 +598,28 @@ def cancel_booking(
 NOT_OFFERED = "This event type is no longer offered, so the booking cannot be moved."
 
 
+def _read_for_move(
+    event_type: EventType, booking: Booking, new_start: datetime, now: datetime
+) -> statements.Locked:
+    """What _check_free needs to move `booking` to `new_start` (the booking itself left out
+    of what blocks and of what counts)."""
+    end = new_start + timedelta(minutes=event_type.duration_minutes)
+    counted = []
+    if has_limits(event_type):
+        counted = counted_starts(event_type.id, new_start, end, except_booking_id=booking.id)
+    return statements.Locked(
+        expert=booking.expert,
+        event_type=event_type,
+        event_type_ids=(),
+        busy=busy_intervals(booking.expert_id, new_start, end, except_booking_id=booking.id),
+        earlier=None,
+        known={},
+        booking_id=booking.id,
+        holds=live_holds(booking.expert_id, new_start, end, now),
+        counted=counted,
+    )
+
+
 def reschedule_booking(
     booking: Booking, new_start: datetime, *, now: datetime, manage_url: str | None = None
 ) -> Interval:
@@ -468,15 +627,20 @@ def reschedule_booking(
     with the messages that tell of it (`manage_url` as for cancel_booking).
 
     The same serialized transaction as book_slot; the booking keeps its uid (calendars
-    update the event) and its SEQUENCE grows. Its old time does not block the new one.
+    update the event) and its SEQUENCE grows, and a pending one stays pending. Its old time
+    does not block the new one, nor does it count against the event type's limits; anybody's
+    live hold of the new time does block it.
 
     Returns:
         The old time, so the caller can announce it as released.
 
     Raises:
-        BookingStateError: cancelled, already started, or its event type is no longer
-            active (an expert who switched it off offers it no more; cancelling still works).
+        BookingStateError: cancelled or declined, already started, or its event type is
+            no longer active (an expert who switched it off offers it no more; cancelling
+            still works).
         SlotUnavailable: the new time is taken or not offered.
+        LimitReached: the new time's day or week is full for the event type.
+        SlotHeld: somebody's live hold covers the new time.
     """
     if new_start.tzinfo is None:
         raise BookingInputError("start", "The time needs an offset, e.g. Z or +01:00.")
@@ -488,7 +652,9 @@ def reschedule_booking(
         with booking_transaction():
             lock_expert(expert_id)
             booking = _locked_booking(booking_id)
-            if booking.status != Booking.CONFIRMED:
+            if booking.status == Booking.DECLINED:
+                raise BookingStateError("A declined request cannot be moved.")
+            if booking.status not in Booking.BLOCKING:
                 raise BookingStateError("A cancelled booking cannot be moved.")
             if booking.start_at <= now:
                 raise BookingStateError("This session has already started.")
@@ -496,10 +662,12 @@ def reschedule_booking(
             event_type = db.session.get(EventType, booking.event_type_id, populate_existing=True)
             if not event_type.active:
                 raise BookingStateError(NOT_OFFERED)
-            if new_start == booking.start_at or not is_bookable(
-                event_type, new_start, now, except_booking_id=booking.id
-            ):
+            if new_start == booking.start_at:
                 raise SlotUnavailable("That time is not available.")
+            _check_free(
+                event_type, new_start, now, _read_for_move(event_type, booking, new_start, now),
+                Holder(),
+            )  # fmt: skip
             old = Interval(booking.start_at, booking.end_at)
             booking.start_at = new_start
             booking.end_at = new_start + timedelta(minutes=event_type.duration_minutes)

@@ -4,20 +4,23 @@ per question: the booking path's cost is mostly per statement, in the ORM and th
 1. `read_locked`: the transaction's settings, the UPDATE that takes the expert's row lock
    and bumps their schedule version, then one SELECT, in one multi-statement string. Under
    READ COMMITTED each statement of it takes a fresh snapshot, so the SELECT, which runs
-   once the lock is held, sees every booking committed before: the expert, the booked event
-   type, the ids of all their event types (the rooms to tell), what keeps them busy around
-   the start, the stored answer of the idempotency key, their webhook endpoints, whether a
-   calendar receives their bookings, and an id for the new booking.
-2. `write_booking`: the booking, its idempotency key, its outbox messages and the NOTIFY
-   that wakes the workers, again one string.
+   once the lock is held, sees every booking and hold committed before: the expert, the
+   booked event type, the ids of all their event types (the rooms to tell), what keeps them
+   busy around the start, the live holds around it, the holder's own holds of the expert,
+   the starts the event type's limits count (only when it has limits), the stored answer of
+   the idempotency key, their webhook endpoints, whether a calendar receives their
+   bookings, and an id for the new booking.
+2. `write_booking`: the booking, its idempotency key, its outbox messages, the DELETE of
+   the holder's holds and the NOTIFY that wakes the workers, again one string.
 
-The questions themselves are asked where they are defined (slots.py's busy query, the
-write-back's receiving calendar), compiled once with the expert's id as a column."""
+The questions themselves are asked where they are defined (slots.py's busy, holds and
+counted queries, the write-back's receiving calendar), compiled once with the expert's and
+the event type's ids as columns."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,11 +33,19 @@ from sqlalchemy.sql import visitors
 
 from .calendars.writeback import RECEIVING
 from .extensions import db
-from .models import Booking, EventType, IdempotencyKey, User
+from .holds import Holder
+from .models import Booking, EventType, Hold, IdempotencyKey, User
 from .outbox.models import OutboxMessage
 from .outbox.queue import NOTIFY_CHANNEL
 from .scheduling import Interval
-from .slots import busy_params, busy_query
+from .slots import (
+    LiveHold,
+    busy_params,
+    busy_query,
+    count_params,
+    counted_query,
+    held_query,
+)
 
 _DIALECT = postgresql.psycopg2.dialect()
 
@@ -52,6 +63,12 @@ class Locked:
     # Facts the outbox rows depend on (outbox.events.booking_messages' `known`).
     known: dict[str, Any]
     booking_id: int
+    # Live holds (anybody's) that may block the start.
+    holds: list[LiveHold] = field(default_factory=list)
+    # The holder's holds of the expert, live or not: the booking ends them.
+    own_holds: list[Hold] = field(default_factory=list)
+    # The starts the event type's limits count ([] without limits).
+    counted: list[datetime] = field(default_factory=list)
 
 
 def _correlated(statement, prefix: str, **columns: str) -> tuple[str, dict[str, Any]]:
@@ -72,7 +89,12 @@ def _correlated(statement, prefix: str, **columns: str) -> tuple[str, dict[str, 
         return None
 
     compiled = visitors.replacement_traverse(statement, {}, replace).compile(dialect=_DIALECT)
-    defaults = {k: v for k, v in compiled.params.items() if v is not None}
+    # A list (an IN's values) goes to psycopg2 as a tuple, which it sends as (a, b).
+    defaults = {
+        k: tuple(v) if isinstance(v, list) else v
+        for k, v in compiled.params.items()
+        if v is not None
+    }
     return str(compiled), defaults
 
 
@@ -88,6 +110,8 @@ def _read_sql() -> str:
     global _READ, _READ_DEFAULTS
     if _READ is None:
         busy, busy_defaults = _correlated(busy_query(), "busy", expert_id="u.id")
+        held, held_defaults = _correlated(held_query(), "held", expert_id="u.id")
+        counted, counted_defaults = _correlated(counted_query(), "counted", event_type_id="e.id")
         receiving, receiving_defaults = _correlated(RECEIVING, "receiving", expert_id="u.id")
         columns = _columns(User.__table__, "u") + _columns(EventType.__table__, "e")
         _READ = f"""UPDATE "user" SET schedule_version = "user".schedule_version + 1
@@ -96,6 +120,13 @@ SELECT {", ".join(columns)},
 ARRAY(SELECT t.id FROM event_type AS t WHERE t.expert_id = u.id ORDER BY t.id) AS rooms,
 (SELECT json_agg(json_build_array(b.s, b.e, b.before, b.after))
  FROM ({busy}) AS b(s, e, before, after)) AS busy,
+(SELECT json_agg(json_build_array(h.id, h.t, h.s, h.e, h.before, h.after, h.x, h.token, h.sk))
+ FROM ({held}) AS h(id, t, s, e, before, after, x, token, sk)) AS holds,
+(SELECT json_agg(json_build_array(o.id, o.event_type_id, o.start_at, o.end_at, o.expires_at))
+ FROM slot_hold AS o WHERE o.expert_id = u.id
+ AND (o.token_hash = %(holder_token)s OR o.session_key = %(holder_session)s)) AS own_holds,
+CASE WHEN e.max_per_day IS NOT NULL OR e.max_per_week IS NOT NULL
+ THEN (SELECT json_agg(c.start_at) FROM ({counted}) AS c(start_at)) END AS counted,
 (SELECT json_build_array(k.request_hash, k.booking_id, k.response) FROM idempotency_key AS k
  WHERE k.event_type_id = e.id AND k.key = %(idempotency_key)s) AS earlier,
 (SELECT json_agg(json_build_array(w.id, w.events)) FROM webhook_endpoint AS w
@@ -103,7 +134,12 @@ ARRAY(SELECT t.id FROM event_type AS t WHERE t.expert_id = u.id ORDER BY t.id) A
 EXISTS ({receiving}) AS receiving,
 nextval(pg_get_serial_sequence('booking', 'id')) AS booking_id
 FROM event_type AS e JOIN "user" AS u ON u.id = e.expert_id WHERE e.id = %(event_type_id)s"""
-        _READ_DEFAULTS = {**busy_defaults, **receiving_defaults}
+        _READ_DEFAULTS = {
+            **busy_defaults,
+            **held_defaults,
+            **counted_defaults,
+            **receiving_defaults,
+        }
     return _READ
 
 
@@ -116,19 +152,30 @@ def warm_up() -> None:
 
 
 def read_locked(
-    settings: str, event_type_id: int, start: datetime, idempotency_key: str | None
+    settings: str,
+    event_type_id: int,
+    start: datetime,
+    idempotency_key: str | None,
+    holder: Holder,
+    now: datetime,
 ) -> Locked | None:
-    """Lock the expert of `event_type_id` and read what a booking of `start` needs (see the
-    module's docstring); None when there is no such event type. `settings`: the
-    transaction's SET LOCAL statements, sent first."""
+    """Lock the expert of `event_type_id` and read what a booking of `start` by `holder` at
+    `now` needs (see the module's docstring); None when there is no such event type.
+    `settings`: the transaction's SET LOCAL statements, sent first."""
     sql = _read_sql()
+    upper = start + timedelta(minutes=1)
     params = {
         **_READ_DEFAULTS,
         # A slot starting at `start` ends within the longest duration: the busy query's
         # range covers every event type's slot.
-        **busy_params(start, start + timedelta(minutes=1)),
+        **busy_params(start, upper),
+        **count_params(start, upper),
+        "now": now,
         "event_type_id": event_type_id,
         "idempotency_key": idempotency_key,
+        # NULL matches nothing: nobody's holds are theirs.
+        "holder_token": holder.token_hash or None,
+        "holder_session": holder.session_key or None,
     }
     if settings:
         sql = f"{settings};\n{sql}"
@@ -144,6 +191,31 @@ def read_locked(
         Interval(_instant(s) - minute * before, _instant(e) + minute * after)
         for s, e, before, after in values["busy"] or ()
     ]
+    holds = [
+        LiveHold(
+            id=id_,
+            event_type_id=type_id,
+            start=_instant(s),
+            end=_instant(e),
+            blocks=Interval(_instant(s) - minute * before, _instant(e) + minute * after),
+            expires_at=_instant(x),
+            token_hash=token,
+            session_key=session_key,
+        )
+        for id_, type_id, s, e, before, after, x, token, session_key in values["holds"] or ()
+    ]
+    # Plain objects, not the session's: the rows are deleted with the booking.
+    own_holds = [
+        Hold(
+            id=id_,
+            expert_id=expert.id,
+            event_type_id=type_id,
+            start_at=_instant(s),
+            end_at=_instant(e),
+            expires_at=_instant(x),
+        )
+        for id_, type_id, s, e, x in values["own_holds"] or ()
+    ]
     earlier = values["earlier"]
     known = {
         "webhook_endpoints": [(i, events) for i, events in values["endpoints"] or ()],
@@ -157,6 +229,9 @@ def read_locked(
         earlier=tuple(earlier) if earlier is not None else None,
         known=known,
         booking_id=values["booking_id"],
+        holds=holds,
+        own_holds=own_holds,
+        counted=[_instant(s) for s in values["counted"] or ()],
     )
 
 
@@ -208,7 +283,7 @@ def adopt(cls, values: dict[str, Any], prefix: str = ""):
     return obj
 
 
-_WRITES: dict[tuple[bool, int], str] = {}
+_WRITES: dict[tuple[bool, int, bool], str] = {}
 
 
 def _written(table: sa.Table) -> list[sa.Column]:
@@ -223,17 +298,19 @@ def _insert_sql(table: sa.Table, tags: list[str]) -> str:
     return f'INSERT INTO "{table.name}" ({names}) VALUES {rows}'
 
 
-def _write_sql(with_key: bool, messages: int) -> str:
-    sql = _WRITES.get((with_key, messages))
+def _write_sql(with_key: bool, messages: int, with_holds: bool = False) -> str:
+    sql = _WRITES.get((with_key, messages, with_holds))
     if sql is None:
         parts = [_insert_sql(Booking.__table__, ["b"])]
         if with_key:
             parts.append(_insert_sql(IdempotencyKey.__table__, ["k"]))
+        if with_holds:
+            parts.append('DELETE FROM "slot_hold" WHERE id = ANY(%(released_holds)s)')
         if messages:
             tags = [f"m{i}" for i in range(messages)]
             parts.append(_insert_sql(OutboxMessage.__table__, tags))
             parts.append(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')")
-        sql = _WRITES[(with_key, messages)] = ";\n".join(parts)
+        sql = _WRITES[(with_key, messages, with_holds)] = ";\n".join(parts)
     return sql
 
 
@@ -246,14 +323,19 @@ def _bind(table: sa.Table, tag: str, values: dict[str, Any], params: dict[str, A
 
 
 def write_booking(
-    booking: dict[str, Any], key: dict[str, Any] | None, messages: list[dict[str, Any]]
+    booking: dict[str, Any],
+    key: dict[str, Any] | None,
+    messages: list[dict[str, Any]],
+    released_holds: list[str] = (),
 ) -> None:
     """INSERT the booking (its column values, id included), its idempotency key (None: no
-    key), its outbox messages, and NOTIFY the workers: one round trip."""
-    params: dict[str, Any] = {}
+    key), its outbox messages, DELETE the holds of `released_holds` (ids), and NOTIFY the
+    workers: one round trip."""
+    params: dict[str, Any] = {"released_holds": list(released_holds)}
     _bind(Booking.__table__, "b", booking, params)
     if key is not None:
         _bind(IdempotencyKey.__table__, "k", key, params)
     for i, message in enumerate(messages):
         _bind(OutboxMessage.__table__, f"m{i}", message, params)
-    db.session.connection().exec_driver_sql(_write_sql(key is not None, len(messages)), params)
+    sql = _write_sql(key is not None, len(messages), bool(released_holds))
+    db.session.connection().exec_driver_sql(sql, params)

@@ -1,18 +1,27 @@
 """The slot engine fed from the database: one query for what keeps the expert busy in a
-range, their bookings and the busy times read from their own calendars."""
+range (their bookings, confirmed or pending, and the busy times read from their own
+calendars), live holds weighed beside it, and the bookings a limit per day or week counts."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
 from .calendars.models import BusyTime
 from .extensions import db
-from .models import MAX_BUFFER_MINUTES, MAX_DAYS_AHEAD, MAX_DURATION_MINUTES, Booking, EventType
+from .models import (
+    MAX_BUFFER_MINUTES,
+    MAX_DAYS_AHEAD,
+    MAX_DURATION_MINUTES,
+    Booking,
+    EventType,
+    Hold,
+)
 from .schedule_cache import cached_hours
-from .scheduling import Interval, SlotRules, day_window, is_offered, offered_slots
+from .scheduling import Interval, SlotRules, day_window, is_offered, offered_slots, within_limits
+from .scheduling.limits import COUNT_MARGIN
 
 # How far a booking can block a slot across the gap between them: its own buffer and the
 # slot's add up (a booking's buffer after, then the slot's buffer before, or the reverse).
@@ -42,18 +51,54 @@ def rules_of(event_type: EventType) -> SlotRules:
     )
 
 
-def _busy_query(*, except_booking: bool):
+@dataclass(frozen=True)
+class LiveHold:
+    """A live hold as the slot engine weighs it (holds.Holder.owns reads its token_hash and
+    session_key)."""
+
+    id: str
+    event_type_id: int
+    start: datetime
+    end: datetime
+    # Its time widened by its own event type's buffers, as a booking's busy interval.
+    blocks: Interval
+    expires_at: datetime
+    token_hash: str
+    session_key: str
+
+
+def slot_span(event_type: EventType, start: datetime) -> Interval:
+    """A slot of `event_type` at `start` widened by the type's buffers: what must be free."""
+    end = start + timedelta(minutes=event_type.duration_minutes)
+    return Interval(
+        start - timedelta(minutes=event_type.buffer_before_minutes),
+        end + timedelta(minutes=event_type.buffer_after_minutes),
+    )
+
+
+def holds_blocking(holds: list[LiveHold], event_type: EventType, start: datetime) -> list[LiveHold]:
+    """Those of `holds` that keep `start` of `event_type` from being booked (their widened
+    time overlaps the slot's widened time)."""
+    span = slot_span(event_type, start)
+    return [hold for hold in holds if hold.blocks.overlaps(span)]
+
+
+def _busy_query(*, except_booking: bool, with_holds: bool = False):
+    """The union of what blocks time; `with_holds` adds the live holds (parameter `now`) and
+    a fifth column, the expiry of a hold's row (NULL for the others)."""
+    expiry = [sa.null().cast(Hold.expires_at.type)] if with_holds else []
     bookings = (
         sa.select(
             Booking.start_at,
             Booking.end_at,
             EventType.buffer_before_minutes,
             EventType.buffer_after_minutes,
+            *expiry,
         )
         .join(EventType, Booking.event_type_id == EventType.id)
         .where(
             Booking.expert_id == sa.bindparam("expert_id"),
-            Booking.status == Booking.CONFIRMED,
+            Booking.status.in_(Booking.BLOCKING),
             Booking.start_at < sa.bindparam("starts_before"),
             Booking.start_at > sa.bindparam("starts_after"),
             Booking.end_at > sa.bindparam("ends_after"),
@@ -63,23 +108,131 @@ def _busy_query(*, except_booking: bool):
         bookings = bookings.where(Booking.id != sa.bindparam("except_booking_id"))
     # A calendar's busy time blocks like a booking without buffers of its own; its pieces
     # last at most LONGEST too (calendars.models.BusyTime), so the same bounds hold.
-    calendars = sa.select(BusyTime.start_at, BusyTime.end_at, sa.literal(0), sa.literal(0)).where(
+    calendars = sa.select(
+        BusyTime.start_at, BusyTime.end_at, sa.literal(0), sa.literal(0), *expiry
+    ).where(
         BusyTime.expert_id == sa.bindparam("expert_id"),
         BusyTime.start_at < sa.bindparam("starts_before"),
         BusyTime.start_at > sa.bindparam("starts_after"),
         BusyTime.end_at > sa.bindparam("ends_after"),
     )
-    return sa.union_all(bookings, calendars)
+    if not with_holds:
+        return sa.union_all(bookings, calendars)
+    held = _held_query(
+        Hold.start_at, Hold.end_at, EventType.buffer_before_minutes,
+        EventType.buffer_after_minutes, Hold.expires_at,
+    )  # fmt: skip
+    return sa.union_all(bookings, calendars, held)
+
+
+def _held_query(*columns):
+    """Live holds (expires_at > `now`) of the expert around the range, with their type's
+    buffers; the same bounds as bookings (a hold lasts its type's duration)."""
+    return (
+        sa.select(*columns)
+        .join(EventType, Hold.event_type_id == EventType.id)
+        .where(
+            Hold.expert_id == sa.bindparam("expert_id"),
+            Hold.expires_at > sa.bindparam("now"),
+            Hold.start_at < sa.bindparam("starts_before"),
+            Hold.start_at > sa.bindparam("starts_after"),
+            Hold.end_at > sa.bindparam("ends_after"),
+        )
+    )
 
 
 # Built once: on a booking's path, building a query costs more CPU than running it.
 _BUSY = _busy_query(except_booking=False)
 _BUSY_EXCEPT = _busy_query(except_booking=True)
+_BUSY_HELD = _busy_query(except_booking=False, with_holds=True)
+_BUSY_HELD_EXCEPT = _busy_query(except_booking=True, with_holds=True)
+_HELD = _held_query(
+    Hold.id, Hold.event_type_id, Hold.start_at, Hold.end_at, EventType.buffer_before_minutes,
+    EventType.buffer_after_minutes, Hold.expires_at, Hold.token_hash, Hold.session_key,
+)  # fmt: skip
+
+
+def _counted_query(*, except_booking: bool):
+    query = sa.select(Booking.start_at).where(
+        Booking.event_type_id == sa.bindparam("event_type_id"),
+        Booking.status.in_(Booking.BLOCKING),
+        Booking.start_at > sa.bindparam("count_after"),
+        Booking.start_at < sa.bindparam("count_before"),
+    )
+    if except_booking:
+        query = query.where(Booking.id != sa.bindparam("except_booking_id"))
+    return query
+
+
+_COUNTED = _counted_query(except_booking=False)
+_COUNTED_EXCEPT = _counted_query(except_booking=True)
 
 
 def busy_query():
-    """The busy query of busy_intervals (parameters: `expert_id` and busy_params')."""
+    """The busy query of busy_intervals (parameters: `expert_id` and busy_params'): no holds."""
     return _BUSY
+
+
+def held_query():
+    """The query of live_holds (parameters: `expert_id`, `now` and busy_params')."""
+    return _HELD
+
+
+def counted_query():
+    """The query of counted_starts (parameters: `event_type_id` and count_params')."""
+    return _COUNTED
+
+
+def count_params(lower: datetime, upper: datetime) -> dict[str, datetime]:
+    """The counted query's range parameters for slots starting in [lower, upper)."""
+    return {"count_after": lower - COUNT_MARGIN, "count_before": upper + COUNT_MARGIN}
+
+
+def has_limits(event_type: EventType) -> bool:
+    return event_type.max_per_day is not None or event_type.max_per_week is not None
+
+
+def counted_starts(
+    event_type_id: int, lower: datetime, upper: datetime, *, except_booking_id: int | None = None
+) -> list[datetime]:
+    """The starts of the event type's bookings (confirmed or pending) that share an
+    expert-local day or week with a start in [lower, upper) (and a few more): what its
+    limits count. `except_booking_id` leaves the booking being moved out."""
+    params = {"event_type_id": event_type_id, **count_params(lower, upper)}
+    query = _COUNTED
+    if except_booking_id is not None:
+        query = _COUNTED_EXCEPT
+        params["except_booking_id"] = except_booking_id
+    return list(db.session.scalars(query, params))
+
+
+def live_holds(expert_id: int, lower: datetime, upper: datetime, now: datetime) -> list[LiveHold]:
+    """The expert's holds live at `now` that can block a slot starting in [lower, upper)."""
+    params = {"expert_id": expert_id, "now": now, **busy_params(lower, upper)}
+    minute = timedelta(minutes=1)
+    return [
+        LiveHold(
+            id=id_,
+            event_type_id=event_type_id,
+            start=start,
+            end=end,
+            blocks=Interval(start - minute * before, end + minute * after),
+            expires_at=expires_at,
+            token_hash=token_hash,
+            session_key=session_key,
+        )  # fmt: skip
+        for (
+            id_,
+            event_type_id,
+            start,
+            end,
+            before,
+            after,
+            expires_at,
+            token_hash,
+            session_key,
+        ) in db.session.execute(_HELD, params)
+    ]
 
 
 def busy_params(lower: datetime, upper: datetime) -> dict[str, datetime]:
@@ -95,9 +248,9 @@ def busy_params(lower: datetime, upper: datetime) -> dict[str, datetime]:
 def busy_intervals(
     expert_id: int, lower: datetime, upper: datetime, *, except_booking_id: int | None = None
 ) -> list[Interval]:
-    """What can block a slot starting in [lower, upper): the expert's confirmed bookings,
-    each widened by its own type's buffers, and their calendars' busy times; one query,
-    whatever the range.
+    """What can block a slot starting in [lower, upper), holds left out (live_holds weighs
+    them by holder): the expert's confirmed and pending bookings, each widened by its own
+    type's buffers, and their calendars' busy times; one query, whatever the range.
     `except_booking_id` leaves one booking out (the one being moved, which must not block
     its own new time)."""
     params = {"expert_id": expert_id, **busy_params(lower, upper)}
@@ -116,6 +269,107 @@ def busy_intervals(
     ]
 
 
+def _busy_and_held(
+    expert_id: int,
+    lower: datetime,
+    upper: datetime,
+    now: datetime,
+    except_booking_id: int | None,
+) -> tuple[list[Interval], list[tuple[Interval, datetime]]]:
+    """busy_intervals, and the live holds' widened times with their expiries: one query."""
+    params = {"expert_id": expert_id, "now": now, **busy_params(lower, upper)}
+    query = _BUSY_HELD
+    if except_booking_id is not None:
+        query = _BUSY_HELD_EXCEPT
+        params["except_booking_id"] = except_booking_id
+    minutes = timedelta(minutes=1)
+    busy: list[Interval] = []
+    held: list[tuple[Interval, datetime]] = []
+    for start, end, before, after, expires_at in db.session.connection().execute(query, params):
+        interval = Interval(
+            start - minutes * before if before else start, end + minutes * after if after else end
+        )
+        if expires_at is None:
+            busy.append(interval)
+        else:
+            held.append((interval, expires_at))
+    return busy, held
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What an event type offers on some days, and what live holds keep from being offered."""
+
+    # The offered slots (nothing booked, held or over a limit blocks them).
+    slots: list[Interval]
+    # The slots that would be offered but for somebody's live hold ("someone is booking").
+    held: list[Interval]
+    # When the first of those holds expires (the answer may change then), None without holds.
+    changes_at: datetime | None
+
+
+def offer(
+    event_type: EventType,
+    *,
+    day_from: date,
+    day_to: date,
+    viewer_tz: str,
+    now: datetime,
+    except_booking_id: int | None = None,
+    extra_days_ahead: int = 0,
+) -> Offer:
+    """The slots of `event_type` on the viewer's days day_from..day_to: offered, and held.
+
+    Booked and busy times block, and live holds (of anybody: a list is the same for every
+    viewer) block like a booking of their own event type; expert-local days that reached
+    `max_per_day`, and weeks that reached `max_per_week`, offer nothing.
+    `extra_days_ahead` widens the booking horizon (for a cached answer that is trimmed to
+    the exact horizon each time it is served).
+
+    Raises:
+        UnknownTimeZone: `viewer_tz` is not an IANA zone.
+    """
+    nothing = Offer([], [], None)
+    try:
+        window = day_window(day_from, day_to, viewer_tz)
+    except (OverflowError, ValueError):  # the calendar's ends (or to < from): nothing offered
+        return nothing
+    horizon = timedelta(days=event_type.max_days_ahead + extra_days_ahead)
+    if window.end <= now or window.start >= now + horizon:
+        # Nothing can be offered; and near the calendar's ends the busy query's margins
+        # would overflow datetime.
+        return nothing
+    busy, held = _busy_and_held(
+        event_type.expert_id, window.start, window.end, now, except_booking_id
+    )
+    rules = rules_of(event_type)
+    if extra_days_ahead:
+        rules = replace(rules, max_days_ahead=rules.max_days_ahead + extra_days_ahead)
+    hours = cached_hours(event_type.expert)
+    slots = offered_slots(
+        hours, rules, busy, now=now, day_from=day_from, day_to=day_to, viewer_tz=viewer_tz
+    )
+    if has_limits(event_type):
+        starts = counted_starts(
+            event_type.id, window.start, window.end, except_booking_id=except_booking_id
+        )
+        slots = within_limits(
+            slots, starts, hours.timezone, event_type.max_per_day, event_type.max_per_week
+        )
+    if not held:
+        return Offer(slots, [], None)
+    # Holds only take grid points away (offered_slots steps the same grid around any busy
+    # span), so splitting the list by them is what offering with them as busy would give.
+    before = timedelta(minutes=event_type.buffer_before_minutes)
+    after = timedelta(minutes=event_type.buffer_after_minutes)
+    offered: list[Interval] = []
+    kept: list[Interval] = []
+    for slot in slots:
+        span = Interval(slot.start - before, slot.end + after)
+        (kept if any(h.overlaps(span) for h, _ in held) else offered).append(slot)
+    return Offer(offered, kept, min(expires_at for _, expires_at in held))
+
+
 def slots_for(
     event_type: EventType,
     *,
@@ -126,38 +380,20 @@ def slots_for(
     except_booking_id: int | None = None,
     extra_days_ahead: int = 0,
 ) -> list[Interval]:
-    """The offered slots of `event_type` on the viewer's days day_from..day_to.
-
-    `extra_days_ahead` widens the booking horizon (for a cached answer that is trimmed to
-    the exact horizon each time it is served).
+    """The offered slots of `event_type` on the viewer's days day_from..day_to (offer's).
 
     Raises:
         UnknownTimeZone: `viewer_tz` is not an IANA zone.
     """
-    try:
-        window = day_window(day_from, day_to, viewer_tz)
-    except (OverflowError, ValueError):  # the calendar's ends (or to < from): nothing offered
-        return []
-    horizon = timedelta(days=event_type.max_days_ahead + extra_days_ahead)
-    if window.end <= now or window.start >= now + horizon:
-        # Nothing can be offered; and near the calendar's ends the busy query's margins
-        # would overflow datetime.
-        return []
-    busy = busy_intervals(
-        event_type.expert_id, window.start, window.end, except_booking_id=except_booking_id
-    )
-    rules = rules_of(event_type)
-    if extra_days_ahead:
-        rules = replace(rules, max_days_ahead=rules.max_days_ahead + extra_days_ahead)
-    return offered_slots(
-        cached_hours(event_type.expert),
-        rules,
-        busy,
-        now=now,
+    return offer(
+        event_type,
         day_from=day_from,
         day_to=day_to,
         viewer_tz=viewer_tz,
-    )
+        now=now,
+        except_booking_id=except_booking_id,
+        extra_days_ahead=extra_days_ahead,
+    ).slots
 
 
 def is_bookable(
@@ -168,7 +404,8 @@ def is_bookable(
     except_booking_id: int | None = None,
     busy: list[Interval] | None = None,
 ) -> bool:
-    """True when `start` is an offered slot of `event_type` right now. `busy`: what keeps
+    """True when `start` is an offered slot of `event_type` right now, holds and limits
+    left out (the booking weighs them after, to say which refused it). `busy`: what keeps
     the expert busy around `start`, when the caller has read it already (at least what
     busy_intervals would give)."""
     rules = rules_of(event_type)
