@@ -25,10 +25,10 @@ from sqlalchemy.orm import aliased
 
 from .extensions import db
 from .models import Booking, User
+from .outbox.claims import waiting_behind_older
 from .outbox.models import OutboxMessage
 from .outbox.problems import problems
 from .outbox.retention import RETENTION
-from .outbox.worker import waiting_behind_older
 
 # Statuses whose time is blocked ("pending": awaiting the expert's confirmation).
 HOLDING_TIME = (Booking.CONFIRMED, "pending")

@@ -235,7 +235,7 @@ def test_a_chunk_begins_no_mail_in_the_last_third_of_its_claim(app, make_booking
     import sqlalchemy as sa
 
     from expertbook.outbox import OutboxMessage
-    from expertbook.outbox.worker import Policy
+    from expertbook.outbox.recording import Policy
 
     for n in range(3):
         make_booking(day_ahead(2 + n, 10))

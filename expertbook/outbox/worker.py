@@ -1,16 +1,6 @@
-"""The delivery worker: claims due outbox rows, delivers them outside any transaction, and
-records what happened (sent, a retry with a growing pause, or failed).
-
-A pass claims a batch: due pending rows whose claim (if any) ran out, oldest first, with
-`FOR UPDATE SKIP LOCKED` on PostgreSQL (so several workers share the work without taking the
-same row) and inside the serialized write transaction on SQLite (one writer at a time, as
-bookings). Each claimed row gets a lease (`claimed_until`); a worker killed mid-delivery
-leaves rows that any worker takes again once the lease ends: delivery is at least once, and
-every message carries a stable id so a receiver can drop a duplicate.
-
-Messages of one booking and kind (and webhook endpoint) never overtake each other: a row
-waits while a pending row of the same booking, kind and endpoint written by an earlier
-change exists (reminders, each due at its own time, are exempt).
+"""The delivery worker: claims due outbox rows (claims.py), delivers them outside any
+transaction, and records what happened (recording.py). Delivery is at least once, and every
+message carries a stable id so a receiver can drop a duplicate.
 
 `Worker.run` loops: a pass, then a wait until the next due row, a wake-up from this process
 (a commit that enqueued rows) or, on PostgreSQL, a NOTIFY from any process, or the slow
@@ -22,43 +12,29 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import random
 import select
 import signal
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-import sqlalchemy as sa
 from flask import Flask
-from sqlalchemy.orm import aliased
 
-from ..database import booking_transaction, is_sqlite
+from ..database import is_sqlite
 from ..extensions import db
-from ..models import UTCDateTime, utcnow
+from ..models import utcnow
 from . import queue, retention
+from .claims import claim, next_due
 from .models import OutboxMessage
-from .queue import (
-    BATCH_HANDLERS,
-    HANDLERS,
-    NOTIFY_CHANNEL,
-    DeliveryError,
-    LeaseRunningOut,
-    Outcome,
-    without_manage_url,
-)
+from .queue import BATCH_HANDLERS, HANDLERS, NOTIFY_CHANNEL, DeliveryError, LeaseRunningOut, Outcome
+from .recording import Policy, record_many
 
 log = logging.getLogger("expertbook.outbox")
 
-# Kinds whose messages of one booking are delivered in the order they were written.
-ORDERED_KINDS = (OutboxMessage.MAIL, OutboxMessage.WEBHOOK, OutboxMessage.WRITEBACK)
 # The part of a claim's lease in which a chunk begins no new message, kept for the one in
 # flight (a mail whose connection is opened again takes several SMTP steps of up to 10 s):
 # what is not begun by then is released, before another worker can reclaim and resend it.
 LEASE_KEPT_FOR_THE_LAST = 1 / 3
-# Jitter: each pause is its nominal length times a factor in [1, 1 + JITTER].
-JITTER = 0.2
 
 Clock = Callable[[], datetime]
 
@@ -67,132 +43,6 @@ def load_handlers() -> None:
     """Import the modules that register a handler for each kind."""
     from .. import mail, reminders, webhooks  # noqa: F401
     from ..calendars import writeback  # noqa: F401
-
-
-@dataclass(frozen=True)
-class Policy:
-    """How the worker paces itself (from the OUTBOX_* settings)."""
-
-    batch: int = 32
-    parallel: int = 8
-    lease: timedelta = timedelta(minutes=5)
-    first_pause: timedelta = timedelta(seconds=10)
-    longest_pause: timedelta = timedelta(hours=1)
-    give_up_after: timedelta = timedelta(hours=24)
-    poll: timedelta = timedelta(seconds=30)
-
-    @classmethod
-    def from_config(cls, config) -> Policy:
-        return cls(
-            batch=int(config["OUTBOX_BATCH"]),
-            parallel=int(config["OUTBOX_PARALLEL"]),
-            lease=timedelta(seconds=float(config["OUTBOX_LEASE_SECONDS"])),
-            first_pause=timedelta(seconds=float(config["OUTBOX_RETRY_FIRST_SECONDS"])),
-            longest_pause=timedelta(seconds=float(config["OUTBOX_RETRY_LONGEST_SECONDS"])),
-            give_up_after=timedelta(hours=float(config["OUTBOX_RETRY_WINDOW_HOURS"])),
-            poll=timedelta(seconds=float(config["OUTBOX_POLL_SECONDS"])),
-        )
-
-    def pause(self, attempts: int) -> timedelta:
-        """The nominal pause after the `attempts`-th failed attempt: doubling, capped."""
-        factor = 2 ** min(max(attempts - 1, 0), 30)
-        return min(self.first_pause * factor, self.longest_pause)
-
-    def retried_long_enough(self, attempts: int) -> bool:
-        """Whether the pauses waited between the first attempt and the `attempts`-th span
-        the retry window. The jitter only lengthens pauses, so a message is retried for at
-        least the whole window (the contract's "at least 24 hours"), counted from its first
-        attempt: a reminder written days before it was due still gets all of it."""
-        span = sum((self.pause(n) for n in range(1, attempts)), timedelta())
-        return span >= self.give_up_after
-
-
-def retry_at(now: datetime, attempts: int, policy: Policy, rng: Callable[[], float]) -> datetime:
-    """When to try again after the `attempts`-th failure: the pause, with jitter, so that
-    messages failing together (a mail server down) do not all come back at once. It only
-    lengthens the pause (up to JITTER), so the retry window is never cut short."""
-    return now + policy.pause(attempts) * (1 + JITTER * rng())
-
-
-# --- Claiming -----------------------------------------------------------------------------------
-
-
-def waiting_behind_older(message=OutboxMessage):
-    """Whether `message` (the OutboxMessage entity, or an alias of it) waits behind an
-    older pending row of its booking, kind and endpoint: the one rule that keeps a
-    booking's mails, webhooks and write-backs in order (reminders never wait)."""
-    older = aliased(OutboxMessage)
-    behind = (
-        sa.select(older.id)
-        .where(
-            older.booking_id == message.booking_id,
-            older.kind == message.kind,
-            older.status == OutboxMessage.PENDING,
-            # Written by an earlier change: the rows of one change (one per recipient or
-            # endpoint) share their created_at and go out side by side.
-            older.created_at < message.created_at,
-            sa.or_(
-                older.endpoint_id == message.endpoint_id,
-                sa.and_(older.endpoint_id.is_(None), message.endpoint_id.is_(None)),
-            ),
-        )
-        .exists()
-    )
-    return sa.and_(message.kind.in_(ORDERED_KINDS), behind)
-
-
-def _waiting_conditions(now: datetime) -> list:
-    """Pending rows no live claim holds, not waiting behind an older row of their booking."""
-    message = OutboxMessage
-    return [
-        message.status == OutboxMessage.PENDING,
-        sa.or_(message.claimed_until.is_(None), message.claimed_until <= now),
-        sa.not_(waiting_behind_older(message)),
-    ]
-
-
-def claim(
-    now: datetime, *, limit: int, lease: timedelta, uids: list[str] | None = None
-) -> list[OutboxMessage]:
-    """Claim up to `limit` due rows (only those with `uids`, when given) until now + lease,
-    and commit; return them detached, oldest first."""
-    query = (
-        sa.select(OutboxMessage)
-        .where(*_waiting_conditions(now), OutboxMessage.due_at <= now)
-        .order_by(OutboxMessage.due_at, OutboxMessage.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=OutboxMessage)
-        .execution_options(populate_existing=True)
-    )
-    if uids is not None:
-        query = query.where(OutboxMessage.uid.in_(uids))
-    with booking_transaction():
-        messages = list(db.session.scalars(query))
-        if messages:
-            db.session.execute(
-                sa.update(OutboxMessage)
-                .where(OutboxMessage.id.in_([m.id for m in messages]))
-                .values(claimed_until=now + lease)
-                .execution_options(synchronize_session=False)
-            )
-    for message in messages:
-        db.session.expunge(message)
-    return messages
-
-
-def next_due(now: datetime) -> datetime | None:
-    """When the earliest waiting row becomes deliverable (due, and its claim run out)."""
-    message = OutboxMessage
-    ready_at = sa.case(
-        (message.claimed_until > message.due_at, message.claimed_until), else_=message.due_at
-    )
-    conditions = _waiting_conditions(now)
-    # Rows another worker holds become claimable when their lease ends.
-    conditions[1] = sa.true()
-    earliest = sa.type_coerce(sa.func.min(ready_at), UTCDateTime())
-    value = db.session.scalar(sa.select(earliest).where(*conditions))
-    db.session.commit()
-    return value
 
 
 # --- Delivering and recording --------------------------------------------------------------------
@@ -244,117 +94,6 @@ def deliver_many(messages: Sequence[OutboxMessage]) -> list[Outcome]:
         return [DeliveryError(f"Unexpected error: {type(error).__name__}.")] * len(messages)
     finally:
         db.session.rollback()  # whatever the handler left open is closed before we record
-
-
-def record(
-    message: OutboxMessage,
-    outcome: Outcome,
-    now: datetime,
-    policy: Policy,
-    rng: Callable[[], float] = random.random,
-) -> str:
-    """Store the outcome of one delivery; returns the row's new status (see record_many)."""
-    return record_many([message], [outcome], now, policy, rng)[0]
-
-
-def record_many(
-    messages: Sequence[OutboxMessage],
-    outcomes: Sequence[Outcome],
-    now: datetime,
-    policy: Policy,
-    rng: Callable[[], float] = random.random,
-) -> list[str]:
-    """Store the outcomes of deliveries, in one transaction; returns the rows' new statuses.
-
-    Sent: delivered_at and the receiver's code. A failure: attempts + 1, the error in
-    words, and due again after a growing pause; `failed` when the error is permanent or the
-    row has been retried for the whole window. A row no longer pending (a reminder
-    cancelled meanwhile) is left as it is. A row done with (sent or failed) loses the
-    guest's manage link its payload carried: it was only kept to be sent. A row not tried
-    because its claim was running out (LeaseRunningOut) is released as it was."""
-    statuses: list[str] = []
-    sent: dict[int | None, list[int]] = {}  # status code -> ids
-    failures: list[tuple[int, dict]] = []
-    released: list[int] = []
-    for message, outcome in zip(messages, outcomes, strict=True):
-        if isinstance(outcome, LeaseRunningOut):
-            statuses.append(OutboxMessage.PENDING)
-            released.append(message.id)
-            continue
-        if not isinstance(outcome, DeliveryError):
-            statuses.append(OutboxMessage.SENT)
-            sent.setdefault(outcome, []).append(message.id)
-            continue
-        attempts = message.attempts + 1
-        window_over = now - message.created_at >= policy.give_up_after and (
-            policy.retried_long_enough(attempts)
-        )
-        status = OutboxMessage.FAILED if outcome.permanent or window_over else OutboxMessage.PENDING
-        statuses.append(status)
-        failures.append(
-            (
-                message.id,
-                dict(
-                    attempts=attempts,
-                    claimed_until=None,
-                    status=status,
-                    last_error=outcome.message,
-                    status_code=outcome.status_code,
-                    due_at=retry_at(now, attempts, policy, rng),
-                ),
-            )
-        )
-        level = logging.ERROR if status == OutboxMessage.FAILED else logging.WARNING
-        log.log(
-            level,
-            "%s message %s: attempt %d failed%s: %s",
-            message.kind,
-            message.uid,
-            attempts,
-            ", given up" if status == OutboxMessage.FAILED else "",
-            outcome.message,
-        )
-    done = [
-        message
-        for message, status in zip(messages, statuses, strict=True)
-        if status != OutboxMessage.PENDING and "manage_url" in (message.payload or {})
-    ]
-    table, pending = OutboxMessage.__table__, OutboxMessage.PENDING
-    with booking_transaction():
-        for code, ids in sent.items():
-            db.session.execute(
-                sa.update(table)
-                .where(table.c.id.in_(ids), table.c.status == pending)
-                .values(
-                    status=OutboxMessage.SENT,
-                    delivered_at=now,
-                    status_code=code,
-                    last_error="",
-                    attempts=table.c.attempts + 1,
-                    claimed_until=None,
-                )
-            )
-        for message_id, values in failures:
-            db.session.execute(
-                sa.update(table)
-                .where(table.c.id == message_id, table.c.status == pending)
-                .values(**values)
-            )
-        if released:
-            db.session.execute(
-                sa.update(table)
-                .where(table.c.id.in_(released), table.c.status == pending)
-                .values(claimed_until=None)
-            )
-        for message in done:
-            db.session.execute(
-                sa.update(table)
-                .where(table.c.id == message.id, table.c.status != pending)
-                .values(payload=without_manage_url(message.payload))
-            )
-    if released:
-        log.info("%d messages released untried: their claim was running out", len(released))
-    return statuses
 
 
 def deliver_and_record(message: OutboxMessage, policy: Policy, clock: Clock) -> str:

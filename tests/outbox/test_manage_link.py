@@ -11,7 +11,8 @@ from expertbook.booking import cancel_booking, reschedule_booking
 from expertbook.extensions import db
 from expertbook.models import Booking, utcnow
 from expertbook.outbox import DeliveryError, OutboxMessage
-from expertbook.outbox.worker import Policy, claim, record_many
+from expertbook.outbox.claims import claim
+from expertbook.outbox.recording import Policy, record_many
 from tests.booking_fixtures import day_ahead
 from tests.mail_inbox import text_of
 

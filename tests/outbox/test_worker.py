@@ -11,7 +11,9 @@ import sqlalchemy as sa
 
 from expertbook.extensions import db
 from expertbook.outbox import OutboxMessage
-from expertbook.outbox.worker import JITTER, Policy, claim, next_due, record, retry_at, run_pass
+from expertbook.outbox.claims import claim, next_due
+from expertbook.outbox.recording import JITTER, Policy, record, retry_at
+from expertbook.outbox.worker import run_pass
 
 from .conftest import PROBE, failure
 
@@ -165,10 +167,10 @@ def test_messages_of_one_booking_do_not_overtake_each_other(
     clock.advance(seconds=1)
     second = add_messages(1, kind=PROBE, event="cancelled", **fields)
     other = add_messages(1, kind=PROBE, event="booked")  # no booking: not held back
-    from expertbook.outbox import worker
+    from expertbook.outbox import claims
 
-    ordered = (*worker.ORDERED_KINDS, PROBE)
-    original, worker.ORDERED_KINDS = worker.ORDERED_KINDS, ordered
+    ordered = (*claims.ORDERED_KINDS, PROBE)
+    original, claims.ORDERED_KINDS = claims.ORDERED_KINDS, ordered
     try:
         probe.fail_with = [failure("down"), None, None]
         run_pass(any_app, clock=clock, policy=POLICY)
@@ -180,7 +182,7 @@ def test_messages_of_one_booking_do_not_overtake_each_other(
         run_pass(any_app, clock=clock, policy=POLICY)
         assert probe.delivered[-1] == second[0]
     finally:
-        worker.ORDERED_KINDS = original
+        claims.ORDERED_KINDS = original
 
 
 def probe_failed(uids: list[str], probe) -> str:

@@ -16,7 +16,8 @@ from expertbook.booking import cancel_booking, reschedule_booking
 from expertbook.extensions import db
 from expertbook.models import Booking, utcnow
 from expertbook.outbox import DeliveryError, OutboxMessage
-from expertbook.outbox.worker import Policy, run_pass
+from expertbook.outbox.recording import Policy
+from expertbook.outbox.worker import run_pass
 from expertbook.reminders import deliver_reminder, reminder_mail, starts_when
 from tests.e2e.conftest import free_port
 from tests.mail_inbox import text_of

@@ -1,0 +1,106 @@
+"""Claiming outbox rows: which pending rows are waiting, which may go now, and the claim
+itself.
+
+A pass claims a batch: due pending rows whose claim (if any) ran out, oldest first, with
+`FOR UPDATE SKIP LOCKED` on PostgreSQL (so several workers share the work without taking the
+same row) and inside the serialized write transaction on SQLite (one writer at a time, as
+bookings). Each claimed row gets a lease (`claimed_until`); a worker killed mid-delivery
+leaves rows that any worker takes again once the lease ends.
+
+Messages of one booking and kind (and webhook endpoint) never overtake each other: a row
+waits while a pending row of the same booking, kind and endpoint written by an earlier
+change exists (reminders, each due at its own time, are exempt).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import aliased
+
+from ..database import booking_transaction
+from ..extensions import db
+from ..models import UTCDateTime
+from .models import OutboxMessage
+
+# Kinds whose messages of one booking are delivered in the order they were written.
+ORDERED_KINDS = (OutboxMessage.MAIL, OutboxMessage.WEBHOOK, OutboxMessage.WRITEBACK)
+
+
+def waiting_behind_older(message=OutboxMessage):
+    """Whether `message` (the OutboxMessage entity, or an alias of it) waits behind an
+    older pending row of its booking, kind and endpoint: the one rule that keeps a
+    booking's mails, webhooks and write-backs in order (reminders never wait)."""
+    older = aliased(OutboxMessage)
+    behind = (
+        sa.select(older.id)
+        .where(
+            older.booking_id == message.booking_id,
+            older.kind == message.kind,
+            older.status == OutboxMessage.PENDING,
+            # Written by an earlier change: the rows of one change (one per recipient or
+            # endpoint) share their created_at and go out side by side.
+            older.created_at < message.created_at,
+            sa.or_(
+                older.endpoint_id == message.endpoint_id,
+                sa.and_(older.endpoint_id.is_(None), message.endpoint_id.is_(None)),
+            ),
+        )
+        .exists()
+    )
+    return sa.and_(message.kind.in_(ORDERED_KINDS), behind)
+
+
+def _waiting_conditions(now: datetime) -> list:
+    """Pending rows no live claim holds, not waiting behind an older row of their booking."""
+    message = OutboxMessage
+    return [
+        message.status == OutboxMessage.PENDING,
+        sa.or_(message.claimed_until.is_(None), message.claimed_until <= now),
+        sa.not_(waiting_behind_older(message)),
+    ]
+
+
+def claim(
+    now: datetime, *, limit: int, lease: timedelta, uids: list[str] | None = None
+) -> list[OutboxMessage]:
+    """Claim up to `limit` due rows (only those with `uids`, when given) until now + lease,
+    and commit; return them detached, oldest first."""
+    query = (
+        sa.select(OutboxMessage)
+        .where(*_waiting_conditions(now), OutboxMessage.due_at <= now)
+        .order_by(OutboxMessage.due_at, OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=OutboxMessage)
+        .execution_options(populate_existing=True)
+    )
+    if uids is not None:
+        query = query.where(OutboxMessage.uid.in_(uids))
+    with booking_transaction():
+        messages = list(db.session.scalars(query))
+        if messages:
+            db.session.execute(
+                sa.update(OutboxMessage)
+                .where(OutboxMessage.id.in_([m.id for m in messages]))
+                .values(claimed_until=now + lease)
+                .execution_options(synchronize_session=False)
+            )
+    for message in messages:
+        db.session.expunge(message)
+    return messages
+
+
+def next_due(now: datetime) -> datetime | None:
+    """When the earliest waiting row becomes deliverable (due, and its claim run out)."""
+    message = OutboxMessage
+    ready_at = sa.case(
+        (message.claimed_until > message.due_at, message.claimed_until), else_=message.due_at
+    )
+    conditions = _waiting_conditions(now)
+    # Rows another worker holds become claimable when their lease ends.
+    conditions[1] = sa.true()
+    earliest = sa.type_coerce(sa.func.min(ready_at), UTCDateTime())
+    value = db.session.scalar(sa.select(earliest).where(*conditions))
+    db.session.commit()
+    return value
