@@ -17,6 +17,14 @@ from .models import Booking
 from .text import multiline
 
 PRODID = "-//ExpertBook//Booking//EN"
+# A booking's status -> its VEVENT's STATUS: a request the expert has not confirmed yet is
+# TENTATIVE; a declined one is as gone as a cancelled one.
+EVENT_STATUS = {
+    Booking.CONFIRMED: "CONFIRMED",
+    Booking.PENDING: "TENTATIVE",
+    Booking.CANCELLED: "CANCELLED",
+    Booking.DECLINED: "CANCELLED",
+}
 
 
 def _address(email: str, name: str, role: str | None = None) -> vCalAddress:
@@ -67,7 +75,7 @@ def booking_event(
         event.add("organizer", _address(expert.email, expert.display_name))
         event.add("attendee", _address(booking.email, booking.name, role="REQ-PARTICIPANT"))
     event.add("sequence", booking.sequence)
-    event.add("status", "CANCELLED" if booking.status == Booking.CANCELLED else "CONFIRMED")
+    event.add("status", EVENT_STATUS.get(booking.status, "CONFIRMED"))
     event.add("created", booking.created_at.replace(microsecond=0))
     event.add("last-modified", booking.updated_at.replace(microsecond=0))
     return event

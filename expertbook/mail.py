@@ -53,13 +53,22 @@ DEV_MAIL_KEPT = 50
 # A text part's lines must stay under SMTP's 998 octets to go as they are (7bit).
 _LONGEST_7BIT_LINE = 900
 
-# kind -> (iCalendar METHOD, subject prefix)
+# kind -> (iCalendar METHOD, or None for a mail without a calendar part; subject prefix)
 KINDS = {
     "booked": ("REQUEST", "Booked"),
     "rescheduled": ("REQUEST", "Rescheduled"),
     "cancelled": ("CANCEL", "Cancelled"),
+    # A request waiting for the expert: nothing goes into a calendar until it is confirmed.
+    "requested": (None, "Request received"),
+    "confirmed": ("REQUEST", "Confirmed"),
+    "declined": (None, "Declined"),
 }
 CLIENT, EXPERT = "client", "expert"
+# Who is told of each kind: both parties, but of a decline only the booker (the expert
+# declined it, or let it lapse; their dashboard says so).
+RECIPIENTS = {"declined": ("client",)}
+# The expert's subject where it is not the booker's.
+EXPERT_PREFIX = {"requested": "Please confirm"}
 
 
 # --- Sending -----------------------------------------------------------------------------------
@@ -302,21 +311,27 @@ def rows_for(
     booking: Booking, change: str, *, now: datetime, manage_url: str | None = None
 ) -> list[dict]:
     """One mail row for each party of `booking` about `change` (booked, rescheduled,
-    cancelled). The guest's row keeps their tokened link until it is sent: it is how a
-    guest finds the booking again, and it cannot be made later (only its hash is stored)."""
+    cancelled, requested, confirmed; a decline only to the booker). The guest's row keeps
+    their tokened link until it is sent: it is how a guest finds the booking again, and it
+    cannot be made later (only its hash is stored)."""
     if change not in KINDS:
         return []
     guest = {"manage_url": manage_url} if manage_url and booking.client_id is None else {}
     common = dict(now=now, event=change, booking_id=booking.id, expert_id=booking.expert_id)
+    roles = RECIPIENTS.get(change, (CLIENT, EXPERT))
     return [
-        message_row(OutboxMessage.MAIL, payload={"role": CLIENT, **guest}, **common),
-        message_row(OutboxMessage.MAIL, payload={"role": EXPERT}, **common),
-    ]
+        message_row(
+            OutboxMessage.MAIL, payload={"role": role, **(guest if role == CLIENT else {})},
+            **common,
+        )
+        for role in roles
+    ]  # fmt: skip
 
 
-def subject_of(booking: Booking, kind: str) -> str:
+def subject_of(booking: Booking, kind: str, role: str = CLIENT) -> str:
     title, expert = booking.event_type.title, booking.expert.display_name
-    return f"{KINDS[kind][1]}: {title} with {expert} and {booking.name}"
+    prefix = EXPERT_PREFIX.get(kind, KINDS[kind][1]) if role == EXPERT else KINDS[kind][1]
+    return f"{prefix}: {title} with {expert} and {booking.name}"
 
 
 def message_id(uid: str) -> str:
@@ -335,10 +350,11 @@ def booking_mail(
     invites: dict | None = None,
 ) -> Message:
     """The mail to one party (`role`: client or expert) about `booking`, with a
-    text/calendar part (METHOD per KINDS). The guest's mail links with `manage_url`; the
-    others link to the booking's page, which they open signed in. `invites`: a dict the
-    caller keeps across the mails of one batch, so both parties' identical invite is built
-    once."""
+    text/calendar part (METHOD per KINDS; none for a request or a decline). The guest's
+    mail links with `manage_url`; the others link to the booking's page, which they open
+    signed in. The expert's mails list the booker's answers, and the expert's request
+    carries one-click confirm and decline links. `invites`: a dict the caller keeps across
+    the mails of one batch, so both parties' identical invite is built once."""
     method, _prefix = KINDS[kind]
     config = current_app.config
     is_expert = role == EXPERT
@@ -351,18 +367,34 @@ def booking_mail(
         link = manage_url  # a guest has no account: only the tokened link opens it
     invites = {} if invites is None else invites
     key = (booking.id, booking.sequence, method, link)
-    if key not in invites:
+    if method is not None and key not in invites:
         invites[key] = calendar_file([booking], config["BASE_URL"], method=method, manage_url=link)
     context = dict(booking=booking, kind=kind, tz=tz, for_expert=is_expert, link=link)
+    if is_expert:
+        context.update(_expert_context(booking, kind))
+    template = "email/request" if kind == "requested" else "email/booking"
     return mime_mail(
-        subject=subject_of(booking, kind),
+        subject=subject_of(booking, kind, role),
         to=to,
         message_id=message_id(uid),
-        text=render_template("email/booking.txt", **context),
-        html=render_template("email/booking.html", **context),
-        calendar=invites[key],
+        text=render_template(f"{template}.txt", **context),
+        html=render_template(f"{template}.html", **context),
+        calendar=invites.get(key),
         method=method,
     )
+
+
+def _expert_context(booking: Booking, kind: str) -> dict:
+    """What only the expert's mail shows: the booker's answers and, for a request still
+    pending, the signed one-click links to confirm or decline it."""
+    from .bookings.decide import decision_url
+    from .questions import labelled_answers
+
+    context = {"answers": labelled_answers(booking.event_type.questions or [], booking.answers)}
+    if kind == "requested" and booking.is_pending and booking.confirm_by is not None:
+        context["confirm_url"] = decision_url(booking, "confirm")
+        context["decline_url"] = decision_url(booking, "decline")
+    return context
 
 
 def bookings_of(messages: Sequence[OutboxMessage]) -> dict[int, Booking]:

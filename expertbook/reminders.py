@@ -3,7 +3,9 @@
 A confirmed booking gets, for each of its event type's `reminder_minutes` m, a "reminder"
 message to the client and one to the expert, due at start - m (those already past when the
 booking is made are left out). A reschedule cancels the pending ones and makes new ones for
-the new time; a cancellation cancels them. The messages are written by `rows_for` in the
+the new time; a cancellation cancels them. A booking waiting for the expert's confirmation
+gets none until it is confirmed (then they are made as for a new booking); a declined one
+none at all. The messages are written by `rows_for` in the
 booking change's own transaction (outbox.events) and delivered by the outbox worker, which
 calls `deliver_reminder` when they are due.
 """
@@ -44,7 +46,8 @@ def rows_for(
     pending_cancelled: bool = False,
 ) -> list[dict[str, Any]]:
     """The reminder messages that follow from `change` ("booked", "rescheduled",
-    "cancelled") of `booking`, inside the change's transaction.
+    "cancelled", "requested", "confirmed", "declined") of `booking`, inside the change's
+    transaction. Only a confirmed booking has reminders.
 
     A new booking costs no query when its event type and expert are loaded; any other
     change first cancels the booking's pending reminders in one UPDATE, since they were
@@ -62,7 +65,7 @@ def rows_for(
     Returns:
         Rows for outbox.enqueue.
     """
-    if change != "booked" and not pending_cancelled:
+    if change not in ("booked", "requested") and not pending_cancelled:
         recovered = cancel_pending(booking.id)  # always: they are for a time no longer
         manage_url = manage_url or recovered
     if not booking.is_confirmed:

@@ -22,3 +22,11 @@ class RescheduleForm(FlaskForm):
         if parsed.tzinfo is None:
             raise ValidationError("Pick a time from the list.")
         field.data = parsed
+
+
+class DeclineForm(FlaskForm):
+    """The expert's decline of a booking request, with a reason the booker is told."""
+
+    reason = TextAreaField(
+        "Reason (optional, sent to the booker)", validators=[Optional(), Length(max=2000)]
+    )

@@ -222,3 +222,7 @@ def _day_param(value: str | None, booking, tz: str) -> date:
     if day is None or day in (date.min, date.max):  # the calendar's ends have no neighbours
         return booking.start_at.astimezone(zone(tz)).date()
     return day
+
+
+# The expert's answers to booking requests register themselves on `bp`.
+from . import decide  # noqa: E402, F401

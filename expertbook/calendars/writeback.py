@@ -6,6 +6,10 @@ match the booking as it is at delivery (so a late retry never undoes a newer cha
 retries with growing pauses while the server is down. The worker delivers one booking's
 write-backs in order. The copy has the booking's UID, so sync.read_remote recognises it and
 it never blocks its own time.
+
+A booking waiting for the expert's confirmation is not written (the request is in the
+expert's mail and dashboard; their calendar gets the session once it is confirmed); a
+declined one is removed like a cancelled one (a removal of a copy never written is harmless).
 """
 
 from __future__ import annotations
@@ -31,7 +35,10 @@ def rows_for(
     booking: Booking, change: str, *, now: datetime, receiving: bool | None = None
 ) -> list[dict]:
     """A write-back row when the booking's expert has a receiving calendar (`receiving`:
-    whether they do, when the caller has read it in its transaction)."""
+    whether they do, when the caller has read it in its transaction); none for a new
+    request, which is not written until it is confirmed."""
+    if change == "requested":
+        return []
     if receiving is None:
         receiving = db.session.execute(RECEIVING, {"expert_id": booking.expert_id}).first()
     if not receiving:
@@ -77,7 +84,8 @@ def deliver_writeback(message: OutboxMessage) -> int | None:
 
 def push(booking_id: int | None) -> None:
     """PUT the booking's current state to the expert's receiving calendar, or DELETE it when
-    cancelled. Raises remote.RemoteError (the caller retries)."""
+    it is not (or not yet) confirmed: cancelled, declined, pending. Raises
+    remote.RemoteError (the caller retries)."""
     booking = db.session.get(Booking, booking_id, populate_existing=True) if booking_id else None
     if booking is None:
         return

@@ -25,7 +25,7 @@ from ..webhooks.endpoints import (
     remove_endpoint,
     send_test,
 )
-from ..webhooks.events import CANCELLED, CREATED, RESCHEDULED
+from ..webhooks.events import CANCELLED, CONFIRMED, CREATED, DECLINED, REQUESTED, RESCHEDULED
 from ..webhooks.limits import webhook_add_limit, webhook_test_limit
 from .routes import bp
 
@@ -34,6 +34,9 @@ EVENT_LABELS = {
     CREATED: "Booking created",
     RESCHEDULED: "Booking rescheduled",
     CANCELLED: "Booking cancelled",
+    REQUESTED: "Booking requested (waits for your confirmation)",
+    CONFIRMED: "Booking request confirmed",
+    DECLINED: "Booking request declined",
 }
 
 

@@ -11,8 +11,12 @@ from flask import current_app
 from ..models import Booking
 from .queue import enqueue
 
-# A booking change: "booked", "rescheduled", "cancelled".
-CHANGES = ("booked", "rescheduled", "cancelled")
+# A booking change: "booked", "rescheduled", "cancelled"; and for an event type that requires
+# the expert's confirmation, "requested" (a new pending booking), then "confirmed" or
+# "declined" (by the expert, or by its deadline passing).
+CHANGES = ("booked", "rescheduled", "cancelled", "requested", "confirmed", "declined")
+# The changes that create a booking: it has no reminders yet to cancel.
+NEW = ("booked", "requested")
 
 
 def booking_changed(
@@ -42,7 +46,7 @@ def booking_messages(
     if not current_app.config["OUTBOX_ENABLED"]:  # benchmarks' "without the outbox"
         return []
     known = known or {}
-    if change != "booked":
+    if change not in NEW:
         # Before any row is made: the booking's pending reminders are for a time (or a
         # session) that is no longer, and the guest's link they carried is the only copy
         # when the expert made the change; the guest's mail needs it as much as the new

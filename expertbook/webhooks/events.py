@@ -23,13 +23,24 @@ from ..scheduling import iso_z
 CREATED = "booking.created"
 RESCHEDULED = "booking.rescheduled"
 CANCELLED = "booking.cancelled"
+# A booking of an event type that requires confirmation: made pending, then answered.
+REQUESTED = "booking.requested"
+CONFIRMED = "booking.confirmed"
+DECLINED = "booking.declined"
 # What an endpoint may subscribe to, in the order forms and answers list them.
-EVENTS = (CREATED, RESCHEDULED, CANCELLED)
+EVENTS = (CREATED, RESCHEDULED, CANCELLED, REQUESTED, CONFIRMED, DECLINED)
 # The test event ("Send test event"): sent to one endpoint whatever it subscribed to.
 PING = "ping"
 
 # booking.py's change -> the event it announces.
-EVENT_OF_CHANGE = {"booked": CREATED, "rescheduled": RESCHEDULED, "cancelled": CANCELLED}
+EVENT_OF_CHANGE = {
+    "booked": CREATED,
+    "rescheduled": RESCHEDULED,
+    "cancelled": CANCELLED,
+    "requested": REQUESTED,
+    "confirmed": CONFIRMED,
+    "declined": DECLINED,
+}
 
 
 def rows_for(
@@ -55,6 +66,8 @@ def rows_for(
     shown = _booking_shown(booking)
     kind = booking.event_type
     event_type = {"id": kind.id, "slug": kind.slug, "title": kind.title}
+    # The expert's own endpoint: it gets the answers the booking page asked, as mails do.
+    answers = answers_shown(booking)
     rows = []
     for endpoint_id in wanted:
         row = message_row(
@@ -65,7 +78,9 @@ def rows_for(
             expert_id=booking.expert_id,
             endpoint_id=endpoint_id,
         )
-        body = body_text(row["uid"], event, now, booking=shown, event_type=event_type)
+        body = body_text(
+            row["uid"], event, now, booking=shown, event_type=event_type, answers=answers
+        )
         row["payload"] = {"body": body}
         rows.append(row)
     return rows
@@ -89,6 +104,20 @@ def body_text(uid: str, event: str, now: datetime, **fields) -> str:
     """The delivery's JSON body, as sent: `{"id", "event", "created_at", ...fields}`."""
     body = {"id": uid, "event": event, "created_at": iso_z(now), **fields}
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+def answers_shown(booking: Booking) -> list[dict[str, str]]:
+    """The booker's answers as `[{"question": label, "answer": text}]`, in the event type's
+    question order ("Yes"/"No" for a checkbox; [] when there are none)."""
+    if not booking.answers:
+        return []
+    from ..questions import labelled_answers  # late: the booking path imports this module
+
+    questions = booking.event_type.questions or []
+    return [
+        {"question": label, "answer": text}
+        for label, text in labelled_answers(questions, booking.answers)
+    ]
 
 
 def _booking_shown(booking: Booking) -> dict:

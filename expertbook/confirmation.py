@@ -1,0 +1,183 @@
+"""Bookings that wait for the expert: confirm or decline a pending request, and decline the
+requests nobody answered in time.
+
+Each answer is a compare-and-swap (`UPDATE booking ... WHERE status = 'pending'`) inside the
+serialized booking transaction, under the expert's lock: a double click, or the expert and
+the deadline at once, change a request exactly once, and the loser learns it (NotPending).
+The messages it causes (mails, reminders, webhooks, calendar write-back) are written into
+the outbox in the same transaction. Callers announce a decline's freed time after the
+commit (realtime.announce_slot_released); decline_overdue, the sweeper's task, does so
+itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from .booking import _BUMP, MAX_NOTES, BookingInputError, lock_expert
+from .database import booking_transaction
+from .extensions import db
+from .models import Booking, User
+from .outbox.events import booking_changed
+from .text import multiline
+
+log = logging.getLogger("expertbook.confirmation")
+
+# The reason a request the expert let lapse is declined with.
+LAPSED = "The expert did not answer in time."
+# Requests declined by one pass of decline_overdue at most (the next pass takes the rest).
+OVERDUE_BATCH = 100
+
+
+class NotPending(Exception):
+    """The booking is not (or no longer) waiting for the expert's answer."""
+
+
+class NotTheExpert(Exception):
+    """Only the booking's expert answers its request."""
+
+
+def check_reason(reason: Any) -> str:
+    """A decline's reason, cleaned. Raises BookingInputError("reason") past MAX_NOTES."""
+    if reason is None:
+        return ""
+    if not isinstance(reason, str) or len(reason) > MAX_NOTES:
+        raise BookingInputError("reason", f"Text of at most {MAX_NOTES} characters.")
+    return multiline(reason)
+
+
+def confirm_booking(booking: Booking, *, actor: User | None, now: datetime) -> Booking:
+    """Confirm the pending `booking` and commit: the booker is told (with the video link and
+    the calendar invite), the reminders are made, the webhook and the write-back follow.
+
+    Args:
+        booking: the request.
+        actor: the expert answering, or None for a signed one-click link (the signature
+            stands for the expert).
+        now: the current instant; a request whose deadline has passed cannot be confirmed.
+
+    Returns:
+        The booking, reloaded, confirmed.
+
+    Raises:
+        NotTheExpert: `actor` is not the booking's expert.
+        NotPending: it was confirmed or declined already, or its deadline has passed.
+    """
+    _check_actor(booking, actor)
+    values = {"status": Booking.CONFIRMED}
+    # The deadline is the same instant decline_overdue reads: one of the two wins, never both.
+    in_time = sa.or_(Booking.confirm_by.is_(None), Booking.confirm_by > now)
+    return _answer(booking, values, "confirmed", now=now, condition=in_time)
+
+
+def decline_booking(
+    booking: Booking, *, actor: User | None, reason: Any = "", now: datetime
+) -> Booking:
+    """Decline the pending `booking` and commit: its time is free again (the expert's
+    schedule version grows), the booker is told why, no reminders remain, the webhook and
+    the write-back's removal follow. The caller announces the freed time after this returns.
+
+    Args:
+        booking: the request.
+        actor: the expert, or None (a one-click link, or the deadline passing).
+        reason: told to the booker; at most MAX_NOTES characters.
+        now: the current instant.
+
+    Returns:
+        The booking, reloaded, declined.
+
+    Raises:
+        BookingInputError: a reason that is not text or too long.
+        NotTheExpert: `actor` is not the booking's expert.
+        NotPending: it was confirmed or declined already.
+    """
+    reason = check_reason(reason)
+    _check_actor(booking, actor)
+    values = {"status": Booking.DECLINED, "cancel_reason": reason, "cancelled_at": now}
+    return _answer(booking, values, "declined", now=now, frees_time=True)
+
+
+def decline_overdue(now: datetime) -> int:
+    """Decline every request whose deadline (confirm_by) is `now` or earlier, each in its
+    own transaction and the same compare-and-swap (one the expert answered meanwhile is
+    left alone), and announce each freed time after its commit. Returns how many it
+    declined. Called every few seconds by the sweeper."""
+    from .realtime import announce_slot_released  # late: the socket layer imports much
+
+    due = db.session.scalars(
+        sa.select(Booking)
+        .where(Booking.status == Booking.PENDING, Booking.confirm_by <= now)
+        .order_by(Booking.confirm_by)
+        .limit(OVERDUE_BATCH)
+    ).all()
+    db.session.commit()  # the read's transaction ends before each booking's own
+    declined = 0
+    for booking in due:
+        try:
+            decline_booking(booking, actor=None, reason=LAPSED, now=now)
+        except NotPending:
+            continue
+        declined += 1
+        log.info("request %s declined: its deadline passed unanswered", booking.uid)
+        announce_slot_released(booking)
+    return declined
+
+
+def _check_actor(booking: Booking, actor: User | None) -> None:
+    if actor is not None and actor.id != booking.expert_id:
+        raise NotTheExpert("Only the expert answers a booking request.")
+
+
+def _answer(
+    booking: Booking,
+    values: dict[str, Any],
+    change: str,
+    *,
+    now: datetime,
+    condition: sa.ColumnElement[bool] | None = None,
+    frees_time: bool = False,
+) -> Booking:
+    """Set `values` on the booking if it is still pending (and `condition` holds), with the
+    outbox messages of `change`, in one serialized transaction under the expert's lock.
+    Its SEQUENCE grows: calendar apps replace the tentative copy (or remove it)."""
+    booking_id, expert_id = booking.id, booking.expert_id
+    with booking_transaction():
+        if frees_time:
+            # The lock and the schedule version's bump in one statement, as a booking does:
+            # the slots cache must not keep offering nothing at a time now free.
+            db.session.execute(_BUMP, {"expert_id": expert_id})
+        else:
+            lock_expert(expert_id)
+        swap = (
+            sa.update(Booking)
+            .where(Booking.id == booking_id, Booking.status == Booking.PENDING)
+            .values(**values, sequence=Booking.sequence + 1, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if condition is not None:
+            swap = swap.where(condition)
+        if db.session.execute(swap).rowcount != 1:
+            raise NotPending(_why_not_pending(booking_id, now))
+        booking = db.session.get(Booking, booking_id, populate_existing=True)
+        booking_changed(booking, change, now=now)
+    return booking
+
+
+def _why_not_pending(booking_id: int, now: datetime) -> str:
+    """What the loser of the compare-and-swap is told."""
+    current = db.session.get(Booking, booking_id, populate_existing=True)
+    if current is None:
+        return "This booking no longer exists."
+    if current.status == Booking.CONFIRMED:
+        return "This request was already confirmed."
+    if current.status == Booking.DECLINED:
+        return "This request was already declined."
+    if current.status == Booking.CANCELLED:
+        return "This request was cancelled."
+    if current.is_pending:
+        return "The time to confirm this request has passed."
+    return "This booking is not waiting for an answer."

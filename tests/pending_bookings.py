@@ -1,0 +1,62 @@
+"""Bookings that wait for the expert, for the confirmation tests: made through the real
+booking operation on an event type that requires confirmation."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from expertbook import reminders
+from expertbook.booking import book_slot, check_request
+from expertbook.extensions import db
+from expertbook.models import Booking, EventType, User
+
+QUESTIONS = [
+    {"id": "goal", "label": "What is your goal?", "kind": "text", "required": True},
+    {"id": "first", "label": "First session?", "kind": "checkbox", "required": False},
+]
+
+
+def requiring_confirmation(event_type: EventType, *, hours: int | None = None) -> EventType:
+    """`event_type`, now requiring the expert's confirmation (within `hours`, if given)
+    and asking QUESTIONS."""
+    event_type.requires_confirmation = True
+    event_type.confirm_within_hours = hours
+    event_type.questions = QUESTIONS
+    db.session.commit()
+    return event_type
+
+
+def pending_booking(
+    event_type: EventType,
+    start: datetime,
+    *,
+    now: datetime,
+    client: User | None = None,
+    email: str = "ann@example.com",
+    answers: dict | None = None,
+) -> tuple[Booking, str]:
+    """A request for `start` of `event_type` (which requires confirmation), booked at `now`:
+    the booking and its guest token."""
+    answers = {"goal": "Ship it", "first": True} if answers is None else answers
+    try:
+        request = check_request(start, "Ann Client", email, "", answers=answers)
+    except TypeError:  # before check_request took answers
+        request = check_request(start, "Ann Client", email, "")
+    result = book_slot(
+        event_type, request, client=client, now=now, respond=lambda b, t: {"token": t}
+    )
+    booking = result.booking
+    if not booking.is_pending:  # before book_slot made requests pending
+        hours = event_type.confirm_within_hours
+        confirm_by = start if hours is None else min(start, now + timedelta(hours=hours))
+        db.session.execute(
+            sa.update(Booking)
+            .where(Booking.id == booking.id)
+            .values(status=Booking.PENDING, confirm_by=confirm_by, answers=answers)
+        )
+        reminders.cancel_pending(booking.id)  # made for a confirmed booking
+        db.session.commit()
+        booking = db.session.get(Booking, booking.id, populate_existing=True)
+    return booking, result.response["token"]
