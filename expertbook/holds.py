@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ import sqlalchemy as sa
 from flask import session
 
 from .extensions import db
-from .models import MAX_BUFFER_MINUTES, EventType, Hold, hash_token, new_token
+from .models import MAX_BUFFER_MINUTES, Hold, hash_token, new_token
 
 # A hold lives this long after it is placed or last renewed.
 HOLD_TTL = timedelta(minutes=5)
@@ -76,49 +75,6 @@ def is_hold_id(value: Any) -> bool:
     return isinstance(value, str) and HOLD_ID_RE.fullmatch(value) is not None
 
 
-def _span(start: datetime, end: datetime, before: int, after: int) -> tuple[datetime, datetime]:
-    return start - timedelta(minutes=before), end + timedelta(minutes=after)
-
-
-def blocking_holds(
-    event_type: EventType, start: datetime, holder: Holder, now: datetime
-) -> list[Hold]:
-    """The live holds of others that keep `start` of `event_type` from being held or booked:
-    each hold widened by its own event type's buffers overlaps the slot widened by
-    `event_type`'s. Read it under the expert's lock for an answer that stays true."""
-    end = start + timedelta(minutes=event_type.duration_minutes)
-    low, high = _span(start, end, event_type.buffer_before_minutes, event_type.buffer_after_minutes)
-    rows = db.session.execute(
-        sa.select(Hold, EventType.buffer_before_minutes, EventType.buffer_after_minutes)
-        .join(EventType, EventType.id == Hold.event_type_id)
-        .where(
-            Hold.expert_id == event_type.expert_id,
-            Hold.expires_at > now,
-            Hold.start_at < high + _REACH,
-            Hold.end_at > low - _REACH,
-        )
-        .execution_options(populate_existing=True)
-    ).all()
-    blocking = []
-    for hold, before, after in rows:
-        hold_low, hold_high = _span(hold.start_at, hold.end_at, before, after)
-        if hold_low < high and low < hold_high and not holder.owns(hold):
-            blocking.append(hold)
-    return blocking
-
-
-def retry_after(holds: list[Hold], now: datetime) -> int:
-    """Whole seconds until the last of `holds` expires (at least 1)."""
-    latest = max(hold.expires_at for hold in holds)
-    return max(1, math.ceil((latest - now).total_seconds()))
-
-
-def _slot_held(holds: list[Hold], now: datetime) -> Exception:
-    from .booking import SlotHeld
-
-    return SlotHeld("Someone else is booking this time.", retry_after=retry_after(holds, now))
-
-
 def place_hold(
     event_type_id: int,
     start: datetime,
@@ -130,11 +86,12 @@ def place_hold(
 ) -> tuple[Hold, str, list[Hold]]:
     """Hold `start` of an event type for HOLD_TTL, and commit.
 
-    In the expert's booking lock (which also bumps their schedule version): the start must
-    be an offered slot that nothing booked blocks, and no live hold of anybody else may
-    overlap it. The holder's (same session, or the token of `holder_token_hash`) and this
-    address's other holds of the expert are released: one live hold per session and
-    address per expert. The holder's own live hold of this very start is kept, renewed,
+    In the expert's booking lock (which also bumps their schedule version), checked as
+    book_slot checks a booking: the start must be an offered slot that nothing booked
+    blocks, within the event type's limits, and no live hold of anybody else may overlap
+    it. The holder's (same session, or the token of `holder_token_hash`) and this address's
+    other holds of the expert are released: one live hold per session and address per
+    expert. The holder's own live hold of this very start is kept, renewed,
     with a new token (a reload of the confirm page).
 
     Args:
@@ -148,11 +105,13 @@ def place_hold(
     Raises:
         UnknownEventType: no such event type, or not active.
         SlotUnavailable: the start is not offered, or taken.
+        LimitReached: the expert's day or week is full for this event type.
         SlotHeld: another holder's live hold blocks it (with `retry_after`).
     """
-    from .booking import SlotUnavailable, UnknownEventType, _lock_expert_for_booking
+    # The booking path's own reading and checks, in the same lock and order.
+    from .booking import SlotUnavailable, UnknownEventType, _check_free, _read_locked
     from .database import booking_transaction
-    from .slots import is_bookable, within_any_horizon
+    from .slots import within_any_horizon
 
     if not within_any_horizon(start, now):
         raise SlotUnavailable("That time is not available.")
@@ -160,19 +119,15 @@ def place_hold(
     address = (address or "")[:64]
     token = new_token()
     with booking_transaction():
-        expert_id = db.session.scalar(
-            sa.select(EventType.expert_id).where(EventType.id == event_type_id)
-        )
-        if expert_id is None:
+        # Locks the expert and bumps their schedule version; reads the event type fresh,
+        # what keeps the expert busy (holds left out), what the limits count, live holds.
+        locked = _read_locked(event_type_id, start, None, holder, now)
+        if locked is None:
             raise UnknownEventType("No such event type.")
-        _lock_expert_for_booking(expert_id)
-        event_type = db.session.get(EventType, event_type_id, populate_existing=True)
+        event_type, expert_id = locked.event_type, locked.expert.id
         if not event_type.active:
             raise UnknownEventType("This event type is not available.")
-        if not is_bookable(event_type, start, now, busy=_busy_without_holds(event_type, start)):
-            raise SlotUnavailable("That time is not available.")
-        if blocking := blocking_holds(event_type, start, holder, now):
-            raise _slot_held(blocking, now)
+        _check_free(event_type, start, now, locked, holder)
         mine = db.session.scalars(
             sa.select(Hold)
             .where(Hold.expert_id == expert_id)
@@ -220,15 +175,6 @@ def place_hold(
             db.session.add(hold)
     # Only holds that were still live were on anybody's page as held.
     return hold, token, [h for h in released if h.expires_at > now]
-
-
-def _busy_without_holds(event_type: EventType, start: datetime):
-    """What keeps the expert busy around `start`, holds left out (they are weighed
-    separately, by holder)."""
-    from .slots import busy_intervals
-
-    end = start + timedelta(minutes=event_type.duration_minutes)
-    return busy_intervals(event_type.expert_id, start, end)
 
 
 def _owned_hold(hold_id: Any, holder: Holder) -> Hold | None:

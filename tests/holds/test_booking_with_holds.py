@@ -1,0 +1,102 @@
+"""Holds and bookings together, on SQLite and PostgreSQL: a held time is refused to
+everybody but its holder, whose booking ends the hold."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from expertbook import holds
+from expertbook.availability import set_availability
+from expertbook.extensions import db
+from expertbook.models import Hold
+
+from .conftest import iso, start_at
+
+
+@pytest.fixture
+def expert_type(any_app, make_user, make_event_type):
+    expert = make_user("coach", expert=True)
+    set_availability(expert, "UTC", {day: [(0, 1440)] for day in range(7)})
+    db.session.commit()
+    return make_event_type(expert, slug="sync", duration_minutes=30)
+
+
+def book(client, event_type, start, **headers):
+    return client.post(
+        f"/api/v1/event-types/{event_type.id}/bookings",
+        json={"start": iso(start), "name": "Ann", "email": "ann@example.com"},
+        headers=headers,
+    )
+
+
+def test_a_held_time_is_booked_by_its_holder_only(any_app, expert_type):
+    holder, other = any_app.test_client(), any_app.test_client()
+    start = start_at()
+    body = holder.post(
+        f"/api/v1/event-types/{expert_type.id}/holds", json={"start": iso(start)}
+    ).json
+    refused = book(other, expert_type, start)
+    assert refused.status_code == 409
+    assert refused.json["error"]["code"] == "slot_held"
+    assert 0 < refused.json["error"]["retry_after"] <= 300
+    # The holder books through the hold by its token (from any client) ...
+    booked = book(other, expert_type, start, **{"X-Hold-Token": body["hold_token"]})
+    assert booked.status_code == 201, booked.json
+    # ... which ends the hold with the booking.
+    assert db.session.scalars(sa.select(Hold)).all() == []
+
+
+def test_the_holder_books_through_the_browser_session(any_app, expert_type):
+    holder = any_app.test_client()
+    start = start_at()
+    holder.post(f"/api/v1/event-types/{expert_type.id}/holds", json={"start": iso(start)})
+    assert book(holder, expert_type, start).status_code == 201
+
+
+def test_places_replaces_releases_and_sweeps(any_app, expert_type):
+    now = datetime.now(UTC)
+    start = start_at()
+    hold, token, released = holds.place_hold(
+        expert_type.id, start, holder_session_key="a" * 64, address="10.0.0.1", now=now
+    )
+    assert released == []
+    with pytest.raises(holds_error("SlotHeld")) as error:
+        holds.place_hold(
+            expert_type.id, start, holder_session_key="b" * 64, address="10.0.0.2", now=now
+        )
+    assert error.value.retry_after == 300
+    # The same session's next hold replaces it.
+    second, _, released = holds.place_hold(
+        expert_type.id, start_at(hour=11), holder_session_key="a" * 64, address="10.0.0.3",
+        now=now,
+    )  # fmt: skip
+    assert [h.id for h in released] == [hold.id]
+    assert holds.release_hold(second.id, holds.Holder(session_key="b" * 64)) is None
+    assert holds.renew_hold(second.id, holds.Holder(), now) is None
+    renewed = holds.renew_hold(
+        second.id, holds.Holder(session_key="a" * 64), now + timedelta(minutes=1)
+    )
+    assert renewed.expires_at == now + timedelta(minutes=1) + holds.HOLD_TTL
+    assert holds.sweep_expired(now + timedelta(minutes=5)) == []
+    swept = holds.sweep_expired(now + timedelta(minutes=6, seconds=1))
+    assert [h.id for h in swept] == [second.id]
+    assert db.session.scalars(sa.select(Hold)).all() == []
+
+
+def holds_error(name):
+    from expertbook import booking
+
+    return getattr(booking, name)
+
+
+def test_a_hold_respects_the_day_limit(any_app, expert_type, make_event_type):
+    limited = make_event_type(expert_type.expert, slug="once", max_per_day=1)
+    client = any_app.test_client()
+    start = start_at()
+    assert book(client, limited, start).status_code == 201
+    response = client.post(
+        f"/api/v1/event-types/{limited.id}/holds", json={"start": iso(start + timedelta(hours=2))}
+    )
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "slot_unavailable"
