@@ -21,4 +21,14 @@ def api_error(error: ApiError):
     return error_response(error.status, error.code, error.message, error.field, headers=headers)
 
 
-from . import availability, bookings, calendars, event_types, holds, routes, slots, webhooks  # noqa: E402,F401  (views)
+from . import (  # noqa: E402,F401  (views)
+    availability,
+    bookings,
+    calendars,
+    confirmation,
+    event_types,
+    holds,
+    routes,
+    slots,
+    webhooks,
+)
