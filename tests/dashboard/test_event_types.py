@@ -356,3 +356,207 @@ def test_booking_counts_read_no_more_than_the_upcoming_bookings(
     assert counts == {old.id: BookingCounts(True, 0), busy.id: BookingCounts(True, 2)}
     (statement,) = [s for s in statements if "booking" in s]
     assert "EXISTS" in statement.upper() and "booking.start_at >" in statement
+
+
+def question_rows(**rows) -> dict:
+    """Form fields of the questions editor: question_rows(q0={...}, q3={...})."""
+    data = {}
+    for key, fields in rows.items():
+        index = int(key[1:])
+        for name, value in fields.items():
+            data[f"questions-{index}-{name}"] = value
+    return data
+
+
+def test_create_with_confirmation_limits_and_questions(auth, expert):
+    form = {
+        **FORM,
+        "requires_confirmation": "y",
+        "confirm_within_hours": "24",
+        "max_per_day": "2",
+        "max_per_week": "5",
+        **question_rows(
+            q0={"label": "Your company", "kind": "text", "required": "y", "position": "2"},
+            q1={"label": "", "kind": "text", "position": "3"},
+            q2={
+                "label": "Your level",
+                "kind": "choice",
+                "choices": "Beginner\r\n\r\n  Advanced \r\n",
+                "position": "1",
+            },
+            q3={"label": "Newsletter?", "kind": "checkbox", "choices": "ignored", "position": "4"},
+        ),
+    }
+    assert auth.post(NEW, form).status_code == 302
+    (saved,) = event_types()
+    assert (saved.requires_confirmation, saved.confirm_within_hours) == (True, 24)
+    assert (saved.max_per_day, saved.max_per_week) == (2, 5)
+    assert saved.questions == [
+        {
+            "id": "your-level",
+            "label": "Your level",
+            "kind": "choice",
+            "required": False,
+            "choices": ["Beginner", "Advanced"],
+        },
+        {"id": "your-company", "label": "Your company", "kind": "text", "required": True},
+        {"id": "newsletter", "label": "Newsletter?", "kind": "checkbox", "required": False},
+    ]
+
+
+def test_new_form_has_the_new_fields_and_ten_question_rows(client, expert):
+    page = client.get(NEW).text
+    for label in (
+        "Requires my confirmation: requests wait for my answer",
+        "Answer requests within (hours)",
+        "At most bookings a day",
+        "At most bookings a week",
+    ):
+        assert f">{label}</label>" in page
+    assert 'aria-describedby="requires_confirmation-help"' in page
+    assert page.count("data-question-row") == 10
+    assert page.count("data-spare") == 10
+    assert '<label for="questions-0-label">Question</label>' in page
+    assert '<label for="questions-9-choices">Choices, one per line</label>' in page
+    assert 'aria-describedby="questions-0-choices-help"' in page
+    assert 'name="questions-0-position"' in page and 'value="1"' in page
+    # Only the first empty row is open; the rest wait behind a disclosure.
+    assert "More questions (9 empty rows)" in page
+    assert_csp_clean(page)
+
+
+def test_edit_shows_the_questions_and_keeps_their_ids(client, auth, expert, make_event_type):
+    questions = [
+        {"id": "company", "label": "Company", "kind": "text", "required": True},
+        {
+            "id": "level",
+            "label": "Level",
+            "kind": "choice",
+            "required": False,
+            "choices": ["A", "B"],
+        },
+    ]
+    event_type = make_event_type(expert, slug="intro", questions=questions, max_per_day=3)
+    path = f"/dashboard/event-types/{event_type.id}/edit"
+    page = client.get(path).text
+    assert 'name="questions-0-id" type="hidden" value="company"' in page
+    assert 'value="Company"' in page
+    assert "A\nB</textarea>" in page
+    assert 'name="max_per_day" step="1" type="number" value="3"' in page or 'value="3"' in page
+    assert "Remove this question" in page
+    assert page.count("data-spare") == 8
+    # Renamed, moved first, and the company question removed.
+    form = {
+        **FORM,
+        **question_rows(
+            q0={
+                "id": "company",
+                "label": "Company",
+                "kind": "text",
+                "position": "1",
+                "remove": "y",
+            },
+            q1={"id": "level", "label": "Your level", "kind": "choice", "choices": "A\nB\nC"},
+        ),
+        "max_per_day": "",
+    }
+    assert auth.post(path, form).status_code == 302
+    db.session.refresh(event_type)
+    assert event_type.questions == [
+        {
+            "id": "level",
+            "label": "Your level",
+            "kind": "choice",
+            "required": False,
+            "choices": ["A", "B", "C"],
+        }
+    ]
+    assert event_type.max_per_day is None  # emptied on the form
+
+
+QUESTION_ERRORS = [
+    pytest.param(
+        {"label": "x" * 201}, "label", "The question must be one line of 1 to 200 characters.",
+        id="huge-label",
+    ),
+    pytest.param(
+        {"label": "Level", "kind": "choice"}, "choices",
+        "A choice question needs a list of choices.", id="choice-without-choices",
+    ),
+    pytest.param(
+        {"label": "Level", "kind": "choice", "choices": "A\nA"}, "choices",
+        "The choice “A” is given twice.", id="duplicate-choice",
+    ),
+    pytest.param(
+        {"label": "Level", "kind": "date"}, "kind", "The kind must be one of: text, long_text,"
+        " choice, checkbox.", id="bad-kind",
+    ),
+    pytest.param(
+        {"label": "Level", "id": "Not An Id"}, "label",
+        "The id must be 1 to 40 lowercase letters, digits, - or _.", id="bad-id",
+    ),
+    pytest.param({"label": "Level", "position": "first"}, "position", "Not a valid integer value.",
+                 id="bad-position"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("row", "field", "message"), QUESTION_ERRORS)
+def test_a_bad_question_shows_on_its_row_and_nothing_is_saved(
+    client, auth, expert, make_event_type, row, field, message
+):
+    event_type = make_event_type(expert, slug="intro", title="Intro")
+    path = f"/dashboard/event-types/{event_type.id}/edit"
+    form = {
+        **FORM,
+        "requires_confirmation": "y",
+        "max_per_day": "4",
+        **question_rows(q0={"label": "Fine question", "kind": "text"}, q1=row),
+    }
+    response = auth.post(path, form)
+    assert response.status_code == 200
+    page = response.text
+    assert field_error(page, f"questions-1-{field}") == escape(message)
+    assert page.count('class="field-error"') == 1
+    assert re.search(f'aria-describedby="[^"]*\\bquestions-1-{field}-error"', page)
+    assert 'class="question-row has-error"' in page
+    db.session.expire_all()
+    assert (event_type.requires_confirmation, event_type.max_per_day) == (False, None)
+    assert event_type.questions == []
+    assert event_type.title == "Intro"
+
+
+LIMIT_ERRORS = [
+    pytest.param("confirm_within_hours", "0", "Must be between 1 and 720.", id="no-hours"),
+    pytest.param("confirm_within_hours", "721", "Must be between 1 and 720.", id="many-hours"),
+    pytest.param("confirm_within_hours", "soon", "Not a valid integer value.", id="hours-text"),
+    pytest.param("max_per_day", "0", "Must be between 1 and 1000.", id="day-0"),
+    pytest.param("max_per_day", "1001", "Must be between 1 and 1000.", id="day-huge"),
+    pytest.param("max_per_week", "-1", "Must be between 1 and 1000.", id="week-negative"),
+    pytest.param("max_per_week", "2", "Must be at least the daily limit (3), or empty.",
+                 id="week-lt-day"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("field", "value", "message"), LIMIT_ERRORS)
+def test_bad_limits_show_on_their_field(client, auth, expert, field, value, message):
+    response = auth.post(NEW, {**FORM, "max_per_day": "3", field: value})
+    assert response.status_code == 200
+    assert field_error(response.text, field) == escape(message)
+    assert response.text.count('class="field-error"') == 1
+    assert event_types() == []
+
+
+def test_a_tampered_form_with_more_than_ten_rows_keeps_ten(auth, expert):
+    rows = {f"q{i}": {"label": f"Question {i}", "position": str(i + 1)} for i in range(12)}
+    assert auth.post(NEW, {**FORM, **question_rows(**rows)}).status_code == 302
+    (saved,) = event_types()
+    assert [q["label"] for q in saved.questions] == [f"Question {i}" for i in range(10)]
+
+
+def test_saving_the_new_fields_bumps_the_schedule_version(auth, expert, make_event_type):
+    event_type = make_event_type(expert, slug="intro")
+    before = expert.schedule_version
+    path = f"/dashboard/event-types/{event_type.id}/edit"
+    assert auth.post(path, {**FORM, "max_per_week": "7"}).status_code == 302
+    db.session.refresh(expert)
+    assert expert.schedule_version > before
