@@ -10,6 +10,14 @@ An answer depends on `now` only through its two ends (notice and horizon), so it
 computed once with the horizon a day wider and trimmed exactly to `now` each time it is
 served (`CachedSlots.json_for`); it stays valid for `SLOTS_TTL`.
 
+Live holds block slots too. Placing, releasing and sweeping a hold bump the version like a
+booking (holds.py takes the booking lock, whose UPDATE bumps it); but a hold also ends by
+itself when it expires, which changes nothing in the database until the sweeper deletes it
+(every few seconds). So an answer computed while holds were live is kept only until the
+first of them expires (`CachedSlots.changes_at`): a held slot comes back at its expiry,
+whether or not the sweeper has run. (A renewal, which does not bump the version, only makes
+that answer recomputed once more than needed.)
+
 The expert's working hours (weekly hours, overrides, zone) change far less often than their
 bookings, so they have their own version, `User.hours_version`, and their own cache
 (`cached_hours`): a booking then reads no hours from the database.
@@ -53,12 +61,16 @@ class CachedSlots:
     horizon: timedelta
     starts: list[datetime]
     fragments: list[str]  # '{"start": "...Z", "end": "...Z"}' for each start
+    # When the first live hold it left out expires (None: it left none out).
+    changes_at: datetime | None = None
 
     @property
     def size(self) -> int:
         return sum(map(len, self.fragments)) + 64 * len(self.starts)
 
     def fresh(self, now: datetime) -> bool:
+        if self.changes_at is not None and now >= self.changes_at:
+            return False
         return self.computed_at <= now < self.computed_at + SLOTS_TTL
 
     def json_for(self, now: datetime, head: str, tail: str) -> str:

@@ -12,6 +12,7 @@ from ..booking import (
     BookingStateError,
     IdempotencyKeyReused,
     OwnEventType,
+    SlotHeld,
     SlotUnavailable,
     UnknownEventType,
     book_slot,
@@ -32,20 +33,24 @@ from ..bookings.queries import (
 from ..cache_control import no_store
 from ..extensions import db, public_booking_limit
 from ..models import Booking
-from ..realtime import announce_slot_released, announce_slot_taken
+from ..realtime import announce_hold_released, announce_slot_released, announce_slot_taken
+from ..scheduling import Interval
 from . import bp
 from .auth import api_user
 from .errors import ApiError
+from .holds import caller, held_response
 from .inputs import invalid, json_object, parse_instant
 
-BOOKING_FIELDS = {"start", "name", "email", "notes"}
+BOOKING_FIELDS = {"start", "name", "email", "notes", "answers"}
 
 
 @bp.post("/event-types/<int:event_type_id>/bookings")
 @public_booking_limit
 @no_store
 def create_booking(event_type_id: int):
-    """Book a slot; a retry with the same Idempotency-Key gets the first answer."""
+    """Book a slot (pending when the event type requires confirmation); a retry with the
+    same Idempotency-Key gets the first answer. The holder of a hold on the time (its
+    X-Hold-Token, or this browser session) books it; anybody else gets 409 slot_held."""
     body = json_object()
     for name in body:
         if name not in BOOKING_FIELDS:
@@ -55,7 +60,11 @@ def create_booking(event_type_id: int):
             raise invalid(name, "This field is required.", code="missing_field")
     try:
         checked = check_request(
-            parse_instant(body["start"], "start"), body["name"], body["email"], body.get("notes")
+            parse_instant(body["start"], "start"),
+            body["name"],
+            body["email"],
+            body.get("notes"),
+            answers=body.get("answers"),
         )
         key = check_idempotency_key(request.headers.get("Idempotency-Key"))
     except BookingInputError as error:
@@ -68,9 +77,14 @@ def create_booking(event_type_id: int):
             now=datetime.now(UTC),
             respond=booking_payload,
             idempotency_key=key,
+            holder=caller(),
         )
+    except BookingInputError as error:  # an answer, checked against the fresh questions
+        raise invalid(error.field, error.message) from None
     except UnknownEventType:
         raise ApiError(404, "not_found", "No such event type.") from None
+    except SlotHeld as error:
+        return held_response(error)
     except SlotUnavailable as error:
         raise ApiError(409, "slot_unavailable", str(error)) from None
     except OwnEventType as error:
@@ -79,6 +93,11 @@ def create_booking(event_type_id: int):
         raise invalid("Idempotency-Key", str(error), code="idempotency_key_reused") from None
     if not result.replayed:
         announce_slot_taken(result.booking, result.event_type_ids)
+        # The caller's other holds of the expert ended too (slot_taken covers the rest).
+        taken = Interval(result.booking.start_at, result.booking.end_at)
+        for hold in result.released_holds:
+            if not taken.overlaps(Interval(hold.start_at, hold.end_at)):
+                announce_hold_released(hold)
     return jsonify(result.response), 201
 
 

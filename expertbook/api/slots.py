@@ -13,7 +13,7 @@ from ..extensions import db
 from ..models import EventType
 from ..schedule_cache import EXTRA_DAYS_AHEAD, CachedSlots, slot_answers
 from ..scheduling import canonical_zone, iso_z
-from ..slots import slots_for
+from ..slots import offer
 from . import bp
 from .errors import ApiError
 from .inputs import invalid, parse_day, parse_timezone
@@ -72,7 +72,7 @@ def event_type_slots(event_type_id: int):
 
 
 def _compute(event_type: EventType, day_from: date, day_to: date, tz: str, now: datetime):
-    slots = slots_for(
+    offered = offer(
         event_type,
         day_from=day_from,
         day_to=day_to,
@@ -80,10 +80,12 @@ def _compute(event_type: EventType, day_from: date, day_to: date, tz: str, now: 
         now=now,
         extra_days_ahead=EXTRA_DAYS_AHEAD,
     )
+    slots = offered.slots
     return CachedSlots(
         computed_at=now,
         notice=timedelta(minutes=event_type.min_notice_minutes),
         horizon=timedelta(days=event_type.max_days_ahead),
         starts=[slot.start for slot in slots],
         fragments=[f'{{"start": "{iso_z(s.start)}", "end": "{iso_z(s.end)}"}}' for s in slots],
+        changes_at=offered.changes_at,
     )
