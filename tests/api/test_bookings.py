@@ -9,10 +9,11 @@ import sqlalchemy as sa
 from expertbook.accounts import create_api_token
 from expertbook.availability import set_availability
 from expertbook.extensions import db
-from expertbook.models import Booking
+from expertbook.models import Booking, Hold
 
 START = (datetime.now(UTC) + timedelta(days=3)).replace(hour=10, minute=0, second=0, microsecond=0)
 ISO = START.strftime("%Y-%m-%dT%H:%M:%SZ")
+ISO_LATER = (START + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @pytest.fixture
@@ -211,3 +212,128 @@ def test_an_expert_booking_their_own_event_type_is_409(client, event_type):
     assert response.status_code == 409
     assert response.json["error"]["code"] == "own_event_type"
     assert booking_count() == 0
+
+
+# ------------------------------------------------------------------ issue 18: holds, pending,
+# answers
+
+
+def hold_start(client, event_type_id, start=ISO, **environ):
+    """Hold `start` through the holds API; returns its 201 body (with the hold_token)."""
+    response = client.post(
+        f"/api/v1/event-types/{event_type_id}/holds", json={"start": start}, environ_base=environ
+    )
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def held_count() -> int:
+    return db.session.scalar(sa.select(sa.func.count(Hold.id)))
+
+
+def test_a_held_start_is_409_slot_held_for_others(any_app, event_type):
+    holder, other = any_app.test_client(), any_app.test_client()
+    hold_start(holder, event_type.id)
+    response = post(other, event_type.id, BODY)
+    assert response.status_code == 409
+    error = response.json["error"]
+    assert error["code"] == "slot_held" and 240 < error["retry_after"] <= 300
+    assert response.headers["Retry-After"] == str(error["retry_after"])
+    # A token that is not the hold's changes nothing.
+    response = post(other, event_type.id, BODY, **{"X-Hold-Token": "not-the-token"})
+    assert response.json["error"]["code"] == "slot_held"
+    assert booking_count() == 0
+
+
+def test_the_holder_books_by_token(any_app, event_type):
+    held = hold_start(any_app.test_client(), event_type.id)
+    response = post(
+        any_app.test_client(), event_type.id, BODY, **{"X-Hold-Token": held["hold_token"]}
+    )
+    assert response.status_code == 201, response.json
+    assert held_count() == 0
+
+
+def test_the_holder_books_by_browser_session(any_app, event_type):
+    holder = any_app.test_client()
+    hold_start(holder, event_type.id)
+    response = post(holder, event_type.id, BODY)
+    assert response.status_code == 201, response.json
+    assert held_count() == 0
+
+
+def test_the_holder_books_after_the_hold_expired_if_still_free(any_app, event_type):
+    holder = any_app.test_client()
+    hold_start(holder, event_type.id)
+    db.session.execute(sa.update(Hold).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    db.session.commit()
+    assert post(holder, event_type.id, BODY).status_code == 201
+    # The time was not left for them, though: somebody else took it first.
+    again = hold_start(holder, event_type.id, ISO_LATER)
+    db.session.execute(sa.update(Hold).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    db.session.commit()
+    taken = post(any_app.test_client(), event_type.id, {**BODY, "start": ISO_LATER})
+    assert taken.status_code == 201
+    response = post(
+        any_app.test_client(),
+        event_type.id,
+        {**BODY, "start": ISO_LATER},
+        **{"X-Hold-Token": again["hold_token"]},
+    )
+    assert response.json["error"]["code"] == "slot_unavailable"
+
+
+def test_a_request_answers_201_pending(any_app, event_type):
+    event_type.requires_confirmation = True
+    db.session.commit()
+    response = post(any_app.test_client(), event_type.id, BODY)
+    assert response.status_code == 201 and response.json["status"] == "pending"
+    # Its time is blocked as if confirmed.
+    other = post(any_app.test_client(), event_type.id, {**BODY, "email": "b@example.com"})
+    assert other.json["error"]["code"] == "slot_unavailable"
+
+
+def test_a_full_day_is_409_slot_unavailable(client, event_type):
+    event_type.max_per_day = 1
+    db.session.commit()
+    assert post(client, event_type.id, BODY).status_code == 201
+    response = post(client, event_type.id, {**BODY, "start": ISO_LATER})
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "slot_unavailable"
+
+
+ANSWERED = [
+    {"id": "topic", "label": "Topic", "kind": "text", "required": True},
+    {"id": "more", "label": "More", "kind": "long_text", "required": False},
+]
+
+
+@pytest.mark.parametrize(
+    ("answers", "field"),
+    [
+        (None, "answers.topic"),
+        ({"more": "x"}, "answers.topic"),
+        ({"topic": "Tax", "nope": "x"}, "answers.nope"),
+        ({"topic": "x" * 501}, "answers.topic"),
+        ({"topic": "Tax", "more": "x" * 5001}, "answers.more"),
+        ({"topic": 42}, "answers.topic"),
+        (["Tax"], "answers"),
+    ],
+)
+def test_bad_answers_are_422_naming_the_question(client, event_type, answers, field):
+    event_type.questions = ANSWERED
+    db.session.commit()
+    body = {**BODY} if answers is None else {**BODY, "answers": answers}
+    response = post(client, event_type.id, body)
+    assert response.status_code == 422, response.json
+    assert response.json["error"]["field"] == field
+    assert booking_count() == 0
+
+
+def test_answers_are_kept(client, event_type):
+    event_type.questions = ANSWERED
+    db.session.commit()
+    response = post(client, event_type.id, {**BODY, "answers": {"topic": " Tax "}})
+    assert response.status_code == 201
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(Booking.answers)) == {"topic": "Tax"}
