@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -26,6 +28,7 @@ from ..booking import (
     BookingInputError,
     IdempotencyKeyReused,
     OwnEventType,
+    SlotHeld,
     SlotUnavailable,
     book_slot,
     check_idempotency_key,
@@ -33,11 +36,12 @@ from ..booking import (
 )
 from ..bookings.payloads import booking_payload
 from ..event_types import LOCATIONS
-from ..extensions import db, public_booking_limit
+from ..extensions import db, hold_limit, public_booking_limit
+from ..holds import page_holder, place_hold
 from ..models import Booking, EventType, User
-from ..realtime import announce_slot_taken
+from ..realtime import announce_hold_released, announce_slot_held, announce_slot_taken
 from ..scheduling import canonical_zone, is_valid_timezone, iso_z, zone
-from ..slots import is_bookable, slots_for
+from ..slots import is_bookable, offer
 from .calendar import (
     last_day_of,
     local_today,
@@ -59,6 +63,10 @@ TAKEN_MESSAGE = (
 TAKEN_LONG_NOTES = (
     "Sorry, that time was just taken by someone else. Copy your notes before you pick another"
     " time: your name and email are kept, but notes this long are not."
+)
+HELD_MESSAGE = (
+    "Someone else is booking this time right now. If they do not finish, it frees up within"
+    " {minutes} minute{s}: try again then, or pick another time."
 )
 OWN_EVENT_TYPE = "This is your own event type: share its link with clients to get booked."
 # The session remembers the last bookings made in this browser (for Back after booking)
@@ -216,11 +224,13 @@ def month_view(
     last_open_day = local_today(horizon, tz)
     first = (day or month or today).replace(day=1)
     last = last_day_of(first)
-    slots = []
+    slots, held = [], []
     # A month wholly past or beyond the horizon has nothing to offer (and may lie at the very
     # edge of the calendar, where the slot query's margins would overflow).
     if last >= today and first <= last_open_day:
-        slots = slots_for(event_type, day_from=first, day_to=last, viewer_tz=tz, now=now)
+        offered = offer(event_type, day_from=first, day_to=last, viewer_tz=tz, now=now)
+        # Held: someone is booking those times right now (they show, but cannot be picked).
+        slots, held = offered.slots, offered.held
     by_day = slots_by_day(slots, tz)
     if day is None:
         day = min(by_day, default=None)
@@ -232,6 +242,7 @@ def month_view(
         "weeks": month_grid(first, by_day, today, day),
         "day": day,
         "day_slots": by_day.get(day, []),
+        "day_held": slots_by_day(held, tz).get(day, []),
         # "YYYY-MM" of the months to link to, None where there is nothing to see.
         "prev_month": month_key(earlier) if earlier and first > today.replace(day=1) else None,
         "next_month": month_key(following) if following and following <= last_open_day else None,
@@ -289,15 +300,60 @@ def booking_page(username: str, slug: str):
     )
 
 
+@dataclass(frozen=True)
+class PageHold:
+    """The confirm page's hold of its time for this browser, or how long another's lasts."""
+
+    hold_id: str = ""
+    token: str = ""
+    expires_at: str = ""
+    # Seconds until another booker's hold of the time may end; 0 when the time is ours.
+    retry_after: int = 0
+
+
+def hold_for_page(
+    event_type: EventType, start: datetime | None, now: datetime, own: bool
+) -> PageHold | None:
+    """Hold the confirm page's time for this browser session, so that it holds without
+    script too, and tell every open booking page. None when the time is not available.
+    The expert previewing their own link holds nothing."""
+    if start is None:
+        return None
+    if own:
+        return PageHold() if is_bookable(event_type, start, now) else None
+    try:
+        hold, token, released = place_hold(
+            event_type.id,
+            start,
+            holder_session_key=page_holder(create=True).session_key,
+            address=request.remote_addr or "",
+            now=now,
+        )
+    except SlotHeld as error:
+        return PageHold(retry_after=error.retry_after)
+    except SlotUnavailable:
+        return None
+    for old in released:
+        announce_hold_released(old)
+    announce_slot_held(hold)
+    return PageHold(hold.id, token, iso_z(hold.expires_at))
+
+
 @bp.route("/<username>/<slug>/book", methods=["GET", "POST"])
 @public_booking_limit
+@hold_limit
 def confirm(username: str, slug: str):
-    """The confirm step: the chosen time, the guest's details, and the booking itself."""
+    """The confirm step: the chosen time (held for this browser while the page is open), the
+    guest's details, and the booking itself."""
     event_type = event_type_or_404(username, slug)
     tz, _ = viewer_zone(event_type.expert)
     start = parse_start(request.args.get("start"))
     now = datetime.now(UTC)
-    if start is None or (request.method == "GET" and not is_bookable(event_type, start, now)):
+    # The expert trying their own link: nothing to book (book_slot refuses it too; this
+    # says so before they type anything).
+    own = current_user.is_authenticated and current_user.id == event_type.expert_id
+    page_hold = hold_for_page(event_type, start, now, own) if request.method == "GET" else None
+    if start is None or (request.method == "GET" and page_hold is None):
         mine = start and own_booking_path(event_type, start)
         if mine:  # Back after booking: it is booked, by them
             return render_template(
@@ -312,9 +368,6 @@ def confirm(username: str, slug: str):
         flash(GONE_MESSAGE, "error")
         return redirect(booking_url(event_type, tz, start))
     form = BookingForm()
-    # The expert trying their own link: nothing to book (book_slot refuses it too; this
-    # says so before they type anything).
-    own = current_user.is_authenticated and current_user.id == event_type.expert_id
     if own:
         form.form_errors.append(OWN_EVENT_TYPE)
     elif form.validate_on_submit():
@@ -323,10 +376,13 @@ def confirm(username: str, slug: str):
             return done
     elif request.method == "GET":
         prefill(form, event_type)
+    held = page_hold is not None and page_hold.retry_after > 0
     return render_template(
         "public/confirm.html",
         event_type=event_type,
         expert=event_type.expert,
+        page_hold=page_hold,
+        held_minutes=math.ceil(page_hold.retry_after / 60) if held else 0,
         form=form,
         start=start,
         end=start + timedelta(minutes=event_type.duration_minutes),
@@ -334,7 +390,12 @@ def confirm(username: str, slug: str):
         back_url=booking_url(event_type, tz, start),
         zulu=iso_z,
         own=own,
-    )
+    ), (409 if held else 200)
+
+
+def held_message(retry_after: int) -> str:
+    minutes = math.ceil(retry_after / 60)
+    return HELD_MESSAGE.format(minutes=minutes, s="" if minutes == 1 else "s")
 
 
 def prefill(form: BookingForm, event_type: EventType) -> None:
@@ -408,7 +469,11 @@ def submit_booking(
             now=now,
             respond=booking_payload,
             idempotency_key=key,
+            holder=page_holder(),
         )
+    except SlotHeld as error:
+        form.form_errors.append(held_message(error.retry_after))
+        return None
     except SlotUnavailable:
         if keep_draft(event_type):
             flash(TAKEN_MESSAGE, "error")

@@ -3,7 +3,10 @@
  * - moves between days, months and zones in place (JSON slots API + history.replaceState),
  * - keeps the slots current over Socket.IO: a time someone else books is disabled at once,
  *   and the month is re-read on every (re)join and after every slot_taken, slot_released
- *   and slots_changed.
+ *   and slots_changed;
+ * - shows a time someone is booking right now (slot_held) as held, "Someone is booking
+ *   this time", not bookable, and says so in the live region; it is offered again when
+ *   their hold ends (slot_released).
  * Everything it needs comes from the data-* attributes of #booking. */
 (() => {
   "use strict";
@@ -33,6 +36,11 @@
   let wanted = { tz: shown.tz, month: shown.month, day: shown.day };
   let ticket = 0; // only the newest fetch may draw
   let tzInUrl = data.tzInUrl === "true"; // a chosen zone goes into the URL, a detected one not
+  // Times someone is booking right now: slot start (ms) -> when to stop showing it held (ms).
+  // The slots API leaves them out, so the page keeps them to draw them held after a re-read.
+  const HELD_NOTE = "Someone is booking this time";
+  const HOLD_TTL_MS = 5 * 60000;
+  const held = new Map();
 
   // ---------------------------------------------------------------- dates and zones
   const pad = (n) => String(n).padStart(2, "0");
@@ -248,22 +256,54 @@
     }
   });
 
+  /** A time someone is booking: shown, not bookable, its note read out with it. */
+  function heldSlot(start) {
+    const node = el("span", { class: "slot held", "data-start": zulu(start), "aria-disabled": "true" }, localTime(start, shown.tz));
+    node.append(" ", el("span", { class: "slot-note" }, HELD_NOTE));
+    return node;
+  }
+
+  const isHeld = (start) => (held.get(start) || 0) > Date.now();
+
+  /** The held starts on local day `day` (expired ones are forgotten). */
+  function heldOn(day) {
+    const now = Date.now();
+    const starts = [];
+    for (const [start, until] of held) {
+      if (until <= now) held.delete(start);
+      else if (day && localDay(start, shown.tz) === day) starts.push(start);
+    }
+    return starts;
+  }
+
+  /** Forget the held starts whose slot overlaps [start, end). */
+  function unhold(start, end) {
+    for (const from of [...held.keys()]) {
+      if (from < end && start < from + durationMs) held.delete(from);
+    }
+  }
+
   function renderSlots() {
     const slots = (shown.day && shown.byDay.get(shown.day)) || [];
     dayTitle.textContent = shown.day ? dayLabel(shown.day) : "No day chosen";
     if (tzName) tzName.textContent = zoneLabel(shown.tz);
-    if (!slots.length) {
+    if (!slots.length && !heldOn(shown.day).length) {
       const month = label(`${shown.month}-01`, { month: "long" });
       const text = shown.day ? "No free times on this day." : `No free times in ${month}.`;
       slotsBox.replaceChildren(el("p", { class: "empty" }, text));
       return;
     }
     const list = el("ul", { class: "slot-list", "aria-labelledby": "slots-title" });
-    for (const start of slots) {
-      const query = new URLSearchParams({ start: zulu(start), tz: shown.tz });
-      const link = el("a", { class: "slot", "data-start": zulu(start), href: `${data.bookUrl}?${query}` }, localTime(start, shown.tz));
+    const offered = new Set(slots);
+    const all = [...new Set([...slots, ...heldOn(shown.day)])].sort((a, b) => a - b);
+    for (const start of all) {
       const item = el("li");
-      item.append(link);
+      if (offered.has(start) && !isHeld(start)) {
+        const query = new URLSearchParams({ start: zulu(start), tz: shown.tz });
+        item.append(el("a", { class: "slot", "data-start": zulu(start), href: `${data.bookUrl}?${query}` }, localTime(start, shown.tz)));
+      } else {
+        item.append(heldSlot(start));
+      }
       list.append(item);
     }
     slotsBox.replaceChildren(list);
@@ -365,7 +405,7 @@
   /** After a day is chosen: bring its times into view (on a phone they start below the
    * fold) and, from the keyboard, move the focus to the first time. */
   function toTimes(fromKeyboard) {
-    const first = slotsBox.querySelector(".slot:not(.taken)");
+    const first = slotsBox.querySelector(".slot:not(.taken):not(.held)");
     const box = dayTitle.getBoundingClientRect();
     if (box.top < 0 || box.bottom > window.innerHeight) {
       dayTitle.scrollIntoView({ behavior: reducedMotion.matches ? "auto" : "smooth", block: "start" });
@@ -374,7 +414,7 @@
   }
 
   slotsBox.addEventListener("click", (event) => {
-    if (event.target.closest('.slot[aria-disabled="true"], .slot.taken')) event.preventDefault();
+    if (event.target.closest('.slot[aria-disabled="true"], .slot.taken, .slot.held')) event.preventDefault();
   });
 
   async function chooseZone(event) {
@@ -413,7 +453,7 @@
   /** The labels of the times offered on the shown day, by start. */
   function offeredNow() {
     const offered = new Map();
-    for (const slot of slotsBox.querySelectorAll(".slot[data-start]:not(.taken)")) {
+    for (const slot of slotsBox.querySelectorAll(".slot[data-start]:not(.taken):not(.held)")) {
       offered.set(slot.dataset.start, slot.textContent.trim());
     }
     return offered;
@@ -432,7 +472,7 @@
   /** Disable at once every offered slot overlapping [start, end); [start, label] of each. */
   function markTaken(start, end) {
     const hit = [];
-    for (const slot of slotsBox.querySelectorAll(".slot[data-start]:not(.taken)")) {
+    for (const slot of slotsBox.querySelectorAll(".slot[data-start]:not(.taken):not(.held)")) {
       const from = Date.parse(slot.dataset.start);
       if (!(from < end && start < from + durationMs)) continue;
       if (slot.tagName === "BUTTON") slot.disabled = true;
@@ -441,6 +481,19 @@
       slot.tabIndex = -1;
       hit.push([slot.dataset.start, slot.textContent.trim()]);
       slot.setAttribute("aria-label", `${slot.textContent.trim()}, no longer available`);
+    }
+    return hit;
+  }
+
+  /** Show every offered slot overlapping [start, end) held until `until`; their labels. */
+  function markHeld(start, end, until) {
+    const hit = [];
+    for (const slot of slotsBox.querySelectorAll(".slot[data-start]:not(.taken):not(.held)")) {
+      const from = Date.parse(slot.dataset.start);
+      if (!(from < end && start < from + durationMs)) continue;
+      held.set(from, until);
+      hit.push(slot.textContent.trim());
+      slot.replaceWith(heldSlot(from));
     }
     return hit;
   }
@@ -503,6 +556,7 @@
     document.addEventListener("visibilitychange", check);
     socket.on("slot_taken", (payload) => {
       if (!forUs(payload)) return;
+      unhold(Date.parse(payload.start), Date.parse(payload.end));
       const before = offeredNow();
       const taken = markTaken(Date.parse(payload.start), Date.parse(payload.end));
       if (taken.length) toast(goneMessage(taken.map(([, text]) => text)));
@@ -510,12 +564,31 @@
       for (const [start] of taken) before.delete(start);
       reread(before);
     });
-    socket.on("slot_released", (payload) => forUs(payload) && show());
+    socket.on("slot_held", (payload) => {
+      if (!forUs(payload)) return;
+      const start = Date.parse(payload.start);
+      const until = Math.min(Date.parse(payload.expires_at) || Infinity, Date.now() + HOLD_TTL_MS);
+      const before = offeredNow();
+      const labels = markHeld(start, Date.parse(payload.end), until);
+      if (labels.length) toast(`${labels.join(", ")}: ${HELD_NOTE.toLowerCase()}`);
+      for (const [from] of before) if (isHeld(Date.parse(from))) before.delete(from);
+      // Buffers may keep neighbouring times from being offered too: those go after a re-read.
+      reread(before);
+    });
+    socket.on("slot_released", (payload) => {
+      if (!forUs(payload)) return;
+      unhold(Date.parse(payload.start), Date.parse(payload.end));
+      show();
+    });
     // Something else changed what this page offers (a calendar sync, say): re-read.
     socket.on("slots_changed", (payload) => forUs(payload) && reread());
   }
 
   // ---------------------------------------------------------------- start
+  // The times the server drew held: kept held until their hold ends (or at most its TTL).
+  for (const slot of slotsBox.querySelectorAll(".slot.held[data-start]")) {
+    held.set(Date.parse(slot.dataset.start), Date.now() + HOLD_TTL_MS);
+  }
   rove(focusDay());
   if (!zoneWorks(shown.tz)) return; // this browser cannot draw that zone: keep the plain page
   const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone || null;

@@ -1,0 +1,213 @@
+/* The confirm step, live: this page's hold of its time (expertbook/holds.py). The page
+ * works without this file (the server placed the hold when it rendered the page, and it
+ * lasts 5 minutes); this only improves it:
+ * - binds the hold to the page's socket (`hold`), so that it ends 30 s after the page is
+ *   gone even when the page could not say goodbye (a crash, a lost connection), and
+ *   renews it while the page is open and shown;
+ * - shows how long the time is held ("We're holding this time for you: 4:59"), and says
+ *   it once, a minute before the end, through the page's live region;
+ * - ends the hold when the booker goes back or leaves (pagehide: a keepalive DELETE),
+ *   but not when the form is sent (the booking ends it);
+ * - holds the time through the holds API when the page has no hold (after a form error,
+ *   or when the old one ran out), and says so when someone else has it.
+ * Everything it needs comes from the data-* attributes of #confirm. */
+(() => {
+  "use strict";
+
+  const root = document.getElementById("confirm");
+  if (!root) return;
+  const data = root.dataset;
+  if (!data.start || data.own === "true") return;
+  const status = root.querySelector('[data-role="hold-status"]');
+  const form = root.querySelector("form");
+  const toastRegion = document.querySelector(".toast-region");
+  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  const eventTypeId = Number(data.eventTypeId);
+  const start = Date.parse(data.start);
+  const end = Date.parse(data.end);
+  // Renew when less than this is left, while the page is shown.
+  const RENEW_BELOW_MS = 2 * 60000;
+  const WARN_BELOW_MS = 60000;
+
+  let hold = data.holdId
+    ? { id: data.holdId, token: data.holdToken, expires: Date.parse(data.holdExpires) }
+    : null;
+  let sending = false; // the form is being sent: the booking ends the hold
+  let warned = false;
+  let busy = false; // a renew or place call in flight
+  let socket = null;
+
+  function say(message) {
+    if (!toastRegion) return;
+    const node = document.createElement("div");
+    node.className = "toast";
+    node.textContent = message;
+    toastRegion.append(node);
+    setTimeout(() => node.remove(), 6000);
+  }
+
+  function headers(json = false) {
+    const result = { Accept: "application/json" };
+    if (json) result["Content-Type"] = "application/json";
+    if (csrfMeta) result["X-CSRFToken"] = csrfMeta.content;
+    if (hold && hold.token) result["X-Hold-Token"] = hold.token;
+    return result;
+  }
+
+  const clock = (ms) => {
+    const seconds = Math.max(0, Math.ceil(ms / 1000));
+    return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+  };
+
+  function draw() {
+    if (!status) return;
+    if (!hold) return;
+    const left = hold.expires - Date.now();
+    if (left > 0) {
+      status.textContent = `We\u2019re holding this time for you: ${clock(left)}`;
+      if (left < WARN_BELOW_MS && !warned) {
+        warned = true;
+        say("Your hold on this time ends in less than a minute.");
+      }
+    } else {
+      status.textContent = "We are no longer holding this time for you. You can still book it if nobody else has.";
+    }
+  }
+
+  /** Someone else holds the time: say so, and keep the form (their hold may end). */
+  function heldElsewhere(retryAfter) {
+    hold = null;
+    const minutes = Math.max(1, Math.ceil(Number(retryAfter || 300) / 60));
+    const text = `Someone else is booking this time right now. If they do not finish, it frees up within ${minutes} minute${minutes === 1 ? "" : "s"}.`;
+    if (status) status.textContent = text;
+    say(text);
+  }
+
+  /** Hold the time through the API (this browser session is the holder). */
+  async function place() {
+    if (busy) return;
+    busy = true;
+    try {
+      const response = await fetch(data.holdsUrl, {
+        method: "POST", headers: headers(true), credentials: "same-origin",
+        body: JSON.stringify({ start: data.start }),
+      });
+      const body = await response.json().catch(() => null);
+      if (response.status === 201 && body) {
+        hold = { id: body.hold_id, token: body.hold_token, expires: Date.parse(body.expires_at) };
+        warned = false;
+        bind();
+      } else if (response.status === 409 && body && body.error && body.error.code === "slot_held") {
+        heldElsewhere(body.error.retry_after);
+      } else if (response.status === 409 && status) {
+        status.textContent = "This time is no longer available. Please pick another.";
+      }
+    } catch (error) {
+      // Offline: the server-side hold (if any) runs its course; try again on the next tick.
+    } finally {
+      busy = false;
+      draw();
+    }
+  }
+
+  async function renew() {
+    if (busy || !hold) return;
+    busy = true;
+    try {
+      const response = await fetch(`${data.holdUrl}${hold.id}/renew`, {
+        method: "POST", headers: headers(), credentials: "same-origin",
+      });
+      if (response.ok) {
+        const body = await response.json();
+        hold.expires = Date.parse(body.expires_at);
+        warned = false;
+      } else if (response.status === 404) {
+        hold = null; // expired or ended: hold the time again, if it is still free
+      }
+    } catch (error) {
+      // Offline: try again on the next tick.
+    } finally {
+      busy = false;
+    }
+    if (!hold) await place();
+    draw();
+  }
+
+  function release() {
+    if (!hold || sending) return;
+    const id = hold.id;
+    const init = { method: "DELETE", headers: headers(), credentials: "same-origin", keepalive: true };
+    hold = null;
+    fetch(`${data.holdUrl}${id}`, init).catch(() => {});
+  }
+
+  function bind() {
+    if (socket && socket.connected && hold) socket.emit("hold", { hold_id: hold.id, hold_token: hold.token });
+  }
+
+  function tick() {
+    if (!hold) {
+      draw();
+      return;
+    }
+    const left = hold.expires - Date.now();
+    if (left < RENEW_BELOW_MS && document.visibilityState === "visible") renew();
+    draw();
+  }
+
+  const overlaps = (payload) =>
+    payload && payload.event_type_id === eventTypeId
+    && Date.parse(payload.start) < end && start < Date.parse(payload.end);
+
+  function connect() {
+    if (typeof window.io !== "function") return;
+    socket = window.io();
+    // Every (re)connect binds the hold again (and renews it); the room tells this page when
+    // another booker's hold of its time ends.
+    socket.on("connect", () => {
+      socket.emit("join", { event_type_id: eventTypeId });
+      bind();
+    });
+    socket.on("held", (payload) => {
+      if (!hold || !payload || payload.hold_id !== hold.id) return;
+      hold.expires = Date.parse(payload.expires_at);
+      draw();
+    });
+    socket.on("error", (payload) => {
+      if (payload && payload.code === "unknown_hold" && hold) {
+        hold = null;
+        place();
+      }
+    });
+    socket.on("slot_released", (payload) => {
+      if (hold || !overlaps(payload)) return;
+      // Someone else's hold ended: the page without a form shows it again (its GET holds
+      // the time for this booker); the page with one holds the time now.
+      if (data.heldElsewhere === "true") window.location.reload();
+      else place();
+    });
+    socket.on("slot_taken", (payload) => {
+      if (!overlaps(payload) || sending) return;
+      hold = null;
+      if (status) status.textContent = "Sorry, this time was just booked by someone else. Please pick another.";
+    });
+  }
+
+  if (form) form.addEventListener("submit", () => { sending = true; });
+  for (const link of document.querySelectorAll('a[data-role="back"]')) {
+    link.addEventListener("click", release);
+  }
+  window.addEventListener("pagehide", release);
+  // Back to this page from the browser's cache: its hold was released on the way out.
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) {
+      sending = false;
+      place();
+    }
+  });
+  document.addEventListener("visibilitychange", tick);
+  setInterval(tick, 1000);
+  if (!hold && data.heldElsewhere !== "true") place();
+  draw();
+  connect();
+})();
