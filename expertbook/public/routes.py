@@ -52,7 +52,7 @@ from .calendar import (
     shift_month,
     slots_by_day,
 )
-from .forms import BookingForm
+from .forms import BookingForm, draft_answers
 
 bp = Blueprint("public", __name__)
 
@@ -61,13 +61,15 @@ TAKEN_MESSAGE = (
     "Sorry, that time was just taken by someone else. Your details are kept: pick another time."
 )
 TAKEN_LONG_NOTES = (
-    "Sorry, that time was just taken by someone else. Copy your notes before you pick another"
-    " time: your name and email are kept, but notes this long are not."
+    "Sorry, that time was just taken by someone else. Copy your notes and answers before you"
+    " pick another time: your name and email are kept, but notes this long are not, nor long"
+    " answers."
 )
 HELD_MESSAGE = (
     "Someone else is booking this time right now. If they do not finish, it frees up within"
     " {minutes} minute{s}: try again then, or pick another time."
 )
+QUESTIONS_CHANGED = "The questions for this booking have just changed: please check your answers."
 OWN_EVENT_TYPE = "This is your own event type: share its link with clients to get booked."
 # The session remembers the last bookings made in this browser (for Back after booking)
 # and the details of a booking that could not be made (to fill the next form of that event
@@ -129,19 +131,25 @@ def event_type_or_404(username: str, slug: str) -> EventType:
 
 def keep_draft(event_type: EventType) -> bool:
     """Keep what the guest typed for this event type's next booking form in this browser: name
-    and email (a signed-in user's come from their account), and the notes when short.
+    and email (a signed-in user's come from their account), and the notes and the answers
+    to the questions when short.
 
     Returns:
-        False when the notes were too long to keep.
+        False when the notes or the answers were too long to keep.
     """
     form = request.form
-    draft: dict[str, str] = {}
+    draft: dict[str, Any] = {}
     if not current_user.is_authenticated:
         draft = {name: form.get(name, "")[:limit] for name, limit in DRAFT_FIELDS.items()}
     notes = form.get("notes", "")
     fits = len(json.dumps(notes)) <= MAX_DRAFT_NOTES
     if fits:
         draft["notes"] = notes
+    answers = draft_answers(event_type.questions, form)
+    if answers is None:
+        fits = False
+    elif any(value not in ("", False) for value in answers.values()):
+        draft["answers"] = answers
     if any(draft.values()):
         session[DRAFT] = {"event_type_id": event_type.id, **draft}
     else:
@@ -418,6 +426,7 @@ def prefill(form: BookingForm, event_type: EventType) -> None:
         form.name.data = drafted("name")
         form.email.data = drafted("email")
     form.notes.data = drafted("notes")
+    form.drafted_answers(event_type.questions, draft.get("answers"))
     form.idempotency_key.data = secrets.token_urlsafe(16)
 
 
@@ -450,9 +459,12 @@ def submit_booking(
         errors = field_errors(start, form, named_tz)
         for name, message in errors.items():
             form[name].errors.append(message)
-        if errors:
+        answered = form.read_answers(event_type.questions, request.form)
+        if errors or not answered:
             return None
-        checked = check_request(start, form.name.data, form.email.data, form.notes.data, named_tz)
+        checked = check_request(
+            start, form.name.data, form.email.data, form.notes.data, named_tz, form.answers
+        )
         key = check_idempotency_key(form.idempotency_key.data)
     except BookingInputError as error:
         if error.field in ("name", "email", "notes"):
@@ -473,6 +485,11 @@ def submit_booking(
         )
     except SlotHeld as error:
         form.form_errors.append(held_message(error.retry_after))
+        return None
+    except BookingInputError as error:  # the questions changed since the page was read
+        if error.field.startswith("answers."):
+            form.answer_errors[error.field.removeprefix("answers.")] = error.message
+        form.form_errors.append(QUESTIONS_CHANGED)
         return None
     except SlotUnavailable:
         if keep_draft(event_type):

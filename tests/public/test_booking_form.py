@@ -429,3 +429,171 @@ def test_a_draft_never_overrides_a_signed_in_users_details(client, auth, intro, 
         "gina@example.com",
         "Hi",
     )
+
+
+QUESTIONS = [
+    {"id": "company", "label": "Your company", "kind": "text", "required": True},
+    {"id": "goals", "label": "Your goals", "kind": "long_text", "required": False},
+    {
+        "id": "level",
+        "label": "Your level",
+        "kind": "choice",
+        "required": True,
+        "choices": ["Beginner", "Advanced"],
+    },
+    {
+        "id": "country",
+        "label": "Your country",
+        "kind": "choice",
+        "required": False,
+        "choices": ["France", "Germany", "India", "Japan", "Peru", "Spain"],
+    },
+    {"id": "terms", "label": "I accept the terms", "kind": "checkbox", "required": True},
+]
+ANSWERS = {
+    "answer-company": "Acme Secret Labs",
+    "answer-goals": "Ship the\r\nsecret launch",
+    "answer-level": "Advanced",
+    "answer-country": "Peru",
+    "answer-terms": "y",
+}
+
+
+@pytest.fixture
+def asking(intro):
+    intro.questions = QUESTIONS
+    db.session.commit()
+    return intro
+
+
+def test_the_questions_are_asked_with_their_labels(client, asking):
+    _, href = first_slot_link(client)
+    page = open_form(client, href)["page"]
+    assert '<label for="answer-company">Your company</label>' in page
+    assert 'name="answer-company" maxlength="500" value="" aria-required="true"' in page
+    assert '<label for="answer-goals">Your goals (optional)</label>' in page
+    assert '<textarea id="answer-goals" name="answer-goals"' in page
+    # Two choices: a radio group named by its legend; six: a select.
+    assert "<legend>Your level</legend>" in page
+    assert 'type="radio" id="answer-level-2" name="answer-level" value="Advanced"' in page
+    assert '<label for="answer-country">Your country (optional)</label>' in page
+    assert '<select id="answer-country" name="answer-country">' in page
+    assert '<option value="">Choose…</option>' in page
+    assert 'type="checkbox" id="answer-terms" name="answer-terms" value="y"' in page
+    assert '<label for="answer-terms">I accept the terms</label>' in page
+
+
+def test_a_type_without_questions_asks_none(client, intro):
+    _, href = first_slot_link(client)
+    assert 'name="answer-' not in open_form(client, href)["page"]
+
+
+def test_the_answers_are_kept_on_the_booking_and_never_shown_publicly(client, asking):
+    start, href = first_slot_link(client)
+    response = submit(client, open_form(client, href), **ANSWERS)
+    assert response.status_code == 302
+    (booking,) = bookings()
+    assert booking.answers == {
+        "company": "Acme Secret Labs",
+        "goals": "Ship the\nsecret launch",
+        "level": "Advanced",
+        "country": "Peru",
+        "terms": True,
+    }
+    # The booker's confirmation page, the booking page and the expert's page: no answers.
+    for path in (response.headers["Location"], f"/ann/intro?date={next_week()}", "/ann"):
+        page = client.get(path).text
+        assert "Acme Secret Labs" not in page and "secret launch" not in page
+
+
+@pytest.mark.parametrize(
+    ("change", "question", "message"),
+    [
+        ({"answer-company": ""}, "company", "Please answer this question."),
+        ({"answer-company": "   "}, "company", "Please answer this question."),
+        ({"answer-company": "x" * 501}, "company", "At most 500 characters."),
+        ({"answer-company": "Ac\x07me"}, "company",
+         "Must be one line of text, without control characters."),
+        ({"answer-level": ""}, "level", "Please answer this question."),
+        ({"answer-level": "Expert"}, "level", "Please pick one of the choices."),
+        ({"answer-country": "Mars"}, "country", "Please pick one of the choices."),
+        ({"answer-goals": "x" * 5001}, "goals", "At most 5000 characters."),
+        ({"answer-terms": None}, "terms", "Please tick this box."),
+    ],
+)  # fmt: skip
+def test_a_wrong_answer_shows_on_its_question_and_books_nothing(
+    client, asking, change, question, message
+):
+    _, href = first_slot_link(client)
+    fields = {**ANSWERS, **change}
+    fields = {name: value for name, value in fields.items() if value is not None}
+    response = submit(client, open_form(client, href), **fields)
+    assert response.status_code == 200
+    page = response.text
+    assert f'<div id="answer-{question}-error"><p class="field-error">{message}</p></div>' in page
+    assert page.count('class="field-error"') == 1
+    assert re.search(f'aria-invalid="true" aria-describedby="answer-{question}-error"', page)
+    assert bookings() == []
+    # What was typed is kept on the page.
+    if question != "company":
+        assert 'value="Acme Secret Labs"' in page
+
+
+def test_every_wrong_answer_and_field_is_flagged_at_once(client, asking):
+    _, href = first_slot_link(client)
+    response = submit(client, open_form(client, href), name="", **{"answer-country": "Mars"})
+    page = response.text
+    for field in ("name", "answer-company", "answer-level", "answer-country", "answer-terms"):
+        assert f'id="{field}-error"' in page
+    assert bookings() == []
+
+
+def test_answers_to_unknown_questions_are_ignored(client, asking):
+    _, href = first_slot_link(client)
+    response = submit(client, open_form(client, href), **ANSWERS, **{"answer-other": "x"})
+    assert response.status_code == 302
+    assert "other" not in bookings()[0].answers
+
+
+def test_a_question_added_after_the_page_was_read_is_asked_again(client, asking):
+    _, href = first_slot_link(client)
+    form = open_form(client, href)
+    asking.questions = [
+        *QUESTIONS,
+        {"id": "late", "label": "Late one", "kind": "text", "required": True},
+    ]
+    db.session.commit()
+    response = submit(client, form, **ANSWERS)
+    assert response.status_code == 200
+    assert bookings() == []
+    assert 'id="answer-late-error"' in response.text
+    assert '<label for="answer-late">Late one</label>' in response.text
+
+
+def test_a_just_taken_answer_keeps_the_answers_for_the_next_form(client, asking):
+    _, href = first_slot_link(client)
+    late = open_form(client, href)
+    assert submit(client, open_form(client, href), **ANSWERS).status_code == 302
+    response = submit(client, late, name="Late Larry", email="larry@example.com", **ANSWERS)
+    assert response.status_code == 302
+    _, href = first_slot_link(client)
+    page = open_form(client, href)["page"]
+    assert 'value="Acme Secret Labs"' in page
+    assert "secret launch</textarea>" in page
+    assert 'value="Advanced" checked' in page
+    assert "<option selected>Peru</option>" in page
+    assert 'name="answer-terms" value="y" checked' in page
+    # Used once.
+    assert 'value="Acme Secret Labs"' not in open_form(client, href)["page"]
+
+
+def test_long_answers_stay_on_the_page_not_in_the_cookie(client, asking):
+    _, href = first_slot_link(client)
+    late = open_form(client, href)
+    assert submit(client, open_form(client, href), **ANSWERS).status_code == 302
+    goals = "日本語の目標" * 200
+    response = submit(client, late, **{**ANSWERS, "answer-goals": goals})
+    assert response.status_code == 200
+    assert "nor long answers" in response.text
+    assert goals in response.text
+    assert len(response.headers.get("Set-Cookie", "")) < 1500
