@@ -31,11 +31,12 @@ def feed(secret: str):
         )
     if expert is None or not expert.is_expert:
         abort(404)
-    confirmed = upcoming_of_expert(
-        expert, now=datetime.now(UTC), limit=FEED_LIMIT, confirmed_only=True
+    # Requests waiting for the expert too, as TENTATIVE: their time is held.
+    upcoming = upcoming_of_expert(
+        expert, now=datetime.now(UTC), limit=FEED_LIMIT, blocking_only=True
     )
     body = calendar_file(
-        confirmed, current_app.config["BASE_URL"], name=f"ExpertBook: {expert.display_name}"
+        upcoming, current_app.config["BASE_URL"], name=f"ExpertBook: {expert.display_name}"
     )
     return Response(body, content_type="text/calendar; charset=utf-8")
 

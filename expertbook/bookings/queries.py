@@ -65,10 +65,11 @@ def booking_page(
     limit: int,
     after: Position | None = None,
     backwards: bool = False,
-    confirmed_only: bool = False,
+    blocking_only: bool = False,
 ) -> Page:
     """Up to `limit` bookings where `user` has one of `roles`, in `scope`, following `after`
-    (or, `backwards`, the ones just before it, still in display order).
+    (or, `backwards`, the ones just before it, still in display order); `blocking_only`:
+    only those that hold their time (confirmed, or waiting for the expert's confirmation).
 
     Each role is its own index walk of at most limit + 1 rows, merged here: an OR of the two
     columns would make the database sort every booking the user ever had.
@@ -80,8 +81,8 @@ def booking_page(
         query = in_scope(sa.select(Booking).where(column == user.id), scope, now)
         if role == "client" and "expert" in roles:
             query = query.where(Booking.expert_id != user.id)  # listed once, as the expert
-        if confirmed_only:
-            query = query.where(Booking.status == Booking.CONFIRMED)
+        if blocking_only:
+            query = query.where(Booking.status.in_(Booking.BLOCKING))
         branches.append(_walk(query, after, ascending, limit + 1))
     rows = list(heapq.merge(*branches, key=_sort_key, reverse=not ascending))[: limit + 1]
     bookings = rows[:limit]
@@ -115,7 +116,7 @@ def _sort_key(booking: Booking) -> tuple[datetime, int]:
 
 
 def upcoming_of_expert(
-    expert: User, *, now: datetime, limit: int, confirmed_only: bool = False
+    expert: User, *, now: datetime, limit: int, blocking_only: bool = False
 ) -> list[Booking]:
     """The expert's next bookings, soonest first (the dashboard, the calendar feed)."""
     return booking_page(
@@ -124,8 +125,26 @@ def upcoming_of_expert(
         scope="upcoming",
         now=now,
         limit=limit,
-        confirmed_only=confirmed_only,
+        blocking_only=blocking_only,
     ).bookings
+
+
+def requests_of_expert(expert: User, *, now: datetime, limit: int) -> list[Booking]:
+    """The requests waiting for the expert's answer, soonest first: a walk of the index on
+    (expert_id, status, start_at). A request is declined by its start at the latest, so
+    only those not yet started can still be answered."""
+    query = (
+        sa.select(Booking)
+        .where(
+            Booking.expert_id == expert.id,
+            Booking.status == Booking.PENDING,
+            Booking.start_at > now,
+        )
+        .order_by(Booking.start_at, Booking.id)
+        .limit(limit)
+        .options(selectinload(Booking.event_type), selectinload(Booking.client))
+    )
+    return list(db.session.scalars(query))
 
 
 class BadCursor(ValueError):

@@ -26,11 +26,12 @@ from ..booking import (
 )
 from ..cache_control import no_store
 from ..ics import calendar_file
+from ..models import Booking
 from ..realtime import announce_slot_released, announce_slot_taken
 from ..scheduling import is_valid_timezone, zone
 from ..slots import slots_for
 from .access import booking_or_404
-from .forms import CancelForm, RescheduleForm
+from .forms import CancelForm, DeclineForm, RescheduleForm
 from .queries import ROLES, BadCursor, Position, booking_page, make_cursor, read_cursor
 
 bp = Blueprint("bookings", __name__, url_prefix="/bookings")
@@ -109,9 +110,21 @@ def detail(uid: str):
         token=token,
         tz=viewer_tz(booking),
         cancel_form=CancelForm(),
+        decline_form=DeclineForm(),
+        answers=_answers_for_expert(booking),
         links=_links(booking, token),
         now=datetime.now(UTC),
     )
+
+
+def _answers_for_expert(booking) -> list[tuple[str, str]]:
+    """The booker's answers, shown to the booking's expert only (never on the booker's or a
+    guest's view of the page)."""
+    if not (current_user.is_authenticated and current_user.id == booking.expert_id):
+        return []
+    from ..questions import labelled_answers
+
+    return labelled_answers(booking.event_type.questions or [], booking.answers)
 
 
 @bp.get("/<uid>.ics")
@@ -160,7 +173,7 @@ def reschedule(uid: str):
     """Pick a new time from the same event type's free slots (while it is still offered)."""
     booking, token = booking_or_404(uid, to_change=True)
     now = datetime.now(UTC)
-    if not booking.is_confirmed or booking.start_at <= now:
+    if booking.status not in Booking.BLOCKING or booking.start_at <= now:
         flash("Only upcoming bookings can be moved.", "error")
         return redirect(url_for("bookings.detail", **_links(booking, token)))
     if not booking.event_type.active:

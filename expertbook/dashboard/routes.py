@@ -9,7 +9,8 @@ from flask_login import current_user
 
 from ..auth.decorators import expert_required
 from ..availability import availability_of
-from ..bookings.queries import upcoming_of_expert
+from ..bookings.forms import DeclineForm
+from ..bookings.queries import requests_of_expert, upcoming_of_expert
 from ..event_types import (
     ARCHIVE,
     INT_FIELDS,
@@ -35,6 +36,8 @@ bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 UPCOMING_LIMIT = 10
+# Booking requests listed at the top (the oldest first past this are on My Bookings).
+REQUESTS_LIMIT = 20
 # Deliveries given up in the last this many days are listed as problems on the dashboard.
 PROBLEM_DAYS = 30
 
@@ -57,6 +60,13 @@ def expert_today() -> date:
     return datetime.now(zone(current_user.timezone)).date()
 
 
+def answers_of(booking) -> list[tuple[str, str]]:
+    """The booker's answers to the event type's questions, for the expert's eyes."""
+    from ..questions import labelled_answers
+
+    return labelled_answers(booking.event_type.questions or [], booking.answers)
+
+
 def format_intervals(intervals) -> str:
     return ", ".join(f"{format_hhmm(start)}–{format_hhmm(end)}" for start, end in intervals)
 
@@ -64,8 +74,8 @@ def format_intervals(intervals) -> str:
 @bp.get("/")
 @expert_required
 def index():
-    """The expert's event types, weekly hours, next confirmed bookings and messages that
-    could not be delivered."""
+    """The expert's booking requests waiting for an answer, event types, weekly hours, next
+    bookings and messages that could not be delivered."""
     hours = availability_of(current_user)
     weekly_hours = [
         (name, format_intervals(hours.weekly.get(weekday, ())))
@@ -73,8 +83,9 @@ def index():
     ]
     today = expert_today()
     upcoming = upcoming_of_expert(
-        current_user, now=utcnow(), limit=UPCOMING_LIMIT, confirmed_only=True
+        current_user, now=utcnow(), limit=UPCOMING_LIMIT, blocking_only=True
     )  # the meeting under way is still "upcoming"
+    requests = requests_of_expert(current_user, now=utcnow(), limit=REQUESTS_LIMIT)
     base_url = current_app.config["BASE_URL"]
     event_types = current_user.event_types
     counts = booking_counts((e.id for e in event_types), utcnow())
@@ -90,6 +101,8 @@ def index():
         weekly_hours=weekly_hours,
         coming_overrides=sum(1 for o in current_user.date_overrides if o.date >= today),
         upcoming=upcoming,
+        requests=[(booking, answers_of(booking)) for booking in requests],
+        decline_form=DeclineForm(),
         locations=LOCATIONS,
         feed_form=EmptyForm(),
         has_feed=current_user.calendar_secret_hash is not None,
