@@ -8,7 +8,8 @@
     written within the last `failed_days` days; or
   * late: pending, deliverable (due, no worker's claim on it, not waiting behind an
     earlier message of its booking) for more than `late` already: no worker is delivering.
-- Every confirmed booking made since the outbox exists has its mail messages. "Since the
+- Every confirmed or pending booking made since the outbox exists has its mail messages
+  (a pending request's "request received" mails). "Since the
   outbox exists" is since its first row, so the bookings of an upgraded database, made
   before, are not counted; nor are those older than the outbox's retention (30 days),
   whose sent mails may have been swept.
@@ -31,7 +32,7 @@ from .outbox.problems import problems
 from .outbox.retention import RETENTION
 
 # Statuses whose time is blocked ("pending": awaiting the expert's confirmation).
-HOLDING_TIME = (Booking.CONFIRMED, "pending")
+HOLDING_TIME = Booking.BLOCKING
 
 
 def _iso(value: datetime) -> str:
@@ -111,8 +112,8 @@ def _about(problem) -> str:
 
 
 def bookings_without_messages(now: datetime) -> list[str]:
-    """Each confirmed booking made since the outbox's first row, and within its retention
-    (older mails may have been swept), that has no mail in it."""
+    """Each confirmed or pending booking made since the outbox's first row, and within its
+    retention (older mails may have been swept), that has no mail in it."""
     since = db.session.scalar(sa.select(sa.func.min(OutboxMessage.created_at)))
     if since is None:
         return []  # no outbox row at all: nothing was booked since it exists
@@ -125,7 +126,7 @@ def bookings_without_messages(now: datetime) -> list[str]:
     query = (
         sa.select(Booking, User.username)
         .join(User, User.id == Booking.expert_id)
-        .where(Booking.status == Booking.CONFIRMED, Booking.created_at >= since, ~has_mail)
+        .where(Booking.status.in_(Booking.BLOCKING), Booking.created_at >= since, ~has_mail)
         .order_by(Booking.id)
     )
     return [
