@@ -143,7 +143,9 @@ def _answer(
 ) -> Booking:
     """Set `values` on the booking if it is still pending (and `condition` holds), with the
     outbox messages of `change`, in one serialized transaction under the expert's lock.
-    Its SEQUENCE grows: calendar apps replace the tentative copy (or remove it)."""
+    Its SEQUENCE grows: calendar apps replace the tentative copy (or remove it). Its
+    deadline is cleared: answered, it has none, and the index on confirm_by that
+    decline_overdue walks keeps only the requests still open, however long the history."""
     booking_id, expert_id = booking.id, booking.expert_id
     with booking_transaction():
         if frees_time:
@@ -155,7 +157,7 @@ def _answer(
         swap = (
             sa.update(Booking)
             .where(Booking.id == booking_id, Booking.status == Booking.PENDING)
-            .values(**values, sequence=Booking.sequence + 1, updated_at=now)
+            .values(**values, confirm_by=None, sequence=Booking.sequence + 1, updated_at=now)
             .execution_options(synchronize_session=False)
         )
         if condition is not None:

@@ -65,6 +65,7 @@ def test_confirming_makes_it_confirmed_once(request_, coach):
     confirmed = confirm_booking(request_, actor=coach, now=NOW)
     assert confirmed.status == Booking.CONFIRMED
     assert confirmed.sequence == 1
+    assert confirmed.confirm_by is None  # answered: nothing left for decline_overdue
     assert {m.payload["role"] for m in messages_of(request_, "confirmed")} == {"client", "expert"}
     with pytest.raises(NotPending, match="already confirmed"):
         confirm_booking(request_, actor=coach, now=NOW)
