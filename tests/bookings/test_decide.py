@@ -44,7 +44,7 @@ def test_the_link_shows_the_request_and_changes_nothing_on_get(client, request_)
 
 
 def test_the_confirm_link_works_once_without_signing_in(client, auth, request_):
-    path = link(request_, "confirm")
+    path, decline = link(request_, "confirm"), link(request_, "decline")
     response = auth.post(path)
     assert response.status_code == 200
     assert "Confirmed" in response.text
@@ -52,7 +52,7 @@ def test_the_confirm_link_works_once_without_signing_in(client, auth, request_):
     again = auth.post(path)
     assert "This request was already confirmed." in again.text
     assert "This request was already confirmed." in client.get(path).text
-    declining = client.get(link(request_, "decline"))
+    declining = client.get(decline)
     assert "This request was already confirmed." in declining.text
 
 
