@@ -472,11 +472,15 @@
   /** Disable at once every offered slot overlapping [start, end); [start, label] of each. */
   function markTaken(start, end) {
     const hit = [];
-    for (const slot of slotsBox.querySelectorAll(".slot[data-start]:not(.taken):not(.held)")) {
+    // A held time that gets booked is gone too (its "someone is booking" note goes with it).
+    for (const slot of slotsBox.querySelectorAll(".slot[data-start]:not(.taken)")) {
       const from = Date.parse(slot.dataset.start);
       if (!(from < end && start < from + durationMs)) continue;
       if (slot.tagName === "BUTTON") slot.disabled = true;
       else slot.setAttribute("aria-disabled", "true");
+      const note = slot.querySelector(".slot-note");
+      if (note) note.remove();
+      slot.classList.remove("held");
       slot.classList.add("taken");
       slot.tabIndex = -1;
       hit.push([slot.dataset.start, slot.textContent.trim()]);

@@ -33,6 +33,7 @@
     ? { id: data.holdId, token: data.holdToken, expires: Date.parse(data.holdExpires) }
     : null;
   let sending = false; // the form is being sent: the booking ends the hold
+  let leaving = false; // the booker went back or away: hold nothing more
   let warned = false;
   let busy = false; // a renew or place call in flight
   let socket = null;
@@ -85,7 +86,7 @@
 
   /** Hold the time through the API (this browser session is the holder). */
   async function place() {
-    if (busy) return;
+    if (busy || leaving) return;
     busy = true;
     try {
       const response = await fetch(data.holdsUrl, {
@@ -134,7 +135,9 @@
   }
 
   function release() {
-    if (!hold || sending) return;
+    if (sending) return;
+    leaving = true;
+    if (!hold) return;
     const id = hold.id;
     const init = { method: "DELETE", headers: headers(), credentials: "same-origin", keepalive: true };
     hold = null;
@@ -171,8 +174,10 @@
     socket.on("held", (payload) => {
       if (!hold || !payload || payload.hold_id !== hold.id) return;
       hold.expires = Date.parse(payload.expires_at);
+      data.bound = "true"; // the hold is bound to this socket (tests and styles use it)
       draw();
     });
+    socket.on("disconnect", () => { data.bound = "false"; });
     socket.on("error", (payload) => {
       if (payload && payload.code === "unknown_hold" && hold) {
         hold = null;
@@ -202,6 +207,7 @@
   window.addEventListener("pageshow", (event) => {
     if (event.persisted) {
       sending = false;
+      leaving = false;
       place();
     }
   });
