@@ -5,7 +5,8 @@ message to the client and one to the expert, due at start - m (those already pas
 booking is made are left out). A reschedule cancels the pending ones and makes new ones for
 the new time; a cancellation cancels them. A booking waiting for the expert's confirmation
 gets none until it is confirmed (then they are made as for a new booking); a declined one
-none at all. The messages are written by `rows_for` in the
+none at all. A guest's request gets one row that is never sent: it keeps the guest's link
+(see link_keeper_rows). The messages are written by `rows_for` in the
 booking change's own transaction (outbox.events) and delivered by the outbox worker, which
 calls `deliver_reminder` when they are due.
 """
@@ -68,9 +69,39 @@ def rows_for(
     if change not in ("booked", "requested") and not pending_cancelled:
         recovered = cancel_pending(booking.id)  # always: they are for a time no longer
         manage_url = manage_url or recovered
+    if booking.is_pending:
+        return link_keeper_rows(booking, now=now, manage_url=manage_url)
     if not booking.is_confirmed:
         return []
     return reminder_rows(booking, now=now, manage_url=manage_url)
+
+
+# The event of a row that only keeps a guest's link while a request waits for the expert.
+LINK_KEEPER = "link"
+
+
+def link_keeper_rows(
+    booking: Booking, *, now: datetime, manage_url: str | None = None
+) -> list[dict[str, Any]]:
+    """For a guest's request: one pending reminder row that is never sent, only there to
+    keep the guest's tokened link until the expert answers (the link's only copy; the
+    answer's mail to the guest, and the reminders a confirmation makes, recover it through
+    cancel_pending as after any change). It falls due after the session's end, when it is
+    dropped unsent, its link scrubbed."""
+    if booking.client_id is not None or not manage_url:
+        return []
+    payload = {"role": CLIENT, "to": booking.email, "start": booking.start_at.isoformat()}
+    return [
+        message_row(
+            OutboxMessage.REMINDER,
+            now=now,
+            due_at=booking.end_at + timedelta(hours=1),
+            event=LINK_KEEPER,
+            booking_id=booking.id,
+            expert_id=booking.expert_id,
+            payload={**payload, "manage_url": manage_url},
+        )
+    ]
 
 
 def reminder_rows(
@@ -135,6 +166,8 @@ def why_not_sent(booking: Booking | None, message: OutboxMessage, now: datetime)
     """Why the reminder `message` must not be sent now, or None when it should be."""
     if booking is None:
         return "the booking no longer exists"
+    if message.event == LINK_KEEPER:
+        return "it only kept the guest's link while the request waited"
     if not booking.is_confirmed:
         return f"the booking is {booking.status}"
     if _start_of(message) != booking.start_at:

@@ -18,12 +18,14 @@ QUESTIONS = [
 ]
 
 
-def requiring_confirmation(event_type: EventType, *, hours: int | None = None) -> EventType:
+def requiring_confirmation(
+    event_type: EventType, *, hours: int | None = None, questions: list | None = None
+) -> EventType:
     """`event_type`, now requiring the expert's confirmation (within `hours`, if given)
-    and asking QUESTIONS."""
+    and asking `questions` (QUESTIONS unless told)."""
     event_type.requires_confirmation = True
     event_type.confirm_within_hours = hours
-    event_type.questions = QUESTIONS
+    event_type.questions = QUESTIONS if questions is None else questions
     db.session.commit()
     return event_type
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from expertbook import reminders
 from expertbook.confirmation import confirm_booking, decline_booking, decline_overdue
 from expertbook.outbox import OutboxMessage
 from tests.pending_bookings import pending_booking, requiring_confirmation
-from tests.reminders import berlin, reminders_of
+from tests.reminders import berlin, book, reminders_of
 
 START = berlin(2026, 6, 1, 15, 0)
 NOW = START - timedelta(days=3)
@@ -34,3 +35,47 @@ def test_a_declined_request_has_none(any_app, expert, coaching, monkeypatch):
     decline_booking(first, actor=expert, reason="No.", now=NOW)
     assert decline_overdue(NOW + timedelta(hours=48)) == 1
     assert reminders_of(first) == [] and reminders_of(second) == []
+
+
+def mail_rows(booking, event: str) -> list[OutboxMessage]:
+    import sqlalchemy as sa
+
+    from expertbook.extensions import db
+
+    return db.session.scalars(
+        sa.select(OutboxMessage).where(
+            OutboxMessage.booking_id == booking.id,
+            OutboxMessage.kind == OutboxMessage.MAIL,
+            OutboxMessage.event == event,
+        )
+    ).all()
+
+
+def test_a_guests_link_is_kept_for_the_answer_and_never_sent(any_app, expert, coaching):
+    requiring_confirmation(coaching, hours=48, questions=[])
+    booking, link = book(coaching, START, now=NOW)  # a guest: the link is their only key
+    assert booking.is_pending
+    (keeper,) = reminders_of(booking)
+    assert keeper.event == reminders.LINK_KEEPER and keeper.payload["manage_url"] == link
+    assert keeper.due_at > booking.end_at
+    assert reminders.why_not_sent(booking, keeper, NOW) is not None
+    confirm_booking(booking, actor=expert, now=NOW)
+    (client_mail,) = [m for m in mail_rows(booking, "confirmed") if m.payload["role"] == "client"]
+    assert client_mail.payload["manage_url"] == link
+    rows = reminders_of(booking, OutboxMessage.PENDING)
+    assert rows and all(m.event != reminders.LINK_KEEPER for m in rows)
+    assert [m.payload.get("manage_url") for m in rows if m.payload["role"] == "client"] == [
+        link,
+        link,
+    ]
+    (kept,) = [m for m in reminders_of(booking) if m.event == reminders.LINK_KEEPER]
+    assert kept.status == OutboxMessage.CANCELLED and "manage_url" not in kept.payload
+
+
+def test_a_guest_hears_of_a_decline_with_their_link(any_app, expert, coaching):
+    requiring_confirmation(coaching, hours=48, questions=[])
+    booking, link = book(coaching, START, now=NOW)
+    decline_booking(booking, actor=expert, reason="No.", now=NOW)
+    (client_mail,) = mail_rows(booking, "declined")
+    assert client_mail.payload["manage_url"] == link
+    assert reminders_of(booking, OutboxMessage.PENDING) == []
