@@ -17,6 +17,9 @@ MAIL_WHAT = {
     "booked": "Booking confirmation mail",
     "rescheduled": "New-time mail",
     "cancelled": "Cancellation mail",
+    "requested": "Booking request mail",
+    "confirmed": "Request confirmed mail",
+    "declined": "Request declined mail",
 }
 
 
