@@ -11,6 +11,7 @@ import pytest
 
 from tests.browser.conftest import assert_accessible
 from tests.browser.test_booking_flows import booking_page, day_after_tomorrow, new_expert
+from tests.mail_inbox import text_of
 
 pytestmark = pytest.mark.browser
 
@@ -60,3 +61,35 @@ def test_a_request_is_pending_until_the_expert_confirms_it(new_context, live_ser
     assert guest.locator(".badge-success:has-text('Confirmed')").count() == 1
     assert re.match(r"https://", guest.locator("a.video-link").inner_text())
     assert "Waiting for" not in guest.locator("main").inner_text()
+
+
+def test_the_expert_declines_from_the_mail_without_signing_in(new_context, live_server):
+    expert = new_expert(live_server, title="Quick chat", requires_confirmation=True)
+    guest = booking_page(new_context(), expert, day_after_tomorrow())
+    guest.locator("a.slot").first.click()
+    guest.wait_for_url(re.compile(r"/book\?"))
+    guest.fill("input[name=name]", "Alan Turing")
+    guest.fill("input[name=email]", "alan@example.com")
+    guest.click("form button[type=submit]:has-text('Confirm')")
+    guest.wait_for_url(re.compile(r"/bookings/[0-9a-f]+\?token="))
+    manage_url = guest.url
+
+    # The request mail's Decline link: a page with a button, then the answer, once.
+    mails = live_server.inbox.wait_for(f"{expert['username']}@example.com", count=2)
+    request_mail = next(m for m in mails if m["Subject"].startswith("Please confirm"))
+    decline = re.search(r"Decline: (\S+)", text_of(request_mail)).group(1)
+    page = new_context().new_page()
+    page.goto(decline)
+    assert "Decline this booking request?" in page.locator("main").inner_text()
+    page.fill("textarea[name=reason]", "Travelling that week.")
+    page.click("button:has-text('Decline request')")
+    assert "Alan Turing gets an email" in page.locator("main").inner_text()
+    page.goto(decline)
+    assert "This request was already declined." in page.locator("main").inner_text()
+
+    guest.goto(manage_url)
+    text = guest.locator("main").inner_text()
+    assert "Declined" in text and "Travelling that week." in text
+    (answer,) = [m for m in live_server.inbox.wait_for("alan@example.com", count=2)
+                 if m["Subject"].startswith("Declined")]  # fmt: skip
+    assert "Travelling that week." in text_of(answer)
