@@ -5,6 +5,10 @@
      is empty or still the suggestion; [data-slug-preview] shows the resulting link
    - [data-intervals="<prefix>"] lists of .interval-row: Add/Remove buttons, renumbered labels
    - [data-day-off-toggle="<prefix>"]: a checkbox that disables that list's time inputs
+   - [data-questions]: the booking questions editor. Without script it shows a fixed set of
+     rows, numbered positions and a "More questions" disclosure; with it, one empty row at a
+     time ("Add a question"), Move up/down buttons instead of the position numbers, and the
+     choices box only for a Choice answer
    - form[data-confirm]: asks before submitting (e.g. Delete) */
 (function () {
   "use strict";
@@ -183,6 +187,105 @@
     box.addEventListener("change", sync);
     sync();
   });
+
+  /* ---------- Booking questions ---------- */
+  function questionsEditor(editor) {
+    var addButton = editor.querySelector("[data-add-question]");
+    var more = editor.querySelector("[data-more-questions]");
+    // One list of rows, in order: the disclosure's rows join the others, hidden while empty.
+    if (more) {
+      more.querySelectorAll("[data-question-row]").forEach(function (row) {
+        row.hidden = true;
+        editor.insertBefore(row, more);
+      });
+      more.remove();
+    }
+    var rows = function () { return Array.prototype.slice.call(editor.querySelectorAll("[data-question-row]")); };
+    var shown = function () { return rows().filter(function (row) { return !row.hidden; }); };
+
+    function renumber() {
+      var visible = shown();
+      rows().forEach(function (row, index) {
+        var position = row.querySelector("[data-question-position]");
+        if (position) position.value = String(index + 1);
+        var number = visible.indexOf(row) + 1;
+        row.querySelector("[data-question-number]").textContent = String(number || index + 1);
+        row.querySelectorAll("[data-move]").forEach(function (button) {
+          var up = button.dataset.move === "up";
+          button.querySelector(".sr-only").textContent = " question " + number;
+          button.disabled = up ? number <= 1 : number >= visible.length;
+        });
+      });
+      if (addButton) addButton.hidden = rows().every(function (row) { return !row.hidden; });
+    }
+
+    function syncChoices(row) {
+      var kind = row.querySelector("[data-question-kind]");
+      var choices = row.querySelector("[data-question-choices]");
+      if (kind && choices) choices.hidden = kind.value !== "choice";
+    }
+
+    function moveButton(direction) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "btn-secondary btn-small";
+      button.dataset.move = direction;
+      var text = document.createElement("span");
+      text.textContent = direction === "up" ? "Move up" : "Move down";
+      var hidden = document.createElement("span");
+      hidden.className = "sr-only";
+      button.append(text, hidden);
+      return button;
+    }
+
+    rows().forEach(function (row) {
+      // The buttons set the order: the position numbers are for the page without script.
+      var position = row.querySelector("[data-question-position]");
+      if (position) position.closest(".field").hidden = true;
+      var moves = document.createElement("div");
+      moves.className = "question-moves";
+      moves.append(moveButton("up"), moveButton("down"));
+      row.appendChild(moves);
+      var kind = row.querySelector("[data-question-kind]");
+      if (kind) kind.addEventListener("change", function () { syncChoices(row); });
+      syncChoices(row);
+    });
+    renumber();
+
+    editor.addEventListener("click", function (event) {
+      var button = event.target.closest("[data-move]");
+      if (!button) return;
+      var row = button.closest("[data-question-row]");
+      var visible = shown();
+      var index = visible.indexOf(row);
+      var up = button.dataset.move === "up";
+      var other = visible[up ? index - 1 : index + 1];
+      if (!other) return;
+      if (up) editor.insertBefore(row, other);
+      else editor.insertBefore(other, row);
+      renumber();
+      var label = row.querySelector("input[type=text]");
+      toast("“" + (label && label.value ? label.value : "Question") + "” is now question " + (visible.indexOf(other) + 1));
+      // Keep focus on the pressed button, or on its twin when it just became disabled.
+      (button.disabled ? row.querySelector('[data-move="' + (up ? "down" : "up") + '"]') : button).focus();
+    });
+
+    if (addButton) {
+      addButton.addEventListener("click", function () {
+        var next = rows().find(function (row) { return row.hidden; });
+        if (!next) return;
+        next.hidden = false;
+        // New rows go last among the questions shown.
+        var visible = shown();
+        var last = visible[visible.length - 1];
+        if (last !== next) editor.insertBefore(next, last.nextSibling);
+        renumber();
+        next.querySelector("input[type=text]").focus();
+      });
+    }
+  }
+
+  document.querySelectorAll("[data-questions]").forEach(questionsEditor);
 
   /* ---------- Confirmations ---------- */
   document.querySelectorAll("form[data-confirm]").forEach(function (form) {
