@@ -581,7 +581,7 @@ def test_a_just_taken_answer_keeps_the_answers_for_the_next_form(client, asking)
     assert 'value="Acme Secret Labs"' in page
     assert "secret launch</textarea>" in page
     assert 'value="Advanced" checked' in page
-    assert "<option selected>Peru</option>" in page
+    assert '<option value="Peru" selected>Peru</option>' in page
     assert 'name="answer-terms" value="y" checked' in page
     # Used once.
     assert 'value="Acme Secret Labs"' not in open_form(client, href)["page"]
@@ -597,3 +597,25 @@ def test_long_answers_stay_on_the_page_not_in_the_cookie(client, asking):
     assert "nor long answers" in response.text
     assert goals in response.text
     assert len(response.headers.get("Set-Cookie", "")) < 1500
+
+
+def test_question_text_is_escaped_and_spaces_in_choices_survive(client, intro):
+    intro.questions = [
+        {"id": "x", "label": "<script>alert(1)</script>", "kind": "text", "required": False},
+        {
+            "id": "pick",
+            "label": 'Say "hi"',
+            "kind": "choice",
+            "required": True,
+            "choices": [f"A  {i}" for i in range(6)] + ['"><b>'],
+        },
+    ]
+    db.session.commit()
+    _, href = first_slot_link(client)
+    form = open_form(client, href)
+    page = form["page"]
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; (optional)" in page
+    assert '<option value="&#34;&gt;&lt;b&gt;">&#34;&gt;&lt;b&gt;</option>' in page
+    assert submit(client, form, **{"answer-pick": "A  3"}).status_code == 302
+    assert bookings()[0].answers == {"pick": "A  3"}
