@@ -5,11 +5,12 @@ per question: the booking path's cost is mostly per statement, in the ORM and th
    and bumps their schedule version, then one SELECT, in one multi-statement string. Under
    READ COMMITTED each statement of it takes a fresh snapshot, so the SELECT, which runs
    once the lock is held, sees every booking and hold committed before: the expert, the
-   booked event type, the ids of all their event types (the rooms to tell), what keeps them
-   busy around the start, the live holds around it, the holder's own holds of the expert,
-   the starts the event type's limits count (only when it has limits), the stored answer of
-   the idempotency key, their webhook endpoints, whether a calendar receives their
-   bookings, and an id for the new booking.
+   booked event type, the ids of all their event types (the rooms to tell), what is around
+   the start (what keeps them busy, the live holds, the holder's own holds of the expert,
+   the starts the event type's limits count when it has limits: one subquery, as each
+   subquery costs the planner more than running it), the stored answer of the idempotency
+   key, their webhook endpoints, whether a calendar receives their bookings, and an id for
+   the new booking.
 2. `write_booking`: the booking, its idempotency key, its outbox messages, the DELETE of
    the holder's holds and the NOTIFY that wakes the workers, again one string.
 
@@ -44,7 +45,6 @@ from .slots import (
     busy_query,
     count_params,
     counted_query,
-    held_query,
 )
 
 _DIALECT = postgresql.psycopg2.dialect()
@@ -110,23 +110,26 @@ def _read_sql() -> str:
     global _READ, _READ_DEFAULTS
     if _READ is None:
         busy, busy_defaults = _correlated(busy_query(), "busy", expert_id="u.id")
-        held, held_defaults = _correlated(held_query(), "held", expert_id="u.id")
         counted, counted_defaults = _correlated(counted_query(), "counted", event_type_id="e.id")
         receiving, receiving_defaults = _correlated(RECEIVING, "receiving", expert_id="u.id")
         columns = _columns(User.__table__, "u") + _columns(EventType.__table__, "e")
         _READ = f"""UPDATE "user" SET schedule_version = "user".schedule_version + 1
 FROM event_type WHERE event_type.id = %(event_type_id)s AND "user".id = event_type.expert_id;
 SELECT {", ".join(columns)},
-ARRAY(SELECT t.id FROM event_type AS t WHERE t.expert_id = u.id ORDER BY t.id) AS rooms,
-(SELECT json_agg(json_build_array(b.s, b.e, b.before, b.after))
- FROM ({busy}) AS b(s, e, before, after)) AS busy,
-(SELECT json_agg(json_build_array(h.id, h.t, h.s, h.e, h.before, h.after, h.x, h.token, h.sk))
- FROM ({held}) AS h(id, t, s, e, before, after, x, token, sk)) AS holds,
-(SELECT json_agg(json_build_array(o.id, o.event_type_id, o.start_at, o.end_at, o.expires_at))
- FROM slot_hold AS o WHERE o.expert_id = u.id
- AND (o.token_hash = %(holder_token)s OR o.session_key = %(holder_session)s)) AS own_holds,
-CASE WHEN e.max_per_day IS NOT NULL OR e.max_per_week IS NOT NULL
- THEN (SELECT json_agg(c.start_at) FROM ({counted}) AS c(start_at)) END AS counted,
+(SELECT json_agg(json_build_array(t.id, t.buffer_before_minutes, t.buffer_after_minutes)
+ ORDER BY t.id) FROM event_type AS t WHERE t.expert_id = u.id) AS rooms,
+(SELECT json_agg(a.row) FROM (
+ SELECT json_build_array(b.s, b.e, b.before, b.after) FROM ({busy}) AS b(s, e, before, after)
+ UNION ALL
+ SELECT json_build_array(h.id, h.event_type_id, h.start_at, h.end_at, h.expires_at,
+ h.token_hash, h.session_key) FROM slot_hold AS h WHERE h.expert_id = u.id
+ AND ((h.expires_at > %(now)s AND h.start_at < %(starts_before)s
+  AND h.start_at > %(starts_after)s AND h.end_at > %(ends_after)s)
+  OR h.token_hash = %(holder_token)s OR h.session_key = %(holder_session)s)
+ UNION ALL
+ SELECT json_build_array(c.start_at) FROM ({counted}) AS c(start_at)
+ WHERE e.max_per_day IS NOT NULL OR e.max_per_week IS NOT NULL
+) AS a(row)) AS around,
 (SELECT json_build_array(k.request_hash, k.booking_id, k.response) FROM idempotency_key AS k
  WHERE k.event_type_id = e.id AND k.key = %(idempotency_key)s) AS earlier,
 (SELECT json_agg(json_build_array(w.id, w.events)) FROM webhook_endpoint AS w
@@ -136,7 +139,6 @@ nextval(pg_get_serial_sequence('booking', 'id')) AS booking_id
 FROM event_type AS e JOIN "user" AS u ON u.id = e.expert_id WHERE e.id = %(event_type_id)s"""
         _READ_DEFAULTS = {
             **busy_defaults,
-            **held_defaults,
             **counted_defaults,
             **receiving_defaults,
         }
@@ -186,36 +188,9 @@ def read_locked(
     values = dict(zip(result.keys(), row, strict=True))
     expert = adopt(User, values, "u.")
     event_type = adopt(EventType, values, "e.")
-    minute = timedelta(minutes=1)
-    busy = [
-        Interval(_instant(s) - minute * before, _instant(e) + minute * after)
-        for s, e, before, after in values["busy"] or ()
-    ]
-    holds = [
-        LiveHold(
-            id=id_,
-            event_type_id=type_id,
-            start=_instant(s),
-            end=_instant(e),
-            blocks=Interval(_instant(s) - minute * before, _instant(e) + minute * after),
-            expires_at=_instant(x),
-            token_hash=token,
-            session_key=session_key,
-        )
-        for id_, type_id, s, e, before, after, x, token, session_key in values["holds"] or ()
-    ]
-    # Plain objects, not the session's: the rows are deleted with the booking.
-    own_holds = [
-        Hold(
-            id=id_,
-            expert_id=expert.id,
-            event_type_id=type_id,
-            start_at=_instant(s),
-            end_at=_instant(e),
-            expires_at=_instant(x),
-        )
-        for id_, type_id, s, e, x in values["own_holds"] or ()
-    ]
+    rooms = values["rooms"] or ()
+    buffers = {type_id: (before, after) for type_id, before, after in rooms}
+    busy, holds, own_holds, counted = _around(values["around"] or (), expert.id, buffers, holder)
     earlier = values["earlier"]
     known = {
         "webhook_endpoints": [(i, events) for i, events in values["endpoints"] or ()],
@@ -224,15 +199,69 @@ def read_locked(
     return Locked(
         expert=expert,
         event_type=event_type,
-        event_type_ids=tuple(values["rooms"]),
+        event_type_ids=tuple(type_id for type_id, _, _ in rooms),
         busy=busy,
         earlier=tuple(earlier) if earlier is not None else None,
         known=known,
         booking_id=values["booking_id"],
         holds=holds,
         own_holds=own_holds,
-        counted=[_instant(s) for s in values["counted"] or ()],
+        counted=counted,
     )
+
+
+def _around(
+    rows: list[list],
+    expert_id: int,
+    buffers: dict[int, tuple[int, int]],
+    holder: Holder,
+) -> tuple[list[Interval], list[LiveHold], list[Hold], list[datetime]]:
+    """The `around` column's rows, told apart by their length (see _read_sql): what keeps
+    the expert busy, the live holds of others around the start (widened by their event
+    type's `buffers`), the holder's own holds, and the starts the limits count."""
+    minute = timedelta(minutes=1)
+    busy: list[Interval] = []
+    holds: list[LiveHold] = []
+    own_holds: list[Hold] = []
+    counted: list[datetime] = []
+    for row in rows:
+        if len(row) == 4:
+            s, e, before, after = row
+            busy.append(Interval(_instant(s) - minute * before, _instant(e) + minute * after))
+        elif len(row) == 1:
+            counted.append(_instant(row[0]))
+        else:
+            id_, type_id, s, e, x, token, session_key = row
+            hold = Hold(
+                id=id_,
+                expert_id=expert_id,
+                event_type_id=type_id,
+                start_at=_instant(s),
+                end_at=_instant(e),
+                expires_at=_instant(x),
+                token_hash=token,
+                session_key=session_key,
+            )
+            if holder.owns(hold):
+                # A plain object, not the session's: the row is deleted with the booking.
+                own_holds.append(hold)
+                continue
+            # Not the holder's: then it is live and around the start (the query's other
+            # condition).
+            before, after = buffers[type_id]
+            holds.append(
+                LiveHold(
+                    id=id_,
+                    event_type_id=type_id,
+                    start=hold.start_at,
+                    end=hold.end_at,
+                    blocks=Interval(hold.start_at - minute * before, hold.end_at + minute * after),
+                    expires_at=hold.expires_at,
+                    token_hash=token,
+                    session_key=session_key,
+                )
+            )
+    return busy, holds, own_holds, counted
 
 
 def _instant(text: str) -> datetime:
