@@ -619,3 +619,13 @@ def test_question_text_is_escaped_and_spaces_in_choices_survive(client, intro):
     assert '<option value="&#34;&gt;&lt;b&gt;">&#34;&gt;&lt;b&gt;</option>' in page
     assert submit(client, form, **{"answer-pick": "A  3"}).status_code == 302
     assert bookings()[0].answers == {"pick": "A  3"}
+
+
+def test_a_type_that_needs_confirmation_says_so_before_booking(client, intro):
+    _, href = first_slot_link(client)
+    note = "Ann Expert confirms each request: the time is kept for you until they answer"
+    assert note not in open_form(client, href)["page"]
+    intro.requires_confirmation = True
+    db.session.commit()
+    assert note in client.get(f"/ann/intro?date={next_week()}&tz={NY}").text
+    assert note in open_form(client, href)["page"]
