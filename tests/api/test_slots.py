@@ -3,13 +3,15 @@ UTC-5, Kolkata on UTC+5:30 and Auckland on UTC+13. The view uses the real clock,
 are the first Monday of next January: always in the future, and within the 730 days ahead
 that the event types here allow."""
 
+import secrets
+import time as time_module
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
 from expertbook.availability import set_availability
 from expertbook.extensions import db
-from expertbook.models import Booking
+from expertbook.models import Booking, Hold
 from tests.booking_fixtures import insert_booking
 
 NINE_TO_FIVE = (9 * 60, 17 * 60)
@@ -198,3 +200,62 @@ def test_401_names_the_bearer_scheme(client):
     answer = client.get("/api/v1/event-types")
     assert answer.status_code == 401
     assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def place_hold(event_type, start: datetime, expires_in: timedelta) -> Hold:
+    """A hold row written directly (as holds.place_hold would, version bump included)."""
+    hold = Hold(
+        id=secrets.token_hex(16),
+        expert_id=event_type.expert_id,
+        event_type_id=event_type.id,
+        start_at=start,
+        end_at=start + timedelta(minutes=event_type.duration_minutes),
+        expires_at=datetime.now(UTC) + expires_in,
+        token_hash=secrets.token_hex(32),
+    )
+    db.session.add(hold)
+    event_type.expert.schedule_version += 1
+    db.session.commit()
+    return hold
+
+
+def test_pending_requests_and_live_holds_take_slots(any_app, make_expert, make_event_type):
+    client = any_app.test_client()
+    consult = make_expert()
+    insert_booking(consult, at(0, 10), status=Booking.PENDING)
+    insert_booking(consult, at(0, 11), status=Booking.DECLINED)
+    # A hold of another type, widened by its type's 15 minutes after: 13:00-13:45.
+    short = make_event_type(
+        consult.expert, slug="short", duration_minutes=30, buffer_after_minutes=15
+    )
+    place_hold(short, at(0, 13), timedelta(minutes=5))
+    place_hold(consult, at(0, 15), timedelta(seconds=-1))  # expired: ignored
+    slots = get_slots(client, consult).json["slots"]
+    assert slots == hourly(0, 9, 9) + hourly(0, 11, 12) + hourly(0, 14, 16)
+
+
+def test_a_cached_answer_gives_the_slot_back_when_the_hold_expires(any_app, make_expert):
+    client = any_app.test_client()
+    consult = make_expert()
+    hold = place_hold(consult, at(0, 13), timedelta(seconds=2))
+    assert hourly(0, 13, 13)[0] not in get_slots(client, consult).json["slots"]
+    # The hold ends by itself: nothing bumps the version (the sweeper has not run), yet the
+    # answer cached while it was live is not served past its expiry.
+    time_module.sleep(max(0.0, (hold.expires_at - datetime.now(UTC)).total_seconds()) + 0.05)
+    assert get_slots(client, consult).json["slots"] == hourly(0, 9, 16)
+
+
+def test_a_full_day_or_week_offers_nothing(any_app, make_expert):
+    client = any_app.test_client()
+    consult = make_expert("America/New_York", max_per_day=2)
+    insert_booking(consult, at(0, 14))
+    insert_booking(consult, at(1, 1))  # Monday 20:00 in New York
+    insert_booking(consult, at(1, 14), status=Booking.CANCELLED)
+    days = {slot["start"][:10] for slot in get_slots(client, consult, 0, 6).json["slots"]}
+    assert days == {f"{MONDAY + timedelta(days=n)}" for n in range(1, 5)}
+    consult.max_per_day, consult.max_per_week = None, 3
+    db.session.commit()
+    insert_booking(consult, at(3, 14))
+    # Monday to Sunday in New York: full; the next Monday is another week.
+    assert get_slots(client, consult, 0, 6).json["slots"] == []
+    assert get_slots(client, consult, 7, 7).json["slots"] == hourly(7, 14, 21)
