@@ -440,7 +440,7 @@ class LoadResult:
 
 def run_load(
     servers: list[Server],
-    build: Callable[[int], tuple[str, str, bytes | None]],
+    build: Callable[[int], tuple],
     count: int,
     threads: int,
     *,
@@ -448,8 +448,9 @@ def run_load(
     timeout: float = 30,
     deadline: float = 120,
 ) -> LoadResult:
-    """Send requests 0..count-1 (`build(i)` -> method, path, body) from `threads` threads,
-    each with one kept-alive connection, spread round-robin over `servers`.
+    """Send requests 0..count-1 (`build(i)` -> method, path, body, and optionally headers of
+    that request) from `threads` threads, each with one kept-alive connection, spread
+    round-robin over `servers`.
 
     Stops early (the rest counted as "skipped") once `deadline` seconds have passed.
     """
@@ -475,10 +476,10 @@ def run_load(
                 i = next(next_index)
             if i >= count or time.monotonic() > stop_at[0]:
                 break
-            method, path, body = build(i)
+            method, path, body, *own = build(i)
             began = time.perf_counter()
             try:
-                conn.request(method, path, body=body, headers=all_headers)
+                conn.request(method, path, body=body, headers={**all_headers, **(own or [{}])[0]})
                 response = conn.getresponse()
                 data = response.read()
                 status: int | str = response.status
@@ -761,12 +762,18 @@ class AsyncHttp:
         return self
 
     async def request(
-        self, method: str, path: str, payload: dict | None = None, timeout: float = 15
+        self,
+        method: str,
+        path: str,
+        payload: dict | None = None,
+        timeout: float = 15,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes, float, float]:
         """(status, body, perf_counter just before sending, perf_counter at full response)."""
         body = json_body(payload) if payload is not None else b""
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         head = (
-            f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{extra}"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode()
         sent = time.perf_counter()

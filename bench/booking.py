@@ -38,6 +38,9 @@ server) with two `python wsgi.py` processes (eventlet) sharing one Redis message
    mail of 1.-3. and 6. Target: p99 under 2 s. Then booking throughput (8 experts) without
    the outbox (EXPERTBOOK_ENV=bench-without-outbox) and with it, each on a fresh server
    pair, one after the other. Target: with/without at least 0.9.
+8. Live holds (bench/_holds.py): a booking's server CPU with a hold of its own slot against
+   one without (target: at most 10% more), and slot_held's fan-out to the S sockets against
+   slot_taken's, measured back to back on fresh pairs (target: p99 within 1.1x).
 
 Figures depend on the machine (and on whatever else runs on it: the load average is printed
 at the start and the end); nothing here fails on a slow machine, each target prints "target
@@ -214,8 +217,9 @@ def booking_requests(
 
 @dataclass
 class Recorder:
-    """Arrival times of the current round's slot_taken, matched by its start."""
+    """Arrival times of the current round's `event` (slot_taken), matched by its start."""
 
+    event: bytes = b"slot_taken"
     token: bytes = b""
     expected: int = 0
     times: list[float] = field(default_factory=list)
@@ -231,7 +235,7 @@ class Recorder:
         return times
 
     def on_event(self, packet: bytes, received: float) -> None:
-        if self.token and packet.startswith(b'42["slot_taken"') and self.token in packet:
+        if self.token and packet.startswith(b'42["' + self.event + b'"') and self.token in packet:
             self.times.append(received)
             if len(self.times) >= self.expected:
                 self.all_heard.set()
@@ -276,10 +280,13 @@ class FanOut:
         ]
 
 
-async def fan_out(servers, sockets: int, rounds: int, join_payload: dict, make_post) -> FanOut:
+async def fan_out(
+    servers, sockets: int, rounds: int, join_payload: dict, make_post, event: str = "slot_taken"
+) -> FanOut:
     """Connect and join `sockets` listeners over `servers`; then, one at a time, send the
-    POST `make_post(r)` -> (path, payload, start) and time every socket hearing it."""
-    recorder = Recorder()
+    POST `make_post(r)` -> (path, payload, start[, headers]) and time every socket hearing
+    `event`."""
+    recorder = Recorder(event=event.encode())
     result = FanOut(sockets)
     began = time.perf_counter()
     listeners = await connect_listeners(
@@ -290,10 +297,10 @@ async def fan_out(servers, sockets: int, rounds: int, join_payload: dict, make_p
     try:
         await asyncio.sleep(1.0)  # let the join storm settle
         for r in range(WARMUP_ROUNDS + rounds):
-            path, payload, start = make_post(r)
+            path, payload, start, *headers = make_post(r)
             recorder.arm(start, sockets)
             status, body, sent, answered = await conns[r % len(conns)].request(
-                "POST", path, payload
+                "POST", path, payload, headers=headers[0] if headers else None
             )
             if status not in (200, 201):
                 result.failed_posts.append(f"{status} {body[:200]!r}")
@@ -373,7 +380,9 @@ def main() -> int:
     flask_cli(env, "db", "upgrade")
     experts = [f"expert{i}" for i in range(EXPERTS)]
     bare_experts = [f"bare{i}" for i in range(EXPERTS)]
-    tokens = seed_users(database_url, [*experts, *bare_experts, "solo", "fan", "warm", "hook"])
+    tokens = seed_users(
+        database_url, [*experts, *bare_experts, "solo", "fan", "warm", "hook", "holdfan"]
+    )
     day0 = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), datetime.min.time(), UTC)
 
     print(
@@ -526,6 +535,14 @@ def main() -> int:
         )  # fmt: skip
         mail_latencies(database_url, sink)
         group.stop()
+        # 8. Live holds (bench/_holds.py): a booking's cost with its own hold, and slot_held's
+        # fan-out, each on a fresh pair.
+        import _holds
+
+        hold_cost_lines = _holds.hold_cost(
+            group, env, database_url, [ids[e] for e in experts], day0, size, slot, json_body
+        )
+        hold_fan_lines = _holds.hold_fan_out(group, env, fan_out, size, ids["holdfan"], day0, slot)
         # The rows "with" wrote (its servers deliver nothing): a `flask worker` sends them.
         drain = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
@@ -659,6 +676,15 @@ def main() -> int:
     )
     for line in steady_hooks.lines():
         print(f"  {line}")
+    print(f"\n8a. live holds: a booking's cost with its own hold ({n} bookings, {EXPERTS} experts)")
+    for line in hold_cost_lines:
+        print(line)
+    print(f"8b. fan-out of slot_held and slot_taken, {size.rounds} rounds each, fresh processes")
+    for line in hold_fan_lines:
+        print(line)
+    failures += sum(
+        "NOT all" in line or "problems:" in line for line in hold_cost_lines + hold_fan_lines
+    )
     print(
         f"\ntotal {time.monotonic() - run_started:.0f} s, load average now {load_average()} "
         f"(other work on the machine skews every figure)"

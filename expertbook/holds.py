@@ -99,8 +99,9 @@ def place_hold(
         address: the client address.
 
     Returns:
-        The hold, its token (shown this once; only its hash is stored), and the holds it
-        replaced (announce them released, then the hold held, after this returns).
+        The hold (a plain object; its `event_type_ids` are the rooms to tell), its token
+        (shown this once; only its hash is stored), and the holds it replaced (announce
+        them released, then the hold held, after this returns).
 
     Raises:
         UnknownEventType: no such event type, or not active.
@@ -109,6 +110,7 @@ def place_hold(
         SlotHeld: another holder's live hold blocks it (with `retry_after`).
     """
     # The booking path's own reading and checks, in the same lock and order.
+    from . import booking_statements as statements
     from .booking import SlotUnavailable, UnknownEventType, _check_free, _read_locked
     from .database import booking_transaction
     from .slots import within_any_horizon
@@ -118,63 +120,105 @@ def place_hold(
     holder = Holder(token_hash=holder_token_hash, session_key=holder_session_key or None)
     address = (address or "")[:64]
     token = new_token()
-    with booking_transaction():
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    with booking_transaction(inline_settings=postgres) as settings:
         # Locks the expert and bumps their schedule version; reads the event type fresh,
-        # what keeps the expert busy (holds left out), what the limits count, live holds.
-        locked = _read_locked(event_type_id, start, None, holder, now)
+        # what keeps the expert busy (holds left out), what the limits count, the live
+        # holds around the start and the holder's own (on PostgreSQL in one round trip).
+        if postgres:
+            locked = statements.read_locked(settings, event_type_id, start, None, holder, now)
+        else:
+            locked = _read_locked(event_type_id, start, None, holder, now)
         if locked is None:
             raise UnknownEventType("No such event type.")
-        event_type, expert_id = locked.event_type, locked.expert.id
+        event_type = locked.event_type
         if not event_type.active:
             raise UnknownEventType("This event type is not available.")
         _check_free(event_type, start, now, locked, holder)
-        mine = db.session.scalars(
-            sa.select(Hold)
-            .where(Hold.expert_id == expert_id)
-            .where(
-                sa.or_(
-                    sa.false(),
-                    *([Hold.address == address] if address else []),
-                    *([Hold.session_key == holder.session_key] if holder.session_key else []),
-                    *([Hold.token_hash == holder.token_hash] if holder.token_hash else []),
-                )
-            )
-            .execution_options(populate_existing=True)
-        ).all()
         kept = next(
             (
                 h
-                for h in mine
-                if holder.owns(h)
-                and h.expires_at > now
-                and h.event_type_id == event_type_id
-                and h.start_at == start
+                for h in locked.own_holds
+                if h.expires_at > now and h.event_type_id == event_type_id and h.start_at == start
             ),
             None,
         )
-        released = [h for h in mine if h is not kept]
-        if released:
-            db.session.execute(sa.delete(Hold).where(Hold.id.in_([h.id for h in released])))
-        if kept is not None:
-            kept.expires_at = now + HOLD_TTL
-            kept.token_hash = hash_token(token)
-            hold = kept
-        else:
-            hold = Hold(
-                id=secrets.token_hex(16),
-                expert_id=expert_id,
-                event_type_id=event_type_id,
-                start_at=start,
-                end_at=start + timedelta(minutes=event_type.duration_minutes),
-                expires_at=now + HOLD_TTL,
-                token_hash=hash_token(token),
-                session_key=holder.session_key or "",
-                address=address,
-                created_at=now,
-            )
-            db.session.add(hold)
+        hold = Hold(
+            id=kept.id if kept is not None else secrets.token_hex(16),
+            expert_id=locked.expert.id,
+            event_type_id=event_type_id,
+            start_at=start,
+            end_at=start + timedelta(minutes=event_type.duration_minutes),
+            expires_at=now + HOLD_TTL,
+            token_hash=hash_token(token),
+            session_key=kept.session_key if kept is not None else holder.session_key or "",
+            address=address,
+            created_at=now,
+        )
+        own = [h.id for h in locked.own_holds if h is not kept]
+        released = _write_hold(hold, kept is not None, own, address)
+    # Not a column: the expert's event types, read in the lock (the rooms to tell).
+    hold.event_type_ids = locked.event_type_ids
     # Only holds that were still live were on anybody's page as held.
     return hold, token, [h for h in released if h.expires_at > now]
+
+
+# One statement: end the holder's other holds of the expert and the address's, then
+# renew the kept hold or add the new one; it answers with the holds it ended.
+_WRITE = sa.text("""WITH gone AS (
+ DELETE FROM slot_hold WHERE expert_id = :expert_id AND id <> :id
+ AND ((:address <> '' AND address = :address) OR id = ANY(:own))
+ RETURNING id, expert_id, event_type_id, start_at, end_at, expires_at),
+renewed AS (
+ UPDATE slot_hold SET expires_at = :expires_at, token_hash = :token_hash
+ WHERE id = :id AND :kept RETURNING id),
+added AS (
+ INSERT INTO slot_hold (id, expert_id, event_type_id, start_at, end_at, expires_at,
+  token_hash, session_key, address, created_at)
+ SELECT :id, :expert_id, :event_type_id, :start_at, :end_at, :expires_at, :token_hash,
+  :session_key, :address, :created_at WHERE NOT :kept RETURNING id)
+SELECT * FROM gone""").columns(
+    sa.column("id"),
+    sa.column("expert_id"),
+    sa.column("event_type_id"),
+    Hold.start_at,
+    Hold.end_at,
+    Hold.expires_at,
+)
+
+
+def _write_hold(hold: Hold, kept: bool, own: list[str], address: str) -> list[Hold]:
+    """Write `hold` (renewing it when `kept`) and end the holder's `own` other holds and
+    the address's; return those ended (plain objects)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        params = {column.name: getattr(hold, column.name) for column in Hold.__table__.columns} | {
+            "kept": kept,
+            "own": own,
+            "address": address,
+        }
+        rows = db.session.execute(_WRITE, params).mappings().all()
+        return [Hold(**row) for row in rows]
+    ended = db.session.scalars(
+        sa.select(Hold)
+        .where(Hold.expert_id == hold.expert_id, Hold.id != hold.id)
+        .where(
+            sa.or_(sa.false(), *([Hold.address == address] if address else []), Hold.id.in_(own))
+        )
+    ).all()
+    if ended:
+        db.session.execute(sa.delete(Hold).where(Hold.id.in_([h.id for h in ended])))
+    if kept:
+        db.session.execute(
+            sa.update(Hold)
+            .where(Hold.id == hold.id)
+            .values(expires_at=hold.expires_at, token_hash=hold.token_hash)
+            .execution_options(synchronize_session=False)
+        )
+    else:
+        db.session.execute(sa.insert(Hold.__table__).values(
+            {column.name: getattr(hold, column.name) for column in Hold.__table__.columns}
+        ))  # fmt: skip
+    return [Hold(**{c.name: getattr(h, c.name) for c in Hold.__table__.columns}) for h in ended]
 
 
 def _owned_hold(hold_id: Any, holder: Holder) -> Hold | None:

@@ -280,10 +280,11 @@ def announce_slot_held(hold: Hold, event_type_ids: Sequence[int] | None = None) 
     )
 
 
-def announce_hold_released(hold: Hold) -> None:
+def announce_hold_released(hold: Hold, event_type_ids: Sequence[int] | None = None) -> None:
     """Tell every open booking page of the expert that a hold ended without a booking: its
-    time is free again, unless something else blocks it (pages re-read)."""
-    _announce("slot_released", hold.expert_id, hold.start_at, hold.end_at)
+    time is free again, unless something else blocks it (pages re-read). `event_type_ids`:
+    the expert's event types, when the caller has them."""
+    _announce("slot_released", hold.expert_id, hold.start_at, hold.end_at, event_type_ids)
 
 
 def announce_slots_changed(expert_id: int) -> None:

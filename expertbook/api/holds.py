@@ -84,8 +84,8 @@ def create_hold(event_type_id: int):
     except SlotUnavailable as error:
         raise ApiError(409, "slot_unavailable", str(error)) from None
     for old in released:
-        announce_hold_released(old)
-    announce_slot_held(hold)
+        announce_hold_released(old, hold.event_type_ids)
+    announce_slot_held(hold, hold.event_type_ids)
     return jsonify(hold_payload(hold) | {"hold_token": token}), 201
 
 

@@ -342,8 +342,8 @@ def hold_for_page(
     except SlotUnavailable:
         return None
     for old in released:
-        announce_hold_released(old)
-    announce_slot_held(hold)
+        announce_hold_released(old, hold.event_type_ids)
+    announce_slot_held(hold, hold.event_type_ids)
     return PageHold(hold.id, token, iso_z(hold.expires_at))
 
 

@@ -100,3 +100,26 @@ def test_a_hold_respects_the_day_limit(any_app, expert_type, make_event_type):
     )
     assert response.status_code == 409
     assert response.json["error"]["code"] == "slot_unavailable"
+
+
+def test_the_same_start_again_keeps_the_hold_and_the_address_has_one(any_app, expert_type):
+    now = datetime.now(UTC)
+    first, token, _ = holds.place_hold(
+        expert_type.id, start_at(), holder_session_key="a" * 64, address="10.0.0.1", now=now
+    )
+    again, new_token, released = holds.place_hold(
+        expert_type.id, start_at(), holder_session_key="a" * 64, address="10.0.0.1",
+        now=now + timedelta(minutes=1),
+    )  # fmt: skip
+    assert again.id == first.id and released == [] and new_token != token
+    assert again.event_type_ids == (expert_type.id,)
+    [row] = db.session.scalars(sa.select(Hold).execution_options(populate_existing=True)).all()
+    assert row.expires_at == now + timedelta(minutes=1) + holds.HOLD_TTL
+    # Another browser at the same address, another time: it replaces that hold.
+    other, _, released = holds.place_hold(
+        expert_type.id, start_at(hour=12), holder_session_key="b" * 64, address="10.0.0.1",
+        now=now,
+    )  # fmt: skip
+    assert [h.id for h in released] == [first.id]
+    assert released[0].start_at == first.start_at
+    assert db.session.scalars(sa.select(Hold.id)).all() == [other.id]
