@@ -255,7 +255,7 @@ class BookingCounts:
 
     # Ever booked (whatever the status or time).
     booked: bool = False
-    # Confirmed and not yet over (a meeting under way counts).
+    # Confirmed or waiting for the expert, and not yet over (a meeting under way counts).
     upcoming: int = 0
 
     @property
@@ -268,7 +268,7 @@ class BookingCounts:
 
 def booking_counts(event_type_ids: Iterable[int], now: datetime) -> dict[int, BookingCounts]:
     """Each given event type's BookingCounts (one query), whatever its history: "ever
-    booked" stops at the first booking found, and only the expert's confirmed bookings
+    booked" stops at the first booking found, and only the expert's confirmed and pending bookings
     starting from a longest meeting ago are counted (the (expert_id, status, start_at)
     index). Types without bookings are left out (their counts are BookingCounts())."""
     ids = list(event_type_ids)
@@ -279,7 +279,7 @@ def booking_counts(event_type_ids: Iterable[int], now: datetime) -> dict[int, Bo
         sa.select(sa.func.count())
         .where(
             Booking.expert_id == EventType.expert_id,
-            Booking.status == Booking.CONFIRMED,
+            Booking.status.in_(Booking.BLOCKING),
             # Not over yet, so started at most the longest meeting ago.
             Booking.start_at > now - timedelta(minutes=MAX_DURATION_MINUTES),
             Booking.end_at > now,
@@ -306,7 +306,7 @@ def remove_event_type(event_type: EventType, *, now: datetime) -> str:
         DELETE or ARCHIVE: what was done.
 
     Raises:
-        EventTypeError: an upcoming confirmed booking exists (code "has_upcoming_bookings"),
+        EventTypeError: an upcoming confirmed or pending booking exists (code "has_upcoming_bookings"),
             or the type is already gone (code "not_found"); nothing changes.
         BookingBusy: the expert's lock was not free in time.
     """

@@ -186,8 +186,10 @@ def test_get_patch_delete(client, headers, intro):
     assert error_of(client.get(path, headers=headers)) == (404, "not_found", None)
 
 
-def test_an_upcoming_booking_keeps_its_event_type(client, headers, intro):
-    insert_booking(intro, datetime.now(UTC) + timedelta(days=3))
+@pytest.mark.parametrize("status", [Booking.CONFIRMED, Booking.PENDING])
+def test_an_upcoming_booking_keeps_its_event_type(client, headers, intro, status):
+    """A request waiting for the expert is as upcoming as a confirmed booking."""
+    insert_booking(intro, datetime.now(UTC) + timedelta(days=3), status=status)
     response = client.delete(f"/api/v1/event-types/{intro.id}", headers=headers)
     assert error_of(response) == (409, "has_upcoming_bookings", None)
     assert "upcoming" in response.json["error"]["message"]
