@@ -21,3 +21,18 @@ def test_with_the_access_log_off_only_errors_are_written():
     log.write("\n")
     log.write("Traceback (most recent call last):\n  ...\nOperationalError: gone\n")
     assert out.getvalue() == "Traceback (most recent call last):\n  ...\nOperationalError: gone\n"
+
+
+def test_one_click_links_are_not_logged():
+    """A request mail's confirm and decline links answer the request: their signed part is
+    as secret as a token; the signed-in buttons' paths (no token) stay as they are."""
+    out = io.StringIO()
+    log = RedactedLog(out)
+    log.write('"GET /bookings/abc/confirm/WyJhYmMiLCJjb25maXJtIl0.Zz.sig HTTP/1.1" 200\n')
+    log.write('"POST /bookings/abc/decline/eyJ0.x-y_z?x=1 HTTP/1.1" 200\n')
+    log.write('"POST /bookings/abc/confirm HTTP/1.1" 302\n')
+    assert out.getvalue() == (
+        '"GET /bookings/abc/confirm/… HTTP/1.1" 200\n'
+        '"POST /bookings/abc/decline/…?x=1 HTTP/1.1" 200\n'
+        '"POST /bookings/abc/confirm HTTP/1.1" 302\n'
+    )
