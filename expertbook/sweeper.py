@@ -1,6 +1,6 @@
 """The sweeper: a green thread in each web process that ends what has run out, every
-SWEEP_SECONDS, and announces it after the commit: expired holds (slot_released) and, once
-expertbook.confirmation provides it, pending requests the expert did not answer in time.
+SWEEP_SECONDS, and announces it after the commit: expired holds and pending requests the
+expert did not answer in time (slot_released).
 Each step is guarded: an error is logged and the loop goes on (the database may be away)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from flask import Flask
 
-from . import holds
+from . import confirmation, holds
 from .database import discard_transaction
 from .extensions import socketio
 
@@ -30,15 +30,14 @@ def sweep_holds(now: datetime) -> int:
 
 
 def decline_overdue(now: datetime) -> int:
-    """Decline the pending requests past their deadline (expertbook.confirmation)."""
-    try:  # late: it imports the booking path, and may not be in this build yet
-        from . import confirmation
-    except ModuleNotFoundError as error:
-        if error.name != f"{__package__}.confirmation":
-            raise
-        return 0
-    decline = getattr(confirmation, "decline_overdue", None)
-    return decline(now) if decline is not None else 0
+    """Decline the pending requests past their deadline (expertbook.confirmation) and tell
+    the pages their times are free. Returns how many."""
+    from .realtime import announce_slot_released
+
+    declined = confirmation.decline_overdue(now)
+    for booking in declined:
+        announce_slot_released(booking)
+    return len(declined)
 
 
 def sweep_once(app: Flask, now: datetime | None = None) -> None:
