@@ -449,8 +449,8 @@ def _sweep_idempotency_keys(now: datetime) -> None:
 
 
 def confirm_deadline(event_type: EventType, start: datetime, now: datetime) -> datetime:
-    """When a pending request of `start` is declined unanswered: at its start, or
-    `confirm_within_hours` after `now` when that comes first."""
+    """When a pending request of `start` made at `now` is declined unanswered: at its
+    start, or `confirm_within_hours` after it was made when that comes first."""
     hours = event_type.confirm_within_hours
     if hours is None:
         return start
@@ -590,6 +590,8 @@ def cancel_booking(
         booking.status = Booking.CANCELLED
         booking.cancel_reason = multiline(reason)
         booking.cancelled_at = now
+        # A withdrawn request has no deadline left (decline_overdue walks open ones only).
+        booking.confirm_by = None
         booking.sequence += 1
         booking_changed(booking, "cancelled", now=now, manage_url=manage_url)
     return True
@@ -671,6 +673,8 @@ def reschedule_booking(
             old = Interval(booking.start_at, booking.end_at)
             booking.start_at = new_start
             booking.end_at = new_start + timedelta(minutes=event_type.duration_minutes)
+            if booking.is_pending:  # its deadline follows it: never after the new start
+                booking.confirm_by = confirm_deadline(event_type, new_start, booking.created_at)
             booking.sequence += 1
             db.session.flush()
             booking_changed(booking, "rescheduled", now=now, manage_url=manage_url)

@@ -143,7 +143,34 @@ def test_pending_can_be_moved_and_cancelled(any_app, expert, make_event_type):
     booking = db.session.get(Booking, booking.id)
     assert (booking.status, booking.start_at) == (Booking.PENDING, next_monday(11))
     assert cancel_booking(booking, now=NOW) is True
-    assert db.session.get(Booking, booking.id).status == Booking.CANCELLED
+    booking = db.session.get(Booking, booking.id)
+    # Withdrawn: no deadline left for decline_overdue to walk.
+    assert (booking.status, booking.confirm_by) == (Booking.CANCELLED, None)
+
+
+@pytest.mark.parametrize("hours", [None, 24 * 30])
+def test_a_moved_request_is_due_by_its_new_start(any_app, expert, make_event_type, hours):
+    """Moved earlier, a request must be answered by its new start, not the old one (nor
+    confirmed once its session is over); moved later, it is not declined at the old start."""
+    event_type = make_event_type(expert, requires_confirmation=True, confirm_within_hours=hours)
+    booking = book(event_type, next_monday(10, weeks=2)).booking
+    assert booking.confirm_by == next_monday(10, weeks=2)
+    reschedule_booking(booking, next_monday(10), now=NOW)
+    db.session.expire_all()
+    assert db.session.get(Booking, booking.id).confirm_by == next_monday(10)
+    reschedule_booking(booking, next_monday(10, weeks=3), now=NOW)
+    db.session.expire_all()
+    assert db.session.get(Booking, booking.id).confirm_by == next_monday(10, weeks=3)
+
+
+def test_a_moved_request_keeps_its_answer_within_hours(any_app, expert, make_event_type):
+    event_type = make_event_type(expert, requires_confirmation=True, confirm_within_hours=2)
+    booking = book(event_type, next_monday(10)).booking
+    made = db.session.get(Booking, booking.id).created_at
+    reschedule_booking(booking, next_monday(11), now=NOW)
+    db.session.expire_all()
+    # Counted from when the request was made, not from the move.
+    assert db.session.get(Booking, booking.id).confirm_by == made + timedelta(hours=2)
 
 
 def test_a_declined_request_is_like_a_cancelled_booking(any_app, expert, make_event_type):
