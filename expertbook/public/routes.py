@@ -35,6 +35,7 @@ from ..booking import (
     check_request,
 )
 from ..bookings.payloads import booking_payload
+from ..cache_control import no_store
 from ..event_types import LOCATIONS
 from ..extensions import db, hold_limit, public_booking_limit
 from ..holds import page_holder, place_hold
@@ -350,6 +351,7 @@ def hold_for_page(
 @bp.route("/<username>/<slug>/book", methods=["GET", "POST"])
 @public_booking_limit
 @hold_limit
+@no_store  # the page carries its hold's token
 def confirm(username: str, slug: str):
     """The confirm step: the chosen time (held for this browser while the page is open), the
     guest's details, and the booking itself."""

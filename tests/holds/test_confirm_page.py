@@ -60,6 +60,7 @@ def test_the_confirm_page_holds_its_time_and_says_so(app, client, intro):
     [hold] = holds()
     assert hold.event_type_id == intro.id and hold.session_key
     assert f'data-hold-id="{hold.id}"' in page.text
+    assert page.headers["Cache-Control"] == "no-store"  # it carries the hold's token
     assert "holding this time for you" in page.text
     assert [e["args"][0]["start"] for e in watcher.get_received() if e["name"] == "slot_held"] == [
         start
