@@ -214,7 +214,8 @@ def worker():
     type=click.IntRange(1, 7 * 24 * 60),
     default=15,
     show_default=True,
-    help="A pending message deliverable for longer than this is stuck.",
+    help="A pending message deliverable, or a request past its deadline, for longer than"
+    " this is stuck.",
 )
 @click.option(
     "--failed-days",
@@ -227,8 +228,9 @@ def check_invariants(late_minutes: int, failed_days: int):
     """Exit 1 naming each problem, one a line: two bookings of one expert that overlap, a
     stuck outbox message (failed: given up after its retry window or refused for good, in
     the last --failed-days; or pending and deliverable for over --late-minutes, so no worker
-    is delivering it), a confirmed booking made since the outbox's first message without its
-    mail. Exit 0 with one line when all is well."""
+    is delivering it), a confirmed or pending booking made since the outbox's first message
+    without its mail, a request still pending over --late-minutes past its deadline. Exit 0
+    with one line when all is well."""
     from datetime import timedelta
 
     from .invariants import violations
@@ -244,4 +246,7 @@ def check_invariants(late_minutes: int, failed_days: int):
         for line in found:
             click.echo(line)
         raise click.ClickException(f"{len(found)} invariant violation(s)")
-    click.echo("OK: no overlapping bookings, no stuck messages, no booking without its mail")
+    click.echo(
+        "OK: no overlapping bookings, no stuck messages, no booking without its mail,"
+        " no overdue request"
+    )

@@ -13,6 +13,8 @@
   outbox exists" is since its first row, so the bookings of an upgraded database, made
   before, are not counted; nor are those older than the outbox's retention (30 days),
   whose sent mails may have been swept.
+- No request waiting for the expert is past its deadline by more than `late`: it should
+  have been declined (and its time freed) by a web process's sweeper; none is running.
 
 Each finding is one line of text, naming what it is about.
 """
@@ -31,9 +33,6 @@ from .outbox.models import OutboxMessage
 from .outbox.problems import problems
 from .outbox.retention import RETENTION
 
-# Statuses whose time is blocked ("pending": awaiting the expert's confirmation).
-HOLDING_TIME = Booking.BLOCKING
-
 
 def _iso(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%MZ")
@@ -51,14 +50,14 @@ def overlapping_bookings() -> list[str]:
             second,
             sa.and_(
                 second.expert_id == first.expert_id,
-                second.status.in_(HOLDING_TIME),
+                second.status.in_(Booking.BLOCKING),
                 second.start_at >= first.start_at,
                 second.start_at < first.end_at,
                 sa.or_(second.start_at > first.start_at, second.id > first.id),
             ),
         )
         .join(User, User.id == first.expert_id)
-        .where(first.status.in_(HOLDING_TIME))
+        .where(first.status.in_(Booking.BLOCKING))
         .order_by(first.expert_id, first.start_at, first.id, second.start_at, second.id)
     )
     return [
@@ -136,10 +135,28 @@ def bookings_without_messages(now: datetime) -> list[str]:
     ]
 
 
+def overdue_requests(now: datetime, *, late: timedelta) -> list[str]:
+    """Each pending request whose deadline passed more than `late` ago: still holding a time
+    nobody will confirm, its booker never told."""
+    query = (
+        sa.select(Booking, User.username)
+        .join(User, User.id == Booking.expert_id)
+        .where(Booking.status == Booking.PENDING, Booking.confirm_by < now - late)
+        .order_by(Booking.confirm_by)
+    )
+    return [
+        f"overdue: request {booking.uid} of expert {username} is still pending, its deadline"
+        f" {_iso(booking.confirm_by)} passed (no sweeper is declining requests)"
+        for booking, username in db.session.execute(query)
+    ]
+
+
 def violations(now: datetime, *, late: timedelta, failed_days: int) -> list[str]:
-    """Every finding, one line each: overlaps, stuck messages, bookings without messages."""
+    """Every finding, one line each: overlaps, stuck messages, bookings without messages,
+    overdue requests."""
     return [
         *overlapping_bookings(),
         *stuck_messages(now, late=late, failed_days=failed_days),
         *bookings_without_messages(now),
+        *overdue_requests(now, late=late),
     ]

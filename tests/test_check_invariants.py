@@ -16,7 +16,10 @@ from expertbook.outbox import OutboxMessage, message_row
 from tests.booking_fixtures import insert_booking
 from tests.reminders import book
 
-OK = "OK: no overlapping bookings, no stuck messages, no booking without its mail"
+OK = (
+    "OK: no overlapping bookings, no stuck messages, no booking without its mail,"
+    " no overdue request"
+)
 CONSTRAINT = "booking_confirmed_no_overlap"
 EXCLUDE = (
     f"ALTER TABLE booking ADD CONSTRAINT {CONSTRAINT} EXCLUDE USING gist "
@@ -200,6 +203,22 @@ def test_bookings_without_their_mail_since_the_outbox_exists(check, expert, coac
         for b in (missing, pending)
     ]
     assert not any(cancelled.uid in line or fine.uid in line for line in lines)
+
+
+def test_requests_left_pending_past_their_deadline(check, expert, make_event_type):
+    """No sweeper declined them: their time stays blocked and their booker waits."""
+    asked = make_event_type(expert, slug="asked", requires_confirmation=True)
+    now = utcnow()
+    overdue = insert_booking(asked, now + timedelta(days=1), status=Booking.PENDING)
+    overdue.confirm_by = now - timedelta(minutes=16)
+    just_due = insert_booking(asked, now + timedelta(days=2), status=Booking.PENDING)
+    just_due.confirm_by = now - timedelta(minutes=5)  # within --late-minutes: a sweep away
+    db.session.commit()
+    lines = [line for line in report(check()) if not line.startswith("missing:")]
+    assert lines == [
+        f"overdue: request {overdue.uid} of expert berta is still pending, its deadline"
+        f" {overdue.confirm_by:%Y-%m-%d %H:%M}Z passed (no sweeper is declining requests)"
+    ]
 
 
 @pytest.mark.parametrize(
