@@ -273,17 +273,25 @@ def renew_hold(hold_id: Any, holder: Holder, now: datetime) -> Hold | None:
     return hold
 
 
-def shorten_holds(hold_ids: list[str], until: datetime) -> int:
+def shorten_holds(bound: dict[str, datetime], until: datetime) -> int:
     """Let the holds end by `until` at the latest (their socket has gone), and commit.
-    Returns how many were shortened."""
-    if not hold_ids:
-        return 0
-    count = db.session.execute(
-        sa.update(Hold)
-        .where(Hold.id.in_(hold_ids), Hold.expires_at > until)
-        .values(expires_at=until)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+
+    Args:
+        bound: hold id -> the expiry the socket's last bind gave it. A hold whose expiry
+            is later has been renewed since (bound again by the page's new socket, on any
+            process, or renewed through the API): the page is still there, so it is left.
+
+    Returns:
+        How many were shortened.
+    """
+    count = 0
+    for hold_id, bound_until in bound.items():
+        count += db.session.execute(
+            sa.update(Hold)
+            .where(Hold.id == hold_id, Hold.expires_at > until, Hold.expires_at <= bound_until)
+            .values(expires_at=until)
+            .execution_options(synchronize_session=False)
+        ).rowcount
     db.session.commit()
     return count
 

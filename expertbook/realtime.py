@@ -62,9 +62,9 @@ MESSAGES_PER_SECOND = 20
 RETRY_AFTER = 5
 ROOM_PREFIX = "event-type:"
 _BUDGET = "expertbook.message_budget"  # key in the connection's WSGI environ
-# The holds bound to each socket of this process (sid -> hold ids): they end
-# DISCONNECT_GRACE after their socket goes.
-_bound_holds: dict[str, set[str]] = {}
+# The holds bound to each socket of this process (sid -> hold id -> the expiry that bind
+# gave it): they end DISCONNECT_GRACE after their socket goes, unless renewed since.
+_bound_holds: dict[str, dict[str, datetime]] = {}
 
 log = logging.getLogger("expertbook.realtime")
 
@@ -212,7 +212,7 @@ def on_hold(*args: Any):
     hold = holds.renew_hold(payload["hold_id"], holder, datetime.now(UTC))
     if hold is None:
         return _error("unknown_hold", "No such hold, or it has expired.")
-    _bound_holds.setdefault(request.sid, set()).add(hold.id)
+    _bound_holds.setdefault(request.sid, {})[hold.id] = hold.expires_at
     emit("held", {
         "hold_id": hold.id,
         "start": iso_z(hold.start_at),
@@ -223,13 +223,14 @@ def on_hold(*args: Any):
 
 @socketio.on("disconnect")
 def on_disconnect(*_args: Any) -> None:
-    """A socket went: its holds end DISCONNECT_GRACE from now, unless it comes back and
-    binds them again (the sweeper announces them released when they end)."""
+    """A socket went: its holds end DISCONNECT_GRACE from now, unless the page has bound
+    them again on a newer socket, or comes back and does (the sweeper announces them
+    released when they end)."""
     bound = _bound_holds.pop(request.sid, None)
     if not bound:
         return
     try:
-        holds.shorten_holds(sorted(bound), datetime.now(UTC) + holds.DISCONNECT_GRACE)
+        holds.shorten_holds(bound, datetime.now(UTC) + holds.DISCONNECT_GRACE)
     except Exception:  # noqa: BLE001 - the database away: the holds expire on their own
         discard_transaction()
         log.warning("socket %s: could not shorten its holds", request.sid, exc_info=True)

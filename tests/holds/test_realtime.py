@@ -102,6 +102,25 @@ def test_binding_a_hold_renews_it_and_the_socket_gone_shortens_it(app, client, s
     assert received(again, "held")[0]["hold_id"] == body["hold_id"]
 
 
+def test_a_socket_gone_leaves_a_hold_its_page_bound_again_on_a_newer_socket(app, client, hold_path):
+    body = hold_message(client, hold_path)
+    first = socketio.test_client(app, flask_test_client=client)
+    first.emit("hold", {"hold_id": body["hold_id"], "hold_token": body["hold_token"]})
+    # The page reconnects (the old socket not yet seen gone) and binds the hold again.
+    second = socketio.test_client(app, flask_test_client=client)
+    second.emit("hold", {"hold_id": body["hold_id"], "hold_token": body["hold_token"]})
+    [held] = received(second, "held")
+    first.disconnect()
+    db.session.expire_all()
+    hold = db.session.get(Hold, body["hold_id"])
+    assert iso(hold.expires_at) == iso(datetime.fromisoformat(held["expires_at"]))
+    assert hold.expires_at - datetime.now(UTC) > timedelta(minutes=4)
+    second.disconnect()  # the socket that bound it last: now the grace runs
+    db.session.expire_all()
+    left = db.session.get(Hold, body["hold_id"]).expires_at - datetime.now(UTC)
+    assert left <= holds.DISCONNECT_GRACE
+
+
 def test_only_the_holder_can_bind_a_hold(app, client, hold_path):
     body = hold_message(client, hold_path)
     stranger = socketio.test_client(app)
