@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -22,6 +23,9 @@ from .models import (
 from .schedule_cache import cached_hours
 from .scheduling import Interval, SlotRules, day_window, is_offered, offered_slots, within_limits
 from .scheduling.limits import COUNT_MARGIN
+
+if TYPE_CHECKING:
+    from .holds import Holder
 
 # How far a booking can block a slot across the gap between them: its own buffer and the
 # slot's add up (a booking's buffer after, then the slot's buffer before, or the reverse).
@@ -85,8 +89,16 @@ def holds_blocking(holds: list[LiveHold], event_type: EventType, start: datetime
 
 def _busy_query(*, except_booking: bool, with_holds: bool = False):
     """The union of what blocks time; `with_holds` adds the live holds (parameter `now`) and
-    a fifth column, the expiry of a hold's row (NULL for the others)."""
-    expiry = [sa.null().cast(Hold.expires_at.type)] if with_holds else []
+    three columns, a hold's expiry, token hash and session key (NULL for the others)."""
+    expiry = (
+        [
+            sa.null().cast(Hold.expires_at.type),
+            sa.null().cast(Hold.token_hash.type),
+            sa.null().cast(Hold.session_key.type),
+        ]
+        if with_holds
+        else []
+    )
     bookings = (
         sa.select(
             Booking.start_at,
@@ -120,7 +132,7 @@ def _busy_query(*, except_booking: bool, with_holds: bool = False):
         return sa.union_all(bookings, calendars)
     held = _held_query(
         Hold.start_at, Hold.end_at, EventType.buffer_before_minutes,
-        EventType.buffer_after_minutes, Hold.expires_at,
+        EventType.buffer_after_minutes, Hold.expires_at, Hold.token_hash, Hold.session_key,
     )  # fmt: skip
     return sa.union_all(bookings, calendars, held)
 
@@ -171,11 +183,6 @@ _COUNTED_EXCEPT = _counted_query(except_booking=True)
 def busy_query():
     """The busy query of busy_intervals (parameters: `expert_id` and busy_params'): no holds."""
     return _BUSY
-
-
-def held_query():
-    """The query of live_holds (parameters: `expert_id`, `now` and busy_params')."""
-    return _HELD
 
 
 def counted_query():
@@ -269,14 +276,27 @@ def busy_intervals(
     ]
 
 
+@dataclass(frozen=True)
+class HeldTime:
+    """A live hold as offer weighs it (holds.Holder.owns reads its token_hash and
+    session_key)."""
+
+    # The held slot's own time, and that time widened by its event type's buffers.
+    time: Interval
+    blocks: Interval
+    expires_at: datetime
+    token_hash: str
+    session_key: str
+
+
 def _busy_and_held(
     expert_id: int,
     lower: datetime,
     upper: datetime,
     now: datetime,
     except_booking_id: int | None,
-) -> tuple[list[Interval], list[tuple[Interval, datetime]]]:
-    """busy_intervals, and the live holds' widened times with their expiries: one query."""
+) -> tuple[list[Interval], list[HeldTime]]:
+    """busy_intervals, and the live holds around the range: one query."""
     params = {"expert_id": expert_id, "now": now, **busy_params(lower, upper)}
     query = _BUSY_HELD
     if except_booking_id is not None:
@@ -284,15 +304,18 @@ def _busy_and_held(
         params["except_booking_id"] = except_booking_id
     minutes = timedelta(minutes=1)
     busy: list[Interval] = []
-    held: list[tuple[Interval, datetime]] = []
-    for start, end, before, after, expires_at in db.session.connection().execute(query, params):
+    held: list[HeldTime] = []
+    rows = db.session.connection().execute(query, params)
+    for start, end, before, after, expires_at, token_hash, session_key in rows:
         interval = Interval(
             start - minutes * before if before else start, end + minutes * after if after else end
         )
         if expires_at is None:
             busy.append(interval)
         else:
-            held.append((interval, expires_at))
+            held.append(
+                HeldTime(Interval(start, end), interval, expires_at, token_hash, session_key)
+            )
     return busy, held
 
 
@@ -302,7 +325,8 @@ class Offer:
 
     # The offered slots (nothing booked, held or over a limit blocks them).
     slots: list[Interval]
-    # The slots that would be offered but for somebody's live hold ("someone is booking").
+    # The slots that would be offered but for somebody's live hold of (part of) their very
+    # time ("someone is booking"); those a hold keeps only by the buffers are in neither.
     held: list[Interval]
     # When the first of those holds expires (the answer may change then), None without holds.
     changes_at: datetime | None
@@ -317,12 +341,14 @@ def offer(
     now: datetime,
     except_booking_id: int | None = None,
     extra_days_ahead: int = 0,
+    holder: Holder | None = None,
 ) -> Offer:
     """The slots of `event_type` on the viewer's days day_from..day_to: offered, and held.
 
-    Booked and busy times block, and live holds (of anybody: a list is the same for every
-    viewer) block like a booking of their own event type; expert-local days that reached
-    `max_per_day`, and weeks that reached `max_per_week`, offer nothing.
+    Booked and busy times block, and live holds block like a booking of their own event
+    type; expert-local days that reached `max_per_day`, and weeks that reached
+    `max_per_week`, offer nothing. `holder`: the viewer, whose own holds block nothing for
+    them (without it, the list is the same for every viewer: holds of anybody block).
     `extra_days_ahead` widens the booking horizon (for a cached answer that is trimmed to
     the exact horizon each time it is served).
 
@@ -342,6 +368,8 @@ def offer(
     busy, held = _busy_and_held(
         event_type.expert_id, window.start, window.end, now, except_booking_id
     )
+    if holder is not None:
+        held = [hold for hold in held if not holder.owns(hold)]
     rules = rules_of(event_type)
     if extra_days_ahead:
         rules = replace(rules, max_days_ahead=rules.max_days_ahead + extra_days_ahead)
@@ -360,14 +388,19 @@ def offer(
         return Offer(slots, [], None)
     # Holds only take grid points away (offered_slots steps the same grid around any busy
     # span), so splitting the list by them is what offering with them as busy would give.
+    # Shown held are the slots a hold overlaps itself, as the live page draws them; a slot
+    # only a buffer keeps is simply not offered.
     before = timedelta(minutes=event_type.buffer_before_minutes)
     after = timedelta(minutes=event_type.buffer_after_minutes)
     offered: list[Interval] = []
     kept: list[Interval] = []
     for slot in slots:
         span = Interval(slot.start - before, slot.end + after)
-        (kept if any(h.overlaps(span) for h, _ in held) else offered).append(slot)
-    return Offer(offered, kept, min(expires_at for _, expires_at in held))
+        if not any(hold.blocks.overlaps(span) for hold in held):
+            offered.append(slot)
+        elif any(hold.time.overlaps(slot) for hold in held):
+            kept.append(slot)
+    return Offer(offered, kept, min(hold.expires_at for hold in held))
 
 
 def slots_for(

@@ -237,8 +237,12 @@ def month_view(
     # A month wholly past or beyond the horizon has nothing to offer (and may lie at the very
     # edge of the calendar, where the slot query's margins would overflow).
     if last >= today and first <= last_open_day:
-        offered = offer(event_type, day_from=first, day_to=last, viewer_tz=tz, now=now)
-        # Held: someone is booking those times right now (they show, but cannot be picked).
+        # The viewer's own hold (a booker who went back) keeps its time offered to them.
+        holder = page_holder()
+        offered = offer(
+            event_type, day_from=first, day_to=last, viewer_tz=tz, now=now, holder=holder
+        )
+        # Held: someone else is booking those times right now (they show, cannot be picked).
         slots, held = offered.slots, offered.held
     by_day = slots_by_day(slots, tz)
     if day is None:
@@ -320,15 +324,27 @@ class PageHold:
     retry_after: int = 0
 
 
+def is_prefetch() -> bool:
+    """True for a request the browser makes ahead of a click (a prefetch or prerender),
+    which nobody may have asked for."""
+    headers = request.headers
+    return (
+        "prefetch" in headers.get("Sec-Purpose", "").lower()
+        or "prefetch" in headers.get("Purpose", "").lower()
+        or headers.get("X-Moz", "").lower() == "prefetch"
+    )
+
+
 def hold_for_page(
     event_type: EventType, start: datetime | None, now: datetime, own: bool
 ) -> PageHold | None:
     """Hold the confirm page's time for this browser session, so that it holds without
     script too, and tell every open booking page. None when the time is not available.
-    The expert previewing their own link holds nothing."""
+    The expert previewing their own link holds nothing, nor does a prefetch (the page's
+    script holds the time once it is shown)."""
     if start is None:
         return None
-    if own:
+    if own or is_prefetch():
         return PageHold() if is_bookable(event_type, start, now) else None
     try:
         hold, token, released = place_hold(

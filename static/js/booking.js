@@ -300,7 +300,7 @@
       const item = el("li");
       if (offered.has(start) && !isHeld(start)) {
         const query = new URLSearchParams({ start: zulu(start), tz: shown.tz });
-        item.append(el("a", { class: "slot", "data-start": zulu(start), href: `${data.bookUrl}?${query}` }, localTime(start, shown.tz)));
+        item.append(el("a", { class: "slot", rel: "nofollow", "data-start": zulu(start), href: `${data.bookUrl}?${query}` }, localTime(start, shown.tz)));
       } else {
         item.append(heldSlot(start));
       }

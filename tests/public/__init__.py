@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo
 from expertbook.availability import set_availability
 from expertbook.extensions import db
 
-SLOT_RE = re.compile(r'<a class="slot" data-start="([^"]+)" href="([^"]+)">([^<]+)</a>')
+SLOT_RE = re.compile(
+    r'<a class="slot" rel="nofollow" data-start="([^"]+)" href="([^"]+)">([^<]+)</a>'
+)
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 KEY_RE = re.compile(r'name="idempotency_key" type="hidden" value="([^"]*)"')
 ACTION_RE = re.compile(r'<form class="form" method="post" action="([^"]+)"')
