@@ -122,7 +122,7 @@ SELECT {", ".join(columns)},
  SELECT json_build_array(b.s, b.e, b.before, b.after) FROM ({busy}) AS b(s, e, before, after)
  UNION ALL
  SELECT json_build_array(h.id, h.event_type_id, h.start_at, h.end_at, h.expires_at,
- h.token_hash, h.session_key) FROM slot_hold AS h WHERE h.expert_id = u.id
+ h.token_hash, h.session_key, h.created_at) FROM slot_hold AS h WHERE h.expert_id = u.id
  AND ((h.expires_at > %(now)s AND h.start_at < %(starts_before)s
   AND h.start_at > %(starts_after)s AND h.end_at > %(ends_after)s)
   OR h.token_hash = %(holder_token)s OR h.session_key = %(holder_session)s)
@@ -231,7 +231,7 @@ def _around(
         elif len(row) == 1:
             counted.append(_instant(row[0]))
         else:
-            id_, type_id, s, e, x, token, session_key = row
+            id_, type_id, s, e, x, token, session_key, created = row
             hold = Hold(
                 id=id_,
                 expert_id=expert_id,
@@ -241,6 +241,7 @@ def _around(
                 expires_at=_instant(x),
                 token_hash=token,
                 session_key=session_key,
+                created_at=_instant(created),
             )
             if holder.owns(hold):
                 # A plain object, not the session's: the row is deleted with the booking.

@@ -1,5 +1,7 @@
 """Extension instances, created unbound and attached to the app in `create_app`."""
 
+import ipaddress
+
 from flask import request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -47,6 +49,27 @@ def _not_placing_a_hold() -> bool:
     )
 
 
+def client_network(address: str) -> str:
+    """The network a client address stands for: the /64 of an IPv6 address (what one host,
+    say a cloud VM, is given, so it has as many addresses as it likes), the address itself
+    for IPv4 (an IPv4-mapped IPv6 address too); anything unreadable as it is."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def _hold_client() -> str:
+    return client_network(get_remote_address() or "")
+
+
 # Live holds (expertbook/holds.py), placed by the holds API or the confirm page: one budget
-# per client address, so that nobody can keep an expert's week held.
-hold_limit = limiter.shared_limit("20 per minute", scope="holds", exempt_when=_not_placing_a_hold)
+# per client network (client_network), so that nobody can keep an expert's week held.
+hold_limit = limiter.shared_limit(
+    "20 per minute", scope="holds", key_func=_hold_client, exempt_when=_not_placing_a_hold
+)

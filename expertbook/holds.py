@@ -24,11 +24,15 @@ from typing import Any
 import sqlalchemy as sa
 from flask import session
 
-from .extensions import db
+from .extensions import client_network, db
 from .models import MAX_BUFFER_MINUTES, Hold, hash_token, new_token
 
 # A hold lives this long after it is placed or last renewed.
 HOLD_TTL = timedelta(minutes=5)
+# A hold ends this long after it was first placed, however often renewed: a page left open
+# does not keep a time from everybody else for ever (it may place a new hold, if the time
+# is still free).
+HOLD_MAX_LIFETIME = timedelta(minutes=20)
 # A hold bound to a socket ends this long after the socket has gone.
 DISCONNECT_GRACE = timedelta(seconds=30)
 # The random id of this browser's holds, kept in the Flask session (its SHA-256 is stored).
@@ -36,6 +40,15 @@ SESSION_KEY = "hold_key"
 HOLD_ID_RE = re.compile(r"[0-9a-f]{32}")
 # How far a hold's own buffers can reach beyond its time.
 _REACH = timedelta(minutes=MAX_BUFFER_MINUTES)
+
+
+class HoldExpired(Exception):
+    """The hold has run its course (HOLD_MAX_LIFETIME): it cannot be renewed."""
+
+
+def lifetime_end(hold: Hold) -> datetime:
+    """When `hold` ends at the latest, however often renewed."""
+    return hold.created_at + HOLD_MAX_LIFETIME
 
 
 @dataclass(frozen=True)
@@ -89,10 +102,11 @@ def place_hold(
     In the expert's booking lock (which also bumps their schedule version), checked as
     book_slot checks a booking: the start must be an offered slot that nothing booked
     blocks, within the event type's limits, and no live hold of anybody else may overlap
-    it. The holder's (same session, or the token of `holder_token_hash`) and this address's
-    other holds of the expert are released: one live hold per session and address per
-    expert. The holder's own live hold of this very start is kept, renewed,
-    with a new token (a reload of the confirm page).
+    it. The holder's (same session, or the token of `holder_token_hash`) and this client
+    network's other holds of the expert are released: one live hold per session and
+    network (extensions.client_network: an IPv6 /64) per expert. The holder's own live
+    hold of this very start is kept, renewed (never past HOLD_MAX_LIFETIME), with a new
+    token (a reload of the confirm page); once past it, a new hold replaces it.
 
     Args:
         holder_session_key: the session's holder key (page_holder(True)), "" for none.
@@ -118,7 +132,7 @@ def place_hold(
     if not within_any_horizon(start, now):
         raise SlotUnavailable("That time is not available.")
     holder = Holder(token_hash=holder_token_hash, session_key=holder_session_key or None)
-    address = (address or "")[:64]
+    address = client_network(address or "")
     token = new_token()
     postgres = db.session.get_bind().dialect.name == "postgresql"
     with booking_transaction(inline_settings=postgres) as settings:
@@ -139,21 +153,25 @@ def place_hold(
             (
                 h
                 for h in locked.own_holds
-                if h.expires_at > now and h.event_type_id == event_type_id and h.start_at == start
+                if h.expires_at > now
+                and lifetime_end(h) > now
+                and h.event_type_id == event_type_id
+                and h.start_at == start
             ),
             None,
         )
+        expires_at = now + HOLD_TTL if kept is None else min(now + HOLD_TTL, lifetime_end(kept))
         hold = Hold(
             id=kept.id if kept is not None else secrets.token_hex(16),
             expert_id=locked.expert.id,
             event_type_id=event_type_id,
             start_at=start,
             end_at=start + timedelta(minutes=event_type.duration_minutes),
-            expires_at=now + HOLD_TTL,
+            expires_at=expires_at,
             token_hash=hash_token(token),
             session_key=kept.session_key if kept is not None else holder.session_key or "",
             address=address,
-            created_at=now,
+            created_at=kept.created_at if kept is not None else now,
         )
         own = [h.id for h in locked.own_holds if h is not kept]
         released = _write_hold(hold, kept is not None, own, address)
@@ -250,26 +268,34 @@ def release_hold(hold_id: Any, holder: Holder) -> Hold | None:
 
 
 def renew_hold(hold_id: Any, holder: Holder, now: datetime) -> Hold | None:
-    """Give the holder's live hold another HOLD_TTL from `now`, and commit.
+    """Give the holder's live hold another HOLD_TTL from `now` (never past its
+    HOLD_MAX_LIFETIME), and commit.
 
     Returns:
         The hold, or None when this holder has no such live hold (an expired hold is not
         revived: its time may be taken; place a new one).
+
+    Raises:
+        HoldExpired: the hold has reached its HOLD_MAX_LIFETIME (place a new one).
     """
     hold = _owned_hold(hold_id, holder)
+    if hold is not None and lifetime_end(hold) <= now:
+        db.session.rollback()
+        raise HoldExpired("This hold has run its course.")
     if hold is None or hold.expires_at <= now:
         db.session.rollback()
         return None
+    expires_at = min(now + HOLD_TTL, lifetime_end(hold))
     renewed = db.session.execute(
         sa.update(Hold)
         .where(Hold.id == hold.id, Hold.expires_at > now)
-        .values(expires_at=now + HOLD_TTL)
+        .values(expires_at=expires_at)
         .execution_options(synchronize_session=False)
     ).rowcount
     db.session.commit()
     if not renewed:
         return None
-    hold.expires_at = now + HOLD_TTL
+    hold.expires_at = expires_at
     return hold
 
 

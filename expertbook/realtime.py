@@ -7,14 +7,17 @@ Clients (the booking page) send:
                                 hold is renewed now (and on every reconnect, which sends it
                                 again) and ends DISCONNECT_GRACE after the socket goes; the
                                 holder is the token or the socket's browser session. Answered
-                                with `held` {"hold_id", "start", "end", "expires_at"}, or
-                                `error` unknown_hold (no such live hold of this holder)
+                                with `held` {"hold_id", "start", "end", "expires_at"} (and
+                                `slot_held` with the new expiry to the expert's rooms), or
+                                `error` unknown_hold (no such live hold of this holder) or
+                                hold_expired (it reached its maximum lifetime: place a new
+                                one)
 The server answers a join with `joined` {"event_type_id", "version"}: `version` is the
 expert's schedule version, which every change to what they offer bumps, so a page that
 joins again (say on a slow timer) and sees another version knows to re-read its slots.
 Clients get `error` {"code", "message"} instead of a dropped connection or silence:
     invalid_payload / unknown_event_type   join or leave could not be honoured
-    unknown_hold   hold could not be honoured
+    unknown_hold / hold_expired   hold could not be honoured
     unavailable    the database cannot be reached: try again in `retry_after` seconds
     internal_error anything else a handler could not finish (logged)
     bad_packet     a message that is not a readable Socket.IO packet (bad JSON, nesting too
@@ -209,10 +212,15 @@ def on_hold(*args: Any):
         token_hash=holds.token_holder(payload.get("hold_token")).token_hash,
         session_key=holds.page_holder().session_key,
     )
-    hold = holds.renew_hold(payload["hold_id"], holder, datetime.now(UTC))
+    try:
+        hold = holds.renew_hold(payload["hold_id"], holder, datetime.now(UTC))
+    except holds.HoldExpired as error:
+        return _error("hold_expired", str(error))
     if hold is None:
         return _error("unknown_hold", "No such hold, or it has expired.")
     _bound_holds.setdefault(request.sid, {})[hold.id] = hold.expires_at
+    # The other pages learn its new expiry: they show it held until then.
+    announce_slot_held(hold)
     emit("held", {
         "hold_id": hold.id,
         "start": iso_z(hold.start_at),

@@ -11,7 +11,15 @@ from flask import jsonify, request
 from ..booking import SlotHeld, SlotUnavailable, UnknownEventType
 from ..cache_control import no_store
 from ..extensions import hold_limit
-from ..holds import Holder, page_holder, place_hold, release_hold, renew_hold, token_holder
+from ..holds import (
+    Holder,
+    HoldExpired,
+    page_holder,
+    place_hold,
+    release_hold,
+    renew_hold,
+    token_holder,
+)
 from ..models import Hold
 from ..realtime import announce_hold_released, announce_slot_held
 from ..scheduling import iso_z
@@ -102,8 +110,13 @@ def delete_hold(hold_id: str):
 @bp.post("/holds/<hold_id>/renew")
 @no_store
 def renew(hold_id: str):
-    """Keep a live hold for another few minutes (its holder only)."""
-    hold = renew_hold(hold_id, caller(), datetime.now(UTC))
+    """Keep a live hold for another few minutes (its holder only); the other pages learn
+    its new expiry (slot_held)."""
+    try:
+        hold = renew_hold(hold_id, caller(), datetime.now(UTC))
+    except HoldExpired as error:
+        raise ApiError(409, "hold_expired", str(error)) from None
     if hold is None:
         raise ApiError(404, "not_found", "No such hold, or it has expired.")
+    announce_slot_held(hold)
     return jsonify(hold_payload(hold))

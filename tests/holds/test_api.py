@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from expertbook import holds
-from expertbook.extensions import db
+from expertbook.extensions import client_network, db
 from expertbook.models import Hold
 from tests.booking_fixtures import insert_booking
 
@@ -102,6 +102,63 @@ def test_a_new_hold_replaces_the_sessions_or_addresss_old_one(
     # Another browser at the same address replaces it too (one hold per address).
     third = app.test_client().post(hold_path, json={"start": iso(start_at(hour=12))}).json
     assert [h.id for h in live_holds()] == [third["hold_id"]]
+
+
+def test_one_hold_per_ipv6_network(app, sync, hold_path):
+    """Five addresses of one /64 (one host can have them all) keep one hold between them."""
+    for hour, address in enumerate(f"2001:db8:1:2::{n}" for n in range(1, 6)):
+        response = app.test_client().post(
+            hold_path,
+            json={"start": iso(start_at(hour=9 + hour))},
+            environ_base={"REMOTE_ADDR": address},
+        )
+        assert response.status_code == 201, response.json
+    [hold] = live_holds()
+    assert hold.start_at == start_at(hour=13)
+    assert hold.address == "2001:db8:1:2::/64"
+    # Another /64 is another client.
+    app.test_client().post(
+        hold_path,
+        json={"start": iso(start_at(hour=15))},
+        environ_base={"REMOTE_ADDR": "2001:db8:1:3::1"},
+    )
+    assert len(live_holds()) == 2
+
+
+@pytest.mark.parametrize(
+    ("address", "network"),
+    [("203.0.113.7", "203.0.113.7"), ("2001:db8:1:2:aa:bb:cc:dd", "2001:db8:1:2::/64"),
+     ("::ffff:203.0.113.7", "203.0.113.7"), ("fe80::1%eth0", "fe80::/64"), ("", "")],
+)  # fmt: skip
+def test_client_network(address, network):
+    assert client_network(address) == network
+
+
+def test_a_hold_is_not_renewed_past_its_lifetime(client, hold_path, watcher):
+    body = client.post(hold_path, json={"start": iso(start_at())}).json
+    [hold] = live_holds()
+    # Placed 18 minutes ago: a renewal reaches the end of its lifetime, no further.
+    hold.created_at = datetime.now(UTC) - timedelta(minutes=18)
+    db.session.commit()
+    renewed = client.post(f"/api/v1/holds/{body['hold_id']}/renew").json
+    end = hold.created_at + holds.HOLD_MAX_LIFETIME
+    assert datetime.fromisoformat(renewed["expires_at"]) <= end
+    hold.created_at = datetime.now(UTC) - holds.HOLD_MAX_LIFETIME
+    db.session.commit()
+    response = client.post(f"/api/v1/holds/{body['hold_id']}/renew")
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "hold_expired"
+    # The same page may hold the time again, afresh, as the time is still free.
+    again = client.post(hold_path, json={"start": body["start"]})
+    assert again.status_code == 201 and again.json["hold_id"] != body["hold_id"]
+
+
+def test_a_renewal_tells_the_other_pages_the_new_expiry(client, hold_path, watcher):
+    body = client.post(hold_path, json={"start": iso(start_at())}).json
+    watcher.get_received()
+    renewed = client.post(f"/api/v1/holds/{body['hold_id']}/renew").json
+    [held] = received(watcher, "slot_held")
+    assert held["start"] == body["start"] and held["expires_at"] == renewed["expires_at"]
 
 
 def test_holding_the_same_start_again_renews_it(client, sync, hold_path):

@@ -121,6 +121,28 @@ def test_a_socket_gone_leaves_a_hold_its_page_bound_again_on_a_newer_socket(app,
     assert left <= holds.DISCONNECT_GRACE
 
 
+def test_binding_a_hold_tells_the_other_pages_its_new_expiry(app, client, hold_path, watcher):
+    body = hold_message(client, hold_path)
+    watcher.get_received()
+    page = socketio.test_client(app, flask_test_client=client)
+    page.emit("hold", {"hold_id": body["hold_id"], "hold_token": body["hold_token"]})
+    [held] = received(page, "held")
+    [announced] = received(watcher, "slot_held")
+    assert announced["start"] == body["start"]
+    assert announced["expires_at"] == held["expires_at"]
+
+
+def test_a_hold_past_its_lifetime_cannot_be_bound(app, client, hold_path):
+    body = hold_message(client, hold_path)
+    db.session.execute(
+        sa.update(Hold).values(created_at=datetime.now(UTC) - holds.HOLD_MAX_LIFETIME)
+    )
+    db.session.commit()
+    page = socketio.test_client(app, flask_test_client=client)
+    page.emit("hold", {"hold_id": body["hold_id"], "hold_token": body["hold_token"]})
+    assert [e["code"] for e in received(page, "error")] == ["hold_expired"]
+
+
 def test_only_the_holder_can_bind_a_hold(app, client, hold_path):
     body = hold_message(client, hold_path)
     stranger = socketio.test_client(app)
