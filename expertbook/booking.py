@@ -36,6 +36,7 @@ from .scheduling import Interval, is_valid_timezone, limit_reached
 from .slots import (
     LiveHold,
     busy_intervals,
+    count_params,
     counted_starts,
     has_limits,
     holds_blocking,
@@ -351,6 +352,19 @@ def _check_free(
         event_type.max_per_week,
     ):
         raise LimitReached("No more bookings of this kind can be made that day or week.")
+    if locked.counted_holds and limit_reached(
+        locked.counted + [held for held, _ in locked.counted_holds],
+        start,
+        locked.expert.timezone,
+        event_type.max_per_day,
+        event_type.max_per_week,
+    ):
+        # Full only while others hold the last places: it may free up.
+        latest = max(expires for _, expires in locked.counted_holds)
+        raise SlotHeld(
+            "Others are booking the last places of that day or week right now.",
+            retry_after=max(1, math.ceil((latest - now).total_seconds())),
+        )
     others = [hold for hold in locked.holds if not holder.owns(hold)]
     if blocking := holds_blocking(others, event_type, start):
         raise SlotHeld(HELD_MESSAGE, retry_after=retry_after(blocking, now))
@@ -394,8 +408,10 @@ def _read_locked(
     upper = start + timedelta(minutes=1)
     busy = busy_intervals(expert.id, start, upper)
     counted = []
+    counted_holds = []
     if has_limits(event_type):
         counted = counted_starts(event_type_id, start, upper)
+        counted_holds = _counted_holds(event_type_id, start, upper, holder, now)
     own_holds = []
     if holder.token_hash or holder.session_key:
         rows = db.session.execute(
@@ -414,7 +430,26 @@ def _read_locked(
         holds=live_holds(expert.id, start, upper, now),
         own_holds=list(own_holds),
         counted=counted,
+        counted_holds=counted_holds,
     )
+
+
+def _counted_holds(
+    event_type_id: int, lower: datetime, upper: datetime, holder: Holder, now: datetime
+) -> list[tuple[datetime, datetime]]:
+    """(start, expires_at) of the live holds of the event type, but the holder's, that its
+    limits count with the bookings of counted_starts(lower, upper)."""
+    params = count_params(lower, upper)
+    rows = db.session.execute(
+        sa.select(Hold.start_at, Hold.expires_at).where(
+            Hold.event_type_id == event_type_id,
+            Hold.expires_at > now,
+            Hold.start_at >= params["count_after"],
+            Hold.start_at < params["count_before"],
+            sa.not_(_holder_filter(holder)),
+        )
+    )
+    return [(start, expires) for start, expires in rows]
 
 
 def warm_up() -> None:
@@ -607,8 +642,10 @@ def _read_for_move(
     of what blocks and of what counts)."""
     end = new_start + timedelta(minutes=event_type.duration_minutes)
     counted = []
+    counted_holds = []
     if has_limits(event_type):
         counted = counted_starts(event_type.id, new_start, end, except_booking_id=booking.id)
+        counted_holds = _counted_holds(event_type.id, new_start, end, Holder(), now)
     return statements.Locked(
         expert=booking.expert,
         event_type=event_type,
@@ -619,6 +656,7 @@ def _read_for_move(
         booking_id=booking.id,
         holds=live_holds(booking.expert_id, new_start, end, now),
         counted=counted,
+        counted_holds=counted_holds,
     )
 
 

@@ -69,6 +69,9 @@ class Locked:
     own_holds: list[Hold] = field(default_factory=list)
     # The starts the event type's limits count ([] without limits).
     counted: list[datetime] = field(default_factory=list)
+    # (start, expires_at) of others' live holds of the event type that its limits count too
+    # ([] without limits): a held place is taken while its hold lasts.
+    counted_holds: list[tuple[datetime, datetime]] = field(default_factory=list)
 
 
 def _correlated(statement, prefix: str, **columns: str) -> tuple[str, dict[str, Any]]:
@@ -129,6 +132,12 @@ SELECT {", ".join(columns)},
  UNION ALL
  SELECT json_build_array(c.start_at) FROM ({counted}) AS c(start_at)
  WHERE e.max_per_day IS NOT NULL OR e.max_per_week IS NOT NULL
+ UNION ALL
+ SELECT json_build_array(h.start_at, h.expires_at) FROM slot_hold AS h
+ WHERE (e.max_per_day IS NOT NULL OR e.max_per_week IS NOT NULL) AND h.event_type_id = e.id
+ AND h.expires_at > %(now)s AND h.start_at >= %(count_after)s AND h.start_at < %(count_before)s
+ AND h.token_hash IS DISTINCT FROM %(holder_token)s
+ AND h.session_key IS DISTINCT FROM %(holder_session)s
 ) AS a(row)) AS around,
 (SELECT json_build_array(k.request_hash, k.booking_id, k.response) FROM idempotency_key AS k
  WHERE k.event_type_id = e.id AND k.key = %(idempotency_key)s) AS earlier,
@@ -190,7 +199,9 @@ def read_locked(
     event_type = adopt(EventType, values, "e.")
     rooms = values["rooms"] or ()
     buffers = {type_id: (before, after) for type_id, before, after in rooms}
-    busy, holds, own_holds, counted = _around(values["around"] or (), expert.id, buffers, holder)
+    busy, holds, own_holds, counted, counted_holds = _around(
+        values["around"] or (), expert.id, buffers, holder
+    )
     earlier = values["earlier"]
     known = {
         "webhook_endpoints": [(i, events) for i, events in values["endpoints"] or ()],
@@ -207,6 +218,7 @@ def read_locked(
         holds=holds,
         own_holds=own_holds,
         counted=counted,
+        counted_holds=counted_holds,
     )
 
 
@@ -215,21 +227,27 @@ def _around(
     expert_id: int,
     buffers: dict[int, tuple[int, int]],
     holder: Holder,
-) -> tuple[list[Interval], list[LiveHold], list[Hold], list[datetime]]:
+) -> tuple[
+    list[Interval], list[LiveHold], list[Hold], list[datetime], list[tuple[datetime, datetime]]
+]:
     """The `around` column's rows, told apart by their length (see _read_sql): what keeps
     the expert busy, the live holds of others around the start (widened by their event
-    type's `buffers`), the holder's own holds, and the starts the limits count."""
+    type's `buffers`), the holder's own holds, the starts the limits count, and the others'
+    live holds they count too."""
     minute = timedelta(minutes=1)
     busy: list[Interval] = []
     holds: list[LiveHold] = []
     own_holds: list[Hold] = []
     counted: list[datetime] = []
+    counted_holds: list[tuple[datetime, datetime]] = []
     for row in rows:
         if len(row) == 4:
             s, e, before, after = row
             busy.append(Interval(_instant(s) - minute * before, _instant(e) + minute * after))
         elif len(row) == 1:
             counted.append(_instant(row[0]))
+        elif len(row) == 2:
+            counted_holds.append((_instant(row[0]), _instant(row[1])))
         else:
             id_, type_id, s, e, x, token, session_key, created = row
             hold = Hold(
@@ -262,7 +280,7 @@ def _around(
                     session_key=session_key,
                 )
             )
-    return busy, holds, own_holds, counted
+    return busy, holds, own_holds, counted, counted_holds
 
 
 def _instant(text: str) -> datetime:

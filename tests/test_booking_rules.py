@@ -22,7 +22,7 @@ from expertbook.booking import (
     reschedule_booking,
 )
 from expertbook.extensions import db
-from expertbook.holds import Holder
+from expertbook.holds import Holder, place_hold
 from expertbook.models import Booking, Hold, hash_token
 from expertbook.schedule_cache import CachedSlots
 from expertbook.slots import offer, slots_for
@@ -295,6 +295,36 @@ def test_a_week_across_a_dst_change(any_app, make_user, make_event_type):
 
 
 # ------------------------------------------------------------------ holds
+
+
+def test_others_live_holds_take_places_of_the_day(any_app, expert, make_event_type):
+    """max_per_day=1: A holds 10:00, so B can neither hold nor book 14:00 that day; A books."""
+    event_type = make_event_type(expert, max_per_day=1)
+    a, b = Holder(session_key="a" * 64), Holder(session_key="b" * 64)
+    place_hold(
+        event_type.id, next_monday(10), holder_session_key=a.session_key,
+        address="192.0.2.1", now=NOW,
+    )  # fmt: skip
+    with pytest.raises(SlotHeld) as caught:
+        place_hold(
+            event_type.id, next_monday(14), holder_session_key=b.session_key,
+            address="192.0.2.2", now=NOW,
+        )  # fmt: skip
+    assert str(caught.value) == "Others are booking the last places of that day or week right now."
+    assert 290 < caught.value.retry_after <= 300
+    with pytest.raises(SlotHeld):
+        book(event_type, next_monday(14), holder=b)
+    # Another day is free; the holder's own hold does not count against them.
+    book(event_type, next_monday(14) + timedelta(days=1), holder=b)
+    book(event_type, next_monday(10), holder=a, email="bob@example.com")
+    with pytest.raises(LimitReached):
+        book(event_type, next_monday(14), holder=b, email="cy@example.com")
+
+
+def test_expired_holds_take_no_places(any_app, expert, make_event_type):
+    event_type = make_event_type(expert, max_per_week=1)
+    hold(event_type, next_monday(10), expires_in=timedelta(seconds=-1))
+    book(event_type, next_monday(14))
 
 
 def test_a_held_start_is_refused_to_others_with_retry_after(any_app, expert, make_event_type):
