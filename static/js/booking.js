@@ -5,8 +5,9 @@
  *   and the month is re-read on every (re)join and after every slot_taken, slot_released
  *   and slots_changed;
  * - shows a time someone is booking right now (slot_held) as held, "Someone is booking
- *   this time", not bookable, and says so in the live region; it is offered again when
- *   their hold ends (slot_released).
+ *   this time", not bookable, and says so in the live region, on whichever day it lies; it
+ *   stays held while its holder renews the hold (each renewal is announced again) and is
+ *   offered again when the hold ends (slot_released).
  * Everything it needs comes from the data-* attributes of #booking. */
 (() => {
   "use strict";
@@ -36,11 +37,17 @@
   let wanted = { tz: shown.tz, month: shown.month, day: shown.day };
   let ticket = 0; // only the newest fetch may draw
   let tzInUrl = data.tzInUrl === "true"; // a chosen zone goes into the URL, a detected one not
-  // Times someone is booking right now: slot start (ms) -> when to stop showing it held (ms).
-  // The slots API leaves them out, so the page keeps them to draw them held after a re-read.
+  // The holds announced (slot_held) and not ended yet: "start/end" -> { start, end, until }
+  // (ms). A hold ends with slot_released or slot_taken, or when a re-read offers a time it
+  // covers again. `until` only forgets a hold whose end this page never heard of: a hold
+  // lasts at most HOLD_TTL_MS after its last renewal, and every renewal is announced again.
   const HELD_NOTE = "Someone is booking this time";
   const HOLD_TTL_MS = 5 * 60000;
-  const held = new Map();
+  const SWEEP_GRACE_MS = 60000; // an expired hold is swept, and announced, within this
+  const holds = new Map();
+  // Every start this page has seen offered. The slots API leaves held starts out, so a held
+  // time of a day drawn later is found here (or is the hold's own start).
+  const seen = new Set();
 
   // ---------------------------------------------------------------- dates and zones
   const pad = (n) => String(n).padStart(2, "0");
@@ -263,23 +270,50 @@
     return node;
   }
 
-  const isHeld = (start) => (held.get(start) || 0) > Date.now();
-
-  /** The held starts on local day `day` (expired ones are forgotten). */
-  function heldOn(day) {
-    const now = Date.now();
-    const starts = [];
-    for (const [start, until] of held) {
-      if (until <= now) held.delete(start);
-      else if (day && localDay(start, shown.tz) === day) starts.push(start);
-    }
-    return starts;
+  /** Note (or renew) the hold of [start, end); false when it was noted already. */
+  function noteHold(start, end) {
+    const key = `${start}/${end}`;
+    const known = holds.has(key);
+    holds.set(key, { start, end, until: Date.now() + HOLD_TTL_MS + SWEEP_GRACE_MS });
+    return !known;
   }
 
-  /** Forget the held starts whose slot overlaps [start, end). */
+  /** The holds not ended (those past `until` are forgotten). */
+  function liveHolds() {
+    const now = Date.now();
+    for (const [key, hold] of holds) if (hold.until <= now) holds.delete(key);
+    return [...holds.values()];
+  }
+
+  const overlapsSlot = (hold, from) => hold.start < from + durationMs && from < hold.end;
+  const isHeld = (start) => liveHolds().some((hold) => overlapsSlot(hold, start));
+
+  /** The held starts (still to come) on local day `day`. */
+  function heldOn(day) {
+    const live = liveHolds();
+    if (!day || !live.length) return [];
+    const candidates = new Set(seen);
+    // A hold of this page's length is (almost always) of this very event type: its start is
+    // one of this page's starts even when this page never saw it offered.
+    for (const hold of live) if (hold.end - hold.start === durationMs) candidates.add(hold.start);
+    const now = Date.now();
+    return [...candidates].filter((start) => start > now
+      && live.some((hold) => overlapsSlot(hold, start)) && localDay(start, shown.tz) === day);
+  }
+
+  /** Forget the holds overlapping [start, end). */
   function unhold(start, end) {
-    for (const from of [...held.keys()]) {
-      if (from < end && start < from + durationMs) held.delete(from);
+    for (const [key, hold] of holds) if (hold.start < end && start < hold.end) holds.delete(key);
+  }
+
+  /** A fresh answer of the slots API: its starts are seen, and a hold covering any of them
+   * has ended (the API leaves out every start a live hold covers) though this page missed it. */
+  function reconcile(byDay) {
+    for (const starts of byDay.values()) {
+      for (const start of starts) {
+        seen.add(start);
+        for (const [key, hold] of holds) if (overlapsSlot(hold, start)) holds.delete(key);
+      }
     }
   }
 
@@ -365,6 +399,7 @@
     const { byDay } = answer;
     let day = target.day;
     if (!day || !day.startsWith(target.month)) day = [...byDay.keys()].sort()[0] || null;
+    reconcile(byDay);
     shown = { tz: answer.tz, month: target.month, day, byDay };
     wanted = { tz: shown.tz, month: shown.month, day: shown.day };
     renderCalendar();
@@ -489,13 +524,13 @@
     return hit;
   }
 
-  /** Show every offered slot overlapping [start, end) held until `until`; their labels. */
-  function markHeld(start, end, until) {
+  /** Show every offered slot drawn now that overlaps [start, end) held; their labels.
+   * (The hold is noted whatever day is drawn: another day shows it held when drawn.) */
+  function markHeld(start, end) {
     const hit = [];
     for (const slot of slotsBox.querySelectorAll(".slot[data-start]:not(.taken):not(.held)")) {
       const from = Date.parse(slot.dataset.start);
       if (!(from < end && start < from + durationMs)) continue;
-      held.set(from, until);
       hit.push(slot.textContent.trim());
       slot.replaceWith(heldSlot(from));
     }
@@ -571,9 +606,12 @@
     socket.on("slot_held", (payload) => {
       if (!forUs(payload)) return;
       const start = Date.parse(payload.start);
-      const until = Math.min(Date.parse(payload.expires_at) || Infinity, Date.now() + HOLD_TTL_MS);
+      const end = Date.parse(payload.end);
+      if (Number.isNaN(start) || Number.isNaN(end)) return;
+      // A renewal of a hold already shown: it stays held, nothing else changed.
+      if (!noteHold(start, end)) return;
       const before = offeredNow();
-      const labels = markHeld(start, Date.parse(payload.end), until);
+      const labels = markHeld(start, end);
       if (labels.length) toast(`${labels.join(", ")}: ${HELD_NOTE.toLowerCase()}`);
       for (const [from] of before) if (isHeld(Date.parse(from))) before.delete(from);
       // Buffers may keep neighbouring times from being offered too: those go after a re-read.
@@ -589,9 +627,12 @@
   }
 
   // ---------------------------------------------------------------- start
-  // The times the server drew held: kept held until their hold ends (or at most its TTL).
-  for (const slot of slotsBox.querySelectorAll(".slot.held[data-start]")) {
-    held.set(Date.parse(slot.dataset.start), Date.now() + HOLD_TTL_MS);
+  // The times the server drew: offered ones are seen, held ones kept held until their
+  // hold ends.
+  for (const slot of slotsBox.querySelectorAll(".slot[data-start]")) {
+    const start = Date.parse(slot.dataset.start);
+    seen.add(start);
+    if (slot.classList.contains("held")) noteHold(start, start + durationMs);
   }
   rove(focusDay());
   if (!zoneWorks(shown.tz)) return; // this browser cannot draw that zone: keep the plain page

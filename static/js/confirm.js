@@ -3,13 +3,17 @@
  * lasts 5 minutes); this only improves it:
  * - binds the hold to the page's socket (`hold`), so that it ends 30 s after the page is
  *   gone even when the page could not say goodbye (a crash, a lost connection), and
- *   renews it while the page is open and shown;
+ *   renews it while the page is open, shown or in a background tab (the server caps a
+ *   hold's whole life: past it, a renewal answers 409 and the page stops renewing);
  * - shows how long the time is held ("We're holding this time for you: 4:59"), and says
  *   it once, a minute before the end, through the page's live region;
  * - ends the hold when the booker goes back or leaves (pagehide: a keepalive DELETE),
  *   but not when the form is sent (the booking ends it);
- * - holds the time through the holds API when the page has no hold (after a form error,
- *   or when the old one ran out), and says so when someone else has it.
+ * - holds the time through the holds API when the page opens without a hold (after a form
+ *   error), and says so when someone else has it;
+ * - once its hold has ended elsewhere (another tab of this browser held another time, or
+ *   it expired), says so and does NOT hold the time again by itself: two tabs would take
+ *   the hold from each other every few minutes, telling every open page each time.
  * Everything it needs comes from the data-* attributes of #confirm. */
 (() => {
   "use strict";
@@ -25,8 +29,9 @@
   const eventTypeId = Number(data.eventTypeId);
   const start = Date.parse(data.start);
   const end = Date.parse(data.end);
-  // Renew when less than this is left, while the page is shown.
+  // Renew when less than this is left (a background tab's timers may run once a minute).
   const RENEW_BELOW_MS = 2 * 60000;
+  const NO_LONGER_HELD = "This time is no longer held for you; book now if it is still free or go back.";
   const WARN_BELOW_MS = 60000;
 
   let hold = data.holdId
@@ -36,6 +41,7 @@
   let leaving = false; // the booker went back or away: hold nothing more
   let warned = false;
   let busy = false; // a renew or place call in flight
+  let lost = false; // our hold ended (or reached its longest life): hold nothing by ourselves
   let socket = null;
 
   function say(message) {
@@ -84,9 +90,19 @@
     say(text);
   }
 
+  /** Our hold is gone: say so once, and stop renewing or holding again. */
+  function lose() {
+    hold = null;
+    if (lost) return;
+    lost = true;
+    data.lost = "true"; // tests and styles use it
+    if (status) status.textContent = NO_LONGER_HELD;
+    say(NO_LONGER_HELD);
+  }
+
   /** Hold the time through the API (this browser session is the holder). */
   async function place() {
-    if (busy || leaving) return;
+    if (busy || leaving || lost) return;
     busy = true;
     try {
       const response = await fetch(data.holdsUrl, {
@@ -111,26 +127,28 @@
     }
   }
 
+  /** Renew our hold, which also checks that it is still ours. A 404 (expired, or ended by
+   * another tab of this browser) or a 409 (past a hold's longest life) loses it for good. */
   async function renew() {
     if (busy || !hold) return;
     busy = true;
+    const current = hold;
     try {
-      const response = await fetch(`${data.holdUrl}${hold.id}/renew`, {
+      const response = await fetch(`${data.holdUrl}${current.id}/renew`, {
         method: "POST", headers: headers(), credentials: "same-origin",
       });
       if (response.ok) {
         const body = await response.json();
-        hold.expires = Date.parse(body.expires_at);
+        current.expires = Date.parse(body.expires_at);
         warned = false;
-      } else if (response.status === 404) {
-        hold = null; // expired or ended: hold the time again, if it is still free
+      } else if ((response.status === 404 || response.status === 409) && hold === current) {
+        lose();
       }
     } catch (error) {
       // Offline: try again on the next tick.
     } finally {
       busy = false;
     }
-    if (!hold) await place();
     draw();
   }
 
@@ -153,8 +171,9 @@
       draw();
       return;
     }
-    const left = hold.expires - Date.now();
-    if (left < RENEW_BELOW_MS && document.visibilityState === "visible") renew();
+    // Hidden too: a background tab's page is still open, and its booker coming back to it
+    // expects the time still held.
+    if (hold.expires - Date.now() < RENEW_BELOW_MS) renew();
     draw();
   }
 
@@ -178,14 +197,22 @@
       draw();
     });
     socket.on("disconnect", () => { data.bound = "false"; });
+    // The hold could not be bound: past its longest life it is lost; otherwise (another tab
+    // may have taken it over) check it.
     socket.on("error", (payload) => {
-      if (payload && payload.code === "unknown_hold" && hold) {
-        hold = null;
-        place();
-      }
+      if (!payload || !hold) return;
+      if (payload.code === "hold_expired") lose();
+      else if (payload.code === "unknown_hold") renew();
     });
     socket.on("slot_released", (payload) => {
-      if (hold || !overlaps(payload)) return;
+      if (!overlaps(payload) || leaving) return;
+      // A hold of this time ended: maybe ours (another tab of this browser held another
+      // time): check it, never hold again by ourselves.
+      if (hold) {
+        renew();
+        return;
+      }
+      if (lost) return;
       // Someone else's hold ended: the page without a form shows it again (its GET holds
       // the time for this booker); the page with one holds the time now.
       if (data.heldElsewhere === "true") window.location.reload();
@@ -208,6 +235,8 @@
     if (event.persisted) {
       sending = false;
       leaving = false;
+      lost = false; // the booker came back to the page: hold the time afresh
+      data.lost = "false";
       place();
     }
   });
