@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from flask import session
 
 from .extensions import client_network, db
-from .models import MAX_BUFFER_MINUTES, Hold, hash_token, new_token
+from .models import MAX_BUFFER_MINUTES, Booking, Hold, hash_token, new_token
 
 # A hold lives this long after it is placed or last renewed.
 HOLD_TTL = timedelta(minutes=5)
@@ -248,12 +248,13 @@ def _owned_hold(hold_id: Any, holder: Holder) -> Hold | None:
     return hold
 
 
-def release_hold(hold_id: Any, holder: Holder) -> Hold | None:
+def release_hold(hold_id: Any, holder: Holder) -> tuple[Hold, bool] | None:
     """End the holder's hold `hold_id`, and commit.
 
     Returns:
-        The hold ended (announce it released), or None when there is no such hold of
-        this holder (another's hold is "no such hold" too).
+        The hold ended, and whether to announce it released (not when a booking has taken
+        its time since it expired: the pages were told slot_taken); or None when there is
+        no such hold of this holder (another's hold is "no such hold" too).
     """
     from .booking import _lock_expert_for_booking
     from .database import booking_transaction
@@ -264,7 +265,8 @@ def release_hold(hold_id: Any, holder: Holder) -> Hold | None:
     with booking_transaction():
         _lock_expert_for_booking(hold.expert_id)
         deleted = db.session.execute(sa.delete(Hold).where(Hold.id == hold.id)).rowcount
-    return hold if deleted else None
+        free = bool(_not_taken([hold]))
+    return (hold, free) if deleted else None
 
 
 def renew_hold(hold_id: Any, holder: Holder, now: datetime) -> Hold | None:
@@ -322,12 +324,45 @@ def shorten_holds(bound: dict[str, datetime], until: datetime) -> int:
     return count
 
 
+def _not_taken(ended: list[Hold]) -> list[Hold]:
+    """Those of the `ended` holds (of one expert) whose time no confirmed or pending booking
+    overlaps: a hold that expired and whose time someone then booked is not announced
+    released (the pages were told slot_taken)."""
+    if not ended:
+        return []
+    taken = db.session.execute(
+        sa.select(Booking.start_at, Booking.end_at).where(
+            Booking.expert_id == ended[0].expert_id,
+            Booking.status.in_(Booking.BLOCKING),
+            Booking.start_at < max(h.end_at for h in ended),
+            Booking.end_at > min(h.start_at for h in ended),
+        )
+    ).all()
+    return [h for h in ended if not any(s < h.end_at and h.start_at < e for s, e in taken)]
+
+
+def _delete_expired(expert_id: int, now: datetime) -> list[Hold]:
+    """Delete the expert's holds expired by `now` (in their lock); return those deleted.
+    The DELETE checks the expiry itself: a renewal (which takes no lock) committed since
+    any earlier read keeps its hold."""
+    expired = sa.delete(Hold.__table__).where(Hold.expert_id == expert_id, Hold.expires_at <= now)
+    if db.session.get_bind().dialect.delete_returning:
+        rows = db.session.execute(expired.returning(*Hold.__table__.columns)).mappings()
+        return [Hold(**row) for row in rows]
+    # No RETURNING (SQLite before 3.35): its transactions are serialized, so no renewal
+    # commits between this read and the DELETE.
+    found = db.session.execute(sa.select(Hold.__table__).where(expired.whereclause)).all()
+    db.session.execute(expired)
+    return [Hold(**row._mapping) for row in found]
+
+
 def sweep_expired(now: datetime) -> list[Hold]:
     """Delete the holds expired by `now`, each expert's under their lock (bumping their
     schedule version), and commit.
 
     Returns:
-        The holds deleted: the caller announces each released.
+        The holds deleted whose time no booking has taken since: the caller announces
+        each released.
     """
     from .booking import _lock_expert_for_booking
     from .database import booking_transaction
@@ -340,13 +375,5 @@ def sweep_expired(now: datetime) -> list[Hold]:
     for expert_id in experts:
         with booking_transaction():
             _lock_expert_for_booking(expert_id)
-            # Read again under the lock: a renewal or a booking may have come first.
-            expired = db.session.scalars(
-                sa.select(Hold)
-                .where(Hold.expert_id == expert_id, Hold.expires_at <= now)
-                .execution_options(populate_existing=True)
-            ).all()
-            if expired:
-                db.session.execute(sa.delete(Hold).where(Hold.id.in_([h.id for h in expired])))
-        swept.extend(expired)
+            swept.extend(_not_taken(_delete_expired(expert_id, now)))
     return swept

@@ -100,10 +100,12 @@ def create_hold(event_type_id: int):
 @bp.delete("/holds/<hold_id>")
 def delete_hold(hold_id: str):
     """End a hold (its holder only; anyone else's is "no such hold")."""
-    hold = release_hold(hold_id, caller())
-    if hold is None:
+    released = release_hold(hold_id, caller())
+    if released is None:
         raise ApiError(404, "not_found", "No such hold.")
-    announce_hold_released(hold)
+    hold, free = released
+    if free:
+        announce_hold_released(hold)
     return "", 204
 
 

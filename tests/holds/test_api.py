@@ -225,6 +225,20 @@ def test_release_by_its_holder_only(client, app, sync, hold_path, watcher):
     assert client.delete(path).status_code == 404
 
 
+def test_releasing_an_expired_hold_whose_time_was_booked_announces_nothing(
+    client, sync, hold_path, watcher
+):
+    body = client.post(hold_path, json={"start": iso(start_at())}).json
+    [hold] = live_holds()
+    hold.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    db.session.commit()
+    insert_booking(sync, start_at())
+    watcher.get_received()
+    assert client.delete(f"/api/v1/holds/{body['hold_id']}").status_code == 204
+    assert received(watcher, "slot_released") == []
+    assert db.session.scalars(sa.select(Hold)).all() == []
+
+
 def test_release_by_token_from_anywhere(client, app, hold_path):
     body = client.post(hold_path, json={"start": iso(start_at())}).json
     other = app.test_client()

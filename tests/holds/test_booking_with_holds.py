@@ -123,3 +123,48 @@ def test_the_same_start_again_keeps_the_hold_and_the_address_has_one(any_app, ex
     assert [h.id for h in released] == [first.id]
     assert released[0].start_at == first.start_at
     assert db.session.scalars(sa.select(Hold.id)).all() == [other.id]
+
+
+def test_the_sweep_keeps_a_hold_renewed_after_it_read_the_expired(
+    any_app, expert_type, monkeypatch
+):
+    """A renewal (it takes no lock) that commits after the sweep listed the hold as expired
+    keeps the hold: the DELETE checks the expiry itself, and only what it deleted is
+    announced."""
+    from expertbook import booking
+
+    now = datetime.now(UTC)
+    hold, _, _ = holds.place_hold(
+        expert_type.id, start_at(), holder_session_key="a" * 64, address="10.0.0.1", now=now
+    )
+    later = now + holds.HOLD_TTL + timedelta(seconds=1)
+    lock = booking._lock_expert_for_booking
+
+    def lock_then_renewed(expert_id):
+        locked = lock(expert_id)
+        db.session.execute(
+            sa.update(Hold).values(expires_at=later + holds.HOLD_TTL)
+        )  # as if committed by a renewal just now
+        return locked
+
+    monkeypatch.setattr(booking, "_lock_expert_for_booking", lock_then_renewed)
+    assert holds.sweep_expired(later) == []
+    assert db.session.scalars(sa.select(Hold.id)).all() == [hold.id]
+
+
+def test_an_expired_hold_whose_time_was_booked_is_not_announced_released(any_app, expert_type):
+    from tests.booking_fixtures import insert_booking
+
+    now = datetime.now(UTC)
+    start = start_at()
+    hold, _, _ = holds.place_hold(
+        expert_type.id, start, holder_session_key="a" * 64, address="10.0.0.1", now=now
+    )
+    kept, _, _ = holds.place_hold(
+        expert_type.id, start_at(hour=14), holder_session_key="b" * 64, address="10.0.0.2",
+        now=now,
+    )  # fmt: skip
+    insert_booking(expert_type, start + timedelta(minutes=15))  # after the hold expired
+    swept = holds.sweep_expired(now + holds.HOLD_TTL + timedelta(seconds=1))
+    assert [h.id for h in swept] == [kept.id]
+    assert db.session.scalars(sa.select(Hold)).all() == []
