@@ -29,6 +29,11 @@ class Config:
     # The one place that names the async framework: a move to gevent or threading is this line
     # (plus the monkey-patch line at the top of wsgi.py).
     ASYNC_MODE = os.environ.get("ASYNC_MODE", "eventlet")
+    # Engine.IO's heartbeat (seconds): a connection lost without a close is seen gone within
+    # interval + timeout, and only then does a bound hold's DISCONNECT_GRACE start (the
+    # defaults, 25 + 20, would keep a dead page's hold some 45 s longer).
+    SOCKET_PING_INTERVAL = 10
+    SOCKET_PING_TIMEOUT = 10
 
     SECRET_KEY = os.environ.get("SECRET_KEY") or secrets.token_hex(32)
     # A random per-start key signs sessions well enough in development, but cannot decrypt

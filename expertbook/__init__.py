@@ -120,6 +120,8 @@ def register_extensions(app: Flask) -> None:
     socketio.init_app(
         app,
         async_mode=app.config["ASYNC_MODE"],
+        ping_interval=app.config["SOCKET_PING_INTERVAL"],
+        ping_timeout=app.config["SOCKET_PING_TIMEOUT"],
         message_queue=redis_url,
         # Always named: Flask-SocketIO keeps the last app's manager for the next otherwise.
         client_manager=pubsub.RecoveringRedisManager(

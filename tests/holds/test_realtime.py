@@ -165,3 +165,10 @@ def test_bad_hold_messages_get_an_error_event(app, payload):
     codes = [e["code"] for e in received(sio, "error")]
     assert codes in (["invalid_payload"], ["unknown_hold"])
     assert sio.is_connected()
+
+
+def test_a_lost_connection_is_noticed_within_20_seconds(app):
+    """Engine.IO's heartbeat: a page gone without a close is seen gone within interval +
+    timeout; then its hold's grace starts."""
+    eio = socketio.server.eio
+    assert eio.ping_interval + eio.ping_timeout <= 20
