@@ -5,13 +5,26 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import date, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from tests.browser.conftest import assert_accessible, shots
 from tests.browser.test_booking_flows import booking_page, day_after_tomorrow, new_expert
 
 pytestmark = pytest.mark.browser
+
+
+def held_starts(server) -> list[str]:
+    """The starts of the live server's holds, as the pages write them."""
+    from config import normalize_database_url
+
+    engine = sa.create_engine(normalize_database_url(server.site.database_url))
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT start_at FROM slot_hold")).scalars().all()
+    engine.dispose()
+    return [str(row)[:19].replace(" ", "T") + "Z" for row in rows]
 
 
 def test_a_picked_time_shows_held_elsewhere_and_frees_on_back(new_context, live_server):
@@ -57,3 +70,108 @@ def test_a_picked_time_shows_held_elsewhere_and_frees_on_back(new_context, live_
     other.locator(f"a.slot[data-start='{start}']").wait_for(timeout=2000)
     assert time.monotonic() - went_back <= 2.0
     assert other.locator(f".slot.held[data-start='{start}']").count() == 0
+
+
+def another_day(day: str) -> str:
+    """A day next to `day` in the same month (the day after, else the day before)."""
+    first = date.fromisoformat(day)
+    after = first + timedelta(days=1)
+    return (after if after.month == first.month else first - timedelta(days=1)).isoformat()
+
+
+def test_a_time_held_on_another_day_shows_held_when_that_day_is_opened(new_context, live_server):
+    """Finding 11: the page notes every announced hold, not only those of the day drawn."""
+    expert = new_expert(live_server)
+    day = day_after_tomorrow()
+    other_day = another_day(day)
+    other = booking_page(new_context(), expert, day)
+    watcher = booking_page(new_context(), expert, other_day)
+    picker = booking_page(new_context(), expert, other_day)
+    start = picker.locator("a.slot").nth(3).get_attribute("data-start")
+    picker.click(f"a.slot[data-start='{start}']")
+    picker.wait_for_url(re.compile(r"/book\?"))
+    watcher.locator(f".slot.held[data-start='{start}']").wait_for(timeout=2000)
+    time.sleep(0.3)  # the same announcement has reached `other`, showing another day
+    other.click(f"a.cal-day[data-date='{other_day}']")
+    held = other.locator(f".slot.held[data-start='{start}']")
+    held.wait_for(timeout=1000)
+    assert "Someone is booking this time" in held.inner_text()
+    assert other.locator(f"a.slot[data-start='{start}']").count() == 0
+    # A renewal is announced again and keeps it held; the holder going back frees it.
+    picker.evaluate(
+        "async () => { const d = document.getElementById('confirm').dataset;"
+        " await fetch(`${d.holdUrl}${d.holdId}/renew`, {method: 'POST', headers:"
+        " {'X-Hold-Token': d.holdToken, 'X-CSRFToken':"
+        " document.querySelector('meta[name=csrf-token]').content}}); }"
+    )
+    time.sleep(0.5)
+    assert held.count() == 1
+    picker.click("a[data-role='back'] >> nth=0")
+    other.locator(f"a.slot[data-start='{start}']").wait_for(timeout=2000)
+
+
+def test_two_tabs_of_one_browser_do_not_fight_over_the_hold(new_context, live_server):
+    """Finding 12: the tab whose hold another tab replaced says so and holds nothing again."""
+    expert = new_expert(live_server)
+    day = day_after_tomorrow()
+    context = new_context()
+    context.guard.expected_errors = ("status of 404",)  # the first tab's check of its hold
+    first = booking_page(context, expert, day)
+    second = booking_page(context, expert, day)
+    one = first.locator("a.slot").nth(1).get_attribute("data-start")
+    two = second.locator("a.slot").nth(4).get_attribute("data-start")
+    first.click(f"a.slot[data-start='{one}']")
+    first.wait_for_selector("#confirm[data-bound='true']")
+    second.click(f"a.slot[data-start='{two}']")
+    second.wait_for_selector("#confirm[data-bound='true']")
+    first.wait_for_selector("#confirm[data-lost='true']", timeout=3000)
+    status = first.locator("[data-role='hold-status']").inner_text()
+    assert "no longer held for you" in status
+    time.sleep(1.5)  # nothing more happens: the first tab does not hold its time again
+    assert held_starts(live_server) == [two]
+    assert "holding this time for you" in second.locator("[data-role='hold-status']").inner_text()
+
+
+def test_a_background_tab_renews_its_hold_until_its_longest_life(new_context, live_server):
+    """Finding 10: renewal goes on while the page is hidden; past the hold's longest life
+    (409) the page says the time is no longer held and stops renewing."""
+    expert = new_expert(live_server)
+    context = new_context()
+    context.guard.expected_errors = ("status of 409",)
+    page = context.new_page()
+    page.clock.install()
+    page.goto(f"/{expert['username']}/{expert['slug']}?date={day_after_tomorrow()}")
+    page.locator("a.slot").first.click()
+    page.wait_for_selector("#confirm[data-bound='true']")
+    page.evaluate(
+        "() => { for (const [name, value] of [['visibilityState', 'hidden'], ['hidden', true]])"
+        " Object.defineProperty(document, name, {configurable: true, get: () => value});"
+        " document.dispatchEvent(new Event('visibilitychange')); }"
+    )
+
+    def renewed(request) -> bool:
+        return request.method == "POST" and request.url.endswith("/renew")
+
+    with page.expect_response(lambda response: renewed(response.request)) as answer:
+        page.clock.fast_forward("03:30")
+    assert answer.value.status == 200
+    # Past the server's cap on a hold's life, a renewal answers 409.
+    page.route(
+        "**/renew",
+        lambda route: route.fulfill(
+            status=409,
+            content_type="application/json",
+            body='{"error": {"code": "hold_expired", "message": "This hold has ended."}}',
+        ),
+    )
+    with page.expect_request(renewed):
+        page.clock.fast_forward("04:00")
+    page.wait_for_selector("#confirm[data-lost='true']")
+    assert "no longer held for you; book now if it is still free or go back" in (
+        page.locator("[data-role='hold-status']").inner_text()
+    )
+    calls = []
+    page.on("request", lambda r: renewed(r) and calls.append(r))
+    page.clock.fast_forward("05:00")
+    time.sleep(0.5)
+    assert calls == []
