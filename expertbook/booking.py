@@ -172,10 +172,15 @@ def check_request(
         answers = {}
     if not isinstance(answers, dict):
         raise BookingInputError("answers", "Must be an object of question id to answer.")
-    return BookingRequest(_utc(start), name, email, multiline(notes), timezone, answers)
+    return BookingRequest(utc_start(start), name, email, multiline(notes), timezone, answers)
 
 
-def _utc(start: datetime) -> datetime:
+def utc_start(start: datetime) -> datetime:
+    """An aware start in UTC.
+
+    Raises:
+        BookingInputError: the offset takes it past the calendar's ends (field "start").
+    """
     try:
         return start.astimezone(UTC)
     except OverflowError:  # an offset at the calendar's very ends
@@ -684,7 +689,7 @@ def reschedule_booking(
     """
     if new_start.tzinfo is None:
         raise BookingInputError("start", "The time needs an offset, e.g. Z or +01:00.")
-    new_start = _utc(new_start)
+    new_start = utc_start(new_start)
     if not within_any_horizon(new_start, now):
         raise SlotUnavailable("That time is not available.")
     booking_id, expert_id = booking.id, booking.expert_id

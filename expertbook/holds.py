@@ -26,6 +26,7 @@ from flask import session
 
 from .extensions import client_network, db
 from .models import MAX_BUFFER_MINUTES, Booking, Hold, hash_token, new_token
+from .scheduling import iso_z
 
 # A hold lives this long after it is placed or last renewed.
 HOLD_TTL = timedelta(minutes=5)
@@ -82,6 +83,16 @@ def page_holder(create: bool = False) -> Holder:
             return Holder()
         key = session[SESSION_KEY] = secrets.token_hex(16)
     return Holder(session_key=hashlib.sha256(key.encode()).hexdigest())
+
+
+def hold_payload(hold: Hold) -> dict:
+    """A hold as its holder is shown it (the API's answers, the socket's `held`)."""
+    return {
+        "hold_id": hold.id,
+        "start": iso_z(hold.start_at),
+        "end": iso_z(hold.end_at),
+        "expires_at": iso_z(hold.expires_at),
+    }
 
 
 def is_hold_id(value: Any) -> bool:

@@ -46,7 +46,7 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask import request
@@ -57,6 +57,9 @@ from .database import discard_transaction, is_unavailable
 from .extensions import db, socketio
 from .models import Booking, EventType, Hold, User
 from .scheduling import Interval, iso_z
+
+if TYPE_CHECKING:
+    from .booking import BookingResult
 
 MAX_ID = 2**31 - 1
 # A booking page sends a join per (re)connect and a leave: 20 a second is far above that.
@@ -221,12 +224,7 @@ def on_hold(*args: Any):
     _bound_holds.setdefault(request.sid, {})[hold.id] = hold.expires_at
     # The other pages learn its new expiry: they show it held until then.
     announce_slot_held(hold)
-    emit("held", {
-        "hold_id": hold.id,
-        "start": iso_z(hold.start_at),
-        "end": iso_z(hold.end_at),
-        "expires_at": iso_z(hold.expires_at),
-    })  # fmt: skip
+    emit("held", holds.hold_payload(hold))
 
 
 @socketio.on("disconnect")
@@ -294,6 +292,28 @@ def announce_hold_released(hold: Hold, event_type_ids: Sequence[int] | None = No
     time is free again, unless something else blocks it (pages re-read). `event_type_ids`:
     the expert's event types, when the caller has them."""
     _announce("slot_released", hold.expert_id, hold.start_at, hold.end_at, event_type_ids)
+
+
+def announce_booked(result: BookingResult) -> None:
+    """Tell every open booking page of the expert of a new booking (after its commit):
+    its time is taken, and the holder's other holds it ended are released (slot_taken
+    covers those it overlaps). A replayed booking tells nobody."""
+    if result.replayed:
+        return
+    booking = result.booking
+    announce_slot_taken(booking, result.event_type_ids)
+    taken = Interval(booking.start_at, booking.end_at)
+    for hold in result.released_holds:
+        if not taken.overlaps(Interval(hold.start_at, hold.end_at)):
+            announce_hold_released(hold, result.event_type_ids)
+
+
+def announce_hold_placed(hold: Hold, released: Sequence[Hold]) -> None:
+    """Tell every open booking page of the expert of a new hold (after its commit, from
+    holds.place_hold's answer): the holds it replaced are released, then its time held."""
+    for old in released:
+        announce_hold_released(old, hold.event_type_ids)
+    announce_slot_held(hold, hold.event_type_ids)
 
 
 def announce_slots_changed(expert_id: int) -> None:

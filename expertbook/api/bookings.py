@@ -33,8 +33,7 @@ from ..bookings.queries import (
 from ..cache_control import no_store
 from ..extensions import db, public_booking_limit
 from ..models import Booking
-from ..realtime import announce_hold_released, announce_slot_released, announce_slot_taken
-from ..scheduling import Interval
+from ..realtime import announce_booked, announce_slot_released
 from . import bp
 from .auth import api_user
 from .errors import ApiError
@@ -91,13 +90,7 @@ def create_booking(event_type_id: int):
         raise ApiError(409, "own_event_type", str(error)) from None
     except IdempotencyKeyReused as error:
         raise invalid("Idempotency-Key", str(error), code="idempotency_key_reused") from None
-    if not result.replayed:
-        announce_slot_taken(result.booking, result.event_type_ids)
-        # The caller's other holds of the expert ended too (slot_taken covers the rest).
-        taken = Interval(result.booking.start_at, result.booking.end_at)
-        for hold in result.released_holds:
-            if not taken.overlaps(Interval(hold.start_at, hold.end_at)):
-                announce_hold_released(hold)
+    announce_booked(result)
     return jsonify(result.response), 201
 
 

@@ -8,36 +8,26 @@ from datetime import UTC, datetime
 
 from flask import jsonify, request
 
-from ..booking import SlotHeld, SlotUnavailable, UnknownEventType
+from ..booking import BookingInputError, SlotHeld, SlotUnavailable, UnknownEventType, utc_start
 from ..cache_control import no_store
 from ..extensions import hold_limit
 from ..holds import (
     Holder,
     HoldExpired,
+    hold_payload,
     page_holder,
     place_hold,
     release_hold,
     renew_hold,
     token_holder,
 )
-from ..models import Hold
-from ..realtime import announce_hold_released, announce_slot_held
-from ..scheduling import iso_z
+from ..realtime import announce_hold_placed, announce_hold_released, announce_slot_held
 from . import bp
 from .auth import api_user
 from .errors import ApiError, error_response
 from .inputs import invalid, json_object, parse_instant
 
 TOKEN_HEADER = "X-Hold-Token"
-
-
-def hold_payload(hold: Hold) -> dict:
-    return {
-        "hold_id": hold.id,
-        "start": iso_z(hold.start_at),
-        "end": iso_z(hold.end_at),
-        "expires_at": iso_z(hold.expires_at),
-    }
 
 
 def caller() -> Holder:
@@ -70,11 +60,10 @@ def create_hold(event_type_id: int):
             raise invalid(name, "Unknown field.", code="unknown_field")
     if body.get("start") is None:
         raise invalid("start", "This field is required.", code="missing_field")
-    start = parse_instant(body["start"], "start")
     try:
-        start = start.astimezone(UTC)
-    except OverflowError:
-        raise invalid("start", "That time is out of range.") from None
+        start = utc_start(parse_instant(body["start"], "start"))
+    except BookingInputError as error:
+        raise invalid(error.field, error.message) from None
     holder = caller()
     try:
         hold, token, released = place_hold(
@@ -91,9 +80,7 @@ def create_hold(event_type_id: int):
         return held_response(error)
     except SlotUnavailable as error:
         raise ApiError(409, "slot_unavailable", str(error)) from None
-    for old in released:
-        announce_hold_released(old, hold.event_type_ids)
-    announce_slot_held(hold, hold.event_type_ids)
+    announce_hold_placed(hold, released)
     return jsonify(hold_payload(hold) | {"hold_token": token}), 201
 
 

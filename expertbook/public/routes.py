@@ -40,7 +40,7 @@ from ..event_types import LOCATIONS
 from ..extensions import db, hold_limit, public_booking_limit
 from ..holds import page_holder, place_hold
 from ..models import Booking, EventType, User
-from ..realtime import announce_hold_released, announce_slot_held, announce_slot_taken
+from ..realtime import announce_booked, announce_hold_placed
 from ..scheduling import canonical_zone, is_valid_timezone, iso_z, zone
 from ..slots import is_bookable, offer
 from .calendar import (
@@ -358,9 +358,7 @@ def hold_for_page(
         return PageHold(retry_after=error.retry_after)
     except SlotUnavailable:
         return None
-    for old in released:
-        announce_hold_released(old, hold.event_type_ids)
-    announce_slot_held(hold, hold.event_type_ids)
+    announce_hold_placed(hold, released)
     return PageHold(hold.id, token, iso_z(hold.expires_at))
 
 
@@ -523,8 +521,7 @@ def submit_booking(
         form.form_errors.append(str(error))
         form.idempotency_key.data = secrets.token_urlsafe(16)
         return None
-    if not result.replayed:
-        announce_slot_taken(result.booking, result.event_type_ids)
+    announce_booked(result)
     # Only the path and query: the answer's absolute URL must not send the guest elsewhere.
     # The guest's zone rides along, so the confirmation shows their own time.
     parts = urlsplit(result.response["manage_url"])

@@ -109,3 +109,19 @@ def test_the_expert_previewing_their_own_link_holds_nothing(client, intro, auth)
     _, href = first_slot(client)
     assert client.get(href).status_code == 200
     assert holds() == []
+
+
+def test_a_form_booking_announces_the_holds_it_ended_elsewhere(app, client, intro):
+    """The booking form tells the pages as the API does (realtime.announce_booked)."""
+    page = client.get(f"/ann/intro?date={next_week()}&tz={NY}").text
+    (start, href, _), (other, _, _) = slots_on(page)[:2]
+    form = form_of(client.get(href).text)
+    # Another tab of the same browser holds another time (which replaces the first hold).
+    client.post(f"/api/v1/event-types/{intro.id}/holds", json={"start": other})
+    watcher = socketio.test_client(app)
+    watcher.emit("join", {"event_type_id": intro.id})
+    watcher.get_received()
+    assert submit(client, form).status_code == 302
+    events = [(e["name"], e["args"][0]["start"]) for e in watcher.get_received()]
+    assert events == [("slot_taken", start), ("slot_released", other)]
+    assert holds() == []
