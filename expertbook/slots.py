@@ -1,6 +1,7 @@
 """The slot engine fed from the database: one query for what keeps the expert busy in a
 range (their bookings, confirmed or pending, and the busy times read from their own
-calendars), live holds weighed beside it, and the bookings a limit per day or week counts."""
+calendars), live holds weighed beside it, and the bookings a limit per day or week counts
+(the statements themselves: slot_queries.py)."""
 
 from __future__ import annotations
 
@@ -8,31 +9,29 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
-from .calendars.models import BusyTime
 from .extensions import db
-from .models import (
-    MAX_BUFFER_MINUTES,
-    MAX_DAYS_AHEAD,
-    MAX_DURATION_MINUTES,
-    Booking,
-    EventType,
-    Hold,
-)
+from .models import MAX_DAYS_AHEAD, EventType
 from .schedule_cache import cached_hours
 from .scheduling import Interval, SlotRules, day_window, is_offered, offered_slots, within_limits
-from .scheduling.limits import COUNT_MARGIN
+
+# The statements, and their parameters (booking_statements reads them from here too).
+from .slot_queries import (
+    BUSY,
+    BUSY_EXCEPT,
+    BUSY_HELD,
+    BUSY_HELD_EXCEPT,
+    COUNTED,
+    COUNTED_EXCEPT,
+    HELD,
+    busy_params,
+    count_params,
+)
+from .slot_queries import busy_query as busy_query
+from .slot_queries import counted_query as counted_query
 
 if TYPE_CHECKING:
     from .holds import Holder
 
-# How far a booking can block a slot across the gap between them: its own buffer and the
-# slot's add up (a booking's buffer after, then the slot's buffer before, or the reverse).
-REACH = timedelta(minutes=2 * MAX_BUFFER_MINUTES)
-# The longest a booking, or a slot, lasts: the lower bound on start_at keeps the index range
-# scan to the days around the range, however long the expert's history.
-LONGEST = timedelta(minutes=MAX_DURATION_MINUTES)
 # No event type offers a time farther ahead than this.
 LONGEST_HORIZON = timedelta(days=MAX_DAYS_AHEAD)
 
@@ -87,114 +86,6 @@ def holds_blocking(holds: list[LiveHold], event_type: EventType, start: datetime
     return [hold for hold in holds if hold.blocks.overlaps(span)]
 
 
-def _busy_query(*, except_booking: bool, with_holds: bool = False):
-    """The union of what blocks time; `with_holds` adds the live holds (parameter `now`) and
-    three columns, a hold's expiry, token hash and session key (NULL for the others)."""
-    expiry = (
-        [
-            sa.null().cast(Hold.expires_at.type),
-            sa.null().cast(Hold.token_hash.type),
-            sa.null().cast(Hold.session_key.type),
-        ]
-        if with_holds
-        else []
-    )
-    bookings = (
-        sa.select(
-            Booking.start_at,
-            Booking.end_at,
-            EventType.buffer_before_minutes,
-            EventType.buffer_after_minutes,
-            *expiry,
-        )
-        .join(EventType, Booking.event_type_id == EventType.id)
-        .where(
-            Booking.expert_id == sa.bindparam("expert_id"),
-            Booking.status.in_(Booking.BLOCKING),
-            Booking.start_at < sa.bindparam("starts_before"),
-            Booking.start_at > sa.bindparam("starts_after"),
-            Booking.end_at > sa.bindparam("ends_after"),
-        )
-    )
-    if except_booking:
-        bookings = bookings.where(Booking.id != sa.bindparam("except_booking_id"))
-    # A calendar's busy time blocks like a booking without buffers of its own; its pieces
-    # last at most LONGEST too (calendars.models.BusyTime), so the same bounds hold.
-    calendars = sa.select(
-        BusyTime.start_at, BusyTime.end_at, sa.literal(0), sa.literal(0), *expiry
-    ).where(
-        BusyTime.expert_id == sa.bindparam("expert_id"),
-        BusyTime.start_at < sa.bindparam("starts_before"),
-        BusyTime.start_at > sa.bindparam("starts_after"),
-        BusyTime.end_at > sa.bindparam("ends_after"),
-    )
-    if not with_holds:
-        return sa.union_all(bookings, calendars)
-    held = _held_query(
-        Hold.start_at, Hold.end_at, EventType.buffer_before_minutes,
-        EventType.buffer_after_minutes, Hold.expires_at, Hold.token_hash, Hold.session_key,
-    )  # fmt: skip
-    return sa.union_all(bookings, calendars, held)
-
-
-def _held_query(*columns):
-    """Live holds (expires_at > `now`) of the expert around the range, with their type's
-    buffers; the same bounds as bookings (a hold lasts its type's duration)."""
-    return (
-        sa.select(*columns)
-        .join(EventType, Hold.event_type_id == EventType.id)
-        .where(
-            Hold.expert_id == sa.bindparam("expert_id"),
-            Hold.expires_at > sa.bindparam("now"),
-            Hold.start_at < sa.bindparam("starts_before"),
-            Hold.start_at > sa.bindparam("starts_after"),
-            Hold.end_at > sa.bindparam("ends_after"),
-        )
-    )
-
-
-# Built once: on a booking's path, building a query costs more CPU than running it.
-_BUSY = _busy_query(except_booking=False)
-_BUSY_EXCEPT = _busy_query(except_booking=True)
-_BUSY_HELD = _busy_query(except_booking=False, with_holds=True)
-_BUSY_HELD_EXCEPT = _busy_query(except_booking=True, with_holds=True)
-_HELD = _held_query(
-    Hold.id, Hold.event_type_id, Hold.start_at, Hold.end_at, EventType.buffer_before_minutes,
-    EventType.buffer_after_minutes, Hold.expires_at, Hold.token_hash, Hold.session_key,
-)  # fmt: skip
-
-
-def _counted_query(*, except_booking: bool):
-    query = sa.select(Booking.start_at).where(
-        Booking.event_type_id == sa.bindparam("event_type_id"),
-        Booking.status.in_(Booking.BLOCKING),
-        Booking.start_at > sa.bindparam("count_after"),
-        Booking.start_at < sa.bindparam("count_before"),
-    )
-    if except_booking:
-        query = query.where(Booking.id != sa.bindparam("except_booking_id"))
-    return query
-
-
-_COUNTED = _counted_query(except_booking=False)
-_COUNTED_EXCEPT = _counted_query(except_booking=True)
-
-
-def busy_query():
-    """The busy query of busy_intervals (parameters: `expert_id` and busy_params'): no holds."""
-    return _BUSY
-
-
-def counted_query():
-    """The query of counted_starts (parameters: `event_type_id` and count_params')."""
-    return _COUNTED
-
-
-def count_params(lower: datetime, upper: datetime) -> dict[str, datetime]:
-    """The counted query's range parameters for slots starting in [lower, upper)."""
-    return {"count_after": lower - COUNT_MARGIN, "count_before": upper + COUNT_MARGIN}
-
-
 def has_limits(event_type: EventType) -> bool:
     return event_type.max_per_day is not None or event_type.max_per_week is not None
 
@@ -206,9 +97,9 @@ def counted_starts(
     expert-local day or week with a start in [lower, upper) (and a few more): what its
     limits count. `except_booking_id` leaves the booking being moved out."""
     params = {"event_type_id": event_type_id, **count_params(lower, upper)}
-    query = _COUNTED
+    query = COUNTED
     if except_booking_id is not None:
-        query = _COUNTED_EXCEPT
+        query = COUNTED_EXCEPT
         params["except_booking_id"] = except_booking_id
     return list(db.session.scalars(query, params))
 
@@ -238,18 +129,8 @@ def live_holds(expert_id: int, lower: datetime, upper: datetime, now: datetime) 
             expires_at,
             token_hash,
             session_key,
-        ) in db.session.execute(_HELD, params)
+        ) in db.session.execute(HELD, params)
     ]
-
-
-def busy_params(lower: datetime, upper: datetime) -> dict[str, datetime]:
-    """The busy query's range parameters for slots starting in [lower, upper)."""
-    return {
-        # A slot starting before `upper` ends by upper + LONGEST.
-        "starts_before": upper + LONGEST + REACH,
-        "starts_after": lower - REACH - LONGEST,
-        "ends_after": lower - REACH,
-    }
 
 
 def busy_intervals(
@@ -261,9 +142,9 @@ def busy_intervals(
     `except_booking_id` leaves one booking out (the one being moved, which must not block
     its own new time)."""
     params = {"expert_id": expert_id, **busy_params(lower, upper)}
-    query = _BUSY
+    query = BUSY
     if except_booking_id is not None:
-        query = _BUSY_EXCEPT
+        query = BUSY_EXCEPT
         params["except_booking_id"] = except_booking_id
     # Rows from the database are already aware UTC with end > start and buffers >= 0, so
     # the intervals are built directly (busy_interval's checks cost 2 ms per 1,000 rows).
@@ -298,9 +179,9 @@ def _busy_and_held(
 ) -> tuple[list[Interval], list[HeldTime]]:
     """busy_intervals, and the live holds around the range: one query."""
     params = {"expert_id": expert_id, "now": now, **busy_params(lower, upper)}
-    query = _BUSY_HELD
+    query = BUSY_HELD
     if except_booking_id is not None:
-        query = _BUSY_HELD_EXCEPT
+        query = BUSY_HELD_EXCEPT
         params["except_booking_id"] = except_booking_id
     minutes = timedelta(minutes=1)
     busy: list[Interval] = []
