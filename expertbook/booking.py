@@ -9,7 +9,6 @@ import hashlib
 import hmac
 import json
 import logging
-import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,23 +23,35 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from . import booking_statements as statements
 from .accounts import AccountError, normalize_email
+
+# The checks shared with holds; the errors are also this module's (callers import them here).
+from .booking_checks import BUMP_SCHEDULE_VERSION as _BUMP  # noqa: F401 - confirmation's
+from .booking_checks import (
+    HELD_MESSAGE,  # noqa: F401
+    Holder,
+    LimitReached,  # noqa: F401
+    Locked,
+    SlotHeld,  # noqa: F401
+    SlotUnavailable,
+    UnknownEventType,
+    check_free,
+    counted_holds,
+    lock_expert,
+    read_locked,
+    retry_after,  # noqa: F401
+)
 from .database import BookingBusy, booking_transaction
 from .errors import FieldError
 from .extensions import db
-from .holds import Holder
 from .models import Booking, EventType, Hold, IdempotencyKey, User, hash_token, new_token, utcnow
 from .outbox.events import booking_changed, booking_messages
 from .outbox.queue import ENQUEUED_KEY, enqueue
 from .questions import check_answers
-from .scheduling import Interval, is_valid_timezone, limit_reached
+from .scheduling import Interval, is_valid_timezone
 from .slots import (
-    LiveHold,
     busy_intervals,
-    count_params,
     counted_starts,
     has_limits,
-    holds_blocking,
-    is_bookable,
     live_holds,
     within_any_horizon,
 )
@@ -57,36 +68,6 @@ IDEMPOTENCY_TTL = timedelta(hours=25)
 IDEMPOTENCY_SWEEP_EVERY = timedelta(minutes=1)
 # SQLSTATE of an exclusion-constraint violation: PostgreSQL's second line of defence fired.
 EXCLUSION_VIOLATION = "23P01"
-
-
-class SlotUnavailable(Exception):
-    """The requested start is taken, held by someone else, or not offered."""
-
-
-class UnknownEventType(SlotUnavailable):
-    """No such event type, or it is not offered (inactive): nothing to book."""
-
-
-class LimitReached(SlotUnavailable):
-    """The expert's day or week is full for this event type (max_per_day, max_per_week)."""
-
-
-def retry_after(holds: list[LiveHold] | list[Hold], now: datetime) -> int:
-    """Whole seconds until the last of `holds` expires (at least 1)."""
-    latest = max(hold.expires_at for hold in holds)
-    return max(1, math.ceil((latest - now).total_seconds()))
-
-
-HELD_MESSAGE = "Someone else is booking this time right now."
-
-
-class SlotHeld(SlotUnavailable):
-    """Someone else's live hold blocks the start (expertbook/holds.py); it may free up in
-    `retry_after` seconds."""
-
-    def __init__(self, message: str, retry_after: int):
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class OwnEventType(Exception):
@@ -268,7 +249,7 @@ def book_slot(
                     settings, event_type_id, request.start, idempotency_key, holder, now
                 )
             else:
-                locked = _read_locked(event_type_id, request.start, idempotency_key, holder, now)
+                locked = read_locked(event_type_id, request.start, idempotency_key, holder, now)
             if locked is None:
                 raise UnknownEventType("No such event type.")
             if locked.earlier is not None:
@@ -286,7 +267,7 @@ def book_slot(
             if client is not None and client.id == event_type.expert_id:
                 raise OwnEventType("Experts cannot book their own event types.")
             answers = check_answers(event_type.questions or [], request.answers)
-            _check_free(event_type, request.start, now, locked, holder)
+            check_free(event_type, request.start, now, locked, holder)
             values, token = _booking_values(event_type, request, client, now, answers)
             if postgres:
                 values["id"] = locked.booking_id
@@ -332,129 +313,6 @@ def book_slot(
         event_type_ids=locked.event_type_ids,
         released_holds=tuple(locked.own_holds),
     )
-
-
-def _check_free(
-    event_type: EventType,
-    start: datetime,
-    now: datetime,
-    locked: statements.Locked,
-    holder: Holder,
-) -> None:
-    """Refuse `start` unless it is offered, within the limits and held by nobody else, in
-    that order (a time that is taken says so, not that someone holds it).
-
-    Raises:
-        SlotUnavailable, LimitReached, SlotHeld.
-    """
-    if not is_bookable(event_type, start, now, busy=locked.busy):
-        raise SlotUnavailable("That time is not available.")
-    if has_limits(event_type) and limit_reached(
-        locked.counted,
-        start,
-        locked.expert.timezone,
-        event_type.max_per_day,
-        event_type.max_per_week,
-    ):
-        raise LimitReached("No more bookings of this kind can be made that day or week.")
-    if locked.counted_holds and limit_reached(
-        locked.counted + [held for held, _ in locked.counted_holds],
-        start,
-        locked.expert.timezone,
-        event_type.max_per_day,
-        event_type.max_per_week,
-    ):
-        # Full only while others hold the last places: it may free up.
-        latest = max(expires for _, expires in locked.counted_holds)
-        raise SlotHeld(
-            "Others are booking the last places of that day or week right now.",
-            retry_after=max(1, math.ceil((latest - now).total_seconds())),
-        )
-    others = [hold for hold in locked.holds if not holder.owns(hold)]
-    if blocking := holds_blocking(others, event_type, start):
-        raise SlotHeld(HELD_MESSAGE, retry_after=retry_after(blocking, now))
-
-
-def _holder_filter(holder: Holder):
-    """Matches the holder's holds (nothing for nobody)."""
-    matches = []
-    if holder.token_hash:
-        matches.append(Hold.token_hash == holder.token_hash)
-    if holder.session_key:
-        matches.append(Hold.session_key == holder.session_key)
-    return sa.or_(sa.false(), *matches)
-
-
-def _read_locked(
-    event_type_id: int,
-    start: datetime,
-    idempotency_key: str | None,
-    holder: Holder,
-    now: datetime,
-) -> statements.Locked | None:
-    """What booking_statements.read_locked reads, one question at a time (SQLite)."""
-    event_type = db.session.get(EventType, event_type_id)
-    if event_type is None:
-        return None
-    expert = _lock_expert_for_booking(event_type.expert_id)
-    earlier = None
-    if idempotency_key:
-        stored = db.session.scalar(
-            sa.select(IdempotencyKey).where(
-                IdempotencyKey.event_type_id == event_type_id,
-                IdempotencyKey.key == idempotency_key,
-            )
-        )
-        if stored is not None:
-            earlier = (stored.request_hash, stored.booking_id, stored.response)
-    # All of the expert's event types in one query, fresh: the one booked, and the rooms.
-    event_types = db.session.scalars(_EVENT_TYPES_OF, {"expert_id": expert.id}).all()
-    event_type = next(e for e in event_types if e.id == event_type_id)
-    upper = start + timedelta(minutes=1)
-    busy = busy_intervals(expert.id, start, upper)
-    counted = []
-    counted_holds = []
-    if has_limits(event_type):
-        counted = counted_starts(event_type_id, start, upper)
-        counted_holds = _counted_holds(event_type_id, start, upper, holder, now)
-    own_holds = []
-    if holder.token_hash or holder.session_key:
-        rows = db.session.execute(
-            sa.select(Hold.__table__).where(Hold.expert_id == expert.id, _holder_filter(holder))
-        )
-        # Plain objects, not the session's: the rows are deleted with the booking.
-        own_holds = [Hold(**row._mapping) for row in rows]
-    return statements.Locked(
-        expert=expert,
-        event_type=event_type,
-        event_type_ids=tuple(e.id for e in event_types),
-        busy=busy,
-        earlier=earlier,
-        known={},
-        booking_id=0,
-        holds=live_holds(expert.id, start, upper, now),
-        own_holds=list(own_holds),
-        counted=counted,
-        counted_holds=counted_holds,
-    )
-
-
-def _counted_holds(
-    event_type_id: int, lower: datetime, upper: datetime, holder: Holder, now: datetime
-) -> list[tuple[datetime, datetime]]:
-    """(start, expires_at) of the live holds of the event type, but the holder's, that its
-    limits count with the bookings of counted_starts(lower, upper)."""
-    params = count_params(lower, upper)
-    rows = db.session.execute(
-        sa.select(Hold.start_at, Hold.expires_at).where(
-            Hold.event_type_id == event_type_id,
-            Hold.expires_at > now,
-            Hold.start_at >= params["count_after"],
-            Hold.start_at < params["count_before"],
-            sa.not_(_holder_filter(holder)),
-        )
-    )
-    return [(start, expires) for start, expires in rows]
 
 
 def warm_up() -> None:
@@ -553,44 +411,6 @@ class BookingStateError(Exception):
     """The booking cannot change that way (already cancelled, or already over)."""
 
 
-def lock_expert(expert_id: int) -> User:
-    """Lock the expert's row for the rest of the transaction, and load it fresh: one round
-    trip for the lock and the expert whose hours the slot check reads.
-
-    FOR NO KEY UPDATE (key_share): it serializes bookings of this expert but does not
-    conflict with the key-share lock that inserting a booking takes on its client's row, so
-    two experts booking each other at once cannot deadlock."""
-    query = sa.select(User).where(User.id == expert_id).with_for_update(key_share=True)
-    return db.session.execute(query.execution_options(populate_existing=True)).scalar_one()
-
-
-def _lock_expert_for_booking(expert_id: int) -> User:
-    """lock_expert, and bump the expert's schedule version (a booking changes what the
-    expert offers): one UPDATE takes the same FOR NO KEY UPDATE row lock, and with RETURNING
-    also loads the expert, in one round trip. A failed booking rolls the bump back (a
-    replayed one keeps it: one needless miss of the slots cache)."""
-    params = {"expert_id": expert_id}
-    if not db.session.get_bind().dialect.update_returning:  # SQLite before 3.35
-        db.session.execute(_BUMP, params)
-        return db.session.get(User, expert_id, populate_existing=True)
-    return db.session.execute(_BUMP_RETURNING, params).scalar_one()
-
-
-# The statements of a booking's transaction are built once: building one and computing its
-# cache key cost more CPU than running it.
-_BUMP = (
-    sa.update(User)
-    .where(User.id == sa.bindparam("expert_id"))
-    .values(schedule_version=User.schedule_version + 1)
-    .execution_options(synchronize_session=False)
-)
-_BUMP_RETURNING = _BUMP.returning(User).execution_options(populate_existing=True)
-# Every event type of the expert, fresh: the one booked, and the rooms to tell.
-_EVENT_TYPES_OF = (
-    sa.select(EventType)
-    .where(EventType.expert_id == sa.bindparam("expert_id"))
-    .execution_options(populate_existing=True)
-)
 _INSERT_BOOKING = sa.insert(Booking.__table__)
 _INSERT_KEY = sa.insert(IdempotencyKey.__table__)
 
@@ -642,16 +462,16 @@ NOT_OFFERED = "This event type is no longer offered, so the booking cannot be mo
 
 def _read_for_move(
     event_type: EventType, booking: Booking, new_start: datetime, now: datetime
-) -> statements.Locked:
-    """What _check_free needs to move `booking` to `new_start` (the booking itself left out
+) -> Locked:
+    """What check_free needs to move `booking` to `new_start` (the booking itself left out
     of what blocks and of what counts)."""
     end = new_start + timedelta(minutes=event_type.duration_minutes)
     counted = []
-    counted_holds = []
+    held = []
     if has_limits(event_type):
         counted = counted_starts(event_type.id, new_start, end, except_booking_id=booking.id)
-        counted_holds = _counted_holds(event_type.id, new_start, end, Holder(), now)
-    return statements.Locked(
+        held = counted_holds(event_type.id, new_start, end, Holder(), now)
+    return Locked(
         expert=booking.expert,
         event_type=event_type,
         event_type_ids=(),
@@ -661,7 +481,7 @@ def _read_for_move(
         booking_id=booking.id,
         holds=live_holds(booking.expert_id, new_start, end, now),
         counted=counted,
-        counted_holds=counted_holds,
+        counted_holds=held,
     )
 
 
@@ -709,7 +529,7 @@ def reschedule_booking(
                 raise BookingStateError(NOT_OFFERED)
             if new_start == booking.start_at:
                 raise SlotUnavailable("That time is not available.")
-            _check_free(
+            check_free(
                 event_type, new_start, now, _read_for_move(event_type, booking, new_start, now),
                 Holder(),
             )  # fmt: skip

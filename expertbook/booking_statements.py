@@ -21,7 +21,6 @@ the event type's ids as columns."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,9 +31,9 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql import visitors
 
+from .booking_checks import Holder, Locked
 from .calendars.writeback import RECEIVING
 from .extensions import db
-from .holds import Holder
 from .models import Booking, EventType, Hold, IdempotencyKey, User
 from .outbox.models import OutboxMessage
 from .outbox.queue import NOTIFY_CHANNEL
@@ -48,30 +47,6 @@ from .slots import (
 )
 
 _DIALECT = postgresql.psycopg2.dialect()
-
-
-@dataclass(frozen=True)
-class Locked:
-    """What the locked read found (None from read_locked when the event type is unknown)."""
-
-    expert: User
-    event_type: EventType
-    event_type_ids: tuple[int, ...]
-    busy: list[Interval]
-    # (request_hash, booking_id, response) stored with the idempotency key, if any.
-    earlier: tuple[str, int, dict] | None
-    # Facts the outbox rows depend on (outbox.events.booking_messages' `known`).
-    known: dict[str, Any]
-    booking_id: int
-    # Live holds (anybody's) that may block the start.
-    holds: list[LiveHold] = field(default_factory=list)
-    # The holder's holds of the expert, live or not: the booking ends them.
-    own_holds: list[Hold] = field(default_factory=list)
-    # The starts the event type's limits count ([] without limits).
-    counted: list[datetime] = field(default_factory=list)
-    # (start, expires_at) of others' live holds of the event type that its limits count too
-    # ([] without limits): a held place is taken while its hold lasts.
-    counted_holds: list[tuple[datetime, datetime]] = field(default_factory=list)
 
 
 def _correlated(statement, prefix: str, **columns: str) -> tuple[str, dict[str, Any]]:

@@ -14,19 +14,28 @@ Operations take `now` and commit their own transaction; callers announce after t
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from flask import session
 
+from . import booking_statements as statements
+from .booking_checks import (
+    Holder,
+    SlotUnavailable,
+    UnknownEventType,
+    check_free,
+    lock_expert_for_booking,
+    read_locked,
+)
+from .database import booking_transaction
 from .extensions import client_network, db
 from .models import MAX_BUFFER_MINUTES, Booking, Hold, hash_token, new_token
 from .scheduling import iso_z
+from .slots import within_any_horizon
 
 # A hold lives this long after it is placed or last renewed.
 HOLD_TTL = timedelta(minutes=5)
@@ -50,20 +59,6 @@ class HoldExpired(Exception):
 def lifetime_end(hold: Hold) -> datetime:
     """When `hold` ends at the latest, however often renewed."""
     return hold.created_at + HOLD_MAX_LIFETIME
-
-
-@dataclass(frozen=True)
-class Holder:
-    """Who is acting on holds: the SHA-256 of a hold token and/or of the browser
-    session's hold key. A hold belongs to the holder when either matches (non-empty)."""
-
-    token_hash: str | None = None
-    session_key: str | None = None
-
-    def owns(self, hold: Hold) -> bool:
-        if self.token_hash and hmac.compare_digest(hold.token_hash, self.token_hash):
-            return True
-        return bool(self.session_key) and hold.session_key == self.session_key
 
 
 def token_holder(token: Any) -> Holder:
@@ -134,12 +129,6 @@ def place_hold(
         LimitReached: the expert's day or week is full for this event type.
         SlotHeld: another holder's live hold blocks it (with `retry_after`).
     """
-    # The booking path's own reading and checks, in the same lock and order.
-    from . import booking_statements as statements
-    from .booking import SlotUnavailable, UnknownEventType, _check_free, _read_locked
-    from .database import booking_transaction
-    from .slots import within_any_horizon
-
     if not within_any_horizon(start, now):
         raise SlotUnavailable("That time is not available.")
     holder = Holder(token_hash=holder_token_hash, session_key=holder_session_key or None)
@@ -153,13 +142,13 @@ def place_hold(
         if postgres:
             locked = statements.read_locked(settings, event_type_id, start, None, holder, now)
         else:
-            locked = _read_locked(event_type_id, start, None, holder, now)
+            locked = read_locked(event_type_id, start, None, holder, now)
         if locked is None:
             raise UnknownEventType("No such event type.")
         event_type = locked.event_type
         if not event_type.active:
             raise UnknownEventType("This event type is not available.")
-        _check_free(event_type, start, now, locked, holder)
+        check_free(event_type, start, now, locked, holder)
         kept = next(
             (
                 h
@@ -267,14 +256,11 @@ def release_hold(hold_id: Any, holder: Holder) -> tuple[Hold, bool] | None:
         its time since it expired: the pages were told slot_taken); or None when there is
         no such hold of this holder (another's hold is "no such hold" too).
     """
-    from .booking import _lock_expert_for_booking
-    from .database import booking_transaction
-
     hold = _owned_hold(hold_id, holder)
     if hold is None:
         return None
     with booking_transaction():
-        _lock_expert_for_booking(hold.expert_id)
+        lock_expert_for_booking(hold.expert_id)
         deleted = db.session.execute(sa.delete(Hold).where(Hold.id == hold.id)).rowcount
         free = bool(_not_taken([hold]))
     return (hold, free) if deleted else None
@@ -375,9 +361,6 @@ def sweep_expired(now: datetime) -> list[Hold]:
         The holds deleted whose time no booking has taken since: the caller announces
         each released.
     """
-    from .booking import _lock_expert_for_booking
-    from .database import booking_transaction
-
     experts = db.session.scalars(
         sa.select(Hold.expert_id).where(Hold.expires_at <= now).distinct()
     ).all()
@@ -385,6 +368,6 @@ def sweep_expired(now: datetime) -> list[Hold]:
     swept: list[Hold] = []
     for expert_id in experts:
         with booking_transaction():
-            _lock_expert_for_booking(expert_id)
+            lock_expert_for_booking(expert_id)
             swept.extend(_not_taken(_delete_expired(expert_id, now)))
     return swept

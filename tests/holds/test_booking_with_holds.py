@@ -131,14 +131,12 @@ def test_the_sweep_keeps_a_hold_renewed_after_it_read_the_expired(
     """A renewal (it takes no lock) that commits after the sweep listed the hold as expired
     keeps the hold: the DELETE checks the expiry itself, and only what it deleted is
     announced."""
-    from expertbook import booking
-
     now = datetime.now(UTC)
     hold, _, _ = holds.place_hold(
         expert_type.id, start_at(), holder_session_key="a" * 64, address="10.0.0.1", now=now
     )
     later = now + holds.HOLD_TTL + timedelta(seconds=1)
-    lock = booking._lock_expert_for_booking
+    lock = holds.lock_expert_for_booking
 
     def lock_then_renewed(expert_id):
         locked = lock(expert_id)
@@ -147,7 +145,7 @@ def test_the_sweep_keeps_a_hold_renewed_after_it_read_the_expired(
         )  # as if committed by a renewal just now
         return locked
 
-    monkeypatch.setattr(booking, "_lock_expert_for_booking", lock_then_renewed)
+    monkeypatch.setattr(holds, "lock_expert_for_booking", lock_then_renewed)
     assert holds.sweep_expired(later) == []
     assert db.session.scalars(sa.select(Hold.id)).all() == [hold.id]
 
