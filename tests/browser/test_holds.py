@@ -98,16 +98,49 @@ def test_a_time_held_on_another_day_shows_held_when_that_day_is_opened(new_conte
     assert "Someone is booking this time" in held.inner_text()
     assert other.locator(f"a.slot[data-start='{start}']").count() == 0
     # A renewal is announced again and keeps it held; the holder going back frees it.
-    picker.evaluate(
-        "async () => { const d = document.getElementById('confirm').dataset;"
-        " await fetch(`${d.holdUrl}${d.holdId}/renew`, {method: 'POST', headers:"
-        " {'X-Hold-Token': d.holdToken, 'X-CSRFToken':"
-        " document.querySelector('meta[name=csrf-token]').content}}); }"
-    )
+    picker.evaluate(RENEW)
     time.sleep(0.5)
     assert held.count() == 1
     picker.click("a[data-role='back'] >> nth=0")
     other.locator(f"a.slot[data-start='{start}']").wait_for(timeout=2000)
+
+
+RENEW = (
+    "async () => { const d = document.getElementById('confirm').dataset;"
+    " await fetch(`${d.holdUrl}${d.holdId}/renew`, {method: 'POST', headers:"
+    " {'X-Hold-Token': d.holdToken, 'X-CSRFToken':"
+    " document.querySelector('meta[name=csrf-token]').content}}); }"
+)
+
+
+def later(page, minutes: float) -> None:
+    """Move the page's Date.now() `minutes` on (its timers and socket keep real time)."""
+    page.evaluate(
+        "(ms) => { const now = Date.now; Date.now = () => now() + ms; }", minutes * 60_000
+    )
+
+
+def test_a_renewed_hold_stays_held_past_its_first_expiry(new_context, live_server):
+    """Finding 3: other pages keep a time held while its holder renews (each renewal is
+    announced), not only until the expiry first announced."""
+    expert = new_expert(live_server)
+    day = day_after_tomorrow()
+    other = booking_page(new_context(), expert, day)
+    picker = booking_page(new_context(), expert, day)
+    start = picker.locator("a.slot").nth(2).get_attribute("data-start")
+    picker.click(f"a.slot[data-start='{start}']")
+    picker.wait_for_selector("#confirm[data-bound='true']")
+    held = other.locator(f".slot.held[data-start='{start}']")
+    held.wait_for(timeout=2000)
+    for _ in range(2):  # twice the hold's 5 minutes, renewed on the way
+        later(other, 5.5)
+        picker.evaluate(RENEW)
+        time.sleep(0.5)
+    later(other, 3)
+    other.click(f"a.cal-day[data-date='{day}']")  # draws the day again
+    time.sleep(0.3)
+    assert held.count() == 1
+    assert other.locator(f"a.slot[data-start='{start}']").count() == 0
 
 
 def test_two_tabs_of_one_browser_do_not_fight_over_the_hold(new_context, live_server):
