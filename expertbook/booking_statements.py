@@ -10,7 +10,7 @@ per question: the booking path's cost is mostly per statement, in the ORM and th
    the starts the event type's limits count when it has limits: one subquery, as each
    subquery costs the planner more than running it), the stored answer of the idempotency
    key, their webhook endpoints, whether a calendar receives their bookings, and an id for
-   the new booking.
+   the new booking. A hold (holds.place_hold) runs the same read without those last four.
 2. `write_booking`: the booking, its idempotency key, its outbox messages, the DELETE of
    the holder's holds and the NOTIFY that wakes the workers, again one string.
 
@@ -81,11 +81,20 @@ def _columns(table: sa.Table, alias: str) -> list[str]:
 
 
 _READ: str | None = None
+_READ_BOOKING = ""
 _READ_DEFAULTS: dict[str, Any] = {}
+# What a hold reads instead of what only a booking needs (its idempotency key, the outbox's
+# facts, an id from the booking sequence: a hold must not use one up).
+_READ_HOLD = "NULL AS earlier, NULL AS endpoints, false AS receiving, 0 AS booking_id"
+_READS: dict[bool, str] = {}
 
 
-def _read_sql() -> str:
-    global _READ, _READ_DEFAULTS
+def _read_sql(for_hold: bool = False) -> str:
+    """The locked read's string: a booking's, or `for_hold` a hold's (see _READ_HOLD)."""
+    global _READ, _READ_BOOKING, _READ_DEFAULTS
+    sql = _READS.get(for_hold)
+    if sql is not None:
+        return sql
     if _READ is None:
         busy, busy_defaults = _correlated(busy_query(), "busy", expert_id="u.id")
         counted, counted_defaults = _correlated(counted_query(), "counted", event_type_id="e.id")
@@ -114,24 +123,28 @@ SELECT {", ".join(columns)},
  AND h.token_hash IS DISTINCT FROM %(holder_token)s
  AND h.session_key IS DISTINCT FROM %(holder_session)s
 ) AS a(row)) AS around,
-(SELECT json_build_array(k.request_hash, k.booking_id, k.response) FROM idempotency_key AS k
- WHERE k.event_type_id = e.id AND k.key = %(idempotency_key)s) AS earlier,
+{{booking}}
+FROM event_type AS e JOIN "user" AS u ON u.id = e.expert_id WHERE e.id = %(event_type_id)s"""
+        _READ_BOOKING = f"""(SELECT json_build_array(k.request_hash, k.booking_id, k.response)
+ FROM idempotency_key AS k WHERE k.event_type_id = e.id AND k.key = %(idempotency_key)s)
+ AS earlier,
 (SELECT json_agg(json_build_array(w.id, w.events)) FROM webhook_endpoint AS w
  WHERE w.expert_id = u.id) AS endpoints,
 EXISTS ({receiving}) AS receiving,
-nextval(pg_get_serial_sequence('booking', 'id')) AS booking_id
-FROM event_type AS e JOIN "user" AS u ON u.id = e.expert_id WHERE e.id = %(event_type_id)s"""
+nextval(pg_get_serial_sequence('booking', 'id')) AS booking_id"""
         _READ_DEFAULTS = {
             **busy_defaults,
             **counted_defaults,
             **receiving_defaults,
         }
-    return _READ
+    sql = _READS[for_hold] = _READ.replace("{booking}", _READ_HOLD if for_hold else _READ_BOOKING)
+    return sql
 
 
 def warm_up() -> None:
     """Compile the statements and build the column lists once, at start."""
     _read_sql()
+    _read_sql(for_hold=True)
     for cls in (User, EventType):
         _processors(cls)
     _write_sql(with_key=False, messages=2)
@@ -144,11 +157,14 @@ def read_locked(
     idempotency_key: str | None,
     holder: Holder,
     now: datetime,
+    for_hold: bool = False,
 ) -> Locked | None:
     """Lock the expert of `event_type_id` and read what a booking of `start` by `holder` at
     `now` needs (see the module's docstring); None when there is no such event type.
-    `settings`: the transaction's SET LOCAL statements, sent first."""
-    sql = _read_sql()
+    `settings`: the transaction's SET LOCAL statements, sent first. `for_hold`: what a
+    hold needs, without what only a booking does (no idempotency key, outbox facts or
+    booking id: `earlier` None, `booking_id` 0)."""
+    sql = _read_sql(for_hold)
     upper = start + timedelta(minutes=1)
     params = {
         **_READ_DEFAULTS,

@@ -140,7 +140,9 @@ def place_hold(
         # what keeps the expert busy (holds left out), what the limits count, the live
         # holds around the start and the holder's own (on PostgreSQL in one round trip).
         if postgres:
-            locked = statements.read_locked(settings, event_type_id, start, None, holder, now)
+            locked = statements.read_locked(
+                settings, event_type_id, start, None, holder, now, for_hold=True
+            )
         else:
             locked = read_locked(event_type_id, start, None, holder, now)
         if locked is None:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from expertbook import holds
 from expertbook.availability import set_availability
 from expertbook.extensions import db
-from expertbook.models import Hold
+from expertbook.models import Booking, Hold
 
 from .conftest import iso, start_at
 
@@ -166,3 +166,23 @@ def test_an_expired_hold_whose_time_was_booked_is_not_announced_released(any_app
     swept = holds.sweep_expired(now + holds.HOLD_TTL + timedelta(seconds=1))
     assert [h.id for h in swept] == [kept.id]
     assert db.session.scalars(sa.select(Hold)).all() == []
+
+
+def test_a_hold_uses_up_no_booking_id(pg_app, make_user, make_event_type):
+    """On PostgreSQL a hold runs the booking's locked read without its nextval (nor its
+    idempotency, webhook and calendar questions): bookings around it get consecutive ids."""
+    expert = make_user("coach", expert=True)
+    set_availability(expert, "UTC", {day: [(0, 1440)] for day in range(7)})
+    db.session.commit()
+    event_type = make_event_type(expert, slug="sync", duration_minutes=30)
+    client = pg_app.test_client()
+    first = book(client, event_type, start_at(hour=9))
+    for hour in (10, 11, 12):
+        held = client.post(
+            f"/api/v1/event-types/{event_type.id}/holds", json={"start": iso(start_at(hour=hour))}
+        )
+        assert held.status_code == 201
+    second = book(client, event_type, start_at(hour=13))
+    assert first.status_code == second.status_code == 201
+    ids = sorted(db.session.scalars(sa.select(Booking.id)))
+    assert ids[1] == ids[0] + 1
