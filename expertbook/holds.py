@@ -33,7 +33,7 @@ from .booking_checks import (
 )
 from .database import booking_transaction
 from .extensions import client_network, db
-from .models import MAX_BUFFER_MINUTES, Booking, Hold, hash_token, new_token
+from .models import Booking, Hold, hash_token, new_token
 from .scheduling import iso_z
 from .slots import within_any_horizon
 
@@ -48,8 +48,6 @@ DISCONNECT_GRACE = timedelta(seconds=30)
 # The random id of this browser's holds, kept in the Flask session (its SHA-256 is stored).
 SESSION_KEY = "hold_key"
 HOLD_ID_RE = re.compile(r"[0-9a-f]{32}")
-# How far a hold's own buffers can reach beyond its time.
-_REACH = timedelta(minutes=MAX_BUFFER_MINUTES)
 
 
 class HoldExpired(Exception):
