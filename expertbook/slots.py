@@ -30,7 +30,7 @@ from .slot_queries import busy_query as busy_query
 from .slot_queries import counted_query as counted_query
 
 if TYPE_CHECKING:
-    from .holds import Holder
+    from .booking_checks import Holder
 
 # No event type offers a time farther ahead than this.
 LONGEST_HORIZON = timedelta(days=MAX_DAYS_AHEAD)
@@ -159,7 +159,7 @@ def busy_intervals(
 
 @dataclass(frozen=True)
 class HeldTime:
-    """A live hold as offer weighs it (holds.Holder.owns reads its token_hash and
+    """A live hold as offer weighs it (booking_checks.Holder.owns reads its token_hash and
     session_key)."""
 
     # The held slot's own time, and that time widened by its event type's buffers.
