@@ -6,8 +6,8 @@ serialized booking transaction, under the expert's lock: a double click, or the 
 the deadline at once, change a request exactly once, and the loser learns it (NotPending).
 The messages it causes (mails, reminders, webhooks, calendar write-back) are written into
 the outbox in the same transaction. Callers announce a decline's freed time after the
-commit (realtime.announce_slot_released); decline_overdue, the sweeper's task, does so
-itself.
+commit (realtime.announce_slot_released): decline_overdue returns the requests it declined,
+for the sweeper to announce.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .booking import _BUMP, MAX_NOTES, BookingInputError, lock_expert
-from .database import booking_transaction
+from .database import booking_transaction, discard_transaction
 from .extensions import db
 from .models import Booking, User
 from .outbox.events import booking_changed
@@ -101,13 +101,13 @@ def decline_booking(
     return _answer(booking, values, "declined", now=now, frees_time=True)
 
 
-def decline_overdue(now: datetime) -> int:
+def decline_overdue(now: datetime) -> list[Booking]:
     """Decline every request whose deadline (confirm_by) is `now` or earlier, each in its
     own transaction and the same compare-and-swap (one the expert answered meanwhile is
-    left alone), and announce each freed time after its commit. Returns how many it
-    declined. Called every few seconds by the sweeper."""
-    from .realtime import announce_slot_released  # late: the socket layer imports much
-
+    left alone). Returns the requests it declined, committed, for the caller to announce
+    their freed times. A request that fails is logged and left for the next pass: it must
+    not keep the ones after it (in deadline order) waiting. Called every few seconds by
+    the sweeper."""
     due = db.session.scalars(
         sa.select(Booking)
         .where(Booking.status == Booking.PENDING, Booking.confirm_by <= now)
@@ -115,15 +115,17 @@ def decline_overdue(now: datetime) -> int:
         .limit(OVERDUE_BATCH)
     ).all()
     db.session.commit()  # the read's transaction ends before each booking's own
-    declined = 0
+    declined = []
     for booking in due:
         try:
-            decline_booking(booking, actor=None, reason=LAPSED, now=now)
+            declined.append(decline_booking(booking, actor=None, reason=LAPSED, now=now))
         except NotPending:
             continue
-        declined += 1
+        except Exception:  # noqa: BLE001 - the next request is declined all the same
+            discard_transaction()
+            log.exception("declining the overdue request %s failed", booking.uid)
+            continue
         log.info("request %s declined: its deadline passed unanswered", booking.uid)
-        announce_slot_released(booking)
     return declined
 
 
@@ -163,23 +165,24 @@ def _answer(
         if condition is not None:
             swap = swap.where(condition)
         if db.session.execute(swap).rowcount != 1:
-            raise NotPending(_why_not_pending(booking_id, now))
+            current = db.session.get(Booking, booking_id, populate_existing=True)
+            raise NotPending(why_not_pending(current))
         booking = db.session.get(Booking, booking_id, populate_existing=True)
         booking_changed(booking, change, now=now)
     return booking
 
 
-def _why_not_pending(booking_id: int, now: datetime) -> str:
-    """What the loser of the compare-and-swap is told."""
-    current = db.session.get(Booking, booking_id, populate_existing=True)
-    if current is None:
+def why_not_pending(booking: Booking | None) -> str:
+    """Why `booking` (as it is now; None when it is gone) cannot be answered: what the loser
+    of the compare-and-swap is told, and what a mail's link says once it is answered."""
+    if booking is None:
         return "This booking no longer exists."
-    if current.status == Booking.CONFIRMED:
+    if booking.status == Booking.CONFIRMED:
         return "This request was already confirmed."
-    if current.status == Booking.DECLINED:
+    if booking.status == Booking.DECLINED:
         return "This request was already declined."
-    if current.status == Booking.CANCELLED:
+    if booking.status == Booking.CANCELLED:
         return "This request was cancelled."
-    if current.is_pending:
+    if booking.is_pending:
         return "The time to confirm this request has passed."
     return "This booking is not waiting for an answer."

@@ -49,10 +49,12 @@ def booking_event(
     `manage_url`: a guest's tokened link, for the guest's copy (the plain one asks to sign
     in, which a guest cannot). `attendees=False` leaves out ORGANIZER and ATTENDEE."""
     expert = booking.expert
+    # The video link only once confirmed: a request's booker has not been accepted yet.
+    video_url = booking.video_url if booking.is_confirmed else ""
     title = f"{booking.event_type.title}: {expert.display_name} and {booking.name}"
     description_lines = [f"{booking.event_type.title} with {expert.display_name}."]
-    if booking.video_url:
-        description_lines.append(f"Join: {booking.video_url}")
+    if video_url:
+        description_lines.append(f"Join: {video_url}")
     # Cleaned on the way in; again here for rows stored before that (TEXT admits no
     # control characters).
     if booking.notes:
@@ -68,9 +70,9 @@ def booking_event(
     event.add("dtend", booking.end_at)
     event.add("summary", title)
     event.add("description", "\n".join(description_lines))
-    if booking.video_url:
-        event.add("location", booking.video_url)
-        event.add("url", booking.video_url)
+    if video_url:
+        event.add("location", video_url)
+        event.add("url", video_url)
     if attendees:
         event.add("organizer", _address(expert.email, expert.display_name))
         event.add("attendee", _address(booking.email, booking.name, role="REQ-PARTICIPANT"))

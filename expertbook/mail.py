@@ -1,10 +1,10 @@
-"""Mail: the functions that send messages, and the booking mails the outbox delivers.
+"""Mail: the functions that build and send messages, and the delivery of a batch of
+booking-related mails (booking_mail.py's and reminders.py's).
 
 `send_email` sends one message through SMTP when MAIL_SERVER is set; `send_emails` sends
 several over one connection (the worker's batches). Without MAIL_SERVER, each mail is one
 log line (`mail to=... subject=...`) and, outside production, a copy in a small in-process
-list shown at /dev/mail. Booking mails are rows of the outbox (one per recipient, written
-with the change), built at delivery from the booking as it is then.
+list shown at /dev/mail.
 
 Booking and reminder mails are built with the email package's compat32 classes
 (`email.mime`): they cost a sixth of an `EmailMessage`, whose every header is parsed
@@ -20,28 +20,23 @@ import smtplib
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import current_app, render_template
+from flask import current_app
 from sqlalchemy.orm import joinedload
 
 from .extensions import db
-from .ics import calendar_file
 from .models import Booking, utcnow
 from .outbox.models import OutboxMessage
 from .outbox.queue import (
     DeliveryError,
     LeaseRunningOut,
     Outcome,
-    batch_handler,
-    handler,
     lease_running_out,
-    message_row,
 )
 
 log = logging.getLogger("expertbook.mail")
@@ -52,24 +47,6 @@ SMTP_TIMEOUT = 10
 DEV_MAIL_KEPT = 50
 # A text part's lines must stay under SMTP's 998 octets to go as they are (7bit).
 _LONGEST_7BIT_LINE = 900
-
-# kind -> (iCalendar METHOD, or None for a mail without a calendar part; subject prefix)
-KINDS = {
-    "booked": ("REQUEST", "Booked"),
-    "rescheduled": ("REQUEST", "Rescheduled"),
-    "cancelled": ("CANCEL", "Cancelled"),
-    # A request waiting for the expert: nothing goes into a calendar until it is confirmed.
-    "requested": (None, "Request received"),
-    "confirmed": ("REQUEST", "Confirmed"),
-    "declined": (None, "Declined"),
-}
-CLIENT, EXPERT = "client", "expert"
-# Who is told of each kind: both parties, but of a decline only the booker (the expert
-# declined it, or let it lapse; their dashboard says so).
-RECIPIENTS = {"declined": ("client",)}
-# The expert's subject where it is not the booker's.
-EXPERT_PREFIX = {"requested": "Please confirm"}
-
 
 # --- Sending -----------------------------------------------------------------------------------
 
@@ -304,97 +281,13 @@ def dev_mails(app) -> deque:
     return app.extensions.setdefault("expertbook.dev_mail", deque(maxlen=DEV_MAIL_KEPT))
 
 
-# --- Booking mails -----------------------------------------------------------------------------
-
-
-def rows_for(
-    booking: Booking, change: str, *, now: datetime, manage_url: str | None = None
-) -> list[dict]:
-    """One mail row for each party of `booking` about `change` (booked, rescheduled,
-    cancelled, requested, confirmed; a decline only to the booker). The guest's row keeps
-    their tokened link until it is sent: it is how a guest finds the booking again, and it
-    cannot be made later (only its hash is stored)."""
-    if change not in KINDS:
-        return []
-    guest = {"manage_url": manage_url} if manage_url and booking.client_id is None else {}
-    common = dict(now=now, event=change, booking_id=booking.id, expert_id=booking.expert_id)
-    roles = RECIPIENTS.get(change, (CLIENT, EXPERT))
-    return [
-        message_row(
-            OutboxMessage.MAIL, payload={"role": role, **(guest if role == CLIENT else {})},
-            **common,
-        )
-        for role in roles
-    ]  # fmt: skip
-
-
-def subject_of(booking: Booking, kind: str, role: str = CLIENT) -> str:
-    title, expert = booking.event_type.title, booking.expert.display_name
-    prefix = EXPERT_PREFIX.get(kind, KINDS[kind][1]) if role == EXPERT else KINDS[kind][1]
-    return f"{prefix}: {title} with {expert} and {booking.name}"
+# --- Delivering booking mails and reminders ------------------------------------------------
 
 
 def message_id(uid: str) -> str:
     """A mail's stable Message-ID: the outbox row's uid at the host of BASE_URL."""
     host = urlsplit(current_app.config["BASE_URL"]).hostname or "localhost"
     return f"<{uid}@{host}>"
-
-
-def booking_mail(
-    booking: Booking,
-    kind: str,
-    role: str,
-    *,
-    manage_url: str | None = None,
-    uid: str,
-    invites: dict | None = None,
-) -> Message:
-    """The mail to one party (`role`: client or expert) about `booking`, with a
-    text/calendar part (METHOD per KINDS; none for a request or a decline). The guest's
-    mail links with `manage_url`; the others link to the booking's page, which they open
-    signed in. The expert's mails list the booker's answers, and the expert's request
-    carries one-click confirm and decline links. `invites`: a dict the caller keeps across
-    the mails of one batch, so both parties' identical invite is built once."""
-    method, _prefix = KINDS[kind]
-    config = current_app.config
-    is_expert = role == EXPERT
-    if is_expert:
-        to, tz = booking.expert.email, booking.expert.timezone
-    else:
-        to, tz = booking.email, booking.booker_timezone
-    link = f"{config['BASE_URL']}/bookings/{booking.uid}"
-    if not is_expert and booking.client_id is None:
-        link = manage_url  # a guest has no account: only the tokened link opens it
-    invites = {} if invites is None else invites
-    key = (booking.id, booking.sequence, method, link)
-    if method is not None and key not in invites:
-        invites[key] = calendar_file([booking], config["BASE_URL"], method=method, manage_url=link)
-    context = dict(booking=booking, kind=kind, tz=tz, for_expert=is_expert, link=link)
-    if is_expert:
-        context.update(_expert_context(booking, kind))
-    template = "email/request" if kind == "requested" else "email/booking"
-    return mime_mail(
-        subject=subject_of(booking, kind, role),
-        to=to,
-        message_id=message_id(uid),
-        text=render_template(f"{template}.txt", **context),
-        html=render_template(f"{template}.html", **context),
-        calendar=invites.get(key),
-        method=method,
-    )
-
-
-def _expert_context(booking: Booking, kind: str) -> dict:
-    """What only the expert's mail shows: the booker's answers and, for a request still
-    pending, the signed one-click links to confirm or decline it."""
-    from .bookings.decide import decision_url
-    from .questions import labelled_answers
-
-    context = {"answers": labelled_answers(booking.event_type.questions or [], booking.answers)}
-    if kind == "requested" and booking.is_pending and booking.confirm_by is not None:
-        context["confirm_url"] = decision_url(booking, "confirm")
-        context["decline_url"] = decision_url(booking, "decline")
-    return context
 
 
 def bookings_of(messages: Sequence[OutboxMessage]) -> dict[int, Booking]:
@@ -438,36 +331,3 @@ def deliver_mails(messages: Sequence[OutboxMessage], build: Builder) -> list[Out
     mails = [outcome for outcome in outcomes if isinstance(outcome, Message)]
     sent = iter(send_emails(mails) if mails else [])
     return [next(sent) if isinstance(o, Message) else o for o in outcomes]
-
-
-def _build_booking_mail(invites: dict) -> Builder:
-    def build(message: OutboxMessage, booking: Booking | None) -> Built:
-        if booking is None or message.event not in KINDS:
-            return None  # the booking is gone (its expert deleted it): nothing left to say
-        payload = message.payload or {}
-        return booking_mail(
-            booking,
-            message.event,
-            payload.get("role", CLIENT),
-            manage_url=payload.get("manage_url"),
-            uid=message.uid,
-            invites=invites,
-        )
-
-    return build
-
-
-@batch_handler(OutboxMessage.MAIL)
-def deliver_booking_mails(messages: Sequence[OutboxMessage]) -> list[Outcome]:
-    """The worker's delivery of a batch of booking mails, each built from its booking as it
-    is now, sent over one SMTP connection."""
-    return deliver_mails(messages, _build_booking_mail({}))
-
-
-@handler(OutboxMessage.MAIL)
-def deliver_booking_mail(message: OutboxMessage) -> int | None:
-    """The delivery of one booking mail (a batch of one)."""
-    (outcome,) = deliver_booking_mails([message])
-    if isinstance(outcome, DeliveryError):
-        raise outcome
-    return outcome

@@ -277,3 +277,9 @@ def labelled_answers(
     ]
     shown.extend((str(key), _shown(value)) for key, value in answers.items() if key not in known)
     return shown
+
+
+def booking_answers(booking) -> list[tuple[str, str]]:
+    """The booker's answers to `booking`'s questions, labelled (labelled_answers), for the
+    expert's views, mails and webhooks."""
+    return labelled_answers(booking.event_type.questions or [], booking.answers)

@@ -3,11 +3,8 @@ booking operation on an event type that requires confirmation."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
-import sqlalchemy as sa
-
-from expertbook import reminders
 from expertbook.booking import book_slot, check_request
 from expertbook.extensions import db
 from expertbook.models import Booking, EventType, User
@@ -42,23 +39,8 @@ def pending_booking(
     """A request for `start` of `event_type` (which requires confirmation), booked at `now`:
     the booking and its guest token."""
     answers = {"goal": "Ship it", "first": True} if answers is None else answers
-    try:
-        request = check_request(start, "Ann Client", email, "", answers=answers)
-    except TypeError:  # before check_request took answers
-        request = check_request(start, "Ann Client", email, "")
+    request = check_request(start, "Ann Client", email, "", answers=answers)
     result = book_slot(
         event_type, request, client=client, now=now, respond=lambda b, t: {"token": t}
     )
-    booking = result.booking
-    if not booking.is_pending:  # before book_slot made requests pending
-        hours = event_type.confirm_within_hours
-        confirm_by = start if hours is None else min(start, now + timedelta(hours=hours))
-        db.session.execute(
-            sa.update(Booking)
-            .where(Booking.id == booking.id)
-            .values(status=Booking.PENDING, confirm_by=confirm_by, answers=answers)
-        )
-        reminders.cancel_pending(booking.id)  # made for a confirmed booking
-        db.session.commit()
-        booking = db.session.get(Booking, booking.id, populate_existing=True)
-    return booking, result.response["token"]
+    return result.booking, result.response["token"]

@@ -6,7 +6,7 @@ import threading
 import pytest
 from aiosmtpd.controller import Controller
 
-from expertbook import mail
+from expertbook import booking_mail, mail
 from expertbook.extensions import db
 from expertbook.models import utcnow
 from expertbook.outbox import DeliveryError, enqueue
@@ -27,7 +27,7 @@ def deliver(app, booking, kind, inbox=None):
     run_pass(app)
     if inbox is not None:
         inbox.messages.clear()
-    enqueue(mail.rows_for(booking, kind, now=utcnow()))
+    enqueue(booking_mail.rows_for(booking, kind, now=utcnow()))
     db.session.commit()
     db.session.info.clear()  # the pass below delivers them, not the next request
     return run_pass(app)
@@ -60,7 +60,7 @@ def test_without_a_mail_server_each_mail_is_one_log_line(
     run_pass(app)  # the booking's own mails
     with caplog.at_level("INFO", logger="expertbook.mail"):
         deliver(app, booking, "cancelled")
-    subject = mail.subject_of(booking, "cancelled")
+    subject = booking_mail.subject_of(booking, "cancelled")
     lines = [r.getMessage() for r in caplog.records if subject in r.getMessage()]
     assert sorted(lines) == sorted(
         [f"mail to={booking.email} subject={subject}", f"mail to={coach.email} subject={subject}"]

@@ -60,7 +60,7 @@ def decline(uid: str):
     body = _body(("reason",))
     try:
         booking = decline_booking(
-            booking, actor=expert, reason=body.get("reason") or "", now=datetime.now(UTC)
+            booking, actor=expert, reason=body.get("reason"), now=datetime.now(UTC)
         )
     except BookingInputError as error:
         raise invalid(error.field, error.message) from None

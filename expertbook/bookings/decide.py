@@ -1,90 +1,35 @@
 """The expert's answer to a booking request: the buttons of My Bookings, the booking's page
 and the dashboard (signed in), and the one-click links of the request mail (signed, no
-sign-in needed).
+sign-in needed; see links.py).
 
-A mail link is bound to the booking's uid and one action, signed with the app's SECRET_KEY,
-and expires at the request's deadline; it opens a page with a button (a GET changes nothing:
-mail scanners follow links), and it works once, since the second answer finds the request
-no longer pending.
+A mail link opens a page with a button (a GET changes nothing: mail scanners follow links),
+and it works once, since the second answer finds the request no longer pending.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from flask import (
-    abort,
-    current_app,
-    flash,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from ..auth.routes import safe_next
 from ..booking import BookingInputError, BookingStateError
 from ..cache_control import no_store
-from ..confirmation import NotPending, NotTheExpert, confirm_booking, decline_booking
+from ..confirmation import (
+    NotPending,
+    NotTheExpert,
+    confirm_booking,
+    decline_booking,
+    why_not_pending,
+)
 from ..extensions import db
 from ..models import Booking
 from ..realtime import announce_slot_released
 from .forms import DeclineForm
+from .links import BadLink, ExpiredLink, read_decision_token
 from .routes import bp
-
-ACTIONS = ("confirm", "decline")
-_SALT = "expertbook.bookings.decide"
-# No request waits longer than the longest horizon: a bound for the signature's age, beside
-# the request's own deadline carried in the link.
-LINK_MAX_AGE = timedelta(days=731)
-
-
-class BadLink(Exception):
-    """A one-click link that was not made here, was altered, or is for another action."""
-
-
-class ExpiredLink(Exception):
-    """A one-click link past the request's deadline."""
-
-
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.secret_key, salt=_SALT)
-
-
-def decision_token(booking: Booking, action: str) -> str:
-    """The signed part of a one-click link: the booking's uid, the action, the deadline."""
-    until = int(booking.confirm_by.timestamp())
-    return _serializer().dumps([booking.uid, action, until])
-
-
-def decision_url(booking: Booking, action: str) -> str:
-    """The absolute one-click link to `action` ("confirm", "decline") the pending `booking`
-    (built without a request: the worker builds the mails)."""
-    base = current_app.config["BASE_URL"]
-    return f"{base}/bookings/{booking.uid}/{action}/{decision_token(booking, action)}"
-
-
-def read_decision_token(token: str, uid: str, action: str, now: datetime) -> None:
-    """Check a one-click link's signed part for this booking and action, at `now`.
-
-    Raises:
-        BadLink: not signed here, altered, or for another booking or action.
-        ExpiredLink: the request's deadline has passed.
-    """
-    try:
-        link_uid, link_action, until = _serializer().loads(
-            token, max_age=int(LINK_MAX_AGE.total_seconds())
-        )
-    except BadSignature:  # SignatureExpired is one: a link that old is no link of ours
-        raise BadLink("This link is not valid.") from None
-    except (ValueError, TypeError):
-        raise BadLink("This link is not valid.") from None
-    if link_uid != uid or link_action != action or not isinstance(until, int):
-        raise BadLink("This link is not valid.")
-    if now.timestamp() >= until:
-        raise ExpiredLink("This link has expired: the time to answer this request has passed.")
 
 
 def _booking_of(uid: str) -> Booking | None:
@@ -121,7 +66,7 @@ def decide(uid: str, action: str, token: str):
         return render_template("bookings/decide.html", problem=problem, **page), 404
     page.update(booking=booking, tz=booking.expert.timezone)
     if not booking.is_pending:
-        return render_template("bookings/decide.html", already=_settled(booking), **page)
+        return render_template("bookings/decide.html", already=why_not_pending(booking), **page)
     if request.method == "GET":
         return render_template("bookings/decide.html", **page)
     form = page["form"]
@@ -133,20 +78,10 @@ def decide(uid: str, action: str, token: str):
     except NotPending:
         db.session.rollback()
         booking = db.session.get(Booking, booking.id, populate_existing=True)
-        return render_template("bookings/decide.html", already=_settled(booking), **page), 409
+        already = why_not_pending(booking)
+        return render_template("bookings/decide.html", already=already, **page), 409
     page["booking"] = booking
     return render_template("bookings/decide.html", done=True, **page)
-
-
-def _settled(booking: Booking | None) -> str:
-    """What a link used after the answer says."""
-    if booking is None:
-        return "This booking no longer exists."
-    return {
-        Booking.CONFIRMED: "This request was already confirmed.",
-        Booking.DECLINED: "This request was already declined.",
-        Booking.CANCELLED: "This request was cancelled by the booker.",
-    }.get(booking.status, "This request is no longer waiting for an answer.")
 
 
 @bp.post("/<uid>/<any(confirm, decline):action>")
@@ -158,7 +93,8 @@ def answer(uid: str, action: str):
     booking = _booking_of(uid)
     if booking is None or booking.expert_id != current_user.id:
         abort(404)  # as unknown as a missing booking, as the booking's page does
-    back = _back_url(booking)
+    # The page the button was on (only a path of this site), else the booking's page.
+    back = safe_next(request.form.get("next"), url_for("bookings.detail", uid=booking.uid))
     form = DeclineForm()
     if not form.validate_on_submit():
         flash("The reason is too long (at most 2000 characters).", "error")
@@ -175,11 +111,3 @@ def answer(uid: str, action: str):
     else:
         flash(f"Declined: {booking.name} gets an email, and the time is free again.", "success")
     return redirect(back)
-
-
-def _back_url(booking: Booking) -> str:
-    """The page the button was on (only a path of this site), else the booking's page."""
-    target = request.form.get("next", "")
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("bookings.detail", uid=booking.uid)

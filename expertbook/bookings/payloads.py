@@ -19,6 +19,8 @@ def booking_links(booking: Booking, manage_token: str | None = None) -> dict[str
 
 
 def booking_payload(booking: Booking, manage_token: str | None = None) -> dict:
+    """The booking as the API shows it. Its video link only once the expert has confirmed
+    it: a request, pending or declined, gives "" (the key stays, for clients that read it)."""
     return {
         "uid": booking.uid,
         "event_type_id": booking.event_type_id,
@@ -27,6 +29,6 @@ def booking_payload(booking: Booking, manage_token: str | None = None) -> dict:
         "status": booking.status,
         "name": booking.name,
         "email": booking.email,
-        "video_url": booking.video_url,
+        "video_url": booking.video_url if booking.is_confirmed else "",
         **booking_links(booking, manage_token),
     }

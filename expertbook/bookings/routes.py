@@ -27,6 +27,7 @@ from ..booking import (
 from ..cache_control import no_store
 from ..ics import calendar_file
 from ..models import Booking
+from ..questions import booking_answers
 from ..realtime import announce_slot_released, announce_slot_taken
 from ..scheduling import is_valid_timezone, zone
 from ..slots import slots_for
@@ -122,9 +123,7 @@ def _answers_for_expert(booking) -> list[tuple[str, str]]:
     guest's view of the page)."""
     if not (current_user.is_authenticated and current_user.id == booking.expert_id):
         return []
-    from ..questions import labelled_answers
-
-    return labelled_answers(booking.event_type.questions or [], booking.answers)
+    return booking_answers(booking)
 
 
 @bp.get("/<uid>.ics")

@@ -9,7 +9,6 @@ from flask_login import current_user
 
 from ..auth.decorators import expert_required
 from ..availability import availability_of
-from ..bookings.forms import DeclineForm
 from ..bookings.queries import requests_of_expert, upcoming_of_expert
 from ..event_types import (
     ARCHIVE,
@@ -28,6 +27,7 @@ from ..extensions import db
 from ..forms import EmptyForm
 from ..models import EventType, utcnow
 from ..outbox.problems import failed_messages
+from ..questions import booking_answers
 from ..realtime import announce_slots_changed
 from ..scheduling import format_hhmm, zone
 from .forms import EventTypeForm
@@ -58,13 +58,6 @@ def own_event_type_or_404(event_type_id: int, *, archived: bool = False) -> Even
 def expert_today() -> date:
     """Today's date where the expert works: overrides are dates in the expert's zone."""
     return datetime.now(zone(current_user.timezone)).date()
-
-
-def answers_of(booking) -> list[tuple[str, str]]:
-    """The booker's answers to the event type's questions, for the expert's eyes."""
-    from ..questions import labelled_answers
-
-    return labelled_answers(booking.event_type.questions or [], booking.answers)
 
 
 def format_intervals(intervals) -> str:
@@ -101,8 +94,7 @@ def index():
         weekly_hours=weekly_hours,
         coming_overrides=sum(1 for o in current_user.date_overrides if o.date >= today),
         upcoming=upcoming,
-        requests=[(booking, answers_of(booking)) for booking in requests],
-        decline_form=DeclineForm(),
+        requests=[(booking, booking_answers(booking)) for booking in requests],
         locations=LOCATIONS,
         feed_form=EmptyForm(),
         has_feed=current_user.calendar_secret_hash is not None,

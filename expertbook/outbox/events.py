@@ -40,7 +40,7 @@ def booking_messages(
     """The outbox rows of booking_changed, for a caller that writes them itself.
     `known` holds what the caller read already in its transaction, so it is not asked
     again: "webhook_endpoints" [(id, events)] and "receiving_calendar" (bool) of the expert."""
-    from .. import mail, reminders, webhooks
+    from .. import booking_mail, reminders, webhooks
     from ..calendars import writeback
 
     if not current_app.config["OUTBOX_ENABLED"]:  # benchmarks' "without the outbox"
@@ -54,7 +54,7 @@ def booking_messages(
         recovered = reminders.cancel_pending(booking.id)
         manage_url = manage_url or recovered
     rows = []
-    rows += mail.rows_for(booking, change, now=now, manage_url=manage_url)
+    rows += booking_mail.rows_for(booking, change, now=now, manage_url=manage_url)
     rows += reminders.rows_for(
         booking, change, now=now, manage_url=manage_url, pending_cancelled=True
     )

@@ -41,7 +41,7 @@ Clock = Callable[[], datetime]
 
 def load_handlers() -> None:
     """Import the modules that register a handler for each kind."""
-    from .. import mail, reminders, webhooks  # noqa: F401
+    from .. import booking_mail, reminders, webhooks  # noqa: F401
     from ..calendars import writeback  # noqa: F401
 
 

@@ -18,6 +18,7 @@ from ..extensions import db
 from ..models import Booking
 from ..outbox.models import OutboxMessage, WebhookEndpoint
 from ..outbox.queue import message_row
+from ..questions import booking_answers
 from ..scheduling import iso_z
 
 CREATED = "booking.created"
@@ -29,6 +30,9 @@ CONFIRMED = "booking.confirmed"
 DECLINED = "booking.declined"
 # What an endpoint may subscribe to, in the order forms and answers list them.
 EVENTS = (CREATED, RESCHEDULED, CANCELLED, REQUESTED, CONFIRMED, DECLINED)
+# The events whose body says why ("reason": the canceller's or the expert's words, the
+# deadline's for a request declined unanswered, "" when none was given).
+WITH_REASON = (CANCELLED, DECLINED)
 # The test event ("Send test event"): sent to one endpoint whatever it subscribed to.
 PING = "ping"
 
@@ -67,7 +71,9 @@ def rows_for(
     kind = booking.event_type
     event_type = {"id": kind.id, "slug": kind.slug, "title": kind.title}
     # The expert's own endpoint: it gets the answers the booking page asked, as mails do.
-    answers = answers_shown(booking)
+    fields = {"event_type": event_type, "answers": answers_shown(booking)}
+    if event in WITH_REASON:
+        fields["reason"] = booking.cancel_reason or ""
     rows = []
     for endpoint_id in wanted:
         row = message_row(
@@ -78,9 +84,7 @@ def rows_for(
             expert_id=booking.expert_id,
             endpoint_id=endpoint_id,
         )
-        body = body_text(
-            row["uid"], event, now, booking=shown, event_type=event_type, answers=answers
-        )
+        body = body_text(row["uid"], event, now, booking=shown, **fields)
         row["payload"] = {"body": body}
         rows.append(row)
     return rows
@@ -109,15 +113,7 @@ def body_text(uid: str, event: str, now: datetime, **fields) -> str:
 def answers_shown(booking: Booking) -> list[dict[str, str]]:
     """The booker's answers as `[{"question": label, "answer": text}]`, in the event type's
     question order ("Yes"/"No" for a checkbox; [] when there are none)."""
-    if not booking.answers:
-        return []
-    from ..questions import labelled_answers  # late: the booking path imports this module
-
-    questions = booking.event_type.questions or []
-    return [
-        {"question": label, "answer": text}
-        for label, text in labelled_answers(questions, booking.answers)
-    ]
+    return [{"question": label, "answer": text} for label, text in booking_answers(booking)]
 
 
 def _booking_shown(booking: Booking) -> dict:

@@ -62,6 +62,11 @@ def test_an_empty_decline_needs_no_body(client, request_, coach):
         ({"reason": "x" * 2001}, "reason"),
         ({"reason": 7}, "reason"),
         ({"reason": ["no"]}, "reason"),
+        # Not text, though "no reason" to a quick truthiness test.
+        ({"reason": False}, "reason"),
+        ({"reason": 0}, "reason"),
+        ({"reason": []}, "reason"),
+        ({"reason": {}}, "reason"),
         ({"why": "no"}, "why"),
     ],
 )
@@ -109,3 +114,25 @@ def test_a_booking_of_an_event_type_requiring_confirmation_answers_pending(clien
     response = client.post(f"/api/v1/event-types/{sync.id}/bookings", json=body)
     assert response.status_code == 201, response.json
     assert response.json["status"] == "pending"
+    assert response.json["video_url"] == ""  # the key is there; the link comes once confirmed
+
+
+def test_the_video_link_is_given_once_confirmed_and_never_after_a_decline(
+    client, request_, sync, coach
+):
+    """The booker's listing, and the expert's answers: a request, pending or declined, has
+    no video link; a confirmed one has it."""
+    other, _token = pending_booking(
+        sync, day_ahead(3, 10), now=NOW, client=request_.client, email="ann@example.com"
+    )
+    booker = bearer(request_.client)
+    listed = client.get("/api/v1/bookings", headers=booker).json["bookings"]
+    assert {b["uid"]: b["video_url"] for b in listed} == {request_.uid: "", other.uid: ""}
+    expert = bearer(coach)
+    confirmed = answer(client, request_.uid, "confirm", expert).json
+    assert confirmed["video_url"] == request_.video_url != ""
+    declined = answer(client, other.uid, "decline", expert).json
+    assert declined["status"] == "declined" and declined["video_url"] == ""
+    listed = client.get("/api/v1/bookings", headers=booker).json["bookings"]
+    shown = {b["uid"]: b["video_url"] for b in listed}
+    assert shown[request_.uid] == request_.video_url and shown.get(other.uid, "") == ""

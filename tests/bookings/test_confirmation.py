@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from expertbook import confirmation
+from expertbook import confirmation, sweeper
 from expertbook.booking import BookingInputError, SlotUnavailable, book_slot, check_request
 from expertbook.confirmation import (
     LAPSED,
@@ -19,9 +19,10 @@ from expertbook.confirmation import (
     decline_booking,
     decline_overdue,
 )
-from expertbook.extensions import db
+from expertbook.extensions import db, socketio
 from expertbook.models import Booking, User
 from expertbook.outbox.models import OutboxMessage
+from expertbook.scheduling import iso_z
 from tests.booking_fixtures import NOW, day_ahead
 from tests.pending_bookings import pending_booking, requiring_confirmation
 
@@ -115,34 +116,29 @@ def test_a_confirmed_or_cancelled_booking_is_not_pending(any_app, make_booking, 
         decline_booking(booking, actor=coach, now=NOW)
 
 
-def test_the_deadline_declines_it_and_the_expert_is_then_too_late(request_, coach, monkeypatch):
-    announced = []
-    monkeypatch.setattr(
-        "expertbook.realtime.announce_slot_released", lambda b, *a: announced.append(b.uid)
-    )
+def test_the_deadline_declines_it_and_the_expert_is_then_too_late(request_, coach):
     deadline = request_.confirm_by
-    assert decline_overdue(deadline - timedelta(seconds=1)) == 0
+    assert decline_overdue(deadline - timedelta(seconds=1)) == []
     assert fresh(request_).is_pending
     with pytest.raises(NotPending, match="passed"):
         confirm_booking(request_, actor=coach, now=deadline)  # not one instant after
-    assert decline_overdue(deadline) == 1
+    # The declined requests come back, for the caller (the sweeper) to announce.
+    assert [b.uid for b in decline_overdue(deadline)] == [request_.uid]
     declined = fresh(request_)
     assert declined.status == Booking.DECLINED
     assert declined.cancel_reason == LAPSED
-    assert announced == [request_.uid]
-    assert decline_overdue(deadline + timedelta(hours=1)) == 0  # once
+    assert decline_overdue(deadline + timedelta(hours=1)) == []  # once
 
 
 def test_without_a_deadline_it_lapses_at_its_start(any_app, sync):
     requiring_confirmation(sync, hours=None)
     booking, _token = pending_booking(sync, day_ahead(2, 10), now=NOW)
     assert booking.confirm_by == booking.start_at
-    assert decline_overdue(booking.start_at - timedelta(minutes=1)) == 0
-    assert decline_overdue(booking.start_at) == 1
+    assert decline_overdue(booking.start_at - timedelta(minutes=1)) == []
+    assert len(decline_overdue(booking.start_at)) == 1
 
 
 def test_the_overdue_pass_skips_one_the_expert_answered_meanwhile(request_, coach, monkeypatch):
-    monkeypatch.setattr("expertbook.realtime.announce_slot_released", lambda *a: None)
     real = confirmation.decline_booking
 
     def expert_first(booking, **kwargs):
@@ -150,8 +146,50 @@ def test_the_overdue_pass_skips_one_the_expert_answered_meanwhile(request_, coac
         return real(booking, **kwargs)
 
     monkeypatch.setattr(confirmation, "decline_booking", expert_first)
-    assert decline_overdue(request_.confirm_by) == 0
+    assert decline_overdue(request_.confirm_by) == []
     assert fresh(request_).status == Booking.CONFIRMED
+
+
+def test_one_request_that_fails_does_not_hold_up_the_next(any_app, sync, monkeypatch, caplog):
+    """The requests are walked in deadline order: one whose decline fails (here, its
+    messages) is logged and left for the next pass, and the one after it is declined."""
+    requiring_confirmation(sync, hours=24)
+    first, _token = pending_booking(sync, day_ahead(2, 10), now=NOW)
+    second, _token = pending_booking(sync, day_ahead(2, 12), now=NOW + timedelta(minutes=1))
+    assert first.confirm_by < second.confirm_by
+    real = confirmation.booking_changed
+
+    def broken_for_first(booking, change, **kwargs):
+        if booking.id == first.id:
+            raise RuntimeError("the outbox is broken for this one")
+        return real(booking, change, **kwargs)
+
+    monkeypatch.setattr(confirmation, "booking_changed", broken_for_first)
+    with caplog.at_level("ERROR", logger="expertbook.confirmation"):
+        declined = decline_overdue(second.confirm_by)
+    assert [b.uid for b in declined] == [second.uid]
+    assert fresh(first).is_pending and fresh(second).status == Booking.DECLINED
+    assert f"declining the overdue request {first.uid} failed" in caplog.text
+
+
+def test_the_sweepers_pass_declines_it_and_every_open_page_sees_the_time_free(app, sync):
+    """The sweeper's pass, through the real socket layer: a booking page of the expert open
+    at the deadline hears slot_released for the request's time, after the commit."""
+    requiring_confirmation(sync, hours=24)
+    booking, _token = pending_booking(sync, day_ahead(2, 10), now=NOW)
+    page = socketio.test_client(app)
+    page.emit("join", {"event_type_id": sync.id})
+    page.get_received()
+    sweeper.sweep_once(app, booking.confirm_by - timedelta(seconds=1))
+    assert [e for e in page.get_received() if e["name"] == "slot_released"] == []
+    sweeper.sweep_once(app, booking.confirm_by)
+    released = [e["args"][0] for e in page.get_received() if e["name"] == "slot_released"]
+    assert released == [
+        {"event_type_id": sync.id, "start": iso_z(booking.start_at), "end": iso_z(booking.end_at)}
+    ]
+    db.session.rollback()  # the pass committed in a session of its own
+    assert fresh(booking).status == Booking.DECLINED
+    page.disconnect()
 
 
 # --- Two callers at once (PostgreSQL, real row locks) ---------------------------------------
@@ -183,8 +221,7 @@ def race(app, *calls) -> list[str]:
 
 
 @pytest.fixture
-def pg_request(pg_app, sync, monkeypatch):
-    monkeypatch.setattr("expertbook.realtime.announce_slot_released", lambda *a: None)
+def pg_request(pg_app, sync):
     requiring_confirmation(sync, hours=24)
     booking, _token = pending_booking(sync, day_ahead(2, 10), now=NOW)
     db.session.commit()
@@ -231,7 +268,7 @@ def test_the_expert_and_the_deadline_at_once_change_it_exactly_once(pg_app, pg_r
     outcomes = race(
         pg_app,
         answer(pg_request.id, "confirm", coach.id, now=just_before),
-        lambda: declined.append(decline_overdue(deadline)),
+        lambda: declined.append(len(decline_overdue(deadline))),
     )
     booking = fresh(pg_request)
     assert "NotPending" not in outcomes or booking.status == Booking.DECLINED

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
-from expertbook.bookings.decide import decision_url
+from expertbook.bookings.links import decision_url
 from expertbook.extensions import db
 from expertbook.models import Booking
 from tests.booking_fixtures import NOW, day_ahead
@@ -198,3 +198,27 @@ def test_a_request_can_be_cancelled_by_its_booker(client, auth, request_):
     assert 'id="cancel"' in page
     auth.post(f"/bookings/{request_.uid}/cancel", token_from=f"/bookings/{request_.uid}")
     assert status_of(request_) == Booking.CANCELLED
+
+
+@pytest.mark.parametrize(
+    "target", ["/\t/evil.example/x", "//evil.example/x", "https://evil.example/x", "/\\evil"]
+)
+def test_a_button_never_sends_the_expert_off_the_site(client, auth, request_, target):
+    """The button's `next` is followed only to a path of this site (as after signing in):
+    a tab is dropped by URL parsers, so "/\t/evil.example" would be "//evil.example"."""
+    auth.login("coach")
+    page = f"/bookings/{request_.uid}"
+    response = auth.post(f"{page}/confirm", {"next": target}, token_from=page)
+    assert response.status_code == 302
+    assert response.headers["Location"] == page
+    assert status_of(request_) == Booking.CONFIRMED
+
+
+def test_the_expert_declines_a_request_and_is_not_offered_to_cancel_it(client, auth, request_):
+    """Cancelling would tell the booker "cancelled" instead of "declined", without a reason
+    asked for as one: the expert's page and list offer Decline only, while it waits."""
+    auth.login("coach")
+    page = client.get(f"/bookings/{request_.uid}").text
+    assert "Decline request" in page
+    assert 'id="cancel"' not in page and "Cancel this session" not in page
+    assert f"/bookings/{request_.uid}#cancel" not in client.get("/bookings").text

@@ -18,7 +18,7 @@ from expertbook.outbox.events import booking_messages
 from expertbook.outbox.models import OutboxMessage
 from expertbook.webhooks import rows_for as webhook_rows
 from expertbook.webhooks.endpoints import add_endpoint
-from expertbook.webhooks.events import CONFIRMED, DECLINED, EVENTS, REQUESTED
+from expertbook.webhooks.events import CANCELLED, CONFIRMED, DECLINED, EVENTS, REQUESTED
 from tests.booking_fixtures import NOW, day_ahead
 from tests.pending_bookings import pending_booking, requiring_confirmation
 from tests.test_mail import calendar_part, deliver
@@ -142,6 +142,23 @@ def test_each_answer_has_its_webhook_with_the_answers(app, request_, coach, chan
         {"question": "What is your goal?", "answer": "Ship it"},
         {"question": "First session?", "answer": "Yes"},
     ]
+    # Only a decline's (or a cancellation's) body says why.
+    assert ("reason" in body) is (event == DECLINED)
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "event"),
+    [("declined", Booking.DECLINED, DECLINED), ("cancelled", Booking.CANCELLED, CANCELLED)],
+)
+def test_a_decline_and_a_cancellation_say_why(app, request_, coach, change, status, event):
+    app.config["ALLOW_PRIVATE_HOSTS"] = True
+    add_endpoint(coach, "http://127.0.0.1:9/hooks", [event], now=utcnow())
+    answered(request_, status, "Away that week.")
+    (row,) = webhook_rows(request_, change, now=NOW)
+    assert json.loads(row["payload"]["body"])["reason"] == "Away that week."
+    answered(request_, status, "")
+    (row,) = webhook_rows(request_, change, now=NOW)
+    assert json.loads(row["payload"]["body"])["reason"] == ""
 
 
 def test_a_request_is_not_written_to_the_experts_calendar_until_confirmed(app, request_):
@@ -163,6 +180,38 @@ def test_a_request_is_not_written_to_the_experts_calendar_until_confirmed(app, r
 def test_the_calendar_file_says_tentative_while_it_waits(app, request_, status, shown):
     answered(request_, status)
     assert f"STATUS:{shown}" in calendar_file([request_], "http://testserver").decode()
+
+
+@pytest.mark.parametrize(
+    "status", [Booking.PENDING, Booking.CONFIRMED, Booking.DECLINED, Booking.CANCELLED]
+)
+def test_the_calendar_file_has_the_video_link_only_once_confirmed(app, request_, status):
+    answered(request_, status)
+    text = calendar_file([request_], "http://testserver").decode().replace("\r\n ", "")
+    shown = status == Booking.CONFIRMED
+    assert (f"Join: {request_.video_url}" in text) is shown
+    assert (f"LOCATION:{request_.video_url}" in text) is shown
+    assert (f"URL:{request_.video_url}" in text) is shown
+
+
+def test_a_request_moved_to_another_time_asks_the_expert_again(app, inbox, request_, coach):
+    """A pending request the booker reschedules: the expert gets the request again (its
+    answers, one-click links), not "Rescheduled ... waiting for you"; nobody gets a
+    calendar part or the video link before the confirmation."""
+    assert deliver(app, request_, "rescheduled", inbox) == 2
+    mails = {m["To"]: m for m in inbox.messages}
+    guest, expert = mails[request_.email], mails[coach.email]
+    for message in (guest, expert):
+        assert not any(p.get_content_type() == "text/calendar" for p in message.walk())
+        assert request_.video_url not in text_of(message)
+        assert "invite.ics" not in text_of(message)
+    expert_text = text_of(expert)
+    assert "has a new time; it waits for your answer" in expert_text
+    assert f"Confirm: http://testserver/bookings/{request_.uid}/confirm/" in expert_text
+    assert f"Decline: http://testserver/bookings/{request_.uid}/decline/" in expert_text
+    assert "What is your goal?: Ship it" in expert_text
+    assert "Waiting for" not in expert_text
+    assert "Waiting for" in text_of(guest)  # the booker's: a new time, still to be confirmed
 
 
 def test_no_reminder_is_sent_for_a_request(app, request_):

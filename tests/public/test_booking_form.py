@@ -280,7 +280,7 @@ def test_a_replayed_submit_announces_nothing_more(app, client, intro):
 def test_a_guest_keeps_the_zone_they_booked_in(client, intro):
     """A guest has no profile zone: the manage link (without ?tz=) and the mail show the
     zone they picked the time in, not the expert's."""
-    from expertbook.mail import booking_mail
+    from expertbook.booking_mail import booking_mail
     from tests.mail_inbox import text_of
 
     start, href = first_slot_link(client, tz="Asia/Kolkata")
