@@ -227,6 +227,15 @@ def on_hold(*args: Any):
     emit("held", holds.hold_payload(hold))
 
 
+def note_renewed(hold: Hold) -> None:
+    """A hold was renewed through the API by its page: the page's socket, if bound on this
+    process, still stands for it (its going ends the hold DISCONNECT_GRACE later). A bind
+    on another process is not seen here; it is renewed over its socket."""
+    for bound in _bound_holds.values():
+        if hold.id in bound:
+            bound[hold.id] = hold.expires_at
+
+
 @socketio.on("disconnect")
 def on_disconnect(*_args: Any) -> None:
     """A socket went: its holds end DISCONNECT_GRACE from now, unless the page has bound

@@ -21,7 +21,12 @@ from ..holds import (
     renew_hold,
     token_holder,
 )
-from ..realtime import announce_hold_placed, announce_hold_released, announce_slot_held
+from ..realtime import (
+    announce_hold_placed,
+    announce_hold_released,
+    announce_slot_held,
+    note_renewed,
+)
 from . import bp
 from .auth import api_user
 from .errors import ApiError, error_response
@@ -107,5 +112,6 @@ def renew(hold_id: str):
         raise ApiError(409, "hold_expired", str(error)) from None
     if hold is None:
         raise ApiError(404, "not_found", "No such hold, or it has expired.")
+    note_renewed(hold)
     announce_slot_held(hold)
     return jsonify(hold_payload(hold))

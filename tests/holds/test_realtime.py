@@ -143,6 +143,17 @@ def test_a_hold_past_its_lifetime_cannot_be_bound(app, client, hold_path):
     assert [e["code"] for e in received(page, "error")] == ["hold_expired"]
 
 
+def test_a_hold_renewed_by_its_page_over_http_still_ends_with_its_socket(app, client, hold_path):
+    body = hold_message(client, hold_path)
+    page = socketio.test_client(app, flask_test_client=client)
+    page.emit("hold", {"hold_id": body["hold_id"], "hold_token": body["hold_token"]})
+    assert client.post(f"/api/v1/holds/{body['hold_id']}/renew").status_code == 200
+    page.disconnect()
+    db.session.expire_all()
+    left = db.session.get(Hold, body["hold_id"]).expires_at - datetime.now(UTC)
+    assert left <= holds.DISCONNECT_GRACE
+
+
 def test_only_the_holder_can_bind_a_hold(app, client, hold_path):
     body = hold_message(client, hold_path)
     stranger = socketio.test_client(app)
