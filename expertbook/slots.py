@@ -56,7 +56,7 @@ def rules_of(event_type: EventType) -> SlotRules:
 
 @dataclass(frozen=True)
 class LiveHold:
-    """A live hold as the slot engine weighs it (holds.Holder.owns reads its token_hash and
+    """A live hold as the slot engine weighs it (booking_checks.Holder.owns reads its token_hash and
     session_key)."""
 
     id: str
