@@ -25,7 +25,6 @@ from . import booking_statements as statements
 from .accounts import AccountError, normalize_email
 
 # The checks shared with holds; the errors are also this module's (callers import them here).
-from .booking_checks import BUMP_SCHEDULE_VERSION as _BUMP  # noqa: F401 - confirmation's
 from .booking_checks import (
     HELD_MESSAGE,  # noqa: F401
     Holder,
@@ -320,7 +319,7 @@ def warm_up() -> None:
     import what it imports late (the outbox's mail, reminder, webhook and write-back
     producers, which pull in the calendar and mail libraries), compile PostgreSQL's
     statements, and run the address check once. Needs an app context."""
-    from . import mail, reminders, webhooks  # noqa: F401
+    from . import booking_mail, reminders, webhooks  # noqa: F401
     from .calendars import writeback  # noqa: F401
 
     if db.engine.dialect.name == "postgresql":
@@ -422,8 +421,21 @@ def _locked_booking(booking_id: int) -> Booking:
     return booking
 
 
+def check_reason(reason: Any) -> str:
+    """A cancellation's or a decline's reason, cleaned (None: none given).
+
+    Raises:
+        BookingInputError: not text, or over MAX_NOTES characters.
+    """
+    if reason is None:
+        return ""
+    if not isinstance(reason, str) or len(reason) > MAX_NOTES:
+        raise BookingInputError("reason", f"Text of at most {MAX_NOTES} characters.")
+    return multiline(reason)
+
+
 def cancel_booking(
-    booking: Booking, *, reason: str = "", now: datetime, manage_url: str | None = None
+    booking: Booking, *, reason: str | None = "", now: datetime, manage_url: str | None = None
 ) -> bool:
     """Cancel an upcoming booking, confirmed or pending (either participant may), and commit,
     with the messages that tell of it (`manage_url`: the guest's tokened link, when the
@@ -434,11 +446,10 @@ def cancel_booking(
         (cancelling twice is harmless, so a retried request answers the same).
 
     Raises:
-        BookingInputError: a reason over MAX_NOTES characters.
+        BookingInputError: a reason that is not text or over MAX_NOTES characters.
         BookingStateError: the booking has already ended.
     """
-    if not isinstance(reason, str) or len(reason) > MAX_NOTES:
-        raise BookingInputError("reason", f"Text of at most {MAX_NOTES} characters.")
+    reason = check_reason(reason)
     booking_id, expert_id = booking.id, booking.expert_id
     with booking_transaction():
         lock_expert(expert_id)
@@ -448,7 +459,7 @@ def cancel_booking(
         if booking.end_at <= now:
             raise BookingStateError("This session is already over.")
         booking.status = Booking.CANCELLED
-        booking.cancel_reason = multiline(reason)
+        booking.cancel_reason = reason
         booking.cancelled_at = now
         # A withdrawn request has no deadline left (decline_overdue walks open ones only).
         booking.confirm_by = None

@@ -18,12 +18,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .booking import _BUMP, MAX_NOTES, BookingInputError, lock_expert
+from .booking import check_reason
+from .booking_checks import BUMP_SCHEDULE_VERSION, lock_expert
 from .database import booking_transaction, discard_transaction
 from .extensions import db
 from .models import Booking, User
 from .outbox.events import booking_changed
-from .text import multiline
 
 log = logging.getLogger("expertbook.confirmation")
 
@@ -39,15 +39,6 @@ class NotPending(Exception):
 
 class NotTheExpert(Exception):
     """Only the booking's expert answers its request."""
-
-
-def check_reason(reason: Any) -> str:
-    """A decline's reason, cleaned. Raises BookingInputError("reason") past MAX_NOTES."""
-    if reason is None:
-        return ""
-    if not isinstance(reason, str) or len(reason) > MAX_NOTES:
-        raise BookingInputError("reason", f"Text of at most {MAX_NOTES} characters.")
-    return multiline(reason)
 
 
 def confirm_booking(booking: Booking, *, actor: User | None, now: datetime) -> Booking:
@@ -153,7 +144,7 @@ def _answer(
         if frees_time:
             # The lock and the schedule version's bump in one statement, as a booking does:
             # the slots cache must not keep offering nothing at a time now free.
-            db.session.execute(_BUMP, {"expert_id": expert_id})
+            db.session.execute(BUMP_SCHEDULE_VERSION, {"expert_id": expert_id})
         else:
             lock_expert(expert_id)
         swap = (

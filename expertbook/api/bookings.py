@@ -145,7 +145,7 @@ def cancel(uid: str):
         if name != "reason":
             raise invalid(name, "Unknown field.", code="unknown_field")
     try:
-        changed = cancel_booking(booking, reason=body.get("reason") or "", now=datetime.now(UTC))
+        changed = cancel_booking(booking, reason=body.get("reason"), now=datetime.now(UTC))
     except BookingInputError as error:
         raise invalid(error.field, error.message) from None
     except BookingStateError as error:

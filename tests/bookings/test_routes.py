@@ -228,6 +228,9 @@ def test_api_cancel_validation(client, make_user, make_booking):
     path = f"/api/v1/bookings/{booking.uid}/cancel"
     assert client.post(path, json={"reason": "x" * 3000}, headers=headers).status_code == 422
     assert client.post(path, json={"why": "x"}, headers=headers).status_code == 422
+    for wrong in (False, 0, [], {}, ["why"]):  # not text: refused, not taken as "no reason"
+        refused = client.post(path, json={"reason": wrong}, headers=headers)
+        assert (refused.status_code, refused.json["error"]["field"]) == (422, "reason")
     assert client.post(path, data="[]", content_type="application/json",
                        headers=headers).status_code == 400  # fmt: skip
     assert db.session.get(Booking, booking.id).status == "confirmed"
