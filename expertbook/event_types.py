@@ -306,8 +306,9 @@ def remove_event_type(event_type: EventType, *, now: datetime) -> str:
         DELETE or ARCHIVE: what was done.
 
     Raises:
-        EventTypeError: an upcoming confirmed or pending booking exists (code "has_upcoming_bookings"),
-            or the type is already gone (code "not_found"); nothing changes.
+        EventTypeError: an upcoming confirmed or pending booking exists (code
+            "has_upcoming_bookings"), or the type is already gone (code "not_found");
+            nothing changes.
         BookingBusy: the expert's lock was not free in time.
     """
     event_type_id, expert_id = event_type.id, event_type.expert_id
