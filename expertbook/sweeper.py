@@ -1,7 +1,8 @@
 """The sweeper: a green thread in each web process that ends what has run out, every
 SWEEP_SECONDS, and announces it after the commit: expired holds and pending requests the
 expert did not answer in time (slot_released).
-Each step is guarded: an error is logged and the loop goes on (the database may be away)."""
+Each step is guarded: an error is logged and the loop goes on. A database that cannot be
+reached is said once in a line (no traceback every 2 s of an outage), and its return too."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from datetime import UTC, datetime
 from flask import Flask
 
 from . import confirmation, holds
-from .database import discard_transaction
+from .database import discard_transaction, is_unavailable
 from .extensions import socketio
 
 log = logging.getLogger("expertbook.sweeper")
@@ -40,15 +41,30 @@ def decline_overdue(now: datetime) -> int:
     return len(declined)
 
 
+class _Outage:
+    """Whether the last pass found the database unreachable (this process's sweeper)."""
+
+    down = False
+
+
 def sweep_once(app: Flask, now: datetime | None = None) -> None:
     """One pass: each step in an app context of its own, an error logged, not raised."""
+    unreachable = None
     for step in (sweep_holds, decline_overdue):
         with app.app_context():
             try:
                 step(now or datetime.now(UTC))
-            except Exception:  # noqa: BLE001 - the next pass tries again
+            except Exception as error:  # noqa: BLE001 - the next pass tries again
                 discard_transaction()
-                log.exception("sweeper: %s failed", step.__name__)
+                if is_unavailable(error):
+                    unreachable = error
+                else:
+                    log.exception("sweeper: %s failed", step.__name__)
+    if unreachable is not None and not _Outage.down:
+        log.warning("sweeper: database unavailable (%s); trying again", type(unreachable).__name__)
+    elif unreachable is None and _Outage.down:
+        log.info("sweeper: database back")
+    _Outage.down = unreachable is not None
 
 
 def run(app: Flask) -> None:

@@ -78,6 +78,29 @@ def test_a_sweeper_error_is_logged_and_the_loop_goes_on(app, monkeypatch, caplog
     assert "sweeper: sweep_holds failed" in caplog.text
 
 
+def test_a_database_away_is_one_line_per_outage_not_a_traceback_every_pass(
+    app, monkeypatch, caplog
+):
+    """The fault tests read the servers' logs for tracebacks: an outage is said once."""
+    import logging
+
+    import psycopg2
+    from sqlalchemy.exc import OperationalError
+
+    def refused(now):
+        raise OperationalError("SELECT 1", {}, psycopg2.OperationalError("Connection refused"))
+
+    caplog.set_level(logging.INFO, logger="expertbook.sweeper")
+    monkeypatch.setattr(holds, "sweep_expired", refused)
+    for _ in range(3):
+        sweeper.sweep_once(app)
+    assert "Traceback" not in caplog.text
+    assert caplog.text.count("sweeper: database unavailable (OperationalError)") == 1
+    monkeypatch.undo()
+    sweeper.sweep_once(app)
+    assert caplog.text.count("sweeper: database back") == 1
+
+
 def hold_message(client, hold_path):
     return client.post(hold_path, json={"start": iso(start_at())}).json
 
