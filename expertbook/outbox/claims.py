@@ -62,11 +62,9 @@ def _waiting_conditions(now: datetime) -> list:
     ]
 
 
-def claim(
-    now: datetime, *, limit: int, lease: timedelta, uids: list[str] | None = None
-) -> list[OutboxMessage]:
-    """Claim up to `limit` due rows (only those with `uids`, when given) until now + lease,
-    and commit; return them detached, oldest first."""
+def claim_query(now: datetime, *, limit: int, uids: list[str] | None = None) -> sa.Select:
+    """The claim's SELECT ... FOR UPDATE SKIP LOCKED (the partial indexes of pending rows,
+    see models.py, keep it fast however long the backlog)."""
     query = (
         sa.select(OutboxMessage)
         .where(*_waiting_conditions(now), OutboxMessage.due_at <= now)
@@ -77,6 +75,15 @@ def claim(
     )
     if uids is not None:
         query = query.where(OutboxMessage.uid.in_(uids))
+    return query
+
+
+def claim(
+    now: datetime, *, limit: int, lease: timedelta, uids: list[str] | None = None
+) -> list[OutboxMessage]:
+    """Claim up to `limit` due rows (only those with `uids`, when given) until now + lease,
+    and commit; return them detached, oldest first."""
+    query = claim_query(now, limit=limit, uids=uids)
     with booking_transaction():
         messages = list(db.session.scalars(query))
         if messages:

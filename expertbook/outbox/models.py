@@ -25,8 +25,28 @@ def new_uid() -> str:
 class OutboxMessage(db.Model):
     __tablename__ = "outbox_message"
     __table_args__ = (
-        # The workers' claim: due pending rows, oldest first.
+        # Sent and cancelled rows by age (retention).
         sa.Index("ix_outbox_message_status_due_at", "status", "due_at"),
+        # The workers' claim, which must stay fast however long the backlog: due pending
+        # rows, oldest first, read in index order; and "is an older row of this booking
+        # and kind still pending?", asked of each. Partial, so the sent history (most
+        # rows) is in neither, and the plan holds while the table's statistics lag behind a
+        # burst (with only the index above, a claim over 16,000 pending mails took 42 s).
+        sa.Index(
+            "ix_outbox_message_pending_due",
+            "due_at",
+            "id",
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        ),
+        sa.Index(
+            "ix_outbox_message_pending_booking",
+            "booking_id",
+            "kind",
+            "created_at",
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        ),
     )
 
     # kind
