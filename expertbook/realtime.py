@@ -15,6 +15,9 @@ Clients (the booking page) send:
 The server answers a join with `joined` {"event_type_id", "version"}: `version` is the
 expert's schedule version, which every change to what they offer bumps, so a page that
 joins again (say on a slow timer) and sees another version knows to re-read its slots.
+Right after `joined`, the joining socket alone gets a `slot_held` (the payload below, for
+the joined event type) for each live hold of the expert: a page that (re)connects learns
+of the holds placed while it was away at once, not at their next renewal.
 Clients get `error` {"code", "message"} instead of a dropped connection or silence:
     invalid_payload / unknown_event_type   join or leave could not be honoured
     unknown_hold / hold_expired   hold could not be honoured
@@ -169,7 +172,7 @@ def on_join(*args: Any):
     if event_type_id is None:
         return _error("invalid_payload", 'Send {"event_type_id": <positive integer>}.')
     row = db.session.execute(
-        sa.select(EventType.active, User.schedule_version)
+        sa.select(EventType.active, EventType.expert_id, User.schedule_version)
         .join(User, User.id == EventType.expert_id)
         .where(EventType.id == event_type_id)
     ).first()
@@ -177,6 +180,29 @@ def on_join(*args: Any):
         return _error("unknown_event_type", "No such event type.")
     join_room(room_of(event_type_id))
     emit("joined", {"event_type_id": event_type_id, "version": row.schedule_version})
+    # The holds placed while this page was away (or before it first joined): announced
+    # to this socket alone, as the room heard of them, so the page shows them held now.
+    for hold in _live_holds(row.expert_id, datetime.now(UTC)):
+        emit("slot_held", _held_payload(event_type_id, hold))
+
+
+def _live_holds(expert_id: int, now: datetime) -> Sequence[Hold]:
+    """The expert's holds live at `now` whose time has not ended, soonest first."""
+    return db.session.scalars(
+        sa.select(Hold)
+        .where(Hold.expert_id == expert_id, Hold.expires_at > now, Hold.end_at > now)
+        .order_by(Hold.start_at, Hold.id)
+    ).all()
+
+
+def _held_payload(event_type_id: int, hold: Hold) -> dict[str, Any]:
+    """`slot_held` of `hold` as the room of `event_type_id` is told it."""
+    return {
+        "event_type_id": event_type_id,
+        "start": iso_z(hold.start_at),
+        "end": iso_z(hold.end_at),
+        "expires_at": iso_z(hold.expires_at),
+    }
 
 
 @socketio.on_error_default

@@ -7,7 +7,8 @@
  * - shows a time someone is booking right now (slot_held) as held, "Someone is booking
  *   this time", not bookable, and says so in the live region, on whichever day it lies; it
  *   stays held while its holder renews the hold (each renewal is announced again) and is
- *   offered again when the hold ends (slot_released).
+ *   offered again when the hold ends (slot_released); on every (re)join the server sends
+ *   a slot_held for each hold still live, so holds placed while the socket was away show.
  * Everything it needs comes from the data-* attributes of #booking. */
 (() => {
   "use strict";

@@ -1,0 +1,68 @@
+"""A booking page whose socket (re)joins learns at once of the holds placed while it was
+away: the server follows `joined` with a `slot_held` for each live hold of the expert."""
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from expertbook.extensions import db, socketio
+from expertbook.models import Hold
+
+from .conftest import iso, start_at
+
+
+def events(sio):
+    return [(event["name"], event["args"][0]) for event in sio.get_received()]
+
+
+def test_a_page_that_reconnects_is_told_the_holds_placed_while_it_was_away(
+    app, sync, hold_path, make_event_type
+):
+    other = make_event_type(sync.expert, slug="other", duration_minutes=60)
+    page = socketio.test_client(app)
+    page.emit("join", {"event_type_id": other.id})
+    page.get_received()
+    page.disconnect()
+    body = app.test_client().post(hold_path, json={"start": iso(start_at())}).json
+    assert body["hold_id"]
+
+    page = socketio.test_client(app)  # the page's socket reconnects and joins again
+    page.emit("join", {"event_type_id": other.id})
+    got = events(page)
+    assert [name for name, _ in got] == ["joined", "slot_held"]
+    assert got[1][1] == {
+        "event_type_id": other.id, "start": body["start"], "end": body["end"],
+        "expires_at": body["expires_at"],
+    }  # fmt: skip
+
+
+def test_only_live_holds_are_told_and_only_to_the_joining_socket(app, sync, hold_path, watcher):
+    live = app.test_client().post(hold_path, json={"start": iso(start_at(hour=12))}).json
+    gone = (
+        app.test_client()
+        .post(
+            hold_path,
+            json={"start": iso(start_at(hour=14))},
+            environ_base={"REMOTE_ADDR": "10.0.0.9"},
+        )
+        .json
+    )
+    db.session.execute(
+        sa.update(Hold)
+        .where(Hold.id == gone["hold_id"])
+        .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    )
+    db.session.commit()
+    watcher.get_received()
+
+    page = socketio.test_client(app)
+    page.emit("join", {"event_type_id": sync.id})
+    held = [payload for name, payload in events(page) if name == "slot_held"]
+    assert [payload["start"] for payload in held] == [live["start"]]
+    assert events(watcher) == []  # the room already knew: nobody else is told again
+
+
+def test_a_join_without_holds_is_answered_as_before(app, sync):
+    page = socketio.test_client(app)
+    page.emit("join", {"event_type_id": sync.id})
+    assert [name for name, _ in events(page)] == ["joined"]
