@@ -439,7 +439,8 @@ def cancel_booking(
 ) -> bool:
     """Cancel an upcoming booking, confirmed or pending (either participant may), and commit,
     with the messages that tell of it (`manage_url`: the guest's tokened link, when the
-    caller has it).
+    caller has it). The cancellation mails of a request still pending carry no calendar
+    part: no invitation went out for it, so there is nothing to cancel.
 
     Returns:
         True when this call cancelled it; False when it already was, or was declined
@@ -458,13 +459,21 @@ def cancel_booking(
             return False
         if booking.end_at <= now:
             raise BookingStateError("This session is already over.")
+        was_pending = booking.is_pending
         booking.status = Booking.CANCELLED
         booking.cancel_reason = reason
         booking.cancelled_at = now
         # A withdrawn request has no deadline left (decline_overdue walks open ones only).
         booking.confirm_by = None
         booking.sequence += 1
-        booking_changed(booking, "cancelled", now=now, manage_url=manage_url)
+        messages = booking_messages(booking, "cancelled", now=now, manage_url=manage_url)
+        if was_pending:
+            # Nobody got an invitation for a request (none before it is confirmed): its
+            # cancellation has no calendar event to cancel.
+            from .booking_mail import without_invite
+
+            without_invite(messages)
+        enqueue(messages)
     return True
 
 

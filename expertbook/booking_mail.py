@@ -61,6 +61,17 @@ def rows_for(
     ]  # fmt: skip
 
 
+def without_invite(rows: list[dict]) -> list[dict]:
+    """`rows` (a booking change's outbox rows), their mails marked to carry no calendar
+    part: for a change to a request cancelled while still pending, whose parties never got
+    an invitation (no mail carries one before the confirmation), so there is nothing in
+    their calendars to cancel. Other rows are left as they are."""
+    for row in rows:
+        if row["kind"] == OutboxMessage.MAIL:
+            row["payload"] = {**row["payload"], "invite": False}
+    return rows
+
+
 def subject_of(booking: Booking, kind: str, role: str = CLIENT) -> str:
     title, expert = booking.event_type.title, booking.expert.display_name
     prefix = EXPERT_PREFIX.get(kind, KINDS[kind][1]) if role == EXPERT else KINDS[kind][1]
@@ -75,6 +86,7 @@ def booking_mail(
     manage_url: str | None = None,
     uid: str,
     invites: dict | None = None,
+    invite: bool = True,
 ) -> Message:
     """The mail to one party (`role`: client or expert) about `booking`, with a
     text/calendar part (METHOD per KINDS; none for a request or a decline, nor for any mail
@@ -83,8 +95,9 @@ def booking_mail(
     signed in. The expert's mails list the booker's answers, and the expert's mail about a
     pending request is the request, with one-click confirm and decline links. `invites`:
     a dict the caller keeps across the mails of one batch, so both parties' identical
-    invite is built once."""
-    method = None if booking.is_pending else KINDS[kind][0]
+    invite is built once. `invite` False: no calendar part whatever the kind (the
+    cancellation of a request that was still pending: see without_invite)."""
+    method = None if booking.is_pending or not invite else KINDS[kind][0]
     config = current_app.config
     is_expert = role == EXPERT
     if is_expert:
@@ -138,6 +151,7 @@ def _build_booking_mail(invites: dict) -> Builder:
             manage_url=payload.get("manage_url"),
             uid=message.uid,
             invites=invites,
+            invite=payload.get("invite", True),
         )
 
     return build
