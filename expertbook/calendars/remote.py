@@ -23,6 +23,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import caldav
 import caldav.davclient  # noqa: F401 - caldav imports it lazily: at startup, not mid-request
 from caldav.lib.auth import extract_auth_types
+from niquests import exceptions as http_errors
 
 from . import davxml, net
 from .net import RemoteError, UnsafeAddress, check_url, status_error, status_message
@@ -241,14 +242,32 @@ class CalDAVAccount:
                     )
             return found
 
-    def sync_token(self, calendar_url: str) -> str | None:
-        """The calendar's current sync token (RFC 6578), or None when the server has none."""
+    def sync_token(self, calendar_url: str, *, patience: float | None = None) -> str | None:
+        """The calendar's current sync token (RFC 6578), or None when the server has none.
+
+        With `patience`, also None when the server does not answer within that many seconds
+        (the caller reads without a token this time and asks again next time): Radicale,
+        asked for the first time for the token of a calendar no client has synced, first
+        writes a history file for each event, seconds for thousands (14 s for 5,000 on a
+        busy machine, past the read timeout), and finishes that on its own once asked.
+        """
         calendar_url = check_url(calendar_url, allow_private=self.allow_private)
-        with net.Translated(calendar_url):
-            response = self.client.propfind(calendar_url, props=[_SYNC_TOKEN], depth=0)
-            if response.status != 207 or not response.results:
-                return None
-            token = response.results[0].properties.get(_SYNC_TOKEN)
+        timeout = self.client.timeout
+        if patience is not None:
+            self.client.timeout = (net.CONNECT_TIMEOUT, patience)
+        try:
+            with net.Translated(calendar_url):
+                try:
+                    response = self.client.propfind(calendar_url, props=[_SYNC_TOKEN], depth=0)
+                except http_errors.ReadTimeout:
+                    if patience is None:
+                        raise
+                    return None
+                if response.status != 207 or not response.results:
+                    return None
+                token = response.results[0].properties.get(_SYNC_TOKEN)
+        finally:
+            self.client.timeout = timeout
         return token if isinstance(token, str) and 0 < len(token) <= 2048 else None
 
     def report(self, calendar_url: str, body: bytes) -> bytes:

@@ -286,3 +286,44 @@ def test_the_dashboard_says_when_a_failed_calendar_is_tried_again(
     auth.login("coach")
     page = client.get("/dashboard/calendars").text
     assert "401" in page and "Next try" in page and "still block" in page
+
+
+def test_a_token_slow_to_come_is_read_without_and_asked_for_next_time(
+    any_app, coach, sync_type, radicale, calendar, private_ok, reports, monkeypatch
+):
+    """Radicale asked for the first time for a big calendar's sync token writes its sync
+    history first (seconds): the first read does not wait past FIRST_TOKEN_PATIENCE, the
+    next sync asks again (waiting up to the read timeout) and goes on from that token."""
+    import caldav
+    from niquests.exceptions import ReadTimeout
+
+    real = caldav.DAVClient.propfind
+    waits = []
+
+    def propfind(self, url=None, props=None, depth=0):
+        if props == ["{DAV:}sync-token"]:
+            waits.append(self.timeout)
+            if len(waits) == 1:
+                raise ReadTimeout("the server is writing its sync history")
+        return real(self, url, props=props, depth=depth)
+
+    monkeypatch.setattr(caldav.DAVClient, "propfind", propfind)
+    connection = connect_calendar(
+        coach, "caldav", calendar, radicale.username, radicale.password, now=utcnow()
+    )
+    stored = db.session.scalar(
+        sa.select(ConnectedCalendar).where(ConnectedCalendar.url == calendar)
+    )
+    assert waits == [(remote.net.CONNECT_TIMEOUT, reading.FIRST_TOKEN_PATIENCE)]
+    assert stored.sync_token == "" and busy_count(connection.id) == 10
+    reports.clear()
+    radicale.add_event(calendar, event("new@example.com", day_ahead(5, 14)))
+    synced(connection)
+    assert waits[1] == (remote.net.CONNECT_TIMEOUT, remote.net.READ_TIMEOUT)
+    assert kinds(reports) == ["calendar-query", "calendar-multiget"]
+    stored = db.session.get(ConnectedCalendar, stored.id, populate_existing=True)
+    assert stored.sync_token.startswith("http://radicale") and busy_count(connection.id) == 11
+    reports.clear()
+    radicale.add_event(calendar, event("newer@example.com", day_ahead(6, 14)))
+    synced(connection)
+    assert kinds(reports) == ["sync-collection"] and busy_count(connection.id) == 12
