@@ -39,10 +39,11 @@ from .booking_checks import (
     read_locked,
     retry_after,  # noqa: F401
 )
+from .bookings.manage_links import derive_token
 from .database import BookingBusy, booking_transaction
 from .errors import FieldError
 from .extensions import db
-from .models import Booking, EventType, Hold, IdempotencyKey, User, hash_token, new_token, utcnow
+from .models import Booking, EventType, Hold, IdempotencyKey, User, hash_token, utcnow
 from .outbox.events import booking_changed, booking_messages
 from .outbox.queue import ENQUEUED_KEY, enqueue
 from .questions import check_answers
@@ -361,12 +362,14 @@ def _booking_values(
     now: datetime,
     answers: dict[str, Any],
 ) -> tuple[dict[str, Any], str]:
-    """The new booking's column values (but its id), and its guest's manage token."""
-    token = new_token()
+    """The new booking's column values (but its id), and its guest's manage token (derived
+    from its uid: bookings/manage_links.py)."""
+    uid = secrets.token_hex(12)
+    token = derive_token(uid)
     created = utcnow()
     pending = bool(event_type.requires_confirmation)
     return dict(
-        uid=secrets.token_hex(12),
+        uid=uid,
         expert_id=event_type.expert_id,
         event_type_id=event_type.id,
         client_id=client.id if client is not None else None,

@@ -15,6 +15,7 @@ from email.message import Message
 from flask import current_app, render_template
 
 from .bookings.links import decision_url
+from .bookings.manage_links import guest_manage_url
 from .ics import calendar_file
 from .mail import Builder, Built, deliver_mails, message_id, mime_mail
 from .models import Booking
@@ -45,10 +46,14 @@ def rows_for(
 ) -> list[dict]:
     """One mail row for each party of `booking` about `change` (booked, rescheduled,
     cancelled, requested, confirmed; a decline only to the booker). The guest's row keeps
-    their tokened link until it is sent: it is how a guest finds the booking again, and it
-    cannot be made later (only its hash is stored)."""
+    their tokened link until it is sent: it is how a guest finds the booking again. It is
+    the caller's `manage_url`, else the one made again from the booking
+    (bookings/manage_links.py); a link of a booking made before tokens were derived comes
+    only from the caller (outbox.events recovers it from the booking's pending reminders)."""
     if change not in KINDS:
         return []
+    if booking.client_id is None:
+        manage_url = manage_url or guest_manage_url(booking)
     guest = {"manage_url": manage_url} if manage_url and booking.client_id is None else {}
     common = dict(now=now, event=change, booking_id=booking.id, expert_id=booking.expert_id)
     roles = RECIPIENTS.get(change, (CLIENT, EXPERT))

@@ -5,8 +5,10 @@ message to the client and one to the expert, due at start - m (those already pas
 booking is made are left out). A reschedule cancels the pending ones and makes new ones for
 the new time; a cancellation cancels them. A booking waiting for the expert's confirmation
 gets none until it is confirmed (then they are made as for a new booking); a declined one
-none at all. A guest's request gets one row that is never sent: it keeps the guest's link
-(see link_keeper_rows). The messages are written by `rows_for` in the
+none at all. A guest's reminder rows carry their manage link (made again from the booking
+when the change's caller does not have it: bookings/manage_links.py). The messages are
+written by
+`rows_for` in the
 booking change's own transaction (outbox.events) and delivered by the outbox worker, which
 calls `deliver_reminder` when they are due.
 """
@@ -23,6 +25,7 @@ import sqlalchemy as sa
 from flask import current_app, render_template
 
 from . import mail
+from .bookings.manage_links import guest_manage_url
 from .database import booking_transaction
 from .extensions import db
 from .models import Booking, utcnow
@@ -69,39 +72,16 @@ def rows_for(
     if change not in ("booked", "requested") and not pending_cancelled:
         recovered = cancel_pending(booking.id)  # always: they are for a time no longer
         manage_url = manage_url or recovered
-    if booking.is_pending:
-        return link_keeper_rows(booking, now=now, manage_url=manage_url)
     if not booking.is_confirmed:
         return []
     return reminder_rows(booking, now=now, manage_url=manage_url)
 
 
-# The event of a row that only keeps a guest's link while a request waits for the expert.
+# The event of a row written by earlier versions for a guest's request, never sent: it only
+# kept the guest's link while the request waited (a link that cannot be made again from the
+# booking). Such rows still in a database are cancelled by the request's answer (whose
+# messages take their link through cancel_pending) or dropped unsent after the session.
 LINK_KEEPER = "link"
-
-
-def link_keeper_rows(
-    booking: Booking, *, now: datetime, manage_url: str | None = None
-) -> list[dict[str, Any]]:
-    """For a guest's request: one pending reminder row that is never sent, only there to
-    keep the guest's tokened link until the expert answers (the link's only copy; the
-    answer's mail to the guest, and the reminders a confirmation makes, recover it through
-    cancel_pending as after any change). It falls due after the session's end, when it is
-    dropped unsent, its link scrubbed."""
-    if booking.client_id is not None or not manage_url:
-        return []
-    payload = {"role": CLIENT, "to": booking.email, "start": booking.start_at.isoformat()}
-    return [
-        message_row(
-            OutboxMessage.REMINDER,
-            now=now,
-            due_at=booking.end_at + timedelta(hours=1),
-            event=LINK_KEEPER,
-            booking_id=booking.id,
-            expert_id=booking.expert_id,
-            payload={**payload, "manage_url": manage_url},
-        )
-    ]
 
 
 def reminder_rows(
@@ -112,6 +92,8 @@ def reminder_rows(
     change of the clocks too); reminders whose time has passed are left out."""
     rows = []
     start = booking.start_at.isoformat()
+    if booking.client_id is None:  # a guest: their link, made again when not at hand
+        manage_url = manage_url or guest_manage_url(booking)
     for minutes in booking.event_type.reminder_minutes or ():
         due_at = booking.start_at - timedelta(minutes=minutes)
         if due_at <= now:
