@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import atexit
 import http.client
 import json
 import os
+import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from tests.conftest import pg_database_url
+from tests.conftest import TEST_DATABASE_URL, pg_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "e2e-shared-secret"  # one key for all processes, so a session works on each
@@ -144,22 +151,108 @@ def stop_servers(started: list[Server]) -> None:
 
 @pytest.fixture
 def start_server(tmp_path):
-    """Factory: start_server(database_url, REDIS_URL=...) -> a running Server."""
+    """Factory: start_server(database_url, REDIS_URL=...) -> a running Server;
+    start_server.many(2, database_url, ...) -> two, started at once."""
     started: list[Server] = []
 
     def start(database_url: str, **extra: str) -> Server:
         return launch_server(tmp_path, database_url, started, **extra)
 
+    def many(count: int, database_url: str, **extra: str) -> list[Server]:
+        """`count` servers started side by side (each start is mostly a Python importing
+        the app), in the order they were asked for."""
+        with ThreadPoolExecutor(count) as pool:
+            launches = [pool.submit(start, database_url, **extra) for _ in range(count)]
+        return [launch.result() for launch in launches]  # raises when one did not start
+
+    start.many = many
     yield start
     stop_servers(started)
 
 
-def make_site(database_url: str) -> Site:
+def _build_site(database_url: str) -> Site:
+    """The site made the way an operator makes one: `flask db upgrade`, then the CLI's
+    `users create` and `tokens create`."""
     flask_cli(database_url, "db", "upgrade")
     flask_cli(database_url, "users", "create", "coach", "coach@example.com", "--expert",
               "--password", "coach-password")  # fmt: skip
     token = flask_cli(database_url, "tokens", "create", "coach").strip()
     return Site(database_url, token)
+
+
+# Each CLI run above is a fresh Python importing the app (seconds each on a loaded machine),
+# so the run builds one site per kind with them, a template, and every site after that is a
+# copy of it: a SQLite file copied with the backup API, a PostgreSQL database made with
+# CREATE DATABASE ... TEMPLATE on the shared test server. The copies hold the same rows
+# (migrated schema, coach, token) as a site built afresh.
+_templates: dict[str, Site] = {}
+_template_folder: Path | None = None
+_templates_lock = threading.Lock()  # a test may make a site in a thread of its own
+
+
+def _sqlite_path(database_url: str) -> Path | None:
+    prefix = "sqlite:///"
+    return Path(database_url[len(prefix) :]) if database_url.startswith(prefix) else None
+
+
+def _sqlite_site(path: Path) -> Site:
+    global _template_folder
+    template = _templates.get("sqlite")
+    if template is None:
+        _template_folder = Path(tempfile.mkdtemp(prefix="expertbook-site-template-"))
+        atexit.register(shutil.rmtree, _template_folder, True)
+        template = _templates["sqlite"] = _build_site(
+            f"sqlite:///{_template_folder / 'template.db'}"
+        )
+    source = sqlite3.connect(_sqlite_path(template.database_url))
+    target = sqlite3.connect(path)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+    return Site(f"sqlite:///{path}", template.token)
+
+
+def _on_shared_postgres(database_url: str) -> bool:
+    url, shared = sa.make_url(database_url), sa.make_url(TEST_DATABASE_URL)
+    return url.get_backend_name() == "postgresql" and (url.host, url.port or 5432) == (
+        shared.host,
+        shared.port or 5432,
+    )
+
+
+def _postgres_site(database_url: str) -> Site:
+    template = _templates.get("postgresql")
+    if template is None:
+        template = _templates["postgresql"] = _build_site(pg_database_url("expertbook_template"))
+    name = sa.make_url(database_url).database
+    source = sa.make_url(template.database_url).database
+    engine = sa.create_engine(
+        sa.make_url(database_url).set(drivername="postgresql+psycopg2", database="postgres"),
+        isolation_level="AUTOCOMMIT",
+    )
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'))
+    finally:
+        engine.dispose()
+    return Site(database_url, template.token)
+
+
+def make_site(database_url: str) -> Site:
+    """A migrated database with the coach and an API token for them (no hours, no event
+    type yet): an empty SQLite file or an empty database on the shared PostgreSQL becomes a
+    copy of the run's template; any other database is built with the CLI."""
+    path = _sqlite_path(database_url)
+    if path is not None and (not path.exists() or path.stat().st_size == 0):
+        with _templates_lock:
+            return _sqlite_site(path)
+    if _on_shared_postgres(database_url):
+        with _templates_lock:
+            return _postgres_site(database_url)
+    return _build_site(database_url)
 
 
 def setup_coach(site: Site, server: Server, **event_type_fields) -> int:

@@ -94,7 +94,7 @@ def race(site, servers):
 
 
 def test_race_on_postgresql_two_processes_with_redis(pg_site, start_server, redis_url):
-    servers = [start_server(pg_site.database_url, REDIS_URL=redis_url) for _ in range(2)]
+    servers = start_server.many(2, pg_site.database_url, REDIS_URL=redis_url)
     race(pg_site, servers)
 
 

@@ -1,5 +1,6 @@
 """Live holds across real server processes (PostgreSQL + Redis): 50 clients hold and book
-one slot at once, and a holder whose socket dies frees the time within 35 s, live."""
+one slot at once, and a holder whose socket dies frees the time within 35 s, live (that
+run, on a database and servers of its own, waits while the other test runs)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,20 @@ import socketio
 import sqlalchemy as sa
 
 from config import normalize_database_url
-from tests.e2e.conftest import ROOT, future_slot, setup_coach
+from tests.conftest import pg_database_url
+from tests.e2e.conftest import (
+    ROOT,
+    future_slot,
+    launch_server,
+    make_site,
+    server_env,
+    setup_coach,
+    stop_servers,
+)
 
 pytestmark = pytest.mark.e2e
 CLIENTS = 50
+CHANNEL = server_env("")["SOCKETIO_CHANNEL"]  # the run's own, as every server here has
 
 
 def post(server, path: str, body: dict, headers: dict | None = None) -> tuple[int, dict]:
@@ -101,7 +112,7 @@ def hold_then_book(servers, event_type_id: int, start: str) -> list[tuple[int, s
 
 
 def test_fifty_clients_hold_and_book_one_slot(pg_site, start_server, redis_url):
-    servers = [start_server(pg_site.database_url, REDIS_URL=redis_url) for _ in range(2)]
+    servers = start_server.many(2, pg_site.database_url, REDIS_URL=redis_url)
     event_type_id = setup_coach(pg_site, servers[0])
     listeners = [Listener(server, event_type_id) for server in servers]
     start = future_slot()
@@ -143,41 +154,97 @@ time.sleep(600)
 """
 
 
-def test_a_killed_holders_time_frees_within_35_seconds_live(pg_site, start_server, redis_url):
+class KilledHolder:
+    """The killed-holder run, in a thread of its own: a holder's process holds a slot on one
+    server and is killed (its socket closes without a goodbye); a page on the other server
+    waits (up to 40 s) to hear slot_released. The run starts with the module, so its long
+    wait goes on while the module's other tests run; its test checks what it saw."""
+
+    def __init__(self, tmp_path, redis_url: str):
+        self.tmp_path, self.redis_url = tmp_path, redis_url
+        self.started: list = []
+        self.watcher: Listener | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self._scenario()
+        except BaseException as error:  # noqa: BLE001  (re-raised by the test)
+            self.error = error
+
+    def _scenario(self) -> None:
+        self.site = site = make_site(pg_database_url("expertbook_e2e_killed_holder"))
+        # A pub/sub channel of its own: the other test's servers, on another database
+        # whose event type has the same id, must not hear this run's events (nor it theirs).
+        env = {"REDIS_URL": self.redis_url, "SOCKETIO_CHANNEL": f"{CHANNEL}-killed-holder"}
+        with ThreadPoolExecutor(2) as pool:  # the two servers start side by side
+            launches = [
+                pool.submit(launch_server, self.tmp_path, site.database_url, self.started, **env)
+                for _ in range(2)
+            ]
+        servers = self.servers = [launch.result() for launch in launches]
+        self.event_type_id = setup_coach(site, servers[0])
+        self.watcher = watcher = Listener(servers[1], self.event_type_id)
+        self.start = start = future_slot()
+        status, body = post(
+            servers[0], f"/api/v1/event-types/{self.event_type_id}/holds", {"start": start}
+        )
+        assert status == 201, body
+        self.hold = body
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, servers[0].url, body["hold_id"], body["hold_token"]],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            assert watcher.wait_for("slot_held", 10)
+            self.killed = time.monotonic()
+            holder.kill()
+            holder.wait(10)
+            self.freed = watcher.wait_for("slot_released", 40)
+        finally:
+            holder.kill()
+            holder.wait(10)
+            holder.stdout.close()
+
+    def close(self) -> None:
+        self.thread.join(120)
+        if self.watcher is not None:
+            self.watcher.close()
+        stop_servers(self.started)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def killed_holder(tmp_path_factory, redis_url):
+    """Started before the module's first test, checked by its own test below."""
+    run = KilledHolder(tmp_path_factory.mktemp("killed-holder"), redis_url)
+    run.thread.start()
+    yield run
+    run.close()
+
+
+def test_a_killed_holders_time_frees_within_35_seconds_live(killed_holder):
     """The real grace (30 s) and the real sweeper: the holder's process is killed (its
     socket closes without a goodbye); a page on the other server hears slot_released."""
-    servers = [start_server(pg_site.database_url, REDIS_URL=redis_url) for _ in range(2)]
-    event_type_id = setup_coach(pg_site, servers[0])
-    watcher = Listener(servers[1], event_type_id)
-    start = future_slot()
-    status, body = post(servers[0], f"/api/v1/event-types/{event_type_id}/holds", {"start": start})
-    assert status == 201, body
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, servers[0].url, body["hold_id"], body["hold_token"]],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
+    run = killed_holder
+    run.thread.join(120)
+    assert not run.thread.is_alive(), "the killed-holder run did not end within 120 s"
+    if run.error is not None:
+        raise run.error
+    freed, killed = run.freed, run.killed
+    assert freed is not None, "the hold was not released"
+    assert 25 < freed - killed <= 35, freed - killed
+    assert run.watcher.events[-1][1] == {
+        "event_type_id": run.event_type_id,
+        "start": run.start,
+        "end": run.hold["end"],
+    }
+    assert scalar(run.site.database_url, "SELECT count(*) FROM slot_hold") == 0
+    # Free for anybody now.
+    status, _ = post(
+        run.servers[1], f"/api/v1/event-types/{run.event_type_id}/holds", {"start": run.start}
     )
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        assert watcher.wait_for("slot_held", 10)
-        killed = time.monotonic()
-        holder.kill()
-        holder.wait(10)
-        freed = watcher.wait_for("slot_released", 40)
-        assert freed is not None, "the hold was not released"
-        assert 25 < freed - killed <= 35, freed - killed
-        assert watcher.events[-1][1] == {
-            "event_type_id": event_type_id,
-            "start": start,
-            "end": body["end"],
-        }
-        assert scalar(pg_site.database_url, "SELECT count(*) FROM slot_hold") == 0
-        # Free for anybody now.
-        status, _ = post(servers[1], f"/api/v1/event-types/{event_type_id}/holds", {"start": start})
-        assert status == 201
-    finally:
-        holder.kill()
-        holder.wait(10)
-        holder.stdout.close()
-        watcher.close()
+    assert status == 201

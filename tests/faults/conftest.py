@@ -12,6 +12,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import socketio
@@ -76,7 +77,8 @@ BACKGROUND_LOOPS_OFF = {"WORKER_IN_PROCESS": "false", "CALENDAR_SYNC_IN_PROCESS"
 
 @pytest.fixture
 def servers(tmp_path) -> Iterator[Callable[..., Server]]:
-    """Factory: servers(site, **env) -> a running `python wsgi.py` on the site's database."""
+    """Factory: servers(site, **env) -> a running `python wsgi.py` on the site's database;
+    servers.many(2, site, **env) -> two, started at once."""
     started: list[Server] = []
 
     def start(site: Site, **extra: str) -> Server:
@@ -86,6 +88,20 @@ def servers(tmp_path) -> Iterator[Callable[..., Server]]:
             setup_coach(site, server)
         return server
 
+    def many(count: int, site: Site, **extra: str) -> list[Server]:
+        """`count` servers started side by side, in the order asked for."""
+        env = {**BACKGROUND_LOOPS_OFF, **extra}
+        with ThreadPoolExecutor(count) as pool:
+            launches = [
+                pool.submit(launch_server, tmp_path, site.database_url, started, **env)
+                for _ in range(count)
+            ]
+        made = [launch.result() for launch in launches]  # raises when one did not start
+        if site.event_type_id is None:
+            setup_coach(site, made[0])
+        return made
+
+    start.many = many
     yield start
     stop_servers(started)
 

@@ -97,8 +97,7 @@ def test_an_event_lost_in_a_redis_freeze_reaches_other_processes_as_slots_change
 ):
     """Redis frozen: no listener notices (its connection stays open), but the process that
     could not publish catches the rooms up once Redis answers again."""
-    first = servers(fault_site, REDIS_URL=redis.url)
-    second = servers(fault_site, REDIS_URL=redis.url)
+    first, second = servers.many(2, fault_site, REDIS_URL=redis.url)
     page = listeners(second, fault_site.event_type_id)
     assert book(fault_site, first, 15)[0] == 201
     page.wait_for("slot_taken", 5)  # through Redis, from the other process
