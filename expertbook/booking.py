@@ -1,7 +1,8 @@
-"""Booking operations: book a slot (confirmed, or pending the expert's confirmation), cancel,
-reschedule. They take the actor and `now` as arguments and raise
-domain errors; callers commit-then-emit (the operations commit their own serialized
-transaction, since the lock must span the check and the insert)."""
+"""Booking operations: book a slot (confirmed, or pending the expert's confirmation), and,
+from booking_changes.py, cancel and reschedule; their input checks are booking_input.py's.
+Callers import all of them, and their errors, from here. They take the actor and `now` as
+arguments and raise domain errors; callers commit-then-emit (the operations commit their own
+serialized transaction, since the lock must span the check and the insert)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,52 +23,56 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from . import booking_statements as statements
-from .accounts import AccountError, normalize_email
+
+# Cancel and reschedule, and the input checks: callers import them here too.
+from .booking_changes import (  # noqa: F401
+    NOT_OFFERED,
+    BookingStateError,
+    cancel_booking,
+    confirm_deadline,
+    is_exclusion_violation,
+    reschedule_booking,
+)
 
 # The checks shared with holds; the errors are also this module's (callers import them here).
 from .booking_checks import (
     HELD_MESSAGE,  # noqa: F401
     Holder,
     LimitReached,  # noqa: F401
-    Locked,
     SlotHeld,  # noqa: F401
     SlotUnavailable,
     UnknownEventType,
     check_free,
-    counted_holds,
-    lock_expert,
+    lock_expert,  # noqa: F401
     read_locked,
     retry_after,  # noqa: F401
 )
+from .booking_input import (  # noqa: F401
+    MAX_IDEMPOTENCY_KEY,
+    MAX_NAME,
+    MAX_NOTES,
+    BookingInputError,
+    BookingRequest,
+    check_idempotency_key,
+    check_reason,
+    check_request,
+    utc_start,
+)
 from .bookings.manage_links import derive_token
 from .database import BookingBusy, booking_transaction
-from .errors import FieldError
 from .extensions import db
 from .models import Booking, EventType, Hold, IdempotencyKey, User, hash_token, utcnow
-from .outbox.events import booking_changed, booking_messages
+from .outbox.events import booking_messages
 from .outbox.queue import ENQUEUED_KEY, enqueue
 from .questions import check_answers
-from .scheduling import Interval, is_valid_timezone
-from .slots import (
-    busy_intervals,
-    counted_starts,
-    has_limits,
-    live_holds,
-    within_any_horizon,
-)
-from .text import multiline
+from .slots import within_any_horizon
 from .video import create_meeting
 
 log = logging.getLogger("expertbook.booking")
 
-MAX_NAME = 100
-MAX_NOTES = 2000
-MAX_IDEMPOTENCY_KEY = 255
 # Idempotency keys are kept at least 24 hours (the contract); older ones are swept.
 IDEMPOTENCY_TTL = timedelta(hours=25)
 IDEMPOTENCY_SWEEP_EVERY = timedelta(minutes=1)
-# SQLSTATE of an exclusion-constraint violation: PostgreSQL's second line of defence fired.
-EXCLUSION_VIOLATION = "23P01"
 
 
 class OwnEventType(Exception):
@@ -76,25 +81,6 @@ class OwnEventType(Exception):
 
 class IdempotencyKeyReused(Exception):
     """An Idempotency-Key sent again with a different request or by another caller."""
-
-
-class BookingInputError(FieldError):
-    """Bad booking input; `field` names it."""
-
-
-@dataclass(frozen=True)
-class BookingRequest:
-    """Checked booking input."""
-
-    start: datetime
-    name: str
-    email: str
-    notes: str
-    # The zone the booker picked the time in, if known.
-    timezone: str = ""
-    # The answers to the event type's questions as sent: checked in the booking's
-    # transaction against the event type's questions as they are then.
-    answers: Any = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -111,71 +97,6 @@ class BookingResult:
     released_holds: tuple[Hold, ...] = ()
 
 
-def check_request(
-    start: datetime,
-    name: Any,
-    email: Any,
-    notes: Any = "",
-    timezone: str = "",
-    answers: Any = None,
-) -> BookingRequest:
-    """Validate booking input before any transaction starts (`answers` only in shape: the
-    event type's questions are read in the booking's transaction).
-
-    Raises:
-        BookingInputError: a missing or invalid field.
-    """
-    if start.tzinfo is None:
-        raise BookingInputError("start", "The time needs an offset, e.g. Z or +01:00.")
-    if not isinstance(name, str):
-        raise BookingInputError("name", "Please give your name.")
-    # Control and invisible characters have no place in a name (they break mail headers and
-    # calendar files); what is left must still be a name.
-    name = "".join(ch for ch in name if ch.isprintable()).strip()
-    if not name or not any(ch.isalnum() for ch in name):
-        raise BookingInputError("name", "Please give your name.")
-    if len(name) > MAX_NAME:
-        raise BookingInputError("name", f"At most {MAX_NAME} characters.")
-    if not isinstance(email, str) or len(email) > 254:
-        raise BookingInputError("email", "Please give a valid email address.")
-    try:
-        email = normalize_email(email)
-    except AccountError as error:
-        raise BookingInputError("email", error.message) from None
-    if notes is None:
-        notes = ""
-    if not isinstance(notes, str):
-        raise BookingInputError("notes", "Must be text.")
-    if len(notes) > MAX_NOTES:
-        raise BookingInputError("notes", f"At most {MAX_NOTES} characters.")
-    timezone = timezone if is_valid_timezone(timezone) else ""
-    if answers is None:
-        answers = {}
-    if not isinstance(answers, dict):
-        raise BookingInputError("answers", "Must be an object of question id to answer.")
-    return BookingRequest(utc_start(start), name, email, multiline(notes), timezone, answers)
-
-
-def utc_start(start: datetime) -> datetime:
-    """An aware start in UTC.
-
-    Raises:
-        BookingInputError: the offset takes it past the calendar's ends (field "start").
-    """
-    try:
-        return start.astimezone(UTC)
-    except OverflowError:  # an offset at the calendar's very ends
-        raise BookingInputError("start", "That time is out of range.") from None
-
-
-def check_idempotency_key(key: Any) -> str | None:
-    if key is None or key == "":
-        return None
-    if not isinstance(key, str) or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
-        raise BookingInputError("Idempotency-Key", "At most 255 printable characters.")
-    return key
-
-
 def _fingerprint(request: BookingRequest, client: User | None) -> str:
     """What makes a retry "the same request": the input and the caller."""
     parts = [request.start.isoformat(), request.name, request.email, request.notes]
@@ -183,10 +104,6 @@ def _fingerprint(request: BookingRequest, client: User | None) -> str:
     if request.answers:  # (without answers, as keys stored before questions existed)
         parts.append(json.dumps(request.answers, sort_keys=True, default=str))
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-
-
-def _is_exclusion_violation(error: IntegrityError) -> bool:
-    return getattr(error.orig, "pgcode", None) == EXCLUSION_VIOLATION
 
 
 def book_slot(
@@ -302,7 +219,7 @@ def book_slot(
                 if released:
                     db.session.execute(sa.delete(Hold).where(Hold.id.in_(released)))
     except IntegrityError as error:
-        if _is_exclusion_violation(error):
+        if is_exclusion_violation(error):
             raise SlotUnavailable("That time was just taken.") from None
         raise
     _sweep_idempotency_keys(now)
@@ -344,15 +261,6 @@ def _sweep_idempotency_keys(now: datetime) -> None:
             )
     except (BookingBusy, OperationalError):
         log.warning("idempotency key sweep failed; retrying in a minute", exc_info=True)
-
-
-def confirm_deadline(event_type: EventType, start: datetime, now: datetime) -> datetime:
-    """When a pending request of `start` made at `now` is declined unanswered: at its
-    start, or `confirm_within_hours` after it was made when that comes first."""
-    hours = event_type.confirm_within_hours
-    if hours is None:
-        return start
-    return min(start, now + timedelta(hours=hours))
 
 
 def _booking_values(
@@ -409,163 +317,5 @@ def _adopt_booking(
     return booking
 
 
-class BookingStateError(Exception):
-    """The booking cannot change that way (already cancelled, or already over)."""
-
-
 _INSERT_BOOKING = sa.insert(Booking.__table__)
 _INSERT_KEY = sa.insert(IdempotencyKey.__table__)
-
-
-def _locked_booking(booking_id: int) -> Booking:
-    booking = db.session.get(Booking, booking_id, populate_existing=True)
-    if booking is None:  # pragma: no cover - deleted with its event type meanwhile
-        raise BookingStateError("This booking no longer exists.")
-    return booking
-
-
-def check_reason(reason: Any) -> str:
-    """A cancellation's or a decline's reason, cleaned (None: none given).
-
-    Raises:
-        BookingInputError: not text, or over MAX_NOTES characters.
-    """
-    if reason is None:
-        return ""
-    if not isinstance(reason, str) or len(reason) > MAX_NOTES:
-        raise BookingInputError("reason", f"Text of at most {MAX_NOTES} characters.")
-    return multiline(reason)
-
-
-def cancel_booking(
-    booking: Booking, *, reason: str | None = "", now: datetime, manage_url: str | None = None
-) -> bool:
-    """Cancel an upcoming booking, confirmed or pending (either participant may), and commit,
-    with the messages that tell of it (`manage_url`: the guest's tokened link, when the
-    caller has it). The cancellation mails of a request still pending carry no calendar
-    part: no invitation went out for it, so there is nothing to cancel.
-
-    Returns:
-        True when this call cancelled it; False when it already was, or was declined
-        (cancelling twice is harmless, so a retried request answers the same).
-
-    Raises:
-        BookingInputError: a reason that is not text or over MAX_NOTES characters.
-        BookingStateError: the booking has already ended.
-    """
-    reason = check_reason(reason)
-    booking_id, expert_id = booking.id, booking.expert_id
-    with booking_transaction():
-        lock_expert(expert_id)
-        booking = _locked_booking(booking_id)
-        if booking.status not in Booking.BLOCKING:  # cancelled, or declined: as good
-            return False
-        if booking.end_at <= now:
-            raise BookingStateError("This session is already over.")
-        was_pending = booking.is_pending
-        booking.status = Booking.CANCELLED
-        booking.cancel_reason = reason
-        booking.cancelled_at = now
-        # A withdrawn request has no deadline left (decline_overdue walks open ones only).
-        booking.confirm_by = None
-        booking.sequence += 1
-        messages = booking_messages(booking, "cancelled", now=now, manage_url=manage_url)
-        if was_pending:
-            # Nobody got an invitation for a request (none before it is confirmed): its
-            # cancellation has no calendar event to cancel.
-            from .booking_mail import without_invite
-
-            without_invite(messages)
-        enqueue(messages)
-    return True
-
-
-NOT_OFFERED = "This event type is no longer offered, so the booking cannot be moved."
-
-
-def _read_for_move(
-    event_type: EventType, booking: Booking, new_start: datetime, now: datetime
-) -> Locked:
-    """What check_free needs to move `booking` to `new_start` (the booking itself left out
-    of what blocks and of what counts)."""
-    end = new_start + timedelta(minutes=event_type.duration_minutes)
-    counted = []
-    held = []
-    if has_limits(event_type):
-        counted = counted_starts(event_type.id, new_start, end, except_booking_id=booking.id)
-        held = counted_holds(event_type.id, new_start, end, Holder(), now)
-    return Locked(
-        expert=booking.expert,
-        event_type=event_type,
-        event_type_ids=(),
-        busy=busy_intervals(booking.expert_id, new_start, end, except_booking_id=booking.id),
-        earlier=None,
-        known={},
-        booking_id=booking.id,
-        holds=live_holds(booking.expert_id, new_start, end, now),
-        counted=counted,
-        counted_holds=held,
-    )
-
-
-def reschedule_booking(
-    booking: Booking, new_start: datetime, *, now: datetime, manage_url: str | None = None
-) -> Interval:
-    """Move an upcoming booking to `new_start` (an offered slot of its event type) and commit,
-    with the messages that tell of it (`manage_url` as for cancel_booking).
-
-    The same serialized transaction as book_slot; the booking keeps its uid (calendars
-    update the event) and its SEQUENCE grows, and a pending one stays pending. Its old time
-    does not block the new one, nor does it count against the event type's limits; anybody's
-    live hold of the new time does block it.
-
-    Returns:
-        The old time, so the caller can announce it as released.
-
-    Raises:
-        BookingStateError: cancelled or declined, already started, or its event type is
-            no longer active (an expert who switched it off offers it no more; cancelling
-            still works).
-        SlotUnavailable: the new time is taken or not offered.
-        LimitReached: the new time's day or week is full for the event type.
-        SlotHeld: somebody's live hold covers the new time.
-    """
-    if new_start.tzinfo is None:
-        raise BookingInputError("start", "The time needs an offset, e.g. Z or +01:00.")
-    new_start = utc_start(new_start)
-    if not within_any_horizon(new_start, now):
-        raise SlotUnavailable("That time is not available.")
-    booking_id, expert_id = booking.id, booking.expert_id
-    try:
-        with booking_transaction():
-            lock_expert(expert_id)
-            booking = _locked_booking(booking_id)
-            if booking.status == Booking.DECLINED:
-                raise BookingStateError("A declined request cannot be moved.")
-            if booking.status not in Booking.BLOCKING:
-                raise BookingStateError("A cancelled booking cannot be moved.")
-            if booking.start_at <= now:
-                raise BookingStateError("This session has already started.")
-            # Fresh, as in book_slot: its duration or rules may have changed since the view.
-            event_type = db.session.get(EventType, booking.event_type_id, populate_existing=True)
-            if not event_type.active:
-                raise BookingStateError(NOT_OFFERED)
-            if new_start == booking.start_at:
-                raise SlotUnavailable("That time is not available.")
-            check_free(
-                event_type, new_start, now, _read_for_move(event_type, booking, new_start, now),
-                Holder(),
-            )  # fmt: skip
-            old = Interval(booking.start_at, booking.end_at)
-            booking.start_at = new_start
-            booking.end_at = new_start + timedelta(minutes=event_type.duration_minutes)
-            if booking.is_pending:  # its deadline follows it: never after the new start
-                booking.confirm_by = confirm_deadline(event_type, new_start, booking.created_at)
-            booking.sequence += 1
-            db.session.flush()
-            booking_changed(booking, "rescheduled", now=now, manage_url=manage_url)
-    except IntegrityError as error:
-        if _is_exclusion_violation(error):
-            raise SlotUnavailable("That time was just taken.") from None
-        raise
-    return old
