@@ -2,12 +2,13 @@
 
 A calendar read for the first time, or for a wider window or another zone than its stored
 objects were read for, is read whole: a CalDAV calendar-query for the window (the sync
-token taken just before it), a feed's body. After that:
+token taken just before it, if the server names it within FIRST_TOKEN_PATIENCE), a feed's
+body. After that:
 
 - CalDAV with a sync token: a sync-collection REPORT (RFC 6578) gives only what changed
   since, and what was removed; a token the server refuses means reading it whole again.
-- CalDAV without one: a calendar-query for ETags only, then a calendar-multiget of the
-  objects whose ETag changed.
+- CalDAV without one: the token asked for again (first), a calendar-query for ETags only,
+  then a calendar-multiget of the objects whose ETag changed.
 - A feed: a conditional GET (If-None-Match, If-Modified-Since); a 304, or the same body
   again, is not parsed.
 
