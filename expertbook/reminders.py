@@ -7,10 +7,8 @@ the new time; a cancellation cancels them. A booking waiting for the expert's co
 gets none until it is confirmed (then they are made as for a new booking); a declined one
 none at all. A guest's reminder rows carry their manage link (made again from the booking
 when the change's caller does not have it: bookings/manage_links.py). The messages are
-written by
-`rows_for` in the
-booking change's own transaction (outbox.events) and delivered by the outbox worker, which
-calls `deliver_reminder` when they are due.
+written by `rows_for` in the booking change's own transaction (outbox.events) and delivered
+by the outbox worker, which calls `deliver_reminder` when they are due.
 """
 
 from __future__ import annotations
