@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from . import davxml, net, remote
+from . import davxml, net, parse_worker, remote
 from .feeds import FeedError
 from .parse_worker import FEED, QUERY, SYNC, ObjectRead, read
 
@@ -91,6 +91,7 @@ def read_remote(
     of them) for the window [start, end), each from where its state says reading stands.
     Raises remote.RemoteError or FeedError."""
     states = states or {}
+    parse_worker.warm()  # starts, if it must, while the server answers
     if kind == "ics":
         name = urlsplit(url).hostname or "Calendar feed"
         found = _read_feed(url, states.get(url), start, end, zone, allow_private)

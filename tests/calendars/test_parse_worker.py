@@ -194,3 +194,24 @@ def test_a_dead_child_is_replaced():
     parse_worker._child.process.kill()
     parse_worker._child.process.wait()
     assert parse_worker.read(parse_worker.FEED, big_feed(events=3), **OPTIONS).objects
+
+
+def test_warm_starts_the_child_that_the_next_read_uses():
+    parse_worker._child.stop()
+    parse_worker.warm()
+    child = parse_worker._child.process
+    assert child is not None and child.poll() is None
+    parse_worker.warm()  # one is enough
+    assert parse_worker._child.process is child
+    assert parse_worker.read(parse_worker.FEED, big_feed(events=3), **OPTIONS).objects
+    assert parse_worker._child.process is child
+
+
+def test_warm_leaves_a_child_at_work_alone():
+    parse_worker.warm()
+    child = parse_worker._child.process
+    with parse_worker._child.lock:
+        parse_worker._child.process = None  # as if a job were replacing it
+        parse_worker.warm()
+        assert parse_worker._child.process is None
+        parse_worker._child.process = child
