@@ -654,8 +654,9 @@ def many_events(count: int) -> str:
 
 
 def test_calendar_events_fetches_5000_events_fast(radicale):
-    """Wall time is mostly Radicale's own (about 0.6 s idle, 1.5 s on a loaded 2-core box);
-    our share is the CPU time of this process, which must stay small."""
+    """Wall time is mostly Radicale's own (about 0.6 s idle, 1.5 s on a loaded 2-core box,
+    5.6 s once at load 10), so it is printed, not checked (bench/slots.py measures it); our
+    share is the CPU time of this process, which must stay small."""
     url = radicale.upload_calendar("Busy", many_events(5000))
     assert remote.discover(url, radicale.username, radicale.password, allow_private=True) == [
         RemoteCalendar(url=url, name="Busy")
@@ -672,7 +673,6 @@ def test_calendar_events_fetches_5000_events_fast(radicale):
         assert len(events) == 5000
     print(f"5,000 events: {min(walls):.2f} s wall, {min(cpus):.2f} s CPU here")
     assert min(cpus) < 0.5
-    assert min(walls) < 3.0
 
 
 # --- CalDAV: writing ------------------------------------------------------------------------
