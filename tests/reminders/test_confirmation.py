@@ -50,14 +50,14 @@ def mail_rows(booking, event: str) -> list[OutboxMessage]:
     ).all()
 
 
-def test_a_guests_link_is_kept_for_the_answer_and_never_sent(any_app, expert, coaching):
+def test_a_guests_request_keeps_no_link_row_and_its_answer_makes_the_link(
+    any_app, expert, coaching
+):
+    """The guest's link is made again from the booking (bookings/manage_links.py): no
+    row is written only to keep it."""
     requiring_confirmation(coaching, hours=48, questions=[])
     booking, link = book(coaching, START, now=NOW)  # a guest: the link is their only key
-    assert booking.is_pending
-    (keeper,) = reminders_of(booking)
-    assert keeper.event == reminders.LINK_KEEPER and keeper.payload["manage_url"] == link
-    assert keeper.due_at > booking.end_at
-    assert reminders.why_not_sent(booking, keeper, NOW) is not None
+    assert booking.is_pending and reminders_of(booking) == []
     confirm_booking(booking, actor=expert, now=NOW)
     (client_mail,) = [m for m in mail_rows(booking, "confirmed") if m.payload["role"] == "client"]
     assert client_mail.payload["manage_url"] == link
@@ -67,8 +67,6 @@ def test_a_guests_link_is_kept_for_the_answer_and_never_sent(any_app, expert, co
         link,
         link,
     ]
-    (kept,) = [m for m in reminders_of(booking) if m.event == reminders.LINK_KEEPER]
-    assert kept.status == OutboxMessage.CANCELLED and "manage_url" not in kept.payload
 
 
 def test_a_guest_hears_of_a_decline_with_their_link(any_app, expert, coaching):
