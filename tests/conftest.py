@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
+import sqlite3
+import tempfile
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -23,6 +28,48 @@ pytest_plugins = [
     "tests.calendar_servers",
     "tests.mail_inbox",
 ]
+
+
+def _memoize_url_builders() -> None:
+    """Make each app's URL builders once per run instead of once per app.
+
+    Nearly all of create_app's time (and every test makes an app) is Werkzeug compiling,
+    for each of the app's ~80 URL rules, two small builder functions from a generated AST.
+    A builder is a pure function of the rule's text, its parsed parts and its defaults (it
+    reaches the rule's converters through its `self` argument when it runs), so a rule
+    equal in all of those gets the very same function, bound to its own Rule as before.
+    Only for the Werkzeug whose `Rule._compile_builder` this was checked against (3.x)."""
+    from importlib.metadata import version
+
+    from werkzeug.routing import rules
+
+    if not version("werkzeug").startswith("3.") or getattr(rules.Rule, "_memoized", False):
+        return
+    original = rules.Rule._compile_builder
+    builders: dict = {}
+
+    def _compile_builder(self, append_unknown: bool = True):
+        defaults = self.defaults or {}
+        dynamic = {data for is_dynamic, data in self._trace if is_dynamic}
+        key = (
+            self.rule,
+            append_unknown,
+            tuple(self._trace),
+            tuple(
+                (str(name), self._converters[name].to_url(value) if name in dynamic else None)
+                for name, value in defaults.items()
+            ),
+        )
+        builder = builders.get(key)
+        if builder is None:
+            builder = builders[key] = original(self, append_unknown)
+        return builder
+
+    rules.Rule._compile_builder = _compile_builder
+    rules.Rule._memoized = True
+
+
+_memoize_url_builders()
 
 CI = os.environ.get("CI", "").lower() == "true"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -125,10 +172,36 @@ def _configure(app):
     return app
 
 
+_sqlite_template: list[Path] = []  # the run's one SQLite file made by create_all
+
+
+def _sqlite_schema(path: Path) -> None:
+    """Give the new SQLite file `path` the models' tables: the first time by create_all, into
+    a template file of the run's own; every time a copy of that template (the same schema,
+    without the DDL's cost in each test)."""
+    if not _sqlite_template:
+        folder = Path(tempfile.mkdtemp(prefix="expertbook-sqlite-template-"))
+        atexit.register(shutil.rmtree, folder, True)
+        template = folder / "template.db"
+        app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=f"sqlite:///{template}")
+        with app.app_context():
+            _db.create_all()
+            _db.session.remove()
+            _db.engine.dispose()
+        _sqlite_template.append(template)
+    source = sqlite3.connect(_sqlite_template[0])
+    target = sqlite3.connect(path)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+
+
 def _sqlite_app(tmp_path):
-    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'test.db'}")
-    with app.app_context():
-        _db.create_all()
+    path = tmp_path / "test.db"
+    _sqlite_schema(path)
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=f"sqlite:///{path}")
     return _configure(app)
 
 
