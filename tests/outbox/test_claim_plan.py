@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from expertbook.extensions import db
-from expertbook.outbox import OutboxMessage
+from expertbook.outbox import OutboxMessage, enqueue, message_row
 from expertbook.outbox.claims import claim, claim_query
+from tests.booking_fixtures import insert_booking
 
 pytestmark = pytest.mark.postgres
 
@@ -24,20 +25,47 @@ def explain(query) -> str:
     return "\n".join(row[0] for row in rows)
 
 
-def test_a_claim_over_a_big_backlog_reads_the_pending_indexes(pg_app, clock, add_messages):
-    db.session.execute(sa.text("ANALYZE outbox_message"))  # statistics of an empty table
+@pytest.fixture
+def frozen_statistics(pg_app):
+    """outbox_message's statistics as of an empty table, kept so while the test runs
+    (autovacuum would ANALYZE it after the inserts below)."""
+    db.session.execute(sa.text("ALTER TABLE outbox_message SET (autovacuum_enabled = off)"))
+    db.session.execute(sa.text("ANALYZE outbox_message"))
     db.session.commit()
-    # A backlog as a burst leaves it: mails of many bookings due now, most sent already,
+    yield
+    db.session.rollback()
+    db.session.execute(sa.text("ALTER TABLE outbox_message RESET (autovacuum_enabled)"))
+    db.session.commit()
+
+
+def add_backlog(bookings: list[int], now, per_booking: int, **fields) -> list[str]:
+    rows = [
+        message_row(booking_id=booking_id, now=now, **fields)
+        for booking_id in bookings
+        for _ in range(per_booking)
+    ]
+    enqueue(rows)
+    db.session.commit()
+    db.session.info.clear()
+    return [row["uid"] for row in rows]
+
+
+def test_a_claim_over_a_big_backlog_reads_the_pending_indexes(frozen_statistics, sync, clock):
+    # A backlog as a burst leaves it: 600 bookings' mails, most of them sent already, the
+    # rest due now (two of a change side by side, a later change's behind them), and their
     # reminders due later.
-    sent = add_messages(3000, kind=OutboxMessage.MAIL, now=clock.now - timedelta(minutes=5))
+    day = clock.now.replace(hour=0, minute=0) + timedelta(days=2)
+    booking_ids = [insert_booking(sync, day + timedelta(minutes=30 * i)).id for i in range(600)]
+    mail = dict(kind=OutboxMessage.MAIL, event="booked")
+    sent = add_backlog(booking_ids, clock.now - timedelta(minutes=5), 5, **mail)
     db.session.execute(
         sa.update(OutboxMessage).where(OutboxMessage.uid.in_(sent)).values(status="sent")
     )
-    add_messages(3000, kind=OutboxMessage.MAIL, now=clock.now - timedelta(seconds=30))
-    add_messages(
-        3000, kind=OutboxMessage.REMINDER, now=clock.now, due_at=clock.now + timedelta(days=1)
-    )
     db.session.commit()
+    add_backlog(booking_ids, clock.now - timedelta(seconds=30), 2, **mail)
+    add_backlog(booking_ids, clock.now - timedelta(seconds=10), 2, **mail)
+    later = clock.now + timedelta(days=1)
+    add_backlog(booking_ids, clock.now, 2, kind=OutboxMessage.REMINDER, due_at=later)
 
     plan = explain(claim_query(clock.now, limit=32))
     assert "ix_outbox_message_pending_due" in plan, plan
@@ -45,5 +73,7 @@ def test_a_claim_over_a_big_backlog_reads_the_pending_indexes(pg_app, clock, add
     assert "ix_outbox_message_status_due_at" not in plan, plan
 
     claimed = claim(clock.now, limit=32, lease=timedelta(minutes=1))
+    # The oldest pending mails, two of each booking's first change; its second waits.
     assert len(claimed) == 32
     assert all(m.kind == OutboxMessage.MAIL and m.status == "pending" for m in claimed)
+    assert {m.created_at for m in claimed} == {clock.now - timedelta(seconds=30)}
