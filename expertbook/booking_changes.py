@@ -19,6 +19,7 @@ from .booking_checks import (
     lock_expert,
 )
 from .booking_input import BookingInputError, check_reason, utc_start
+from .booking_mail import without_invite
 from .database import booking_transaction
 from .extensions import db
 from .models import Booking, EventType
@@ -91,8 +92,6 @@ def cancel_booking(
         if was_pending:
             # Nobody got an invitation for a request (none before it is confirmed): its
             # cancellation has no calendar event to cancel.
-            from .booking_mail import without_invite
-
             without_invite(messages)
         enqueue(messages)
     return True

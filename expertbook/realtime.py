@@ -60,6 +60,7 @@ from .database import discard_transaction, is_unavailable
 from .extensions import db, socketio
 from .models import Booking, EventType, Hold, User
 from .scheduling import Interval, iso_z
+from .slots import holds_not_ended
 
 if TYPE_CHECKING:
     from .booking import BookingResult
@@ -70,6 +71,10 @@ MESSAGES_PER_SECOND = 20
 # After `unavailable`, a page tries again no sooner than this (seconds).
 RETRY_AFTER = 5
 ROOM_PREFIX = "event-type:"
+# At most this many live holds are told to a page that joins, soonest first: a holder has
+# one hold at a time, so this is far more than one expert has live (a page re-reads its
+# slots anyway when it sees a new schedule version).
+MAX_HOLDS_ON_JOIN = 200
 _BUDGET = "expertbook.message_budget"  # key in the connection's WSGI environ
 # The holds bound to each socket of this process (sid -> hold id -> the expiry that bind
 # gave it): they end DISCONNECT_GRACE after their socket goes, unless renewed since.
@@ -182,27 +187,8 @@ def on_join(*args: Any):
     emit("joined", {"event_type_id": event_type_id, "version": row.schedule_version})
     # The holds placed while this page was away (or before it first joined): announced
     # to this socket alone, as the room heard of them, so the page shows them held now.
-    for hold in _live_holds(row.expert_id, datetime.now(UTC)):
-        emit("slot_held", _held_payload(event_type_id, hold))
-
-
-def _live_holds(expert_id: int, now: datetime) -> Sequence[Hold]:
-    """The expert's holds live at `now` whose time has not ended, soonest first."""
-    return db.session.scalars(
-        sa.select(Hold)
-        .where(Hold.expert_id == expert_id, Hold.expires_at > now, Hold.end_at > now)
-        .order_by(Hold.start_at, Hold.id)
-    ).all()
-
-
-def _held_payload(event_type_id: int, hold: Hold) -> dict[str, Any]:
-    """`slot_held` of `hold` as the room of `event_type_id` is told it."""
-    return {
-        "event_type_id": event_type_id,
-        "start": iso_z(hold.start_at),
-        "end": iso_z(hold.end_at),
-        "expires_at": iso_z(hold.expires_at),
-    }
+    for hold in holds_not_ended(row.expert_id, datetime.now(UTC), limit=MAX_HOLDS_ON_JOIN):
+        emit("slot_held", _in_room(event_type_id, _held(hold.start, hold.end, hold.expires_at)))
 
 
 @socketio.on_error_default
@@ -283,50 +269,56 @@ def _event_type_ids(expert_id: int) -> Sequence[int]:
 
 
 def _announce(
-    event: str,
-    expert_id: int,
-    start: datetime,
-    end: datetime,
-    ids: Sequence[int] | None = None,
-    **extra: str,
+    event: str, expert_id: int, payload: dict[str, str], ids: Sequence[int] | None = None
 ) -> None:
-    payload = {"start": iso_z(start), "end": iso_z(end), **extra}
     for event_type_id in _event_type_ids(expert_id) if ids is None else ids:
         # One emit per room: each room's payload names its own event type.
-        socketio.emit(event, {"event_type_id": event_type_id, **payload}, to=room_of(event_type_id))
+        socketio.emit(event, _in_room(event_type_id, payload), to=room_of(event_type_id))
+
+
+def _in_room(event_type_id: int, payload: dict[str, str]) -> dict[str, Any]:
+    """A slot event's payload as the room of `event_type_id` is told it."""
+    return {"event_type_id": event_type_id, **payload}
+
+
+def _slot(start: datetime, end: datetime) -> dict[str, str]:
+    """slot_taken's and slot_released's payload but its room's event type."""
+    return {"start": iso_z(start), "end": iso_z(end)}
+
+
+def _held(start: datetime, end: datetime, expires_at: datetime) -> dict[str, str]:
+    """slot_held's payload but its room's event type: what the expert's rooms are told
+    (announce_slot_held) and what a joining page is told of each live hold (on_join)."""
+    return {**_slot(start, end), "expires_at": iso_z(expires_at)}
 
 
 def announce_slot_taken(booking: Booking, event_type_ids: Sequence[int] | None = None) -> None:
     """Tell every open booking page of the expert that this time is gone (after commit).
     `event_type_ids`: the expert's event types, when the caller has them."""
-    _announce("slot_taken", booking.expert_id, booking.start_at, booking.end_at, event_type_ids)
+    _announce(
+        "slot_taken", booking.expert_id, _slot(booking.start_at, booking.end_at), event_type_ids
+    )
 
 
 def announce_slot_released(booking: Booking, freed: Interval | None = None) -> None:
     """Tell every open booking page of the expert that the booking's time (or, after a
     reschedule, its old time, `freed`) is free again (after commit)."""
     freed = freed or Interval(booking.start_at, booking.end_at)
-    _announce("slot_released", booking.expert_id, freed.start, freed.end)
+    _announce("slot_released", booking.expert_id, _slot(freed.start, freed.end))
 
 
 def announce_slot_held(hold: Hold, event_type_ids: Sequence[int] | None = None) -> None:
     """Tell every open booking page of the expert that someone is booking this time (after
     the hold's commit)."""
-    _announce(
-        "slot_held",
-        hold.expert_id,
-        hold.start_at,
-        hold.end_at,
-        event_type_ids,
-        expires_at=iso_z(hold.expires_at),
-    )
+    payload = _held(hold.start_at, hold.end_at, hold.expires_at)
+    _announce("slot_held", hold.expert_id, payload, event_type_ids)
 
 
 def announce_hold_released(hold: Hold, event_type_ids: Sequence[int] | None = None) -> None:
     """Tell every open booking page of the expert that a hold ended without a booking: its
     time is free again, unless something else blocks it (pages re-read). `event_type_ids`:
     the expert's event types, when the caller has them."""
-    _announce("slot_released", hold.expert_id, hold.start_at, hold.end_at, event_type_ids)
+    _announce("slot_released", hold.expert_id, _slot(hold.start_at, hold.end_at), event_type_ids)
 
 
 def announce_booked(result: BookingResult) -> None:

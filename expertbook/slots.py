@@ -9,8 +9,10 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import sqlalchemy as sa
+
 from .extensions import db
-from .models import MAX_DAYS_AHEAD, EventType
+from .models import MAX_DAYS_AHEAD, EventType, Hold
 from .schedule_cache import cached_hours
 from .scheduling import Interval, SlotRules, day_window, is_offered, offered_slots, within_limits
 
@@ -23,11 +25,15 @@ from .slot_queries import (
     COUNTED,
     COUNTED_EXCEPT,
     HELD,
+    REACH,
     busy_params,
     count_params,
 )
 from .slot_queries import busy_query as busy_query
 from .slot_queries import counted_query as counted_query
+
+# HELD, soonest first and at most `limit` rows (built once, as the statements are).
+HELD_SOONEST = HELD.order_by(Hold.start_at, Hold.id).limit(sa.bindparam("limit"))
 
 if TYPE_CHECKING:
     from .booking_checks import Holder
@@ -104,9 +110,16 @@ def counted_starts(
     return list(db.session.scalars(query, params))
 
 
-def live_holds(expert_id: int, lower: datetime, upper: datetime, now: datetime) -> list[LiveHold]:
-    """The expert's holds live at `now` that can block a slot starting in [lower, upper)."""
+def live_holds(
+    expert_id: int, lower: datetime, upper: datetime, now: datetime, *, limit: int | None = None
+) -> list[LiveHold]:
+    """The expert's holds live at `now` that can block a slot starting in [lower, upper).
+    With `limit`, at most that many, soonest first (the booking checks weigh them all)."""
     params = {"expert_id": expert_id, "now": now, **busy_params(lower, upper)}
+    query = HELD
+    if limit is not None:
+        query = HELD_SOONEST
+        params["limit"] = limit
     minute = timedelta(minutes=1)
     return [
         LiveHold(
@@ -129,8 +142,17 @@ def live_holds(expert_id: int, lower: datetime, upper: datetime, now: datetime) 
             expires_at,
             token_hash,
             session_key,
-        ) in db.session.execute(HELD, params)
+        ) in db.session.execute(query, params)
     ]
+
+
+def holds_not_ended(expert_id: int, now: datetime, *, limit: int) -> list[LiveHold]:
+    """The expert's holds live at `now` whose time has not ended (end > now), soonest first,
+    at most `limit`: what a booking page that (re)joins is told."""
+    # live_holds' range for slots starting in [now + REACH, ...) keeps holds ending after
+    # now (busy_params: ends_after = lower - REACH); none starts beyond the longest horizon
+    # from when it was placed, so from now.
+    return live_holds(expert_id, now + REACH, now + LONGEST_HORIZON, now, limit=limit)
 
 
 def busy_intervals(
