@@ -84,6 +84,7 @@ def connect_calendar(
             end=span[1],
             zone=expert.timezone,
             allow_private=allow_private(),
+            now=now,
         )
     except (remote.RemoteError, FeedError) as error:
         raise FieldError("url", error.message) from None

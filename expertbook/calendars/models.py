@@ -80,7 +80,8 @@ class ConnectedCalendar(db.Model):
     # SHA-256 of the busy times last stored: a sync that reads the same changes nothing.
     busy_digest: Mapped[str] = mapped_column(sa.String(64), default="")
     # Where reading stands, so the next sync fetches only what changed: the CalDAV sync
-    # token (RFC 6578; for a feed, its ETag), a feed's Last-Modified and body digest, and
+    # token (RFC 6578; for a feed, its ETag), a feed's Last-Modified (for CalDAV: when the
+    # server said it has no sync token, see reading.NO_TOKEN) and body digest, and
     # the end and zone of the window the stored objects were read for (a wider horizon or
     # another zone means reading them all again).
     sync_token: Mapped[str] = mapped_column(sa.Text, default="", server_default="")

@@ -7,23 +7,26 @@ body. After that:
 
 - CalDAV with a sync token: a sync-collection REPORT (RFC 6578) gives only what changed
   since, and what was removed; a token the server refuses means reading it whole again.
-- CalDAV without one: the token asked for again (first), a calendar-query for ETags only,
-  then a calendar-multiget of the objects whose ETag changed.
+- CalDAV without one: the token asked for again (first, waiting at most TOKEN_PATIENCE; a
+  server that answered it has none is asked again only after ASK_TOKEN_AGAIN), a
+  calendar-query for ETags only, then a calendar-multiget of the objects whose ETag changed.
 - A feed: a conditional GET (If-None-Match, If-Modified-Since); a 304, or the same body
   again, is not parsed.
 
-Runs outside any transaction; answers are read by parse_worker (in a child process when
-large). Raises remote.RemoteError or FeedError, whose messages are for experts.
+Asking for the token is optional: whatever goes wrong with it, the calendar is read without
+one this time. Runs outside any transaction; answers are read by parse_worker (in a child
+process when large; the child is started early only when a calendar is to be read whole).
+Raises remote.RemoteError or FeedError, whose messages are for experts.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from . import davxml, net, parse_worker, remote
+from . import davxml, parse_worker, remote
 from .feeds import FeedError
 from .parse_worker import FEED, QUERY, SYNC, ObjectRead, read
 
@@ -37,6 +40,14 @@ MULTIGET_BATCH = 500  # objects per calendar-multiget
 # next sync asks again, waiting longer): see remote.CalDAVAccount.sync_token. A server that
 # keeps the token at hand answers in well under a second (Radicale, 5,000 events: 0.7 s).
 FIRST_TOKEN_PATIENCE = 5.0
+# Seconds a later read waits for it (the history is written by then, if the first ask
+# started it): a "Sync now" never waits the whole read timeout for an optional answer.
+TOKEN_PATIENCE = 2 * FIRST_TOKEN_PATIENCE
+# A server that answered it has no sync token is asked again this long after (it may have
+# been upgraded), not on every sync. Where it said so is kept in the calendar's stored
+# state: for CalDAV, `modified` (a feed's Last-Modified) holds NO_TOKEN and the time.
+ASK_TOKEN_AGAIN = timedelta(days=1)
+NO_TOKEN = "no sync token since "
 
 
 @dataclass(frozen=True)
@@ -44,7 +55,7 @@ class CalendarState:
     """Where reading a calendar stands (from its ConnectedCalendar row)."""
 
     token: str = ""
-    modified: str = ""
+    modified: str = ""  # a feed's Last-Modified; CalDAV: NO_TOKEN and when, or ""
     digest: str = ""
     read_until: datetime | None = None
     zone: str = ""
@@ -86,30 +97,47 @@ def read_remote(
     allow_private: bool,
     states: dict[str, CalendarState] | None = None,
     read_only: set[str] | None = None,
+    now: datetime | None = None,
 ) -> Remote:
     """Discover the calendars behind a connection and read those in `read_only` (None: all
     of them) for the window [start, end), each from where its state says reading stands.
     Raises remote.RemoteError or FeedError."""
     states = states or {}
-    parse_worker.warm()  # starts, if it must, while the server answers
+    now = now or datetime.now(UTC)
     if kind == "ics":
         name = urlsplit(url).hostname or "Calendar feed"
         found = _read_feed(url, states.get(url), start, end, zone, allow_private)
         return Remote([remote.RemoteCalendar(url, name)], {url: found})
+    # Before the listing, for a first connect or a known calendar due to be read whole;
+    # after it, for a calendar new since the last sync.
+    if read_only is None:
+        warmed = _warm_if_whole(list(states.values()) or [None], end, zone)
+    else:
+        warmed = _warm_if_whole([states.get(u) for u in read_only], end, zone)
     with remote.CalDAVAccount(url, username, password, allow_private=allow_private) as account:
         # What a server lists is checked like input: one entry per address, none too long.
         listed = account.calendars()
         calendars = list({c.url: c for c in listed if len(c.url) <= MAX_URL}.values())
         if not calendars:
             raise FeedError("No calendars with events were found at that address.")
-        reads = {
-            calendar.url: _read_calendar(
-                account, calendar.url, states.get(calendar.url), start, end, zone
-            )  # fmt: skip
-            for calendar in calendars
-            if read_only is None or calendar.url in read_only
-        }
+        to_read = [c.url for c in calendars if read_only is None or c.url in read_only]
+        if not warmed:
+            _warm_if_whole([states.get(u) for u in to_read], end, zone)
+        reads = {u: _read_calendar(account, u, states.get(u), start, end, zone, now)
+                 for u in to_read}  # fmt: skip
     return Remote(calendars, reads)
+
+
+def _warm_if_whole(states: list[CalendarState | None], end: datetime, zone: str) -> bool:
+    """Start the parsing child now, so that its start (Python and the parsers' imports,
+    about a quarter second) overlaps the server's answers, when a calendar is to be read
+    whole (its answer may well be large). Not for a read of what changed: that is small as
+    a rule, read in place, and a child started for it would sit idle in every process that
+    syncs, tens of megabytes for good. Returns whether it did."""
+    whole = any(_whole(state, end, zone) for state in states)
+    if whole:
+        parse_worker.warm()
+    return whole
 
 
 def _whole(state: CalendarState | None, end: datetime, zone: str) -> bool:
@@ -122,6 +150,8 @@ def _whole(state: CalendarState | None, end: datetime, zone: str) -> bool:
 
 def _read_feed(url, state, start, end, zone, allow_private) -> CalendarRead:
     whole = _whole(state, end, zone)
+    if whole:
+        parse_worker.warm()  # while the server answers
     feed = remote.fetch_feed_if_changed(
         url,
         allow_private=allow_private,
@@ -137,27 +167,58 @@ def _read_feed(url, state, start, end, zone, allow_private) -> CalendarRead:
     return CalendarRead(True, got.objects, set(), feed.etag, feed.modified, digest, until, zone)
 
 
-def _read_calendar(account, url, state, start, end, zone) -> CalendarRead:
+def _read_calendar(account, url, state, start, end, zone, now) -> CalendarRead:
     if not _whole(state, end, zone):
         until = state.read_until
         try:
             if state.token:
                 objects, removed, token = _changes(account, url, state.token, start, until, zone)
+                said = ""
             else:
                 # Asked before the listing, as for a whole read: a server that did not name
-                # one last time (or has none) may name one now, and reading goes on from it.
-                token = account.sync_token(url, patience=net.READ_TIMEOUT) or ""
+                # one last time may name one now, and reading goes on from it.
+                token, said = _token(account, url, state.modified, TOKEN_PATIENCE, now)
                 objects, removed = _changed_by_etag(account, url, state.etags, start, until, zone)
-            return CalendarRead(False, objects, removed, token, "", "", until, zone)
+            return CalendarRead(False, objects, removed, token, said, "", until, zone)
         except remote.TokenRefused:
             pass  # read it whole
     until = end + READ_AHEAD
     # Before the query, so later changes come next time (those in between come twice).
-    token = account.sync_token(url, patience=FIRST_TOKEN_PATIENCE) or ""
+    token, said = _token(account, url, state.modified if state else "", FIRST_TOKEN_PATIENCE, now)
     got = read(QUERY, account.report(url, davxml.query_body(start, until, with_data=True)),
                start=start, end=until, default_tz=zone)  # fmt: skip
     objects = got.objects + _fetched(account, url, list(got.listed), start, until, zone)[0]
-    return CalendarRead(True, objects, set(), token, "", "", until, zone)
+    return CalendarRead(True, objects, set(), token, said, "", until, zone)
+
+
+def _token(account, url, said: str, patience: float, now: datetime) -> tuple[str, str]:
+    """The calendar's sync token ("" for none this time), and what to keep of the server's
+    word on it: NO_TOKEN and the time it said it has none, or "".
+
+    A server that said so less than ASK_TOKEN_AGAIN ago is not asked. Any failure of this
+    optional request (no answer within `patience`, a refused or broken connection, an odd
+    answer) means no token this time, and asking again next time: the read goes on without.
+    """
+    since = _said_no_token(said)
+    if since is not None and timedelta(0) <= now - since < ASK_TOKEN_AGAIN:
+        return "", said
+    try:
+        token = account.sync_token(url, patience=patience)
+    except Exception:  # noqa: BLE001 - optional: whatever went wrong, read without it
+        return "", ""
+    if token is None:
+        return "", NO_TOKEN + now.isoformat(timespec="seconds")
+    return token, ""
+
+
+def _said_no_token(said: str) -> datetime | None:
+    if not said.startswith(NO_TOKEN):
+        return None
+    try:
+        since = datetime.fromisoformat(said.removeprefix(NO_TOKEN))
+    except ValueError:
+        return None
+    return since if since.tzinfo is not None else None
 
 
 def _changes(account, url, token, start, until, zone):

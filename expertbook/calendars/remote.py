@@ -23,7 +23,6 @@ from urllib.parse import quote, urljoin, urlsplit
 import caldav
 import caldav.davclient  # noqa: F401 - caldav imports it lazily: at startup, not mid-request
 from caldav.lib.auth import extract_auth_types
-from niquests import exceptions as http_errors
 
 from . import davxml, net
 from .net import RemoteError, UnsafeAddress, check_url, status_error, status_message
@@ -243,13 +242,15 @@ class CalDAVAccount:
             return found
 
     def sync_token(self, calendar_url: str, *, patience: float | None = None) -> str | None:
-        """The calendar's current sync token (RFC 6578), or None when the server has none.
+        """The calendar's current sync token (RFC 6578), or None when the server answered
+        without one (it does not support sync tokens, or not for this calendar).
 
-        With `patience`, also None when the server does not answer within that many seconds
-        (the caller reads without a token this time and asks again next time): Radicale,
-        asked for the first time for the token of a calendar no client has synced, first
-        writes a history file for each event, seconds for thousands (14 s for 5,000 on a
-        busy machine, past the read timeout), and finishes that on its own once asked.
+        Raises RemoteError when it did not answer: a network failure, a server error, or
+        no answer within `patience` seconds, if given. Radicale, asked for the first time
+        for the token of a calendar no client has synced, first writes a history file for
+        each event, seconds for thousands (14 s for 5,000 on a busy machine, past the read
+        timeout), and finishes that on its own once asked: the caller reads without a token
+        this time and asks again next time.
         """
         calendar_url = check_url(calendar_url, allow_private=self.allow_private)
         timeout = self.client.timeout
@@ -257,12 +258,9 @@ class CalDAVAccount:
             self.client.timeout = (net.CONNECT_TIMEOUT, patience)
         try:
             with net.Translated(calendar_url):
-                try:
-                    response = self.client.propfind(calendar_url, props=[_SYNC_TOKEN], depth=0)
-                except http_errors.ReadTimeout:
-                    if patience is None:
-                        raise
-                    return None
+                response = self.client.propfind(calendar_url, props=[_SYNC_TOKEN], depth=0)
+                if response.status in (401, 408, 429) or response.status >= 500:
+                    raise status_error(response.status)
                 if response.status != 207 or not response.results:
                     return None
                 token = response.results[0].properties.get(_SYNC_TOKEN)

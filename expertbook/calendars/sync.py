@@ -251,6 +251,7 @@ def sync_connection(connection_id: int, *, now: datetime, due_only: bool = False
             allow_private=allow_private(),
             states=states,
             read_only={calendar.url for calendar in blocking},
+            now=now,
         )
         error = None
     except (remote.RemoteError, FeedError, secrets.SecretUnreadable) as failure:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import caldav
 import pytest
 import sqlalchemy as sa
 
-from expertbook.calendars import reading, remote, secrets
+from expertbook.calendars import parse_worker, reading, remote, secrets
 from expertbook.calendars import sync as calendar_sync
 from expertbook.calendars.connections import MAX_CONNECTIONS, connect_calendar
 from expertbook.calendars.models import (
@@ -293,7 +294,7 @@ def test_a_token_slow_to_come_is_read_without_and_asked_for_next_time(
 ):
     """Radicale asked for the first time for a big calendar's sync token writes its sync
     history first (seconds): the first read does not wait past FIRST_TOKEN_PATIENCE, the
-    next sync asks again (waiting up to the read timeout) and goes on from that token."""
+    next sync asks again (waiting up to TOKEN_PATIENCE) and goes on from that token."""
     import caldav
     from niquests.exceptions import ReadTimeout
 
@@ -319,7 +320,7 @@ def test_a_token_slow_to_come_is_read_without_and_asked_for_next_time(
     reports.clear()
     radicale.add_event(calendar, event("new@example.com", day_ahead(5, 14)))
     synced(connection)
-    assert waits[1] == (remote.net.CONNECT_TIMEOUT, remote.net.READ_TIMEOUT)
+    assert waits[1] == (remote.net.CONNECT_TIMEOUT, reading.TOKEN_PATIENCE)
     assert kinds(reports) == ["calendar-query", "calendar-multiget"]
     stored = db.session.get(ConnectedCalendar, stored.id, populate_existing=True)
     assert stored.sync_token.startswith("http://radicale") and busy_count(connection.id) == 11
@@ -327,3 +328,124 @@ def test_a_token_slow_to_come_is_read_without_and_asked_for_next_time(
     radicale.add_event(calendar, event("newer@example.com", day_ahead(6, 14)))
     synced(connection)
     assert kinds(reports) == ["sync-collection"] and busy_count(connection.id) == 12
+
+
+def stored_calendar(url) -> ConnectedCalendar:
+    return db.session.scalar(
+        sa.select(ConnectedCalendar).where(ConnectedCalendar.url == url),
+        execution_options={"populate_existing": True},
+    )
+
+
+@pytest.fixture
+def token_asks(monkeypatch) -> list:
+    """The read timeout of each PROPFIND for a sync token; `token_asks.answer` sets what the
+    server does: "token" (Radicale's own answer), "none" (a 207 without the property, as a
+    server without RFC 6578 answers), or an exception to raise."""
+    real = caldav.DAVClient.propfind
+    asks = TokenAsks()
+
+    def propfind(self, url=None, props=None, depth=0):
+        if props == ["{DAV:}sync-token"]:
+            asks.append(self.timeout)
+            if isinstance(asks.answer, Exception):
+                raise asks.answer
+            if asks.answer == "none":
+                props = ["{DAV:}getcontentlanguage"]  # a property Radicale does not have
+        return real(self, url, props=props, depth=depth)
+
+    monkeypatch.setattr(caldav.DAVClient, "propfind", propfind)
+    return asks
+
+
+class TokenAsks(list):
+    answer: str | Exception = "token"
+
+
+def test_a_server_without_sync_tokens_is_asked_for_one_once_a_day_not_every_sync(
+    any_app, coach, sync_type, radicale, calendar, private_ok, reports, token_asks
+):
+    token_asks.answer = "none"
+    connection = connect_calendar(
+        coach, "caldav", calendar, radicale.username, radicale.password, now=utcnow()
+    )
+    assert len(token_asks) == 1 and stored_calendar(calendar).sync_token == ""
+    for n in range(2):  # read by ETag, without asking again
+        radicale.add_event(calendar, event(f"new{n}@example.com", day_ahead(5 + n, 14)))
+        reports.clear()
+        synced(connection)
+        assert kinds(reports) == ["calendar-query", "calendar-multiget"]
+        assert busy_count(connection.id) == 11 + n
+    assert len(token_asks) == 1
+    assert stored_calendar(calendar).sync_modified.startswith(reading.NO_TOKEN)
+    # A day on, it is asked again (it may have learnt sync tokens meanwhile).
+    stored = stored_calendar(calendar)
+    said = utcnow() - reading.ASK_TOKEN_AGAIN - timedelta(minutes=1)
+    stored.sync_modified = reading.NO_TOKEN + said.isoformat(timespec="seconds")
+    db.session.commit()
+    token_asks.answer = "token"
+    synced(connection)
+    assert token_asks[1:] == [(remote.net.CONNECT_TIMEOUT, reading.TOKEN_PATIENCE)]
+    stored = stored_calendar(calendar)
+    assert stored.sync_token.startswith("http://radicale") and stored.sync_modified == ""
+    reports.clear()
+    synced(connection)
+    assert kinds(reports) == ["sync-collection"] and len(token_asks) == 2
+
+
+def test_a_failed_token_request_does_not_fail_the_sync(
+    connected, radicale, calendar, reports, token_asks
+):
+    """The token is optional: a broken connection (or any failure) asking for it reads the
+    calendar by ETag all the same, waits at most TOKEN_PATIENCE, and asks again next time."""
+    from niquests.exceptions import ConnectionError as Broken
+
+    stored = stored_calendar(calendar)
+    stored.sync_token = ""
+    db.session.commit()
+    token_asks.answer = Broken("connection reset by peer")
+    radicale.add_event(calendar, event("e6@example.com", day_ahead(6, 15)))  # moved
+    assert synced(connected).changed
+    assert token_asks == [(remote.net.CONNECT_TIMEOUT, reading.TOKEN_PATIENCE)]
+    assert kinds(reports) == ["calendar-query", "calendar-multiget"]
+    assert day_ahead(6, 15) in busy_starts() and day_ahead(6, 10) not in busy_starts()
+    assert stored_calendar(calendar).sync_modified == ""  # not taken for "it has none"
+    token_asks.answer = "token"
+    synced(connected)
+    assert len(token_asks) == 2 and stored_calendar(calendar).sync_token
+
+
+@pytest.fixture
+def warmed(monkeypatch) -> list[None]:
+    """Each time a read started the parsing child early."""
+    calls = []
+    real = parse_worker.warm
+    monkeypatch.setattr(parse_worker, "warm", lambda: calls.append(None) or real())
+    return calls
+
+
+def test_only_a_whole_read_starts_the_parsing_child_early(
+    connected, radicale, calendar, sync_type, http_server, coach, warmed
+):
+    """A read of what changed is small and read in place: it does not start a child that
+    would then sit idle in the process for good."""
+    parse_worker._child.stop()
+    radicale.add_event(calendar, event("new@example.com", day_ahead(5, 14)))
+    synced(connected)  # sync-collection
+    stored = stored_calendar(calendar)
+    stored.sync_token = ""
+    db.session.commit()
+    synced(connected)  # by ETag
+    assert warmed == [] and parse_worker._child.process is None
+    url = http_server.route("/cal.ics", event("a@example.com", day_ahead(3, 10)))
+    http_server["/cal.ics"].etag = '"v1"'
+    feed = connect_calendar(coach, "ics", url, now=utcnow())
+    assert len(warmed) == 1  # the feed's first read
+    parse_worker._child.stop()
+    synced(feed)  # 304
+    assert http_server["/cal.ics"].not_modified == 1
+    assert warmed == [None] and parse_worker._child.process is None
+    sync_type.max_days_ahead += 90  # a wider window: read whole, with the child started
+    db.session.commit()
+    synced(connected)
+    assert len(warmed) == 2
