@@ -189,8 +189,14 @@ def _sqlite_schema(path: Path) -> None:
             _db.session.remove()
             _db.engine.dispose()
         _sqlite_template.append(template)
-    source = sqlite3.connect(_sqlite_template[0])
-    target = sqlite3.connect(path)
+    copy_sqlite(_sqlite_template[0], path)
+
+
+def copy_sqlite(source_path, target_path) -> None:
+    """Copy the SQLite database at `source_path` into `target_path` (the backup API: a
+    consistent copy, however the source was written)."""
+    source = sqlite3.connect(source_path)
+    target = sqlite3.connect(target_path)
     try:
         source.backup(target)
     finally:

@@ -52,15 +52,21 @@ def test_a_waiting_request_keeps_no_copy_of_the_link(client, sync, inbox):
     assert client.get(answer["manage_url"]).status_code == 200
 
 
-def test_the_confirmation_mail_and_reminders_carry_the_same_link(app, client, sync, coach, inbox):
-    requiring_confirmation(sync, questions=[])
-    answer, booking = request_as_guest(client, sync)
+def confirmed_mail(app, booking, coach, inbox):
+    """Send what is waiting, confirm the request, and return the guest's confirmation mail."""
     load_handlers()
     run_pass(app)
     inbox.messages.clear()
     confirm_booking(booking, actor=coach, now=utcnow())
     run_pass(app)
     (mail,) = [m for m in inbox.to("gus@example.com") if m["Subject"].startswith("Confirmed: ")]
+    return mail
+
+
+def test_the_confirmation_mail_and_reminders_carry_the_same_link(app, client, sync, coach, inbox):
+    requiring_confirmation(sync, questions=[])
+    answer, booking = request_as_guest(client, sync)
+    mail = confirmed_mail(app, booking, coach, inbox)
     assert answer["manage_url"] in text_of(mail)
     ics = calendar_part(mail).get_content().replace("\r\n ", "")
     assert f"Manage: {answer['manage_url']}" in ics.replace("\\n", "\n")
@@ -108,10 +114,5 @@ def test_a_link_that_cannot_be_made_again_still_travels_in_the_outbox(
     )
     db.session.commit()
     assert guest_manage_url(booking) is None
-    load_handlers()
-    run_pass(app)
-    inbox.messages.clear()
-    confirm_booking(booking, actor=coach, now=utcnow())
-    run_pass(app)
-    (mail,) = [m for m in inbox.to("gus@example.com") if m["Subject"].startswith("Confirmed: ")]
+    mail = confirmed_mail(app, booking, coach, inbox)
     assert legacy in text_of(mail)

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import TEST_DATABASE_URL, pg_database_url
+from tests.conftest import TEST_DATABASE_URL, copy_sqlite, pg_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "e2e-shared-secret"  # one key for all processes, so a session works on each
@@ -204,13 +203,7 @@ def _sqlite_site(path: Path) -> Site:
         template = _templates["sqlite"] = _build_site(
             f"sqlite:///{_template_folder / 'template.db'}"
         )
-    source = sqlite3.connect(_sqlite_path(template.database_url))
-    target = sqlite3.connect(path)
-    try:
-        source.backup(target)
-    finally:
-        source.close()
-        target.close()
+    copy_sqlite(_sqlite_path(template.database_url), path)
     return Site(f"sqlite:///{path}", template.token)
 
 
