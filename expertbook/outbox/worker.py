@@ -145,9 +145,10 @@ def run_pass(
     policy: Policy | None = None,
     uids: list[str] | None = None,
 ) -> int:
-    """Claim one batch and deliver it (up to policy.parallel tasks at once: single messages,
-    or chunks of a kind delivered together); returns how many rows were claimed. Call with
-    the app context pushed."""
+    """Claim one batch and deliver it whole (up to policy.parallel tasks at once: single
+    messages, or chunks of a kind delivered together); returns how many rows were claimed.
+    Call with the app context pushed. (The loop, Worker.run, does not wait for a whole
+    batch: it claims again as soon as a task ends.)"""
     policy = policy or Policy.from_config(app.config)
     claimed_at = clock()
     messages = claim(claimed_at, limit=policy.batch, lease=policy.lease, uids=uids)
@@ -157,32 +158,40 @@ def run_pass(
             deliver_and_record_many(task, policy, clock, claimed_at)
         return len(messages)
     slots = threading.BoundedSemaphore(policy.parallel)  # green under eventlet
-    threads = []
-    for task in tasks:
-        slots.acquire()
-        thread = threading.Thread(
-            target=_deliver_in_thread,
-            args=(app, task, policy, clock, claimed_at, slots),
-            daemon=True,
-        )
+    threads = [task_thread(app, task, policy, clock, claimed_at, slots) for task in tasks]
+    for thread in threads:
         thread.start()
-        threads.append(thread)
     for thread in threads:
         thread.join()
     return len(messages)
 
 
-def _deliver_in_thread(app, messages, policy, clock, claimed_at, slots) -> None:
-    try:
-        with app.app_context():
-            try:
-                deliver_and_record_many(messages, policy, clock, claimed_at)
-            finally:
-                db.session.remove()
-    except Exception:  # noqa: BLE001 - recording failed (database away): the lease runs out
-        log.exception("could not record the delivery of %d messages", len(messages))
-    finally:
-        slots.release()
+def task_thread(
+    app: Flask,
+    messages: Sequence[OutboxMessage],
+    policy: Policy,
+    clock: Clock,
+    claimed_at: datetime,
+    slots: threading.Semaphore,
+    done: Callable[[], None] | None = None,
+) -> threading.Thread:
+    """A thread (green under eventlet), to be started, that delivers and records `messages`
+    once one of `slots` is free; `done` is called when it ends, whatever came of it."""
+
+    def deliver_in_thread() -> None:
+        try:
+            with slots, app.app_context():
+                try:
+                    deliver_and_record_many(messages, policy, clock, claimed_at)
+                finally:
+                    db.session.remove()
+        except Exception:  # noqa: BLE001 - recording failed (database away): the lease runs out
+            log.exception("could not record the delivery of %d messages", len(messages))
+        finally:
+            if done is not None:
+                done()
+
+    return threading.Thread(target=deliver_in_thread, daemon=True)
 
 
 def deliver_committed(app: Flask) -> None:
@@ -218,6 +227,11 @@ class Worker:
         # commits between two waits, and a full pipe would make eventlet's green os.write
         # wait (and fail when two green threads wait on it at once).
         self._wake_pending = False
+        # Deliveries in flight (threads, green under eventlet), at most policy.parallel of
+        # them delivering at once (_slots); each wakes the loop when it ends.
+        self._slots = threading.BoundedSemaphore(self.policy.parallel)
+        self._in_flight: set[threading.Thread] = set()
+        self._in_flight_lock = threading.Lock()
 
     def wake(self) -> None:
         if self._wake_pending:
@@ -241,9 +255,11 @@ class Worker:
                     with self.app.app_context():
                         try:
                             retention.sweep_if_due(self.clock())
-                            if run_pass(self.app, clock=self.clock, policy=self.policy):
-                                continue  # maybe more: a full batch, or rows that waited
-                            pause = self._pause_until_next_due()
+                            if self._start_deliveries():
+                                continue  # maybe more, and a free slot to deliver them
+                            # All slots busy: the end of one wakes the loop.
+                            busy = len(self._in_flight) >= self.policy.parallel
+                            pause = self.poll if busy else self._pause_until_next_due()
                             self._listen()
                         finally:
                             db.session.remove()
@@ -253,10 +269,36 @@ class Worker:
                     pause = min(self.poll, 5.0)
                 self._wait(pause)
         finally:
+            for thread in list(self._in_flight):
+                thread.join()  # what was begun is recorded before the loop ends
             queue.running_workers.discard(self)
             self._close_listener()
             os.close(self._wake_read)
             os.close(self._wake_write)
+
+    def _start_deliveries(self) -> bool:
+        """Claim what the free delivery slots can take and start delivering it, without
+        waiting for it (a task's end wakes the loop, which claims again: a slow chunk
+        holds up no other); returns whether more may be waiting with a slot free for it."""
+        free = self.policy.parallel - len(self._in_flight)
+        if free <= 0:
+            return False  # the end of a delivery in flight wakes the loop
+        claimed_at = self.clock()
+        limit = min(self.policy.batch, free * SMALLEST_CHUNK)
+        messages = claim(claimed_at, limit=limit, lease=self.policy.lease)
+        for task in tasks_of(messages, free):
+            thread = task_thread(
+                self.app, task, self.policy, self.clock, claimed_at, self._slots, self._ended
+            )
+            with self._in_flight_lock:
+                self._in_flight.add(thread)
+            thread.start()
+        return len(messages) == limit and len(self._in_flight) < self.policy.parallel
+
+    def _ended(self) -> None:
+        with self._in_flight_lock:
+            self._in_flight.discard(threading.current_thread())
+        self.wake()
 
     def _pause_until_next_due(self) -> float:
         now = self.clock()

@@ -144,3 +144,51 @@ def test_the_loop_survives_a_handler_that_raises(app, probe, add_messages):
     finally:
         worker.stop()
         thread.join(timeout=10)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_slow_delivery_holds_up_no_other(request, database, probe, add_messages):
+    """The loop claims again as soon as a slot is free, not once a whole batch is done: a
+    message whose receiver hangs leaves the others (written before and after it) to go out
+    at once, and the loop never has more than OUTBOX_PARALLEL deliveries under way."""
+    app = request.getfixturevalue("app" if database == "sqlite" else "pg_app")
+    app.config.update(DELIVER_INLINE=False, OUTBOX_PARALLEL=2, OUTBOX_BATCH=32)
+    release = threading.Event()
+    hung: list[str] = []
+    original = probe.__call__
+    under_way = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    def hang_on_the_first(message):
+        with lock:
+            under_way["now"] += 1
+            under_way["most"] = max(under_way["most"], under_way["now"])
+        try:
+            if not hung:
+                hung.append(message.uid)
+                assert release.wait(timeout=20)
+            else:
+                time.sleep(0.01)
+            return original(message)
+        finally:
+            with lock:
+                under_way["now"] -= 1
+
+    probe.__class__ = type(
+        "HangingProbe", (type(probe),), {"__call__": lambda s, m: hang_on_the_first(m)}
+    )
+    worker, thread = start_loop(app, poll=30)
+    try:
+        first = add_messages(now=utcnow())
+        wait_until(lambda: hung == first, timeout=5)
+        later = [add_messages(now=utcnow())[0] for _ in range(12)]
+        wait_until(lambda: set(later) <= set(probe.delivered), timeout=10)
+        assert first[0] not in probe.delivered  # still hanging, and nobody waited for it
+        release.set()
+        wait_until(lambda: first[0] in probe.delivered, timeout=5)
+    finally:
+        release.set()
+        worker.stop()
+        thread.join(timeout=10)
+    assert under_way["most"] <= 2
+    assert sorted(probe.delivered) == sorted(first + later)
