@@ -185,6 +185,14 @@ def _eventlet_psycopg() -> bool:
     return is_monkey_patched("psycopg") and pg_extensions.get_wait_callback() is not None
 
 
+# Connections a process keeps open to PostgreSQL, and how many more it may open for a burst
+# (closed again after): with several processes, keep (processes + workers) x (POOL_SIZE +
+# POOL_OVERFLOW) under the server's max_connections (100 by default). SQLALCHEMY_ENGINE_OPTIONS
+# may set pool_size and max_overflow instead.
+POOL_SIZE = 15
+POOL_OVERFLOW = 5
+
+
 def engine_options(app: Flask) -> dict:
     """SQLALCHEMY_ENGINE_OPTIONS for the app's database, before the engine is made.
 
@@ -197,6 +205,12 @@ def engine_options(app: Flask) -> dict:
     url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
     if url.get_backend_name() == "postgresql":
         options.setdefault("isolation_level", "READ COMMITTED")
+        # One process serves many requests at once (green threads), plus its delivery
+        # loop's POOL_SIZE // 2 or so: connections past pool_size are closed when handed
+        # back, so with SQLAlchemy's default of 5 a busy process opened and closed a
+        # PostgreSQL connection (a server process forked each time) for most requests.
+        options.setdefault("pool_size", POOL_SIZE)
+        options.setdefault("max_overflow", POOL_OVERFLOW)
         connect_args = {
             "connect_timeout": max(1, round(app.config["DATABASE_CONNECT_TIMEOUT"])),
             "keepalives": 1,
