@@ -17,6 +17,7 @@ import logging
 import re
 import secrets
 import smtplib
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -47,6 +48,14 @@ SMTP_TIMEOUT = 10
 DEV_MAIL_KEPT = 50
 # A text part's lines must stay under SMTP's 998 octets to go as they are (7bit).
 _LONGEST_7BIT_LINE = 900
+
+# A connection is kept open this long after a batch, for the next one: a new one costs a
+# TCP handshake, the greeting and EHLO (with STARTTLS, a TLS handshake and a login too), for
+# batches of a mail or two when bookings come one by one. Most servers wait longer before
+# they drop an idle client; one dropped anyway is opened again on first use (see
+# SmtpConnection.send). At most IDLE_KEPT wait at a time (a worker's OUTBOX_PARALLEL).
+IDLE_SECONDS = 20.0
+IDLE_KEPT = 8
 
 # --- Sending -----------------------------------------------------------------------------------
 
@@ -99,14 +108,18 @@ class SmtpConnection:
 
     def __init__(self, config):
         self.config = config
-        self._smtp: smtplib.SMTP | None = None
+        self._server = _server_of(config)
+        self._smtp: smtplib.SMTP | None = _idle.take(self._server)
         self._unreachable: DeliveryError | None = None
 
     def __enter__(self) -> SmtpConnection:
         return self
 
     def __exit__(self, *_exc) -> None:
-        self.close()
+        """Keep a connection that is still good open for the next batch (see IDLE_SECONDS)."""
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            _idle.keep(self._server, smtp)
 
     def send(self, message: Message) -> int:
         """Send one message; 250, or DeliveryError (see send_email)."""
@@ -182,6 +195,52 @@ class SmtpConnection:
             smtp.quit()
         except (OSError, smtplib.SMTPException):
             smtp.close()
+
+
+def _server_of(config) -> tuple:
+    return tuple(
+        config[key] for key in ("MAIL_SERVER", "MAIL_PORT", "MAIL_USERNAME", "MAIL_PASSWORD")
+    )
+
+
+class IdleConnections:
+    """SMTP connections between two batches, newest last, each with the server settings it
+    was opened with and when it went idle."""
+
+    def __init__(self):
+        self._lock = threading.Lock()  # green under eventlet; never held across a wait
+        self._idle: list[tuple[tuple, float, smtplib.SMTP]] = []
+
+    def take(self, server: tuple) -> smtplib.SMTP | None:
+        now = time.monotonic()
+        found = None
+        with self._lock:
+            stale = [entry for entry in self._idle if now - entry[1] > IDLE_SECONDS]
+            self._idle = [entry for entry in self._idle if entry not in stale]
+            for entry in reversed(self._idle):
+                if entry[0] == server:
+                    self._idle.remove(entry)
+                    found = entry[2]
+                    break
+        for _, _, smtp in stale:
+            smtp.close()  # no QUIT: nothing waits on a connection going away
+        return found
+
+    def keep(self, server: tuple, smtp: smtplib.SMTP) -> None:
+        with self._lock:
+            if len(self._idle) < IDLE_KEPT:
+                self._idle.append((server, time.monotonic(), smtp))
+                return
+        smtp.close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for _, _, smtp in idle:
+            smtp.close()
+
+
+_idle = IdleConnections()
 
 
 def _unreachable(error: BaseException) -> DeliveryError:

@@ -165,6 +165,61 @@ def test_a_connection_the_server_ends_is_opened_again_for_the_rest(app):
     assert handler.peers == [first, first, first, second, second] and first != second
 
 
+def test_the_next_batch_goes_over_the_connection_the_last_one_left_open(app):
+    handler, controller = counting_server(app)
+    try:
+        assert mail.send_emails([plain_mail(app, 0)]) == [250]
+        assert mail.send_emails([plain_mail(app, 1), plain_mail(app, 2)]) == [250, 250]
+    finally:
+        controller.stop()
+    assert len(handler.peers) == 3 and len(set(handler.peers)) == 1
+
+
+def test_a_kept_connection_the_server_dropped_is_opened_anew(app):
+    """The server goes away between two batches (an idle timeout, a restart on the same
+    port): the next batch notices on its first mail and sends everything on a new one."""
+    handler, controller = counting_server(app)
+    port = controller.port
+    try:
+        assert mail.send_emails([plain_mail(app, 0)]) == [250]
+    finally:
+        controller.stop()
+    restarted = Counting()
+    controller = Controller(restarted, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        assert mail.send_emails([plain_mail(app, 1), plain_mail(app, 2)]) == [250, 250]
+    finally:
+        controller.stop()
+    assert [m["Subject"] for m in restarted.messages] == ["Note 1", "Note 2"]
+    assert len(set(restarted.peers)) == 1
+
+
+def test_a_connection_idle_too_long_is_not_used_again(app, monkeypatch):
+    handler, controller = counting_server(app)
+    try:
+        assert mail.send_emails([plain_mail(app, 0)]) == [250]
+        monkeypatch.setattr(mail, "IDLE_SECONDS", 0.0)
+        assert mail.send_emails([plain_mail(app, 1)]) == [250]
+    finally:
+        controller.stop()
+    assert len(set(handler.peers)) == 2
+
+
+def test_another_server_s_connection_is_not_used(app):
+    first, first_controller = counting_server(app)
+    second, second_controller = counting_server(app)
+    try:
+        app.config["MAIL_PORT"] = first_controller.port
+        assert mail.send_emails([plain_mail(app, 0)]) == [250]
+        app.config["MAIL_PORT"] = second_controller.port
+        assert mail.send_emails([plain_mail(app, 1)]) == [250]
+    finally:
+        first_controller.stop()
+        second_controller.stop()
+    assert [m["Subject"] for m in second.messages] == ["Note 1"]
+
+
 def test_a_server_that_cannot_be_reached_costs_one_attempt_a_batch(app):
     """A server that hangs up at once: the first mail's attempt fails, the others fail with
     it without trying (a hanging server would otherwise cost a timeout per mail)."""
