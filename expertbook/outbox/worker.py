@@ -116,6 +116,10 @@ def deliver_and_record_many(
     return record_many(messages, outcomes, clock(), policy)
 
 
+# While deliveries are under way, the loop looks for due rows at least this often (rows
+# coming due meanwhile, such as reminders, wait no longer than this).
+BUSY_POLL = 1.0
+
 # A batch handler's messages go in chunks of at least this many (one SMTP connection each).
 SMALLEST_CHUNK = 8
 
@@ -257,9 +261,13 @@ class Worker:
                             retention.sweep_if_due(self.clock())
                             if self._start_deliveries():
                                 continue  # maybe more, and a free slot to deliver them
-                            # All slots busy: the end of one wakes the loop.
-                            busy = len(self._in_flight) >= self.policy.parallel
-                            pause = self.poll if busy else self._pause_until_next_due()
+                            if self._in_flight:
+                                # The end of a delivery wakes the loop, which claims again:
+                                # no need to ask when the next row is due (a query over
+                                # every pending row, once per delivery when busy).
+                                pause = min(self.poll, BUSY_POLL)
+                            else:
+                                pause = self._pause_until_next_due()
                             self._listen()
                         finally:
                             db.session.remove()
