@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
 
 from . import booking_statements as statements
 
@@ -307,11 +306,9 @@ def _adopt_booking(
     nothing left to flush (the ORM's unit of work costs several times more CPU per booking;
     the schedule version it would bump on flush is bumped by the lock)."""
     booking = Booking()
-    for name, value in values.items():
-        set_committed_value(booking, name, value)
-    set_committed_value(booking, "event_type", event_type)
-    set_committed_value(booking, "expert", expert)
-    set_committed_value(booking, "client", client)
+    # A new object has no history to keep: the values as loaded ones, which
+    # make_transient_to_detached marks committed (no attribute event each).
+    booking.__dict__.update(values, event_type=event_type, expert=expert, client=client)
     make_transient_to_detached(booking)
     db.session.add(booking)
     return booking

@@ -1,0 +1,135 @@
+"""The booking's statements on PostgreSQL (booking_statements.py): two round trips and the
+commit, prepared once per connection, and still right after a failure left it unknown
+which statements a connection had prepared."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from expertbook import booking_statements as statements
+from expertbook.availability import set_availability
+from expertbook.booking import book_slot, check_request
+from expertbook.database import BookingBusy
+from expertbook.extensions import db
+from expertbook.models import Booking
+
+NOW = datetime.now(UTC).replace(second=0, microsecond=0)
+DAY = (NOW + timedelta(days=3)).replace(hour=0, minute=0)
+
+
+@pytest.fixture
+def expert(make_user):
+    user = make_user("coach", expert=True)
+    set_availability(user, "UTC", {day: [(0, 24 * 60)] for day in range(7)})
+    db.session.commit()
+    return user
+
+
+def book(event_type, hour: int, minute: int = 0, **kwargs):
+    request = check_request(DAY.replace(hour=hour, minute=minute), "Ann", "ann@example.com")
+    return book_slot(
+        event_type.id, request, client=None, now=NOW, respond=lambda b, t: {"uid": b.uid}, **kwargs
+    )
+
+
+class Statements:
+    """The statements each connection of the engine runs (one entry a round trip)."""
+
+    def __init__(self):
+        self.sent: list[str] = []
+
+    def __call__(self, _conn, _cursor, statement, *_args):
+        self.sent.append(statement)
+
+
+@pytest.fixture
+def sent(pg_app):
+    listener = Statements()
+    sa.event.listen(db.engine, "before_cursor_execute", listener)
+    yield listener.sent
+    sa.event.remove(db.engine, "before_cursor_execute", listener)
+
+
+def prepared_names() -> set[str]:
+    return set(db.session.scalars(sa.text("SELECT name FROM pg_prepared_statements")))
+
+
+def test_a_booking_is_two_round_trips_and_prepares_once(pg_app, expert, make_event_type, sent):
+    event_type = make_event_type(expert, duration_minutes=30)
+    book(event_type, 8)  # the first one also loads the expert's hours, and prepares
+    assert any("PREPARE expertbook_read AS" in statement for statement in sent)
+    sent.clear()
+    book(event_type, 9)
+    assert len(sent) == 2  # the locked read, the write (then the commit)
+    assert "PREPARE" not in sent[0] + sent[1]
+    assert "EXECUTE expertbook_lock(" in sent[0] and "EXECUTE expertbook_read(" in sent[0]
+    assert "EXECUTE expertbook_insert_booking_1(" in sent[1]
+    sent.clear()
+    book(event_type, 10, idempotency_key="k-10")
+    # The idempotency key's INSERT is new on this connection: prepared now, in the same
+    # round trip.
+    assert len(sent) == 2
+    assert "PREPARE expertbook_insert_idempotency_key_1" in sent[1]
+    assert "PREPARE expertbook_insert_booking_1" not in sent[1]
+    assert {"expertbook_lock", "expertbook_read", "expertbook_insert_booking_1"} <= (
+        prepared_names()
+    )
+    assert db.session.scalar(sa.select(sa.func.count(Booking.id))) == 3
+
+
+def test_a_failed_string_is_prepared_again_from_scratch(pg_app):
+    one = statements.prepared("expertbook_test_one", "SELECT %(x)s::int + 1")
+    two = statements.prepared("expertbook_test_two", "SELECT %(x)s::int + 2")
+    assert statements.run_prepared([one], {"x": 1}).scalar() == 2
+    # `two` is prepared, then the string fails: the connection has it, unknown to us.
+    with pytest.raises(DBAPIError):
+        statements.run_prepared([two, "SELECT 1 / 0"], {"x": 1})
+    db.session.rollback()
+    assert "expertbook_test_two" in prepared_names()
+    # Preparing it again as if new would fail with "already exists".
+    assert statements.run_prepared([two, one], {"x": 5}).scalar() == 6
+    assert statements.run_prepared([two], {"x": 5}).scalar() == 7
+    db.session.rollback()
+
+
+def test_a_lock_timeout_leaves_the_connection_able_to_book(pg_app, expert, make_event_type, sent):
+    import psycopg2
+
+    event_type = make_event_type(expert)
+    pg_app.config["BOOKING_LOCK_TIMEOUT_MS"] = 200
+    url = sa.make_url(str(db.engine.url)).set(drivername="postgresql")
+    holder = psycopg2.connect(url.render_as_string(hide_password=False))
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute('SELECT id FROM "user" WHERE id = %s FOR UPDATE', (expert.id,))
+        with pytest.raises(BookingBusy):
+            book(event_type, 9)
+    finally:
+        holder.rollback()
+        holder.close()
+    sent.clear()
+    assert book(event_type, 9).booking.start_at == DAY.replace(hour=9)
+    # The connection's first read prepared its statements, then timed out waiting for the
+    # lock: which of them were prepared is unknown to the process, so it starts again.
+    read = next(statement for statement in sent if "EXECUTE expertbook_read(" in statement)
+    assert "DEALLOCATE ALL" in read and "PREPARE expertbook_read AS" in read
+
+
+def test_the_locked_read_refreshes_what_the_session_holds(pg_app, expert, make_event_type):
+    event_type = make_event_type(expert, duration_minutes=30)
+    db.session.commit()
+    # Changed elsewhere after this session loaded it: the booking uses the new duration.
+    with db.engine.begin() as other:
+        other.execute(
+            sa.text("UPDATE event_type SET duration_minutes = 45 WHERE id = :id"),
+            {"id": event_type.id},
+        )
+    result = book(event_type, 9)
+    assert result.booking.end_at - result.booking.start_at == timedelta(minutes=45)
+    assert event_type.duration_minutes == 45
+    assert result.booking.event_type is event_type and result.booking.expert is expert
+    assert result.booking.expert.created_at.tzinfo is UTC
