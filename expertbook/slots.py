@@ -14,7 +14,15 @@ import sqlalchemy as sa
 from .extensions import db
 from .models import MAX_DAYS_AHEAD, EventType, Hold
 from .schedule_cache import cached_hours
-from .scheduling import Interval, SlotRules, day_window, is_offered, offered_slots, within_limits
+from .scheduling import (
+    Interval,
+    SlotRules,
+    day_window,
+    is_offered,
+    offered_slots,
+    within_limits,
+    zone,
+)
 
 # The statements, and their parameters (booking_statements reads them from here too).
 from .slot_queries import (
@@ -273,6 +281,26 @@ def offer(
     )
     if holder is not None:
         held = [hold for hold in held if not holder.owns(hold)]
+    return _offered(
+        event_type, busy, held, window, day_from, day_to, viewer_tz, now, except_booking_id,
+        extra_days_ahead,
+    )  # fmt: skip
+
+
+def _offered(
+    event_type: EventType,
+    busy: list[Interval],
+    held: list[HeldTime],
+    window: Interval,
+    day_from: date,
+    day_to: date,
+    viewer_tz: str,
+    now: datetime,
+    except_booking_id: int | None = None,
+    extra_days_ahead: int = 0,
+) -> Offer:
+    """offer's answer from what keeps the expert busy around `window` (the viewer's days
+    day_from..day_to) and the live holds that count for the viewer."""
     rules = rules_of(event_type)
     if extra_days_ahead:
         rules = replace(rules, max_days_ahead=rules.max_days_ahead + extra_days_ahead)
@@ -304,6 +332,69 @@ def offer(
         elif any(hold.time.overlaps(slot) for hold in held):
             kept.append(slot)
     return Offer(offered, kept, min(hold.expires_at for hold in held))
+
+
+@dataclass(frozen=True)
+class DaysOffer:
+    """What a month calendar shows: the viewer's days with an offered slot, and one day's
+    slots, offered and held (offer's for that day)."""
+
+    days: set[date]
+    day: date | None
+    slots: list[Interval]
+    held: list[Interval]
+
+
+def offer_days(
+    event_type: EventType,
+    *,
+    day_from: date,
+    day_to: date,
+    day: date | None,
+    viewer_tz: str,
+    now: datetime,
+    holder: Holder | None = None,
+) -> DaysOffer:
+    """The viewer's days in day_from..day_to that offer a slot of `event_type`, and the
+    slots of `day` (None: the first of those days), as offer gives them; one query. Only
+    the first slot of each day is made, unless the event type has limits per day or week
+    (they count by the expert's days and weeks: then the whole range is offered).
+
+    Raises:
+        UnknownTimeZone: `viewer_tz` is not an IANA zone.
+    """
+    try:
+        window = day_window(day_from, day_to, viewer_tz)
+    except (OverflowError, ValueError):  # the calendar's ends (or to < from): nothing offered
+        return DaysOffer(set(), day, [], [])
+    horizon = timedelta(days=event_type.max_days_ahead)
+    if window.end <= now or window.start >= now + horizon:
+        return DaysOffer(set(), day, [], [])  # (see offer)
+    busy, held = _busy_and_held(event_type.expert_id, window.start, window.end, now, None)
+    if holder is not None:
+        held = [hold for hold in held if not holder.owns(hold)]
+    viewer_zone = zone(viewer_tz)
+    if has_limits(event_type):
+        whole = _offered(event_type, busy, held, window, day_from, day_to, viewer_tz, now)
+        days = {slot.start.astimezone(viewer_zone).date() for slot in whole.slots}
+        day = min(days, default=None) if day is None else day
+        return DaysOffer(
+            days,
+            day,
+            [slot for slot in whole.slots if slot.start.astimezone(viewer_zone).date() == day],
+            [slot for slot in whole.held if slot.start.astimezone(viewer_zone).date() == day],
+        )
+    # A live hold blocks like a booking of its own event type (see _offered).
+    firsts = offered_slots(
+        cached_hours(event_type.expert), rules_of(event_type), busy + [h.blocks for h in held],
+        now=now, day_from=day_from, day_to=day_to, viewer_tz=viewer_tz, first_of_each_day=True,
+    )  # fmt: skip
+    days = {slot.start.astimezone(viewer_zone).date() for slot in firsts}
+    day = min(days, default=None) if day is None else day
+    if day is None or not day_from <= day <= day_to:
+        return DaysOffer(days, day, [], [])
+    one = _offered(event_type, busy, held, window, day, day, viewer_tz, now)
+    return DaysOffer(days, day, one.slots, one.held)
 
 
 def slots_for(

@@ -24,7 +24,7 @@ from ..extensions import db
 from ..holds import page_holder
 from ..models import EventType, User
 from ..scheduling import canonical_zone, is_valid_timezone, iso_z
-from ..slots import offer
+from ..slots import offer_days
 from .calendar import (
     last_day_of,
     local_today,
@@ -33,9 +33,9 @@ from .calendar import (
     parse_day,
     parse_month,
     shift_month,
-    slots_by_day,
 )
 from .forms import draft_answers
+from .links import query_link, slot_links, zone_menu
 
 bp = Blueprint("public", __name__)
 
@@ -139,35 +139,36 @@ def viewer_zone(expert: User) -> tuple[str, str | None]:
 def month_view(
     event_type: EventType, tz: str, now: datetime, day: date | None, month: date | None
 ) -> dict[str, Any]:
-    """Everything the calendar and the day's slot list show, from ONE slot query."""
+    """Everything the calendar and the day's slot list show, from ONE slot query (links
+    built once each: links.py)."""
     today = local_today(now, tz)
     horizon = now + timedelta(days=event_type.max_days_ahead)
     last_open_day = local_today(horizon, tz)
     first = (day or month or today).replace(day=1)
     last = last_day_of(first)
-    slots, held = [], []
+    days, slots, held = set(), [], []
     # A month wholly past or beyond the horizon has nothing to offer (and may lie at the very
     # edge of the calendar, where the slot query's margins would overflow).
     if last >= today and first <= last_open_day:
         # The viewer's own hold (a booker who went back) keeps its time offered to them.
-        holder = page_holder()
-        offered = offer(
-            event_type, day_from=first, day_to=last, viewer_tz=tz, now=now, holder=holder
-        )
+        offered = offer_days(
+            event_type, day_from=first, day_to=last, day=day, viewer_tz=tz, now=now,
+            holder=page_holder(),
+        )  # fmt: skip
         # Held: someone else is booking those times right now (they show, cannot be picked).
-        slots, held = offered.slots, offered.held
-    by_day = slots_by_day(slots, tz)
-    if day is None:
-        day = min(by_day, default=None)
+        days, day, slots, held = offered.days, offered.day, offered.slots, offered.held
     earlier, following = shift_month(first, -1), shift_month(first, 1)
+    path = {"username": event_type.expert.username, "slug": event_type.slug}
     return {
         "today": today,
         "month": first,
         "month_key": month_key(first),
-        "weeks": month_grid(first, by_day, today, day),
+        "weeks": month_grid(first, days, today, day),
+        "day_url": query_link("public.booking_page", "date", path, tz=tz),
         "day": day,
-        "day_slots": by_day.get(day, []),
-        "day_held": slots_by_day(held, tz).get(day, []),
+        "slot_links": slot_links(
+            slots, held, tz, query_link("public.confirm", "start", path, tz=tz)
+        ),
         # "YYYY-MM" of the months to link to, None where there is nothing to see.
         "prev_month": month_key(earlier) if earlier and first > today.replace(day=1) else None,
         "next_month": month_key(following) if following and following <= last_open_day else None,
@@ -221,6 +222,7 @@ def booking_page(username: str, slug: str):
         refused_tz=refused_tz,
         tz_in_url=refused_tz is None and "tz" in request.args,
         zulu=iso_z,
+        zone_menu=zone_menu,
         **view,
     )
 

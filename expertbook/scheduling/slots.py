@@ -40,7 +40,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from expertbook.scheduling.zones import UTC, as_utc, local_to_utc, zone
 
@@ -62,6 +62,7 @@ __all__ = [
 MINUTES_PER_DAY = 1440  # also the "24:00" end of a day
 _ONE_DAY = timedelta(days=1)
 _ZERO = timedelta(0)
+_MICROSECOND = timedelta(microseconds=1)
 _HHMM_RE = re.compile(r"([0-9]{2}):([0-9]{2})")
 
 
@@ -332,6 +333,7 @@ def offered_slots(
     day_from: date,
     day_to: date,
     viewer_tz: str,
+    first_of_each_day: bool = False,
 ) -> list[Interval]:
     """Return the offered slots whose start lies in the viewer's days day_from..day_to.
 
@@ -343,6 +345,9 @@ def offered_slots(
         day_from: first viewer-local day, included.
         day_to: last viewer-local day, included.
         viewer_tz: IANA zone in which day_from/day_to are read.
+        first_of_each_day: only the first slot of each viewer-local day (what a month
+            calendar marks), found without making the rest: the candidates after it that
+            day are skipped, unless the zone changes its offset within the rest of the day.
 
     Returns:
         UTC slots ``[start, start + duration)`` sorted by start, without duplicates.
@@ -380,6 +385,8 @@ def offered_slots(
     append = slots.append
     last_start: datetime | None = None
     needs_cleanup = False
+    viewer_zone = zone(viewer_tz)
+    firsts: dict[date, datetime] = {}  # first_of_each_day: the viewer's day -> its first start
     for interval in intervals:
         origin = interval.start
         latest = interval.end - duration  # the last start whose slot still fits
@@ -387,6 +394,13 @@ def offered_slots(
             continue
         start = origin if origin >= lower else origin + step * -((origin - lower) // step)
         while start <= latest and start < upper:
+            if first_of_each_day:
+                local = start.astimezone(viewer_zone)
+                found = firsts.get(local.date())
+                if found is not None and start >= found:
+                    # Nothing later that day can come first: on to the next day's grid point.
+                    start = _next_day_start(start, local, viewer_zone, step)
+                    continue
             # First merged busy span ending after the widened slot's start; only it can
             # overlap, because merged spans are disjoint and sorted.
             index = bisect_right(busy_ends, start - before)
@@ -398,11 +412,29 @@ def offered_slots(
             if last_start is not None and start <= last_start:
                 needs_cleanup = True  # overlapping working intervals (DST gap), see docstring
             append(Interval(start, start + duration))
+            if first_of_each_day:
+                firsts[local.date()] = start
             last_start = start
             start += step
     if needs_cleanup:
         slots = sorted({slot.start: slot for slot in slots}.values(), key=lambda s: s.start)
+    if first_of_each_day:
+        slots = [
+            slot
+            for slot in slots
+            if firsts[slot.start.astimezone(viewer_zone).date()] == slot.start
+        ]
     return slots
+
+
+def _next_day_start(start: datetime, local: datetime, tz, step: timedelta) -> datetime:
+    """The first point of `start`'s grid in the next local day of zone `tz` (`local`: start
+    there), or simply the next one when the zone's offset changes before then."""
+    following = datetime.combine(local.date() + _ONE_DAY, time(), tz).astimezone(UTC)
+    before = (following - _MICROSECOND).astimezone(tz)
+    if before.utcoffset() != local.utcoffset() or before.date() != local.date():
+        return start + step
+    return start + step * -((start - following) // step)
 
 
 def is_offered(
