@@ -169,20 +169,57 @@ def start_server(tmp_path):
     stop_servers(started)
 
 
+# `flask --app wsgi <command>` for each command in turn, in one Python: the `flask`
+# command's own group (flask.cli imported before wsgi, so unpatched, as there), each
+# command's stdout kept apart; the first failure ends the run with a traceback.
+_FLASK_COMMANDS = r"""
+import contextlib, io, json, sys
+from flask.cli import cli
+outputs = []
+for args in json.loads(sys.argv[1]):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli.main(["--app", "wsgi", *args], prog_name="flask", standalone_mode=False)
+    if code not in (None, 0):
+        sys.exit(f"flask {' '.join(args)} exited {code}:\n{out.getvalue()}")
+    outputs.append(out.getvalue())
+print(json.dumps(outputs))
+"""
+
+
+def flask_cli_many(database_url: str, *commands: str) -> list[str]:
+    """Run each of `commands` (words split on spaces) as `flask --app wsgi <command>`
+    against `database_url`, in one process (a fresh Python importing the app costs
+    seconds); return their stdouts."""
+    argv = [command.split(" ") for command in commands]
+    result = subprocess.run(
+        [sys.executable, "-c", _FLASK_COMMANDS, json.dumps(argv)],
+        cwd=ROOT,
+        env=server_env(database_url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
 def _build_site(database_url: str) -> Site:
     """The site made the way an operator makes one: `flask db upgrade`, then the CLI's
     `users create` and `tokens create`."""
-    flask_cli(database_url, "db", "upgrade")
-    flask_cli(database_url, "users", "create", "coach", "coach@example.com", "--expert",
-              "--password", "coach-password")  # fmt: skip
-    token = flask_cli(database_url, "tokens", "create", "coach").strip()
-    return Site(database_url, token)
+    *_, token = flask_cli_many(
+        database_url,
+        "db upgrade",
+        "users create coach coach@example.com --expert --password coach-password",
+        "tokens create coach",
+    )
+    return Site(database_url, token.strip())
 
 
-# Each CLI run above is a fresh Python importing the app (seconds each on a loaded machine),
-# so the run builds one site per kind with them, a template, and every site after that is a
-# copy of it: a SQLite file copied with the backup API, a PostgreSQL database made with
-# CREATE DATABASE ... TEMPLATE on the shared test server. The copies hold the same rows
+# Even in one process the CLI run above takes seconds on a loaded machine, so the run
+# builds one site per kind with it, a template, and every site after that is a copy of
+# it: a SQLite file copied with the backup API, a PostgreSQL database made with CREATE
+# DATABASE ... TEMPLATE on the shared test server. The copies hold the same rows
 # (migrated schema, coach, token) as a site built afresh.
 _templates: dict[str, Site] = {}
 _template_folder: Path | None = None
