@@ -30,8 +30,8 @@ class Config:
     # (plus the monkey-patch line at the top of wsgi.py).
     ASYNC_MODE = os.environ.get("ASYNC_MODE", "eventlet")
     # Engine.IO's heartbeat (seconds): a connection lost without a close is seen gone within
-    # interval + timeout, and only then does a bound hold's DISCONNECT_GRACE start (the
-    # defaults, 25 + 20, would keep a dead page's hold some 45 s longer).
+    # interval + timeout, and only then does a bound hold's HOLD_DISCONNECT_GRACE_SECONDS
+    # start (the defaults, 25 + 20, would keep a dead page's hold some 45 s longer).
     SOCKET_PING_INTERVAL = 10
     SOCKET_PING_TIMEOUT = 10
 
@@ -99,6 +99,9 @@ class Config:
     OUTBOX_PARALLEL = int(os.environ.get("OUTBOX_PARALLEL") or 8)
     OUTBOX_LEASE_SECONDS = float(os.environ.get("OUTBOX_LEASE_SECONDS") or 300)
     OUTBOX_POLL_SECONDS = float(os.environ.get("OUTBOX_POLL_SECONDS") or 30)
+    # A webhook's POST (connecting, sending, the answer) is given up on after this many
+    # seconds, however its receiver trickles the answer; the delivery is then retried.
+    WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS") or 10)
     # Benchmarks only (bench/booking.py compares with and without): False writes no
     # messages at all, so nothing is mailed, reminded, posted or written back. Not read
     # from the environment, where a stray variable would silently stop all delivery: the
@@ -116,6 +119,10 @@ class Config:
     REMEMBER_COOKIE_SAMESITE = "Lax"
     SESSION_PROTECTION = "strong"
     WTF_CSRF_TIME_LIMIT = None  # a booking page left open all day must still submit
+
+    # A live hold bound to a booking page's socket ends this many seconds after the socket
+    # goes (expertbook/holds.py), unless the page comes back and binds it again.
+    HOLD_DISCONNECT_GRACE_SECONDS = float(os.environ.get("HOLD_DISCONNECT_GRACE_SECONDS") or 30)
 
     # Booking transactions give up instead of queueing forever behind a stuck lock holder.
     BOOKING_LOCK_TIMEOUT_MS = 5000

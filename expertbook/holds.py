@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import session
+from flask import current_app, session
 
 from . import booking_statements as statements
 from .booking_checks import (
@@ -43,8 +43,6 @@ HOLD_TTL = timedelta(minutes=5)
 # does not keep a time from everybody else for ever (it may place a new hold, if the time
 # is still free).
 HOLD_MAX_LIFETIME = timedelta(minutes=20)
-# A hold bound to a socket ends this long after the socket has gone.
-DISCONNECT_GRACE = timedelta(seconds=30)
 # The random id of this browser's holds, kept in the Flask session (its SHA-256 is stored).
 SESSION_KEY = "hold_key"
 HOLD_ID_RE = re.compile(r"[0-9a-f]{32}")
@@ -52,6 +50,12 @@ HOLD_ID_RE = re.compile(r"[0-9a-f]{32}")
 
 class HoldExpired(Exception):
     """The hold has run its course (HOLD_MAX_LIFETIME): it cannot be renewed."""
+
+
+def disconnect_grace() -> timedelta:
+    """How long a hold bound to a socket lives on after the socket has gone (the app's
+    HOLD_DISCONNECT_GRACE_SECONDS, 30 s unless configured)."""
+    return timedelta(seconds=current_app.config["HOLD_DISCONNECT_GRACE_SECONDS"])
 
 
 def lifetime_end(hold: Hold) -> datetime:

@@ -5,8 +5,9 @@ Clients (the booking page) send:
     leave {"event_type_id": N}  leave it
     hold  {"hold_id", "hold_token"?}  the confirm page binds its hold to this socket: the
                                 hold is renewed now (and on every reconnect, which sends it
-                                again) and ends DISCONNECT_GRACE after the socket goes; the
-                                holder is the token or the socket's browser session. Answered
+                                again) and ends HOLD_DISCONNECT_GRACE_SECONDS (30 s) after
+                                the socket goes; the holder is the token or the socket's
+                                browser session. Answered
                                 with `held` {"hold_id", "start", "end", "expires_at"} (and
                                 `slot_held` with the new expiry to the expert's rooms), or
                                 `error` unknown_hold (no such live hold of this holder) or
@@ -77,7 +78,7 @@ ROOM_PREFIX = "event-type:"
 MAX_HOLDS_ON_JOIN = 200
 _BUDGET = "expertbook.message_budget"  # key in the connection's WSGI environ
 # The holds bound to each socket of this process (sid -> hold id -> the expiry that bind
-# gave it): they end DISCONNECT_GRACE after their socket goes, unless renewed since.
+# gave it): they end the disconnect grace after their socket goes, unless renewed since.
 _bound_holds: dict[str, dict[str, datetime]] = {}
 
 log = logging.getLogger("expertbook.realtime")
@@ -241,7 +242,7 @@ def on_hold(*args: Any):
 
 def note_renewed(hold: Hold) -> None:
     """A hold was renewed through the API by its page: the page's socket, if bound on this
-    process, still stands for it (its going ends the hold DISCONNECT_GRACE later). A bind
+    process, still stands for it (its going ends the hold a disconnect grace later). A bind
     on another process is not seen here; it is renewed over its socket."""
     for bound in _bound_holds.values():
         if hold.id in bound:
@@ -250,14 +251,14 @@ def note_renewed(hold: Hold) -> None:
 
 @socketio.on("disconnect")
 def on_disconnect(*_args: Any) -> None:
-    """A socket went: its holds end DISCONNECT_GRACE from now, unless the page has bound
+    """A socket went: its holds end a disconnect grace from now, unless the page has bound
     them again on a newer socket, or comes back and does (the sweeper announces them
     released when they end)."""
     bound = _bound_holds.pop(request.sid, None)
     if not bound:
         return
     try:
-        holds.shorten_holds(bound, datetime.now(UTC) + holds.DISCONNECT_GRACE)
+        holds.shorten_holds(bound, datetime.now(UTC) + holds.disconnect_grace())
     except Exception:  # noqa: BLE001 - the database away: the holds expire on their own
         discard_transaction()
         log.warning("socket %s: could not shorten its holds", request.sid, exc_info=True)

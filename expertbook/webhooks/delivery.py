@@ -1,13 +1,13 @@
 """Delivering one webhook: the outbox worker's handler for kind "webhook".
 
 `POST <url>` with the stored body, signed with the endpoint's secret; 2xx is delivered,
-anything else (a redirect included: it is never followed) or no answer within TIMEOUT
-seconds raises DeliveryError, and the worker retries with growing pauses.
+anything else (a redirect included: it is never followed) or no answer within the app's
+WEBHOOK_TIMEOUT_SECONDS (10 s) raises DeliveryError, and the worker retries with growing pauses.
 
 The connection goes through the calendars' guarded HTTP layer (calendars/net.py): its
 resolver refuses private addresses on the connection itself, so an address that turned
 private since the endpoint was added is refused at delivery too. Only plain sockets, so
-the call yields under eventlet; the whole call ends after TIMEOUT, with or without it.
+the call yields under eventlet; the whole call ends after that timeout, with or without it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import threading
 import time
 from urllib.parse import urlsplit
 
+from flask import current_app
 from niquests import exceptions as http_errors
 
 from ..calendars import net
@@ -30,7 +31,6 @@ from ..outbox.models import OutboxMessage, WebhookEndpoint
 from ..outbox.queue import DeliveryError, handler
 from .endpoints import allow_private
 
-TIMEOUT = 10  # seconds for the whole call: connecting, sending, the answer
 MAX_ANSWER_BYTES = 64 * 1024  # of the answer's body read at most; the rest is never read
 EXCERPT_CHARS = 200  # of the answer kept in the error the expert sees
 USER_AGENT = "ExpertBook-Webhooks/1"
@@ -82,22 +82,24 @@ def deliver(message: OutboxMessage) -> int:
 
 
 def post(url: str, body: bytes, headers: dict[str, str], *, allow_private: bool):
-    """POST `body` to `url`: (status code, the start of the answer's text), within TIMEOUT
-    seconds however the receiver trickles its bytes (per-read timeouts alone would not).
+    """POST `body` to `url`: (status code, the start of the answer's text), within the app's
+    WEBHOOK_TIMEOUT_SECONDS for the whole call (connecting, sending, the answer) however
+    the receiver trickles its bytes (per-read timeouts alone would not).
 
     No redirect is followed; at most MAX_ANSWER_BYTES of the answer are read. Raises
-    DeliveryError when no answer comes (refused, unreachable, TIMEOUT passed, private host).
+    DeliveryError when no answer comes (refused, unreachable, timeout passed, private host).
     """
+    timeout = current_app.config["WEBHOOK_TIMEOUT_SECONDS"]
     if net.green():  # the server: a green thread, ended by eventlet's Timeout
         import eventlet
 
-        timer = eventlet.Timeout(TIMEOUT)
+        timer = eventlet.Timeout(timeout)
         try:
-            return _post(url, body, headers, allow_private)
+            return _post(url, body, headers, allow_private, timeout)
         except eventlet.Timeout as exc:
             if exc is not timer:
                 raise
-            raise DeliveryError(f"No answer within {TIMEOUT} seconds.") from None
+            raise DeliveryError(_no_answer(timeout)) from None
         finally:
             timer.cancel()
     # A process without eventlet (`flask worker`, tests): the call runs in a thread of its
@@ -106,22 +108,26 @@ def post(url: str, body: bytes, headers: dict[str, str], *, allow_private: bool)
 
     def call() -> None:
         try:
-            outcome.append(_post(url, body, headers, allow_private))
+            outcome.append(_post(url, body, headers, allow_private, timeout))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller
             outcome.append(exc)
 
     thread = threading.Thread(target=call, name="webhook-post", daemon=True)
     thread.start()
-    thread.join(TIMEOUT)
+    thread.join(timeout)
     if not outcome:
-        raise DeliveryError(f"No answer within {TIMEOUT} seconds.")
+        raise DeliveryError(_no_answer(timeout))
     if isinstance(outcome[0], BaseException):
         raise outcome[0]
     return outcome[0]
 
 
-def _post(url: str, body: bytes, headers: dict[str, str], allow_private: bool):
-    deadline = time.monotonic() + TIMEOUT
+def _no_answer(timeout: float, whole: str = "") -> str:
+    return f"No {whole}answer within {timeout:g} seconds."
+
+
+def _post(url: str, body: bytes, headers: dict[str, str], allow_private: bool, timeout: float):
+    deadline = time.monotonic() + timeout
     host = urlsplit(url).hostname or url
     try:
         url = net.check_url(url, allow_private=allow_private)
@@ -137,17 +143,17 @@ def _post(url: str, body: bytes, headers: dict[str, str], allow_private: bool):
                 timeout=(remaining, remaining),
             )
             with response:
-                answer = _read_start(response, deadline)
+                answer = _read_start(response, deadline, timeout)
                 return response.status_code, _excerpt(response, answer)
     except DeliveryError:
         raise
     except net.RemoteError as error:
         raise DeliveryError(error.message) from None
     except Exception as exc:
-        raise DeliveryError(_in_words(exc, host)) from exc
+        raise DeliveryError(_in_words(exc, host, timeout)) from exc
 
 
-def _read_start(response, deadline: float) -> bytes:
+def _read_start(response, deadline: float, timeout: float) -> bytes:
     """The first MAX_ANSWER_BYTES of the answer's body (as sent, never decompressed)."""
     answer = bytearray()
     for chunk in response.iter_raw(chunk_size=_CHUNK):
@@ -155,7 +161,7 @@ def _read_start(response, deadline: float) -> bytes:
         if len(answer) >= MAX_ANSWER_BYTES:
             break
         if time.monotonic() > deadline:
-            raise DeliveryError(f"No whole answer within {TIMEOUT} seconds.")
+            raise DeliveryError(_no_answer(timeout, "whole "))
     return bytes(answer[:MAX_ANSWER_BYTES])
 
 
@@ -176,7 +182,7 @@ def _answer_message(status: int, excerpt: str) -> str:
     return f"{message} {excerpt}" if excerpt else message
 
 
-def _in_words(exc: Exception, host: str) -> str:
+def _in_words(exc: Exception, host: str, timeout: float) -> str:
     """Why no answer came, in words for the expert."""
     chain = list(net._chain(exc))
 
@@ -193,7 +199,7 @@ def _in_words(exc: Exception, host: str) -> str:
     if has(http_errors.SSLError, ssl.SSLError):
         return f"A secure (TLS) connection to {host} could not be made."
     if has(http_errors.Timeout, TimeoutError):
-        return f"No answer within {TIMEOUT} seconds."
+        return _no_answer(timeout)
     if has(socket.gaierror):
         return f"Could not reach {host} (the name was not found)."
     if has(ConnectionRefusedError):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flask import current_app
 
 from expertbook.extensions import db
 from expertbook.models import utcnow
@@ -79,7 +80,7 @@ def test_every_failure_is_retried_with_the_same_bytes_until_the_receiver_recover
     hook, receiver, monkeypatch
 ):
     message, secret = hook
-    monkeypatch.setattr(delivery, "TIMEOUT", 1)
+    monkeypatch.setitem(current_app.config, "WEBHOOK_TIMEOUT_SECONDS", 1)
     receiver.answer(
         Answer(500, b"Internal <b>error</b>\n\x00 trace..."),
         Answer(close=True),
@@ -116,13 +117,22 @@ def test_every_failure_is_retried_with_the_same_bytes_until_the_receiver_recover
 
 def test_a_trickling_receiver_is_given_up_on_at_the_deadline(hook, receiver, monkeypatch):
     message, _ = hook
-    monkeypatch.setattr(delivery, "TIMEOUT", 1)
+    monkeypatch.setitem(current_app.config, "WEBHOOK_TIMEOUT_SECONDS", 1)
     receiver.answer(Answer(200, b"ok", drip=0.2))  # each byte in time, the whole far too late
     started = time.monotonic()
     with pytest.raises(DeliveryError) as failure:
         delivery.deliver(message)
     assert time.monotonic() - started < 1.5
     assert "No answer within 1 seconds" in failure.value.message
+
+
+def test_a_delivery_is_given_10_seconds_unless_configured(app):
+    """The production default (the tests above and the server test in test_server.py give
+    their deliveries less, so as not to wait on it)."""
+    assert app.config["WEBHOOK_TIMEOUT_SECONDS"] == 10
+    assert delivery._no_answer(app.config["WEBHOOK_TIMEOUT_SECONDS"]) == (
+        "No answer within 10 seconds."
+    )
 
 
 @pytest.mark.parametrize("status", [200, 503])
