@@ -38,7 +38,8 @@ server) with two `python wsgi.py` processes (eventlet) sharing one Redis message
    mail of 1.-3. and 6. Target: p99 under 2 s. Then booking throughput (8 experts) without
    the outbox (EXPERTBOOK_ENV=bench-without-outbox) and with it, each on a fresh server
    pair, taking turns three times; the ratio is of the median rates. Target: with/without
-   at least 0.9.
+   at least 0.9. 7c.: the load of 1. on the layout docs/deploy.md sets up (web processes
+   with WORKER_IN_PROCESS=false and one `flask worker`), commit -> mail p50/p99 over it.
 8. Live holds (bench/_holds.py): a booking's server CPU with a hold of its own slot against
    one without (target: at most 10% more), and slot_held's fan-out to the S sockets against
    slot_taken's, measured back to back on fresh pairs (target: p99 within 1.1x).
@@ -108,6 +109,7 @@ MAIL_P99_TARGET_MS = 2000.0
 # 7.: (without, with) outbox runs take turns on these minutes of the days (distinct from
 # every other phase's slots of the same experts).
 OUTBOX_OFFSETS = ((30, 45), (195, 210), (225, 240))
+DEPLOYED_OFFSET = 255  # 7c.'s minutes
 
 
 @dataclass(frozen=True)
@@ -567,6 +569,24 @@ def main() -> int:
         left = mail_latencies(database_url, sink)[1]
         drain.terminate()
         drain.wait(timeout=30)
+        # 7c. The layout docs/deploy.md sets up: web processes that deliver nothing
+        # (WORKER_IN_PROCESS=false) and one `flask worker` beside them; the load of 1.
+        deployed = group.start("wsgi.py", 2, {**env, "WORKER_IN_PROCESS": "false"})
+        worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
+                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            run_load(deployed, ping_path, warmup, size.threads, deadline=10)
+            since = time.time()
+            requests = booking_requests(
+                [ids[e] for e in experts], day0 + timedelta(minutes=DEPLOYED_OFFSET), n, "dp"
+            )
+            deployed_run = run_load(deployed, requests, n, size.threads, deadline=cap)
+            deployed_mail = mail_latencies(database_url, sink, since=since)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+            group.stop()
 
         # 5. The same loads against the bare servers.
         bare_path = "/book/{}"
@@ -699,6 +719,18 @@ def main() -> int:
     )
     for line in steady_hooks.lines():
         print(f"  {line}")
+    deployed_ms, deployed_counts = deployed_mail
+    print("7c. the deployed layout (docs/deploy.md): 2 web processes and one `flask worker`")
+    print(deployed_run.line("booking, web + worker", "bookings"))
+    if deployed_run.statuses.get(201, 0) != deployed_run.count:
+        failures += 1
+        print(f"  NOT all 201: {dict(deployed_run.statuses)}  e.g. {deployed_run.sample_error}")
+    deployed_p99 = percentile(deployed_ms, 99)
+    print(
+        f"  commit -> mail at the SMTP server ({len(deployed_ms)} mails; rows "
+        f"{deployed_counts}): p50 {median(deployed_ms):.0f} ms, p99 {deployed_p99:.0f} ms "
+        f"(target p99 < {MAIL_P99_TARGET_MS:.0f} ms): {verdict(deployed_p99 < MAIL_P99_TARGET_MS)}"
+    )
     print(f"\n8a. live holds: a booking's cost with its own hold ({n} bookings, {EXPERTS} experts)")
     for line in hold_cost_lines:
         print(line)
