@@ -233,12 +233,6 @@ class IdleConnections:
                 return
         smtp.close()
 
-    def close_all(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for _, _, smtp in idle:
-            smtp.close()
-
 
 _idle = IdleConnections()
 
