@@ -10,9 +10,9 @@ from flask import current_app, request
 from sqlalchemy.orm import joinedload
 
 from ..extensions import db
-from ..models import EventType
+from ..models import EventType, User
 from ..schedule_cache import EXTRA_DAYS_AHEAD, CachedSlots, slot_answers
-from ..scheduling import canonical_zone, iso_z
+from ..scheduling import Interval, canonical_zone, iso_z
 from ..slots import offer
 from . import bp
 from .errors import ApiError
@@ -32,9 +32,18 @@ def _required_day(name: str) -> date:
     return day
 
 
+# What a cached answer is found by, read as one plain row: an answer from the cache needs
+# nothing else (the ORM's objects are loaded only to compute one).
+_LOOKUP = (
+    sa.select(EventType.active, EventType.expert_id, User.timezone, User.schedule_version)
+    .join(User, User.id == EventType.expert_id)
+    .where(EventType.id == sa.bindparam("event_type_id"))
+)
+
+
 def _active_event_type(event_type_id: int) -> EventType:
-    """The event type with its expert (and so the expert's schedule_version) in one query;
-    the hours are loaded only when the answer is not cached."""
+    """The event type with its expert in one query; the hours are loaded only when the
+    answer is computed."""
     event_type = db.session.scalar(
         sa.select(EventType)
         .where(EventType.id == event_type_id)
@@ -48,7 +57,9 @@ def _active_event_type(event_type_id: int) -> EventType:
 @bp.get("/event-types/<int:event_type_id>/slots")
 def event_type_slots(event_type_id: int):
     """Slots offered on the days `from`..`to` (both included), read in `tz`, as UTC."""
-    event_type = _active_event_type(event_type_id)
+    found = db.session.execute(_LOOKUP, {"event_type_id": event_type_id}).first()
+    if found is None or not found.active:
+        raise ApiError(404, "not_found", "No such event type.")
     day_from, day_to = _required_day("from"), _required_day("to")
     if day_to < day_from:
         raise invalid("to", "`to` must not be before `from`.")
@@ -56,17 +67,17 @@ def event_type_slots(event_type_id: int):
         raise invalid("to", f"At most {MAX_DAYS} days a call.")
     tz = request.args.get("tz")
     # Today's name of the zone (Asia/Kolkata for a browser's Asia/Calcutta): the page shows it.
-    tz = canonical_zone(event_type.expert.timezone if tz is None else parse_timezone(tz, "tz"))
+    tz = canonical_zone(found.timezone if tz is None else parse_timezone(tz, "tz"))
     now = datetime.now(UTC)
     # The expert too: SQLite may give a deleted event type's id to another expert's new one.
-    expert = event_type.expert
-    key = (event_type.id, expert.id, expert.schedule_version, day_from, day_to, tz)
+    key = (event_type_id, found.expert_id, found.schedule_version, day_from, day_to, tz)
     cache = slot_answers()
     cached = cache.get(key)
     if cached is None or not cached.fresh(now):
-        cached = _compute(event_type, day_from, day_to, tz, now)
+        # Loaded after the version was read, so never older than the key (at worst newer).
+        cached = _compute(_active_event_type(event_type_id), day_from, day_to, tz, now)
         cache.put(key, cached, cached.size)
-    head = f'{{"event_type_id": {event_type.id}, "timezone": {json.dumps(tz)}, "slots": ['
+    head = f'{{"event_type_id": {event_type_id}, "timezone": {json.dumps(tz)}, "slots": ['
     body = cached.json_for(now, head, "]}")
     return current_app.response_class(body, mimetype="application/json")
 
@@ -86,6 +97,18 @@ def _compute(event_type: EventType, day_from: date, day_to: date, tz: str, now: 
         notice=timedelta(minutes=event_type.min_notice_minutes),
         horizon=timedelta(days=event_type.max_days_ahead),
         starts=[slot.start for slot in slots],
-        fragments=[f'{{"start": "{iso_z(s.start)}", "end": "{iso_z(s.end)}"}}' for s in slots],
+        fragments=_fragments(slots),
         changes_at=offered.changes_at,
     )
+
+
+def _fragments(slots: list[Interval]) -> list[str]:
+    """'{"start": "...Z", "end": "...Z"}' of each slot; a slot that starts where the one
+    before ended (back to back, the usual grid) reuses that end's text."""
+    fragments = []
+    end, end_text = None, ""
+    for slot in slots:
+        start_text = end_text if slot.start == end else iso_z(slot.start)
+        end, end_text = slot.end, iso_z(slot.end)
+        fragments.append(f'{{"start": "{start_text}", "end": "{end_text}"}}')
+    return fragments
