@@ -2,9 +2,12 @@
 transaction, and records what happened (recording.py). Delivery is at least once, and every
 message carries a stable id so a receiver can drop a duplicate.
 
-`Worker.run` loops: a pass, then a wait until the next due row, a wake-up from this process
+`Worker.run` loops: it claims what its free delivery slots can take and starts delivering
+it (up to OUTBOX_PARALLEL tasks at once, each in a thread of its own: a chunk of mails, or
+one message), then waits until a task ends, the next due row, a wake-up from this process
 (a commit that enqueued rows) or, on PostgreSQL, a NOTIFY from any process, or the slow
-safety poll, whichever comes first.
+safety poll, whichever comes first. `run_pass` claims one batch and delivers it whole
+(tests, and DELIVER_INLINE).
 """
 
 from __future__ import annotations
