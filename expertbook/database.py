@@ -205,10 +205,11 @@ def engine_options(app: Flask) -> dict:
     url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
     if url.get_backend_name() == "postgresql":
         options.setdefault("isolation_level", "READ COMMITTED")
-        # One process serves many requests at once (green threads), plus its delivery
-        # loop's POOL_SIZE // 2 or so: connections past pool_size are closed when handed
-        # back, so with SQLAlchemy's default of 5 a busy process opened and closed a
-        # PostgreSQL connection (a server process forked each time) for most requests.
+        # One process serves many requests at once (green threads), and its delivery loop
+        # up to OUTBOX_PARALLEL deliveries beside them: connections past pool_size are
+        # closed when handed back, so with SQLAlchemy's default of 5 a busy process opened
+        # and closed a PostgreSQL connection (a server process forked each time) for most
+        # requests.
         options.setdefault("pool_size", POOL_SIZE)
         options.setdefault("max_overflow", POOL_OVERFLOW)
         connect_args = {

@@ -104,7 +104,8 @@ def send_emails(messages: Sequence[Message]) -> list[int | None | DeliveryError]
 
 class SmtpConnection:
     """One conversation with the mail server (connect, STARTTLS and login when configured),
-    kept open for several mails and closed with QUIT at the end of the `with` block."""
+    kept open for several mails and, at the end of the `with` block, for the next batch
+    (IDLE_SECONDS); it may begin on a connection an earlier batch left."""
 
     def __init__(self, config):
         self.config = config
