@@ -18,6 +18,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..event_types import LOCATIONS
 from ..extensions import db
@@ -79,12 +80,27 @@ def not_taking_bookings(error: NotTakingBookings):
     return page, 404
 
 
-def event_type_or_404(username: str, slug: str) -> EventType:
-    """The expert's active event type; NotTakingBookings for a switched-off one."""
-    expert = expert_or_404(username)
-    event_type = db.session.scalar(
-        sa.select(EventType).where(EventType.expert_id == expert.id, EventType.slug == slug)
+# The expert by username and their event type by slug (None without one), in one query.
+EXPERT_AND_EVENT_TYPE = (
+    sa.select(User, EventType)
+    .outerjoin(
+        EventType,
+        sa.and_(EventType.expert_id == User.id, EventType.slug == sa.bindparam("slug")),
     )
+    .where(User.username == sa.bindparam("username"))
+)
+
+
+def event_type_or_404(username: str, slug: str) -> EventType:
+    """The expert's active event type, with its expert, in one query; NotTakingBookings
+    for a switched-off one."""
+    params = {"username": username.lower(), "slug": slug}
+    found = db.session.execute(EXPERT_AND_EVENT_TYPE, params).first()
+    expert, event_type = found if found is not None else (None, None)
+    if expert is None or not expert.is_expert:
+        abort(404, description=f"Nobody here takes bookings as “{username[:40]}”.")
+    if event_type is not None:
+        set_committed_value(event_type, "expert", expert)  # the row's: no query for it
     if event_type is None:
         abort(404, description=f"{expert.display_name} has no event type “{slug[:60]}”.")
     if not event_type.active:
