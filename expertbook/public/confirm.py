@@ -274,15 +274,21 @@ def submit_booking(
     # Only a zone the booker named (the page's fallback is the expert's or their own).
     named_tz = request.args.get("tz", "")
     try:
-        errors = field_errors(start, form, named_tz)
-        for name, message in errors.items():
-            form[name].errors.append(message)
         answered = form.read_answers(event_type.questions, request.form)
-        if errors or not answered:
+        try:
+            checked = check_request(
+                start, form.name.data, form.email.data, form.notes.data, named_tz,
+                form.answers if answered else None,
+            )  # fmt: skip
+        except BookingInputError as error:
+            if error.field not in ("name", "email", "notes"):
+                raise
+            # Every faulty field at once, not only the first.
+            for name, message in field_errors(start, form, named_tz).items():
+                form[name].errors.append(message)
             return None
-        checked = check_request(
-            start, form.name.data, form.email.data, form.notes.data, named_tz, form.answers
-        )
+        if not answered:
+            return None
         key = check_idempotency_key(form.idempotency_key.data)
     except BookingInputError as error:
         if error.field in ("name", "email", "notes"):
