@@ -43,6 +43,7 @@ from sqlalchemy.sql import visitors
 
 from .booking_checks import Holder, Locked
 from .calendars.writeback import RECEIVING
+from .database import deadline, discard_transaction
 from .extensions import db
 from .models import Booking, EventType, Hold, IdempotencyKey, User
 from .outbox.models import OutboxMessage
@@ -212,12 +213,34 @@ FROM event_type AS e JOIN "user" AS u ON u.id = e.expert_id WHERE e.id = %(event
 
 
 def warm_up() -> None:
-    """Compile the statements and build the column lists once, at start."""
-    _read()
-    _read(for_hold=True)
+    """Compile the statements and build the column lists once, at start, and prepare them
+    on a connection of the pool (the one a fresh process's first booking then finds),
+    when the database answers within a second or two."""
+    statements = [LOCK, _read(), _read(for_hold=True), *_write_parts(with_key=True, messages=4)]
     for cls in (User, EventType):
         _attributes(cls)
-    _write_parts(with_key=True, messages=4)
+    try:
+        with deadline(2):
+            prepare([part for part in statements if isinstance(part, Prepared)])
+            db.session.commit()
+    except Exception:  # noqa: BLE001 - not there yet: the first booking prepares them
+        discard_transaction()
+
+
+def prepare(statements: Sequence[Prepared]) -> None:
+    """Prepare those of `statements` this session's connection has not prepared yet, in
+    one round trip (run_prepared's bookkeeping)."""
+    connection = db.session.connection()
+    raw = connection.connection.dbapi_connection
+    known = _prepared_on.get(raw, set())
+    sql = ["DEALLOCATE ALL"] if known is None else []
+    known = known or set()
+    sql += [s.prepare for s in statements if s.name not in known]
+    if not sql:
+        return
+    _prepared_on[raw] = None
+    connection.exec_driver_sql(";\n".join(sql), {})  # {}: "%%" read as run_prepared's are
+    _prepared_on[raw] = known | {s.name for s in statements}
 
 
 def read_locked(

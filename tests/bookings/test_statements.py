@@ -133,3 +133,18 @@ def test_the_locked_read_refreshes_what_the_session_holds(pg_app, expert, make_e
     assert event_type.duration_minutes == 45
     assert result.booking.event_type is event_type and result.booking.expert is expert
     assert result.booking.expert.created_at.tzinfo is UTC
+
+
+def test_warm_up_prepares_them_for_the_first_booking(pg_app, expert, make_event_type, sent):
+    from expertbook.booking import warm_up
+
+    event_type = make_event_type(expert)
+    book(event_type, 8)  # (loads the hours; prepares on this connection)
+    db.session.execute(sa.text("DEALLOCATE ALL"))
+    db.session.commit()
+    statements._prepared_on.clear()  # as in a fresh process
+    warm_up()
+    assert {"expertbook_lock", "expertbook_read", "expertbook_read_hold"} <= prepared_names()
+    sent.clear()
+    book(event_type, 9)
+    assert len(sent) == 2 and "PREPARE" not in sent[0] + sent[1]
