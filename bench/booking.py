@@ -140,6 +140,18 @@ def slot(day0: datetime, k: int) -> str:
     return start.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def discard_pending(database_url: str) -> None:
+    """Delete every pending outbox row (7.'s "with" turns: written, never to be sent)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM outbox_message WHERE status = 'pending'"))
+    finally:
+        engine.dispose()
+
+
 def median_run(results: list[LoadResult]) -> LoadResult:
     """The run of median rate (the lower middle one of an even count)."""
     return sorted(results, key=lambda result: result.rate)[(len(results) - 1) // 2]
@@ -536,6 +548,10 @@ def main() -> int:
             if label == "with+delivery":
                 mail_latencies(database_url, sink)  # its mails go out before it stops
             group.stop()
+            if label == "with":
+                # Its servers deliver nothing, and the rows it wrote were the measure: left
+                # pending, later pairs' workers would deliver them while being measured.
+                discard_pending(database_url)
         # 7b. Delivery at a steady half of the "without" rate (open loop), on a fresh pair:
         # bookings of the 8 experts, then of the webhook expert, each at that rate.
         import webhook_latency
@@ -554,21 +570,6 @@ def main() -> int:
         )  # fmt: skip
         mail_latencies(database_url, sink)
         group.stop()
-        # 8. Live holds (bench/_holds.py): a booking's cost with its own hold, and slot_held's
-        # fan-out, each on a fresh pair.
-        import _holds
-
-        hold_cost_lines = _holds.hold_cost(
-            group, env, database_url, [ids[e] for e in experts], day0, size, slot, json_body
-        )
-        hold_fan_lines = _holds.hold_fan_out(group, env, fan_out, size, ids["holdfan"], day0, slot)
-        # The rows "with" wrote (its servers deliver nothing): a `flask worker` sends them.
-        drain = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
-                                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)  # fmt: skip
-        left = mail_latencies(database_url, sink)[1]
-        drain.terminate()
-        drain.wait(timeout=30)
         # 7c. The layout docs/deploy.md sets up: web processes that deliver nothing
         # (WORKER_IN_PROCESS=false) and one `flask worker` beside them; the load of 1.
         deployed = group.start("wsgi.py", 2, {**env, "WORKER_IN_PROCESS": "false"})
@@ -587,6 +588,14 @@ def main() -> int:
             worker.terminate()
             worker.wait(timeout=30)
             group.stop()
+        # 8. Live holds (bench/_holds.py): a booking's cost with its own hold, and slot_held's
+        # fan-out, each on a fresh pair.
+        import _holds
+
+        hold_cost_lines = _holds.hold_cost(
+            group, env, database_url, [ids[e] for e in experts], day0, size, slot, json_body
+        )
+        hold_fan_lines = _holds.hold_fan_out(group, env, fan_out, size, ids["holdfan"], day0, slot)
 
         # 5. The same loads against the bare servers.
         bare_path = "/book/{}"
@@ -691,8 +700,8 @@ def main() -> int:
         f"{OUTBOX_RATIO_TARGET}): {verdict(outbox_ratio >= OUTBOX_RATIO_TARGET)}"
     )
     print(
-        f"  the booking path alone (outbox rows written, mails sent afterwards by `flask "
-        f"worker`) is {with_run.rate / bare_multi.rate:.2f} of the bare booking's rate "
+        f"  the booking path alone (outbox rows written, the web processes delivering "
+        f"nothing) is {with_run.rate / bare_multi.rate:.2f} of the bare booking's rate "
         f"(server CPU {per(with_run, with_run.server_cpu):.2f} vs "
         f"{per(bare_multi, bare_multi.server_cpu):.2f} ms per booking; target >= "
         f"{BARE_RATIO_TARGET}): {verdict(with_run.rate / bare_multi.rate >= BARE_RATIO_TARGET)}"
@@ -700,7 +709,7 @@ def main() -> int:
     delivered_ratio = outbox_runs["with+delivery"][0].rate / without_run.rate
     print(
         f"  with the servers also rendering and sending the mails: {delivered_ratio:.2f} "
-        f'(the same CPUs do both); `flask worker` then sent what "with" wrote: {left}'
+        '(the same CPUs do both; the rows "with" wrote are discarded after each turn)'
     )
     steady_ms, steady_counts = steady_mail
     print(
