@@ -525,7 +525,7 @@ def main() -> int:
 
         # 7. Booking throughput without and with the outbox, each on a fresh server pair,
         # on slots of their own (minutes OUTBOX_OFFSETS of the same days), taking turns
-        # OUTBOX_REPEATS times (the ratio is of the medians: one pair each swings with
+        # three times (the ratio is of the medians: one pair each swings with
         # whatever else the machine does); then once with the servers delivering too.
         outbox_runs: dict[str, list[LoadResult]] = {"without": [], "with": []}
         turns = [
