@@ -266,25 +266,45 @@ def offer(
     Raises:
         UnknownTimeZone: `viewer_tz` is not an IANA zone.
     """
-    nothing = Offer([], [], None)
+    around = _around(
+        event_type, day_from, day_to, viewer_tz, now, except_booking_id, extra_days_ahead, holder
+    )
+    if around is None:
+        return Offer([], [], None)
+    window, busy, held = around
+    return _offered(
+        event_type, busy, held, window, day_from, day_to, viewer_tz, now, except_booking_id,
+        extra_days_ahead,
+    )  # fmt: skip
+
+
+def _around(
+    event_type: EventType,
+    day_from: date,
+    day_to: date,
+    viewer_tz: str,
+    now: datetime,
+    except_booking_id: int | None,
+    extra_days_ahead: int,
+    holder: Holder | None,
+) -> tuple[Interval, list[Interval], list[HeldTime]] | None:
+    """The viewer's days day_from..day_to as one window, what keeps the expert busy around
+    it and the live holds that count for `holder` (one query); None when nothing can be
+    offered there (past, beyond the horizon, or at the calendar's ends, where the busy
+    query's margins would overflow datetime)."""
     try:
         window = day_window(day_from, day_to, viewer_tz)
     except (OverflowError, ValueError):  # the calendar's ends (or to < from): nothing offered
-        return nothing
+        return None
     horizon = timedelta(days=event_type.max_days_ahead + extra_days_ahead)
     if window.end <= now or window.start >= now + horizon:
-        # Nothing can be offered; and near the calendar's ends the busy query's margins
-        # would overflow datetime.
-        return nothing
+        return None
     busy, held = _busy_and_held(
         event_type.expert_id, window.start, window.end, now, except_booking_id
     )
     if holder is not None:
         held = [hold for hold in held if not holder.owns(hold)]
-    return _offered(
-        event_type, busy, held, window, day_from, day_to, viewer_tz, now, except_booking_id,
-        extra_days_ahead,
-    )  # fmt: skip
+    return window, busy, held
 
 
 def _offered(
@@ -363,16 +383,10 @@ def offer_days(
     Raises:
         UnknownTimeZone: `viewer_tz` is not an IANA zone.
     """
-    try:
-        window = day_window(day_from, day_to, viewer_tz)
-    except (OverflowError, ValueError):  # the calendar's ends (or to < from): nothing offered
+    around = _around(event_type, day_from, day_to, viewer_tz, now, None, 0, holder)
+    if around is None:
         return DaysOffer(set(), day, [], [])
-    horizon = timedelta(days=event_type.max_days_ahead)
-    if window.end <= now or window.start >= now + horizon:
-        return DaysOffer(set(), day, [], [])  # (see offer)
-    busy, held = _busy_and_held(event_type.expert_id, window.start, window.end, now, None)
-    if holder is not None:
-        held = [hold for hold in held if not holder.owns(hold)]
+    window, busy, held = around
     viewer_zone = zone(viewer_tz)
     if has_limits(event_type):
         whole = _offered(event_type, busy, held, window, day_from, day_to, viewer_tz, now)
