@@ -140,6 +140,22 @@ def slot(day0: datetime, k: int) -> str:
     return start.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def booking_and_mail_lines(label: str, result: LoadResult, mail_ms: list[float], counts) -> int:
+    """Print a booking load's line and its commit -> mail figures (7b., 7c.); 1 when not
+    every booking answered 201, else 0."""
+    print(result.line(label, "bookings"))
+    failed = result.statuses.get(201, 0) != result.count
+    if failed:
+        print(f"  NOT all 201: {dict(result.statuses)}  e.g. {result.sample_error}")
+    p99 = percentile(mail_ms, 99)
+    print(
+        f"  commit -> mail at the SMTP server ({len(mail_ms)} mails; rows {counts}): "
+        f"p50 {median(mail_ms):.0f} ms, p99 {p99:.0f} ms (target p99 < "
+        f"{MAIL_P99_TARGET_MS:.0f} ms): {verdict(p99 < MAIL_P99_TARGET_MS)}"
+    )
+    return int(failed)
+
+
 def discard_pending(database_url: str) -> None:
     """Delete every pending outbox row (7.'s "with" turns: written, never to be sent)."""
     import sqlalchemy as sa
@@ -711,35 +727,15 @@ def main() -> int:
         f"  with the servers also rendering and sending the mails: {delivered_ratio:.2f} "
         '(the same CPUs do both; the rows "with" wrote are discarded after each turn)'
     )
-    steady_ms, steady_counts = steady_mail
     print(
         f"7b. with delivery at a steady {steady_rate:.0f} bookings/s (half the rate without), "
         "open loop:"
     )
-    print(steady.line("booking, steady", "bookings"))
-    if steady.statuses.get(201, 0) != steady.count:
-        failures += 1
-        print(f"  NOT all 201: {dict(steady.statuses)}  e.g. {steady.sample_error}")
-    steady_p99 = percentile(steady_ms, 99)
-    print(
-        f"  commit -> mail at the SMTP server ({len(steady_ms)} mails; rows {steady_counts}): "
-        f"p50 {median(steady_ms):.0f} ms, p99 {steady_p99:.0f} ms (target p99 < "
-        f"{MAIL_P99_TARGET_MS:.0f} ms): {verdict(steady_p99 < MAIL_P99_TARGET_MS)}"
-    )
+    failures += booking_and_mail_lines("booking, steady", steady, *steady_mail)
     for line in steady_hooks.lines():
         print(f"  {line}")
-    deployed_ms, deployed_counts = deployed_mail
     print("7c. the deployed layout (docs/deploy.md): 2 web processes and one `flask worker`")
-    print(deployed_run.line("booking, web + worker", "bookings"))
-    if deployed_run.statuses.get(201, 0) != deployed_run.count:
-        failures += 1
-        print(f"  NOT all 201: {dict(deployed_run.statuses)}  e.g. {deployed_run.sample_error}")
-    deployed_p99 = percentile(deployed_ms, 99)
-    print(
-        f"  commit -> mail at the SMTP server ({len(deployed_ms)} mails; rows "
-        f"{deployed_counts}): p50 {median(deployed_ms):.0f} ms, p99 {deployed_p99:.0f} ms "
-        f"(target p99 < {MAIL_P99_TARGET_MS:.0f} ms): {verdict(deployed_p99 < MAIL_P99_TARGET_MS)}"
-    )
+    failures += booking_and_mail_lines("booking, web + worker", deployed_run, *deployed_mail)
     print(f"\n8a. live holds: a booking's cost with its own hold ({n} bookings, {EXPERTS} experts)")
     for line in hold_cost_lines:
         print(line)
