@@ -37,7 +37,8 @@ server) with two `python wsgi.py` processes (eventlet) sharing one Redis message
    (the row's created_at, the booking's `now`) to each mail's arrival, p50/p99 over every
    mail of 1.-3. and 6. Target: p99 under 2 s. Then booking throughput (8 experts) without
    the outbox (EXPERTBOOK_ENV=bench-without-outbox) and with it, each on a fresh server
-   pair, taking turns three times; the ratio is of the median rates. Target: with/without
+   pair, taking turns three times, the order swapped each turn; the ratio is of the median
+   rates. Target: with/without
    at least 0.9. 7c.: the load of 1. on the layout docs/deploy.md sets up (web processes
    with WORKER_IN_PROCESS=false and one `flask worker`), commit -> mail p50/p99 over it.
 8. Live holds (bench/_holds.py): a booking's server CPU with a hold of its own slot against
@@ -543,15 +544,17 @@ def main() -> int:
         # on slots of their own (minutes OUTBOX_OFFSETS of the same days), taking turns
         # three times (the ratio is of the medians: one pair each swings with
         # whatever else the machine does); then once with the servers delivering too.
+        # The turns alternate which goes first (without, with; with, without; ...): the
+        # rate drifts down as the run fills the database, and a fixed order would charge
+        # that drift to whichever always goes second.
         outbox_runs: dict[str, list[LoadResult]] = {"without": [], "with": []}
-        turns = [
-            (label, offset, extra)
-            for without_at, with_at in OUTBOX_OFFSETS
-            for label, offset, extra in (
+        turns = []
+        for turn, (without_at, with_at) in enumerate(OUTBOX_OFFSETS):
+            pair = [
                 ("without", without_at, {"EXPERTBOOK_ENV": "bench-without-outbox"}),
                 ("with", with_at, {"WORKER_IN_PROCESS": "false"}),
-            )
-        ]
+            ]
+            turns += pair[::-1] if turn % 2 else pair
         for label, offset, extra in [*turns, ("with+delivery", 60, {})]:
             pair = group.start("wsgi.py", 2, {**env, **extra})
             run_load(pair, ping_path, warmup, size.threads, deadline=10)
