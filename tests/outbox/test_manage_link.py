@@ -95,3 +95,34 @@ def test_a_mail_given_up_keeps_no_link_and_one_to_retry_keeps_it(app, client, sy
     refused = DeliveryError("The mail server refused the mail (550 no such user)", permanent=True)
     assert record_many([guest, expert], [refused, 250], now, Policy()) == ["failed", "sent"]
     assert with_link(rows_of(answer["uid"])) == [("reminder", "pending")]
+
+
+def test_a_batch_is_recorded_with_its_links_dropped_in_one_statement_a_fate(
+    any_app, clock, add_messages
+):
+    link = {"role": "client", "manage_url": "http://testserver/bookings/x?token=t"}
+    guests = add_messages(3, payload=link)
+    experts = add_messages(2, payload={"role": "expert"})
+    (given_up,) = add_messages(payload=link)
+    claimed = {m.uid: m for m in claim(clock.now, limit=10, lease=timedelta(minutes=5))}
+    messages = [claimed[uid] for uid in [*guests, *experts, given_up]]
+    outcomes = [250] * 5 + [DeliveryError("550 no such user", permanent=True)]
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement.lstrip().split()[0].upper())
+
+    sa.event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        assert record_many(messages, outcomes, clock.now, Policy()) == ["sent"] * 5 + ["failed"]
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", seen)
+    # One UPDATE for the sent rows (links dropped in it), one for the row given up; no
+    # statement of their own for the links, nor a SET LOCAL before them.
+    assert [s for s in statements if s not in ("BEGIN", "COMMIT")] == ["UPDATE", "UPDATE"]
+    db.session.expire_all()
+    rows = db.session.scalars(sa.select(OutboxMessage).where(OutboxMessage.uid.in_(claimed)))
+    payloads = {m.uid: (m.status, m.payload) for m in rows}
+    assert [payloads[uid] for uid in guests] == [("sent", {"role": "client"})] * 3
+    assert [payloads[uid] for uid in experts] == [("sent", {"role": "expert"})] * 2
+    assert payloads[given_up] == ("failed", {"role": "client"})
