@@ -196,15 +196,12 @@ POOL_OVERFLOW = 5
 def engine_options(app: Flask) -> dict:
     """SQLALCHEMY_ENGINE_OPTIONS for the app's database, before the engine is made.
 
-    On PostgreSQL, READ COMMITTED is set, not assumed: a booking relies on each statement
-    after the lock seeing every booking committed before it. Under a server default of
-    REPEATABLE READ, the lock would instead fail with a serialization error. Each connection
-    also gets the timeouts and keepalives that bound a wait on a server that is away (a
-    setting given in DATABASE_URL's query wins)."""
+    On PostgreSQL each connection gets the timeouts and keepalives that bound a wait on a
+    server that is away (a setting given in DATABASE_URL's query wins), and READ COMMITTED
+    (see _configure_postgres)."""
     options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
     url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
     if url.get_backend_name() == "postgresql":
-        options.setdefault("isolation_level", "READ COMMITTED")
         # One process serves many requests at once (green threads), and its delivery loop
         # up to OUTBOX_PARALLEL deliveries beside them: connections past pool_size are
         # closed when handed back, so with SQLAlchemy's default of 5 a busy process opened
@@ -246,6 +243,8 @@ def _configure_postgres(app: Flask, engine) -> None:
     _limits.statement = app.config["DATABASE_STATEMENT_TIMEOUT_MS"] / 1000 + STATEMENT_GRACE
     if _eventlet_psycopg():
         pg_extensions.set_wait_callback(_green_wait)
+    if "isolation_level" not in app.config["SQLALCHEMY_ENGINE_OPTIONS"]:
+        event.listen(engine, "connect", _read_committed)
     # The pool's pre-ping gets a short bound of its own: a pooled connection to a server
     # that went silent is given up after PING_TIMEOUT, not after a statement's bound.
     ping = engine.dialect.do_ping
@@ -255,6 +254,20 @@ def _configure_postgres(app: Flask, engine) -> None:
             return ping(dbapi_connection)
 
     engine.dialect.do_ping = bounded_ping
+
+
+def _read_committed(dbapi_connection, _record) -> None:
+    """READ COMMITTED for the connection's transactions, set, not assumed: a booking relies
+    on each statement after the lock seeing every booking committed before it; under a
+    server (or database, or role) default of REPEATABLE READ the lock would instead fail
+    with a serialization error. Set once for the session as it connects, not through
+    SQLAlchemy's isolation_level: with that, psycopg2 sends `SET default_transaction_isolation
+    TO DEFAULT` each time the pool's pre-ping switches autocommit back off, a round trip
+    more for every request."""
+    dbapi_connection.autocommit = True
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    dbapi_connection.autocommit = False
 
 
 def _configure_sqlite(engine) -> None:

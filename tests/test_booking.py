@@ -249,7 +249,9 @@ def test_booking_reads_committed_whatever_the_server_default(
     # A clean "taken" (409), not a serialization failure (500).
     with pytest.raises(SlotUnavailable):
         book(event_type, start, email="bob@example.com")
-    assert db.session.scalar(sa.text("SHOW default_transaction_isolation")) == "repeatable read"
+    # The server's default stood (the connection sets its own, for its session).
+    server_default = "SELECT reset_val FROM pg_settings WHERE name = 'default_transaction_isolation'"
+    assert db.session.scalar(sa.text(server_default)) == "repeatable read"
 
 
 def test_the_same_key_with_another_request_is_refused(any_app, expert, make_event_type):

@@ -47,3 +47,27 @@ def test_the_engine_options_may_set_the_pool_themselves(pg_migrated_url):
         assert db.session.scalar(sa.text("SELECT 1")) == 1
         db.session.remove()
         db.engine.dispose()
+
+
+def test_a_checkout_costs_the_ping_alone(pg_app):
+    """The pool's pre-ping is SELECT 1 and nothing more. (With SQLAlchemy's isolation_level
+    set, psycopg2 also sent `SET default_transaction_isolation TO DEFAULT` when the ping
+    switched autocommit back off: a round trip more for every request.)"""
+    with pg_app.app_context():
+        engine = db.engine
+        engine.dispose()
+        with engine.connect() as connection:
+            pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        watcher = sa.create_engine(engine.url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+        try:
+            with engine.connect(), watcher.connect() as watching:  # the same one, pinged
+                last = watching.execute(
+                    sa.text("SELECT query FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+                ).scalar()
+            assert last == "SELECT 1"
+            with engine.connect() as connection:
+                level = connection.exec_driver_sql("SHOW transaction_isolation").scalar()
+            assert level == "read committed"
+        finally:
+            watcher.dispose()
+            engine.dispose()
