@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
-from ..database import booking_transaction
+from ..database import booking_transaction, is_sqlite
 from ..extensions import db
 from ..models import UTCDateTime
 from .models import OutboxMessage
@@ -78,21 +78,50 @@ def claim_query(now: datetime, *, limit: int, uids: list[str] | None = None) -> 
     return query
 
 
+def claiming_update(
+    now: datetime, *, limit: int, lease: timedelta, uids: list[str] | None = None
+) -> sa.Update:
+    """PostgreSQL's claim in one statement: the rows claim_query picks and locks, leased
+    until now + lease, RETURNING them (in no particular order)."""
+    picked = claim_query(now, limit=limit, uids=uids).with_only_columns(OutboxMessage.id)
+    return (
+        sa.update(OutboxMessage)
+        .where(OutboxMessage.id.in_(picked.scalar_subquery()))
+        .values(claimed_until=now + lease)
+        .returning(OutboxMessage)
+        .execution_options(populate_existing=True, synchronize_session=False)
+    )
+
+
 def claim(
     now: datetime, *, limit: int, lease: timedelta, uids: list[str] | None = None
 ) -> list[OutboxMessage]:
     """Claim up to `limit` due rows (only those with `uids`, when given) until now + lease,
-    and commit; return them detached, oldest first."""
-    query = claim_query(now, limit=limit, uids=uids)
-    with booking_transaction():
-        messages = list(db.session.scalars(query))
-        if messages:
-            db.session.execute(
-                sa.update(OutboxMessage)
-                .where(OutboxMessage.id.in_([m.id for m in messages]))
-                .values(claimed_until=now + lease)
-                .execution_options(synchronize_session=False)
-            )
+    and commit; return them detached, oldest first.
+
+    PostgreSQL: one statement, an UPDATE of the rows the claim's SELECT picks and locks,
+    RETURNING them (a worker claims once per delivery when busy: this is one round trip
+    and the commit, instead of SET LOCAL, SELECT, UPDATE and the commit). SKIP LOCKED never
+    waits for a lock, so the booking transaction's lock_timeout has nothing to bound."""
+    if is_sqlite():
+        with booking_transaction():
+            messages = list(db.session.scalars(claim_query(now, limit=limit, uids=uids)))
+            if messages:
+                db.session.execute(
+                    sa.update(OutboxMessage)
+                    .where(OutboxMessage.id.in_([m.id for m in messages]))
+                    .values(claimed_until=now + lease)
+                    .execution_options(synchronize_session=False)
+                )
+    else:
+        update = claiming_update(now, limit=limit, lease=lease, uids=uids)
+        try:
+            messages = list(db.session.scalars(update))
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+        messages.sort(key=lambda m: (m.due_at, m.id))
     for message in messages:
         db.session.expunge(message)
     return messages

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from expertbook.extensions import db
 from expertbook.outbox import OutboxMessage, enqueue, message_row
-from expertbook.outbox.claims import claim, claim_query
+from expertbook.outbox.claims import claim, claim_query, claiming_update
 from tests.booking_fixtures import insert_booking
 
 pytestmark = pytest.mark.postgres
@@ -71,6 +71,12 @@ def test_a_claim_over_a_big_backlog_reads_the_pending_indexes(frozen_statistics,
     assert "ix_outbox_message_pending_due" in plan, plan
     assert "ix_outbox_message_pending_booking" in plan, plan
     assert "ix_outbox_message_status_due_at" not in plan, plan
+    # The claim itself, one UPDATE of what that SELECT picks: the picked rows by their key,
+    # never a scan of the whole table (the sent history).
+    plan = explain(claiming_update(clock.now, limit=32, lease=timedelta(minutes=1)))
+    assert "ix_outbox_message_pending_due" in plan, plan
+    assert "Index Scan using pk_outbox_message" in plan, plan
+    assert "Seq Scan" not in plan, plan
 
     claimed = claim(clock.now, limit=32, lease=timedelta(minutes=1))
     # The oldest pending mails, two of each booking's first change; its second waits.
