@@ -14,6 +14,7 @@ change exists (reminders, each due at its own time, are exempt).
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -64,7 +65,8 @@ def _waiting_conditions(now: datetime) -> list:
 
 def claim_query(now: datetime, *, limit: int, uids: list[str] | None = None) -> sa.Select:
     """The claim's SELECT ... FOR UPDATE SKIP LOCKED (the partial indexes of pending rows,
-    see models.py, keep it fast however long the backlog)."""
+    see models.py, keep it fast however long the backlog). The arguments may be bound
+    parameters (claiming_update)."""
     query = (
         sa.select(OutboxMessage)
         .where(*_waiting_conditions(now), OutboxMessage.due_at <= now)
@@ -78,18 +80,31 @@ def claim_query(now: datetime, *, limit: int, uids: list[str] | None = None) -> 
     return query
 
 
-def claiming_update(
-    now: datetime, *, limit: int, lease: timedelta, uids: list[str] | None = None
-) -> sa.Update:
+def claiming_update(now, *, limit, until, uids=None) -> sa.Update:
     """PostgreSQL's claim in one statement: the rows claim_query picks and locks, leased
-    until now + lease, RETURNING them (in no particular order)."""
+    until `until`, RETURNING them (in no particular order). The arguments may be bound
+    parameters (see _bound_claiming_update)."""
     picked = claim_query(now, limit=limit, uids=uids).with_only_columns(OutboxMessage.id)
     return (
         sa.update(OutboxMessage)
         .where(OutboxMessage.id.in_(picked.scalar_subquery()))
-        .values(claimed_until=now + lease)
+        .values(claimed_until=until)
         .returning(OutboxMessage)
         .execution_options(populate_existing=True, synchronize_session=False)
+    )
+
+
+@functools.cache
+def _bound_claiming_update(with_uids: bool, _ordered_kinds: tuple) -> sa.Update:
+    """claiming_update built once (per value of ORDERED_KINDS, which it reads), its values
+    bound at each execution (`now`, `limit`, `until`, and `uids` when `with_uids`): a busy
+    worker claims once per delivery, and building the statement cost as much as running
+    it."""
+    return claiming_update(
+        sa.bindparam("now", type_=UTCDateTime()),
+        limit=sa.bindparam("limit"),
+        until=sa.bindparam("until", type_=UTCDateTime()),
+        uids=sa.bindparam("uids", expanding=True) if with_uids else None,
     )
 
 
@@ -114,9 +129,12 @@ def claim(
                     .execution_options(synchronize_session=False)
                 )
     else:
-        update = claiming_update(now, limit=limit, lease=lease, uids=uids)
+        values = {"now": now, "limit": limit, "until": now + lease}
+        if uids is not None:
+            values["uids"] = uids
         try:
-            messages = list(db.session.scalars(update))
+            update = _bound_claiming_update(uids is not None, ORDERED_KINDS)
+            messages = list(db.session.scalars(update, values))
             db.session.commit()
         except BaseException:
             db.session.rollback()

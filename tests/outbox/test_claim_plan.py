@@ -73,7 +73,8 @@ def test_a_claim_over_a_big_backlog_reads_the_pending_indexes(frozen_statistics,
     assert "ix_outbox_message_status_due_at" not in plan, plan
     # The claim itself, one UPDATE of what that SELECT picks: the picked rows by their key,
     # never a scan of the whole table (the sent history).
-    plan = explain(claiming_update(clock.now, limit=32, lease=timedelta(minutes=1)))
+    until = clock.now + timedelta(minutes=1)
+    plan = explain(claiming_update(clock.now, limit=32, until=until))
     assert "ix_outbox_message_pending_due" in plan, plan
     assert "Index Scan using pk_outbox_message" in plan, plan
     assert "Seq Scan" not in plan, plan

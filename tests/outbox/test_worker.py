@@ -143,6 +143,18 @@ def test_a_claim_holds_a_message_for_its_lease(any_app, probe, clock, add_messag
     assert probe.delivered == [uid]
 
 
+def test_a_claim_takes_only_the_rows_asked_for_oldest_first(any_app, clock, add_messages):
+    older = add_messages(2)
+    clock.advance(seconds=1)
+    newer = add_messages(2)
+    asked = [newer[0], older[1]]
+    claimed = claim(clock.now, limit=10, lease=timedelta(minutes=5), uids=asked)
+    assert [m.uid for m in claimed] == [older[1], newer[0]]
+    # The others are still there to claim; the claimed ones are held by their lease.
+    rest = claim(clock.now, limit=10, lease=timedelta(minutes=5))
+    assert [m.uid for m in rest] == [older[0], newer[1]]
+
+
 def test_a_row_no_longer_pending_is_not_resurrected(any_app, probe, clock, add_messages):
     (uid,) = add_messages()
     (claimed,) = claim(clock.now, limit=10, lease=timedelta(minutes=5))
