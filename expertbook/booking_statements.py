@@ -12,7 +12,8 @@ per question: the booking path's cost is mostly per statement, in the ORM and th
    key, their webhook endpoints, whether a calendar receives their bookings, and an id for
    the new booking. A hold (holds.place_hold) runs the same read without those last four.
 2. `write_booking`: the booking, its idempotency key, its outbox messages, the DELETE of
-   the holder's holds and the NOTIFY that wakes the workers, again one string.
+   the holder's holds and, when one is due, the NOTIFY that wakes the workers, again one
+   string.
 
 The questions themselves are asked where they are defined (slots.py's busy, holds and
 counted queries, the write-back's receiving calendar), compiled once with the expert's and
@@ -47,7 +48,7 @@ from .database import deadline, discard_transaction
 from .extensions import db
 from .models import Booking, EventType, Hold, IdempotencyKey, User
 from .outbox.models import OutboxMessage
-from .outbox.queue import NOTIFY_CHANNEL
+from .outbox.queue import NOTIFY_CHANNEL, notify_due
 from .scheduling import Interval
 from .slots import (
     LiveHold,
@@ -447,7 +448,9 @@ RELEASE_HOLDS = 'DELETE FROM "slot_hold" WHERE id = ANY(%(released_holds)s)'
 NOTIFY = f"NOTIFY {NOTIFY_CHANNEL}"
 
 
-def _write_parts(with_key: bool, messages: int, with_holds: bool = False) -> list[Prepared | str]:
+def _write_parts(
+    with_key: bool, messages: int, with_holds: bool = False, notify: bool = True
+) -> list[Prepared | str]:
     parts = [_insert(Booking.__table__, ("b",))]
     if with_key:
         parts.append(_insert(IdempotencyKey.__table__, ("k",)))
@@ -455,7 +458,8 @@ def _write_parts(with_key: bool, messages: int, with_holds: bool = False) -> lis
         parts.append(RELEASE_HOLDS)
     if messages:
         parts.append(_insert(OutboxMessage.__table__, tuple(f"m{i}" for i in range(messages))))
-        parts.append(NOTIFY)
+        if notify:
+            parts.append(NOTIFY)
     return parts
 
 
@@ -475,11 +479,12 @@ def write_booking(
 ) -> None:
     """INSERT the booking (its column values, id included), its idempotency key (None: no
     key), its outbox messages, DELETE the holds of `released_holds` (ids), and NOTIFY the
-    workers: one round trip."""
+    workers when it is due (outbox.queue.notify_due): one round trip."""
     params: dict[str, Any] = {"released_holds": list(released_holds)}
     _bind(Booking.__table__, "b", booking, params)
     if key is not None:
         _bind(IdempotencyKey.__table__, "k", key, params)
     for i, message in enumerate(messages):
         _bind(OutboxMessage.__table__, f"m{i}", message, params)
-    run_prepared(_write_parts(key is not None, len(messages), bool(released_holds)), params)
+    notify = bool(messages) and notify_due(db.session)
+    run_prepared(_write_parts(key is not None, len(messages), bool(released_holds), notify), params)

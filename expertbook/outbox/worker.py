@@ -18,6 +18,7 @@ import os
 import select
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -122,6 +123,10 @@ def deliver_and_record_many(
 # While deliveries are under way, the loop looks for due rows at least this often (rows
 # coming due meanwhile, such as reminders, wait no longer than this).
 BUSY_POLL = 1.0
+# After a NOTIFY from another process, the loop looks every NOTIFY_POLL for NOTIFY_LINGER:
+# that process's commits within queue.NOTIFY_EVERY of the one that notified send none.
+NOTIFY_LINGER = 4 * queue.NOTIFY_EVERY
+NOTIFY_POLL = 0.1
 
 # A batch handler's messages go in chunks of at least this many (one SMTP connection each).
 SMALLEST_CHUNK = 8
@@ -230,6 +235,7 @@ class Worker:
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
         self._listener = None
+        self._heard_at = float("-inf")  # time.monotonic() of the last NOTIFY heard
         # At most one byte waits in the pipe: a busy worker is woken by thousands of
         # commits between two waits, and a full pipe would make eventlet's green os.write
         # wait (and fail when two green threads wait on it at once).
@@ -271,6 +277,8 @@ class Worker:
                                 pause = min(self.poll, BUSY_POLL)
                             else:
                                 pause = self._pause_until_next_due()
+                            if time.monotonic() - self._heard_at < NOTIFY_LINGER:
+                                pause = min(pause, NOTIFY_POLL)
                             self._listen()
                         finally:
                             db.session.remove()
@@ -367,6 +375,8 @@ class Worker:
         if self._listener is not None and self._listener in ready:
             try:
                 self._listener.poll()
+                if self._listener.notifies:
+                    self._heard_at = time.monotonic()
                 self._listener.notifies.clear()
             except Exception:  # noqa: BLE001 - a dropped connection: LISTEN again next pass
                 self._close_listener()
