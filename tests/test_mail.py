@@ -49,6 +49,29 @@ def test_both_parties_get_the_invite(app, inbox, make_booking, coach, kind, meth
     assert len({m["Message-ID"] for m in inbox.messages}) == 2
 
 
+@pytest.mark.parametrize("name", ["Ann", 'Zoë, "Q" O\'Neil; 🎉 ' + "é" * 40, "Ann Lee " * 12])
+def test_a_mail_is_written_as_compat32_writes_it(app, make_booking, name):
+    """Headers short and plain enough are written without the email.header machinery:
+    the bytes sent are the very bytes compat32's own folding gives."""
+    import io
+    from email.generator import BytesGenerator
+    from email.policy import compat32
+
+    booking, token = make_booking(day_ahead(2, 10), name=name)
+    with app.test_request_context():
+        message = booking_mail.booking_mail(
+            booking, "booked", "client", manage_url=f"http://x/{token}", uid="u" * 32
+        )
+
+    def written(policy=None) -> bytes:
+        out = io.BytesIO()
+        BytesGenerator(out, policy=policy).flatten(message, linesep="\r\n")
+        return out.getvalue()
+
+    assert written() == written(compat32.clone(linesep="\r\n"))
+    assert b"\r\nTo: ann@example.com\r\n" in written()
+
+
 def test_without_a_mail_server_each_mail_is_one_log_line(
     app, make_booking, coach, caplog, monkeypatch
 ):
