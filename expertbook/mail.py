@@ -13,6 +13,7 @@ through the header registry, and a worker builds thousands.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
@@ -372,15 +373,22 @@ def bookings_of(messages: Sequence[OutboxMessage]) -> dict[int, Booking]:
     ids = {m.booking_id for m in messages if m.booking_id is not None}
     if not ids:
         return {}
-    query = (
+    bookings = db.session.scalars(_bookings_by_id(), {"ids": sorted(ids)}).unique()
+    return {booking.id: booking for booking in bookings}
+
+
+@functools.cache
+def _bookings_by_id() -> sa.Select:
+    """bookings_of's query, built once (each batch of mails runs it: building it anew
+    cost a third of its time), the ids bound at each execution."""
+    return (
         sa.select(Booking)
-        .where(Booking.id.in_(ids))
+        .where(Booking.id.in_(sa.bindparam("ids", expanding=True)))
         .options(
             joinedload(Booking.event_type), joinedload(Booking.expert), joinedload(Booking.client)
         )
         .execution_options(populate_existing=True)
     )
-    return {booking.id: booking for booking in db.session.scalars(query).unique()}
 
 
 # What a batch's builder says of one message: a mail to send, or the outcome without one.
