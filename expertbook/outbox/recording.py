@@ -3,6 +3,7 @@ or failed once the retry window is over; and the pacing policy from the OUTBOX_*
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections.abc import Callable, Iterator, Sequence
@@ -15,6 +16,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from ..database import booking_transaction, is_sqlite
 from ..extensions import db
+from ..models import UTCDateTime
 from .models import OutboxMessage
 from .queue import DeliveryError, LeaseRunningOut, Outcome, without_manage_url
 
@@ -140,27 +142,14 @@ def record_many(
     # The guests' links go with the rows' last UPDATE, not one statement a row.
     guests = {m.id for m in messages if "manage_url" in (m.payload or {})}
     table, pending = OutboxMessage.__table__, OutboxMessage.PENDING
+    dialect = db.session.get_bind().dialect.name
     with _record_transaction():
         for code, ids in sent.items():
-            values = dict(
-                status=OutboxMessage.SENT,
-                delivered_at=now,
-                status_code=code,
-                last_error="",
-                attempts=table.c.attempts + 1,
-                claimed_until=None,
-            )
             linked = [i for i in ids if i in guests]
+            values = {"ids": ids, "now": now, "code": code}
             if linked:
-                values["payload"] = sa.case(
-                    (table.c.id.in_(linked), _without_manage_url(table.c.payload)),
-                    else_=table.c.payload,
-                )
-            db.session.execute(
-                sa.update(table)
-                .where(table.c.id.in_(ids), table.c.status == pending)
-                .values(**values)
-            )
+                values["linked"] = linked
+            db.session.execute(_sent_update(dialect, bool(linked)), values)
         for message, values in failures:
             if values["status"] == OutboxMessage.FAILED and message.id in guests:
                 values["payload"] = without_manage_url(message.payload)
@@ -180,10 +169,43 @@ def record_many(
     return statuses
 
 
-def _without_manage_url(payload: sa.ColumnElement) -> sa.ColumnElement:
+@functools.cache
+def _sent_update(dialect: str, with_links: bool) -> sa.Update:
+    """The UPDATE that records rows as sent, built once per database kind (a worker runs
+    it for every chunk of mails), its values bound at each execution: `ids`, `now`, the
+    receiver's `code` and, `with_links`, the rows among them (`linked`) whose payload
+    loses the guest's manage link."""
+    table = OutboxMessage.__table__
+    values = dict(
+        status=OutboxMessage.SENT,
+        delivered_at=sa.bindparam("now", type_=UTCDateTime()),
+        status_code=sa.bindparam("code", type_=sa.Integer()),
+        last_error="",
+        attempts=table.c.attempts + 1,
+        claimed_until=None,
+    )
+    if with_links:
+        values["payload"] = sa.case(
+            (
+                table.c.id.in_(sa.bindparam("linked", expanding=True)),
+                _without_manage_url(table.c.payload, dialect),
+            ),
+            else_=table.c.payload,
+        )
+    return (
+        sa.update(table)
+        .where(
+            table.c.id.in_(sa.bindparam("ids", expanding=True)),
+            table.c.status == OutboxMessage.PENDING,
+        )
+        .values(**values)
+    )
+
+
+def _without_manage_url(payload: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
     """SQL for the JSON `payload` without its "manage_url" key (without_manage_url, in the
     database: one UPDATE for a whole batch instead of one a row)."""
-    if db.session.get_bind().dialect.name == "postgresql":
+    if dialect == "postgresql":
         removed = sa.cast(payload, JSONB).op("-")(sa.literal("manage_url"))  # json has no "-"
         return sa.cast(removed, payload.type)
     return sa.func.json_remove(payload, "$.manage_url", type_=payload.type)
