@@ -8,27 +8,73 @@ from commit to the mail reaching the mail server.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import itertools
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC
+from pathlib import Path
 
 from _servers import LoadResult
-from aiosmtpd.controller import Controller
 
 
 class MailSink:
-    """An SMTP server on a free port that accepts everything and notes arrival times."""
+    """An SMTP server on a free port, in a process of its own, that accepts everything and
+    notes when each mail arrives. (In this process its every reply waited for the GIL
+    behind the load's client threads: 4 replies a mail, so the mails' latency and the
+    servers' delivery rate were the load generator's.)"""
 
     def __init__(self, port: int):
         self.port = port
-        self.arrivals: dict[str, float] = {}  # Message-ID uid part -> wall-clock arrival
-        self.count = 0
-        self._lock = threading.Lock()
-        self._controller = Controller(self, hostname="127.0.0.1", port=port)
+        self._log = Path(tempfile.mkstemp(prefix="expertbook-bench-mail-", suffix=".log")[1])
+        self._process: subprocess.Popen | None = None
+
+    def start(self, deadline: float = 20) -> MailSink:
+        # Its stdin is a pipe from this process: it ends when this process does, even
+        # killed (an orphaned sink would hold the terminal's pipes open).
+        self._process = subprocess.Popen(
+            [sys.executable, __file__, str(self.port), str(self._log)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        end = time.monotonic() + deadline
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return self
+            if self._process.poll() is not None or time.monotonic() > end:
+                raise SystemExit(f"the SMTP sink did not listen on {self.port}")
+            time.sleep(0.05)
+
+    @property
+    def arrivals(self) -> dict[str, float]:
+        """Message-ID uid part -> wall-clock arrival (the first, for a mail sent twice)."""
+        found: dict[str, float] = {}
+        for line in self._log.read_text().splitlines():
+            uid, _, arrived = line.partition(" ")
+            if uid and arrived:
+                found.setdefault(uid, float(arrived))
+        return found
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.stdin.close()
+            self._process.wait(timeout=10)
+        self._log.unlink(missing_ok=True)
+
+
+class _Recorder:
+    """The sink process's handler: one line "uid arrival" per mail, to `log`."""
+
+    def __init__(self, log):
+        self.log = log
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
         arrived = time.time()
@@ -38,18 +84,21 @@ class MailSink:
                 break  # end of the headers
             if line.lower().startswith(b"message-id:"):
                 uid = line.split(b":", 1)[1].strip().strip(b"<>").split(b"@")[0].decode()
-        with self._lock:
-            self.count += 1
-            if uid:
-                self.arrivals.setdefault(uid, arrived)
+        if uid:
+            self.log.write(f"{uid} {arrived}\n")
+            self.log.flush()
         return "250 OK"
 
-    def start(self) -> MailSink:
-        self._controller.start()
-        return self
 
-    def stop(self) -> None:
-        self._controller.stop()
+def _serve(port: int, log_path: str) -> None:
+    from aiosmtpd.controller import Controller
+
+    with open(log_path, "a") as log:
+        controller = Controller(_Recorder(log), hostname="127.0.0.1", port=port)
+        controller.start()
+        with contextlib.suppress(ValueError, OSError):
+            sys.stdin.buffer.read()  # until this process's parent ends or stops it
+        controller.stop()
 
 
 def mail_latencies(
@@ -152,3 +201,7 @@ def paced_load(
 
 
 _JSON = {"Content-Type": "application/json"}
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]), sys.argv[2])
