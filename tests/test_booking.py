@@ -250,8 +250,10 @@ def test_booking_reads_committed_whatever_the_server_default(
     with pytest.raises(SlotUnavailable):
         book(event_type, start, email="bob@example.com")
     # The server's default stood (the connection sets its own, for its session).
-    server_default = "SELECT reset_val FROM pg_settings WHERE name = 'default_transaction_isolation'"
-    assert db.session.scalar(sa.text(server_default)) == "repeatable read"
+    server_default = sa.text(
+        "SELECT reset_val FROM pg_settings WHERE name = 'default_transaction_isolation'"
+    )
+    assert db.session.scalar(server_default) == "repeatable read"
 
 
 def test_the_same_key_with_another_request_is_refused(any_app, expert, make_event_type):
