@@ -144,6 +144,13 @@ def assert_accessible(page, label: str = "") -> None:
     critical on the page as it is now; colour contrast is checked to WCAG AA."""
     from axe_playwright_python.sync_playwright import Axe
 
+    # A toast fading in is half transparent for a moment, and axe would judge its contrast
+    # mid-animation: let every animation that ends (not a spinner) end first.
+    page.evaluate(
+        """() => Promise.all(document.getAnimations()
+            .filter((a) => a.effect && a.effect.getTiming().iterations !== Infinity)
+            .map((a) => a.finished.catch(() => null)))"""
+    )
     options = {
         "resultTypes": ["violations"],
         "runOnly": ["wcag2a", "wcag2aa", "wcag21aa", "best-practice"],
