@@ -371,6 +371,23 @@ def booking_transaction(*, inline_settings: bool = False) -> Iterator[str]:
 
 
 @contextmanager
+def write_transaction() -> Iterator[None]:
+    """Run the block as one write transaction, committed on success, for writes that never
+    wait long on another's lock (the outbox's claim, which skips locked rows, and its
+    record, which touches only rows it claimed). SQLite: booking_transaction (BEGIN
+    IMMEDIATE behind the process's writer lock; a deferred transaction would wait for the
+    write lock inside SQLite's C busy loop). PostgreSQL: a plain transaction, without
+    booking_transaction's SET LOCAL round trip: the connection's own statement_timeout
+    bounds any wait."""
+    if is_sqlite():
+        with booking_transaction():
+            yield
+        return
+    with _committed(db.session):
+        yield
+
+
+@contextmanager
 def _committed(session) -> Iterator[None]:
     """Commit what the block did; on any error roll it back, a lock wait that ran out
     raised as BookingBusy."""

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
-from ..database import booking_transaction, is_sqlite
+from ..database import is_sqlite, write_transaction
 from ..extensions import db
 from ..models import UTCDateTime
 from .models import OutboxMessage
@@ -118,8 +118,8 @@ def claim(
     RETURNING them (a worker claims once per delivery when busy: this is one round trip
     and the commit, instead of SET LOCAL, SELECT, UPDATE and the commit). SKIP LOCKED never
     waits for a lock, so the booking transaction's lock_timeout has nothing to bound."""
-    if is_sqlite():
-        with booking_transaction():
+    with write_transaction():
+        if is_sqlite():
             messages = list(db.session.scalars(claim_query(now, limit=limit, uids=uids)))
             if messages:
                 db.session.execute(
@@ -128,18 +128,13 @@ def claim(
                     .values(claimed_until=now + lease)
                     .execution_options(synchronize_session=False)
                 )
-    else:
-        values = {"now": now, "limit": limit, "until": now + lease}
-        if uids is not None:
-            values["uids"] = uids
-        try:
+        else:
+            values = {"now": now, "limit": limit, "until": now + lease}
+            if uids is not None:
+                values["uids"] = uids
             update = _bound_claiming_update(uids is not None, ORDERED_KINDS)
             messages = list(db.session.scalars(update, values))
-            db.session.commit()
-        except BaseException:
-            db.session.rollback()
-            raise
-        messages.sort(key=lambda m: (m.due_at, m.id))
+            messages.sort(key=lambda m: (m.due_at, m.id))
     for message in messages:
         db.session.expunge(message)
     return messages

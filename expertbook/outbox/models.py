@@ -22,6 +22,12 @@ def new_uid() -> str:
     return secrets.token_hex(16)
 
 
+def _partial_index(name: str, *columns: str, where: str) -> sa.Index:
+    """An index of the rows for which `where` holds, on PostgreSQL and SQLite alike."""
+    condition = sa.text(where)
+    return sa.Index(name, *columns, postgresql_where=condition, sqlite_where=condition)
+
+
 class OutboxMessage(db.Model):
     __tablename__ = "outbox_message"
     __table_args__ = (
@@ -29,39 +35,26 @@ class OutboxMessage(db.Model):
         # Partial, as the endpoint's below: every index a new row enters costs the booking
         # that writes it (four rows, mails and reminders, in its transaction), and these
         # two held every pending row for nothing (migration 0016).
-        sa.Index(
-            "ix_outbox_message_done_due",
-            "status",
-            "due_at",
-            postgresql_where=sa.text("status <> 'pending'"),
-            sqlite_where=sa.text("status <> 'pending'"),
+        _partial_index(
+            "ix_outbox_message_done_due", "status", "due_at", where="status <> 'pending'"
         ),
         # A webhook's deliveries (and the cascade of its removal); mails have no endpoint.
-        sa.Index(
-            "ix_outbox_message_endpoint_id",
-            "endpoint_id",
-            postgresql_where=sa.text("endpoint_id IS NOT NULL"),
-            sqlite_where=sa.text("endpoint_id IS NOT NULL"),
+        _partial_index(
+            "ix_outbox_message_endpoint_id", "endpoint_id", where="endpoint_id IS NOT NULL"
         ),
         # The workers' claim, which must stay fast however long the backlog: due pending
         # rows, oldest first, read in index order; and "is an older row of this booking
         # and kind still pending?", asked of each. Partial, so the sent history (most
         # rows) is in neither, and the plan holds while the table's statistics lag behind a
-        # burst (with only the index above, a claim over 16,000 pending mails took 42 s).
-        sa.Index(
-            "ix_outbox_message_pending_due",
-            "due_at",
-            "id",
-            postgresql_where=sa.text("status = 'pending'"),
-            sqlite_where=sa.text("status = 'pending'"),
-        ),
-        sa.Index(
+        # burst (with only a (status, due_at) index, a claim over 16,000 pending mails took
+        # 42 s).
+        _partial_index("ix_outbox_message_pending_due", "due_at", "id", where="status = 'pending'"),
+        _partial_index(
             "ix_outbox_message_pending_booking",
             "booking_id",
             "kind",
             "created_at",
-            postgresql_where=sa.text("status = 'pending'"),
-            sqlite_where=sa.text("status = 'pending'"),
+            where="status = 'pending'",
         ),
     )
 

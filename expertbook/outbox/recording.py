@@ -6,15 +6,14 @@ from __future__ import annotations
 import functools
 import logging
 import random
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from ..database import booking_transaction, is_sqlite
+from ..database import write_transaction
 from ..extensions import db
 from ..models import UTCDateTime
 from .models import OutboxMessage
@@ -143,7 +142,7 @@ def record_many(
     guests = {m.id for m in messages if "manage_url" in (m.payload or {})}
     table, pending = OutboxMessage.__table__, OutboxMessage.PENDING
     dialect = db.session.get_bind().dialect.name
-    with _record_transaction():
+    with write_transaction():
         for code, ids in sent.items():
             linked = [i for i in ids if i in guests]
             values = {"ids": ids, "now": now, "code": code}
@@ -209,22 +208,3 @@ def _without_manage_url(payload: sa.ColumnElement, dialect: str) -> sa.ColumnEle
         removed = sa.cast(payload, JSONB).op("-")(sa.literal("manage_url"))  # json has no "-"
         return sa.cast(removed, payload.type)
     return sa.func.json_remove(payload, "$.manage_url", type_=payload.type)
-
-
-@contextmanager
-def _record_transaction() -> Iterator[None]:
-    """The record's write transaction, committed at the end. SQLite: the serialized one
-    bookings use (BEGIN IMMEDIATE behind the process's writer lock; a deferred transaction
-    would wait for the write lock inside SQLite's C busy loop). PostgreSQL: a plain one,
-    without booking_transaction's SET LOCAL round trip: its UPDATEs lock only the rows
-    they record, and the connection's own statement_timeout bounds a wait for one."""
-    if is_sqlite():
-        with booking_transaction():
-            yield
-        return
-    try:
-        yield
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
