@@ -41,9 +41,10 @@ def _xml(element) -> bytes:
     return etree.tostring(element.xmlelement(), encoding="utf-8", xml_declaration=True)
 
 
-def query_body(start: datetime, end: datetime, *, with_data: bool) -> bytes:
-    """A calendar-query for the event objects touching [start, end), with their ETags and
-    (with_data) their iCalendar data; no server-side expansion."""
+def query_body(start: datetime | None, end: datetime | None, *, with_data: bool) -> bytes:
+    """A calendar-query for the event objects touching [start, end) (every event object
+    when both are None), with their ETags and (with_data) their iCalendar data; no
+    server-side expansion."""
     query, _ = CalDAVSearcher(event=True, start=start, end=end).build_search_xml_query()
     root = copy.deepcopy(query.xmlelement())
     if not with_data:

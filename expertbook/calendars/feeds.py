@@ -28,6 +28,7 @@ from .icstext import (
     MAX_FEED_BYTES,
     MAX_FEED_EVENTS,
     FeedError,
+    FeedTooLarge,
     OneOff,
     combined_text,
     first_line,
@@ -37,6 +38,7 @@ __all__ = [
     "MAX_FEED_BYTES",
     "MAX_FEED_EVENTS",
     "FeedError",
+    "FeedTooLarge",
     "ObjectBusy",
     "busy_by_object",
     "busy_times",
@@ -163,7 +165,7 @@ def busy_by_object(
     start, end = as_utc(start, "start"), as_utc(end, "end")
     files = [data] if isinstance(data, bytes | bytearray) else data
     if sum(len(file) for file in files) > MAX_FEED_BYTES:
-        raise FeedError(f"The calendar is larger than {MAX_FEED_BYTES // (1024 * 1024)} MB.")
+        raise FeedTooLarge(f"The calendar is larger than {MAX_FEED_BYTES // (1024 * 1024)} MB.")
     calendar, one_offs = _parsed(files, start, end) if files else (Calendar(), [])
     x_wr_name = str(calendar.get("X-WR-TIMEZONE", ""))
     calendar_tz = zone(x_wr_name if is_valid_timezone(x_wr_name) else default_tz)

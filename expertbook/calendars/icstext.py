@@ -54,6 +54,10 @@ class FeedError(Exception):
         self.message = message
 
 
+class FeedTooLarge(FeedError):
+    """The data is past a size limit (bytes, events, or the reader's memory)."""
+
+
 def combined_text(files: list[bytes], first_day: str, last_day: str) -> tuple[str, list[OneOff]]:
     """One VCALENDAR holding only what busy times need from all the files, each VEVENT
     tagged with the index of its file (FILE_PROPERTY), and the plain one-off events apart
@@ -94,7 +98,8 @@ def combined_text(files: list[bytes], first_day: str, last_day: str) -> tuple[st
                 if len(path) == 2 and component == "VEVENT":
                     event_count += 1
                     if event_count > MAX_FEED_EVENTS:
-                        raise FeedError(f"The calendar has more than {MAX_FEED_EVENTS:,} events.")
+                        too_many = f"The calendar has more than {MAX_FEED_EVENTS:,} events."
+                        raise FeedTooLarge(too_many)
             elif not path or path[-1] != component:
                 raise FeedError(f"The calendar file is damaged: END:{component[:40]} out of place.")
             if len(path) > 1 and tuple(path) in _KEPT:

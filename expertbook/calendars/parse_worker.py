@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 
 from . import davxml
-from .feeds import FeedError, busy_by_object
+from .feeds import FeedError, FeedTooLarge, busy_by_object
 
 ROOT = Path(__file__).resolve().parents[2]
 # Below this many bytes an answer is read in place (a few milliseconds to tens of them).
@@ -79,7 +79,7 @@ def read(kind: str, answer: bytes, *, start: datetime, end: datetime, default_tz
 
     Raises:
         FeedError: the answer cannot be read (the reason in words; also when the child ran
-            out of time or memory).
+            out of time); FeedTooLarge when it is past a size limit or the child's memory.
     """
     job = {
         "kind": kind,
@@ -90,7 +90,7 @@ def read(kind: str, answer: bytes, *, start: datetime, end: datetime, default_tz
     cheap = len(answer) < IN_PLACE_BYTES and b"RRULE" not in answer and b"RDATE" not in answer
     reply = _read(job, answer) if cheap else _in_child(job, answer)
     if "error" in reply:
-        raise FeedError(reply["error"])
+        raise (FeedTooLarge if reply.get("too_large") else FeedError)(reply["error"])
     return Read(
         objects=[ObjectRead(*fields) for fields in reply["objects"]],
         listed=reply.get("listed", {}),
@@ -142,7 +142,8 @@ class _Child:
                 return json.loads(line)
             except ValueError:
                 self.stop()
-                return {"error": "The calendar is too large or too complex to read."}
+                return {"error": "The calendar is too large or too complex to read.",
+                        "too_large": True}  # fmt: skip
 
     def _reply_line(self, deadline: float) -> bytes:
         """The child's next line, read as it comes (select and os.read are green under
@@ -244,7 +245,7 @@ def _read(job: dict, answer: bytes) -> dict:
             "truncated": listing.truncated,
         }
     except FeedError as error:
-        return {"error": error.message}
+        return {"error": error.message, "too_large": isinstance(error, FeedTooLarge)}
 
 
 def main() -> None:
@@ -264,7 +265,7 @@ def main() -> None:
         try:
             reply = _read(job, answer)
         except MemoryError:
-            reply = {"error": "The calendar is too large to read."}
+            reply = {"error": "The calendar is too large to read.", "too_large": True}
         sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
 

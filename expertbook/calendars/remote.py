@@ -33,6 +33,7 @@ __all__ = [
     "RemoteCalendar",
     "RemoteError",
     "TokenRefused",
+    "TooLarge",
     "UnsafeAddress",
     "calendar_events",
     "check_url",
@@ -54,6 +55,13 @@ _CHUNK = 64 * 1024
 class RemoteCalendar:
     url: str
     name: str
+
+
+class TooLarge(RemoteError):
+    """An answer or feed past its size limit."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=True)
 
 
 class TokenRefused(RemoteError):
@@ -155,14 +163,14 @@ def _size(n: int) -> str:
 def _read_body(response, url: str, deadline: float, max_bytes: int, what: str) -> bytes:
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > max_bytes:
-        raise RemoteError(f"The {what} is larger than {_size(max_bytes)}.", permanent=True)
+        raise TooLarge(f"The {what} is larger than {_size(max_bytes)}.")
     body = bytearray()
     with net.Translated(url):
         # Chunks come as they arrive (read1), so a trickle meets the deadline check.
         for chunk in response.iter_content(chunk_size=_CHUNK):
             body += chunk
             if len(body) > max_bytes:
-                raise RemoteError(f"The {what} is larger than {_size(max_bytes)}.", permanent=True)
+                raise TooLarge(f"The {what} is larger than {_size(max_bytes)}.")
             if time.monotonic() > deadline:
                 raise RemoteError(f"The {what} did not arrive within {net.TOTAL_TIMEOUT} seconds.")
     return bytes(body)

@@ -93,9 +93,56 @@ def calendar(radicale):
 
 @pytest.fixture
 def connected(any_app, coach, sync_type, radicale, calendar, private_ok):
-    return connect_calendar(
+    """A connection whose calendar was read whole at the connect, then synced once, which
+    took its sync token."""
+    connection = connect_calendar(
         coach, "caldav", calendar, radicale.username, radicale.password, now=utcnow()
     )
+    synced(connection)
+    return connection
+
+
+def test_a_first_read_is_one_query_for_every_event_and_the_next_sync_takes_the_token(
+    any_app, coach, sync_type, radicale, calendar, private_ok, reports, token_asks
+):
+    """The expert waits on the connect: one calendar-query with no time range (Radicale
+    answers it in half the time of one for a window), and no sync token asked for. The
+    next sync asks for it and reads by ETag; the one after goes on from the token."""
+    far = day_ahead(sync_type.max_days_ahead + 90, 10)
+    radicale.add_event(calendar, event("far@example.com", far))
+    connection = connect_calendar(
+        coach, "caldav", calendar, radicale.username, radicale.password, now=utcnow()
+    )
+    assert kinds(reports) == ["calendar-query"] and b"time-range" not in reports[0][0]
+    assert token_asks == [] and stored_calendar(calendar).sync_token == ""
+    assert busy_count(connection.id) == 10 and far not in busy_starts()
+    reports.clear()
+    radicale.add_event(calendar, event("new@example.com", day_ahead(5, 14)))
+    assert synced(connection).changed
+    assert token_asks == [(remote.net.CONNECT_TIMEOUT, reading.TOKEN_PATIENCE)]
+    assert kinds(reports) == ["calendar-query", "calendar-multiget"]
+    assert stored_calendar(calendar).sync_token.startswith("http://radicale")
+    reports.clear()
+    radicale.add_event(calendar, event("newer@example.com", day_ahead(6, 14)))
+    synced(connection)
+    assert kinds(reports) == ["sync-collection"] and busy_count(connection.id) == 12
+
+
+def test_a_calendar_too_large_read_whole_is_read_for_the_window(
+    any_app, coach, sync_type, radicale, calendar, private_ok, reports, monkeypatch
+):
+    """A long past can make the answer for every event too large to read: the calendar is
+    read again for the window, and connects."""
+    from expertbook.calendars import icstext
+
+    radicale.add_event(calendar, event("old@example.com", day_ahead(-400, 10)))
+    monkeypatch.setattr(icstext, "MAX_FEED_EVENTS", 10)  # the window holds 10, all 11
+    connection = connect_calendar(
+        coach, "caldav", calendar, radicale.username, radicale.password, now=utcnow()
+    )
+    assert kinds(reports) == ["calendar-query", "calendar-query"]
+    assert b"time-range" not in reports[0][0] and b"time-range" in reports[1][0]
+    assert busy_count(connection.id) == 10
 
 
 @pytest.fixture
@@ -111,9 +158,7 @@ def sync_type_plain(app, sync):
 def test_a_repeat_sync_fetches_and_parses_only_the_changes(
     connected, radicale, calendar, reports, parsed
 ):
-    stored = db.session.scalar(
-        sa.select(ConnectedCalendar).where(ConnectedCalendar.url == calendar)
-    )
+    stored = stored_calendar(calendar)
     assert stored.sync_token and stored.read_until is not None
     assert db.session.scalar(sa.select(sa.func.count()).select_from(CalendarObject)) == 10
     with radicale.client() as client:
@@ -147,7 +192,7 @@ def test_a_refused_token_reads_the_calendar_whole(connected, calendar, reports):
     result = synced(connected)
     assert kinds(reports) == ["sync-collection", "calendar-query"]
     assert not result.changed and busy_starts() == before
-    assert db.session.get(ConnectedCalendar, stored.id).sync_token.startswith("http://radicale")
+    assert stored_calendar(calendar).sync_token == ""  # the next sync takes a new one
 
 
 def test_without_a_sync_token_etags_say_what_to_fetch(connected, radicale, calendar, reports):
@@ -293,8 +338,8 @@ def test_a_token_slow_to_come_is_read_without_and_asked_for_next_time(
     any_app, coach, sync_type, radicale, calendar, private_ok, reports, monkeypatch
 ):
     """Radicale asked for the first time for a big calendar's sync token writes its sync
-    history first (seconds): the first read does not wait past FIRST_TOKEN_PATIENCE, the
-    next sync asks again (waiting up to TOKEN_PATIENCE) and goes on from that token."""
+    history first (seconds): a sync does not wait past TOKEN_PATIENCE, reads by ETag, and
+    the next sync asks again and goes on from that token."""
     import caldav
     from niquests.exceptions import ReadTimeout
 
@@ -312,18 +357,18 @@ def test_a_token_slow_to_come_is_read_without_and_asked_for_next_time(
     connection = connect_calendar(
         coach, "caldav", calendar, radicale.username, radicale.password, now=utcnow()
     )
-    stored = db.session.scalar(
-        sa.select(ConnectedCalendar).where(ConnectedCalendar.url == calendar)
-    )
-    assert waits == [(remote.net.CONNECT_TIMEOUT, reading.FIRST_TOKEN_PATIENCE)]
-    assert stored.sync_token == "" and busy_count(connection.id) == 10
-    reports.clear()
+    assert waits == []  # a first read does not ask
     radicale.add_event(calendar, event("new@example.com", day_ahead(5, 14)))
+    reports.clear()
+    synced(connection)
+    assert waits == [(remote.net.CONNECT_TIMEOUT, reading.TOKEN_PATIENCE)]
+    assert kinds(reports) == ["calendar-query", "calendar-multiget"]
+    assert stored_calendar(calendar).sync_token == "" and busy_count(connection.id) == 11
+    reports.clear()
     synced(connection)
     assert waits[1] == (remote.net.CONNECT_TIMEOUT, reading.TOKEN_PATIENCE)
-    assert kinds(reports) == ["calendar-query", "calendar-multiget"]
-    stored = db.session.get(ConnectedCalendar, stored.id, populate_existing=True)
-    assert stored.sync_token.startswith("http://radicale") and busy_count(connection.id) == 11
+    assert kinds(reports) == ["calendar-query"]  # nothing changed: nothing fetched
+    assert stored_calendar(calendar).sync_token.startswith("http://radicale")
     reports.clear()
     radicale.add_event(calendar, event("newer@example.com", day_ahead(6, 14)))
     synced(connection)
@@ -369,13 +414,18 @@ def test_a_server_without_sync_tokens_is_asked_for_one_once_a_day_not_every_sync
     connection = connect_calendar(
         coach, "caldav", calendar, radicale.username, radicale.password, now=utcnow()
     )
-    assert len(token_asks) == 1 and stored_calendar(calendar).sync_token == ""
-    for n in range(2):  # read by ETag, without asking again
+    assert token_asks == [] and stored_calendar(calendar).sync_token == ""
+    for n in range(2):  # read by ETag, asking once
         radicale.add_event(calendar, event(f"new{n}@example.com", day_ahead(5 + n, 14)))
         reports.clear()
         synced(connection)
         assert kinds(reports) == ["calendar-query", "calendar-multiget"]
         assert busy_count(connection.id) == 11 + n
+    assert len(token_asks) == 1
+    assert stored_calendar(calendar).sync_modified.startswith(reading.NO_TOKEN)
+    sync_type.max_days_ahead += 90  # read whole again: what the server said is kept
+    db.session.commit()
+    synced(connection)
     assert len(token_asks) == 1
     assert stored_calendar(calendar).sync_modified.startswith(reading.NO_TOKEN)
     # A day on, it is asked again (it may have learnt sync tokens meanwhile).
