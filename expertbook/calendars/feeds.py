@@ -11,7 +11,7 @@ from __future__ import annotations
 import time as clock
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import ClassVar
 
@@ -40,6 +40,7 @@ __all__ = [
     "FeedError",
     "FeedTooLarge",
     "ObjectBusy",
+    "Tally",
     "busy_by_object",
     "busy_times",
 ]
@@ -53,6 +54,36 @@ MAX_RULE_STEPS = 1_000_000
 # A rule that can never match (FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30) makes dateutil search up
 # to the year 9999, seconds per series, which no price foresees; this stops the feed instead.
 MAX_EXPAND_SECONDS = 10.0
+
+
+@dataclass
+class Tally:
+    """How much of the limits above (and icstext's) a read used. A calendar read in parts
+    at once (parse_worker) adds up its parts' tallies and checks the sum: the same limits
+    hold as for one read."""
+
+    bytes: int = 0
+    events: int = 0
+    steps: int = 0  # dateutil's, as _rule_steps prices them
+    occurrences: int = 0
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    def check(self) -> None:
+        """Raise FeedTooLarge or FeedError for the first limit past."""
+        if self.bytes > MAX_FEED_BYTES:
+            raise FeedTooLarge(f"The calendar is larger than {MAX_FEED_BYTES // (1024 * 1024)} MB.")
+        if self.events > MAX_FEED_EVENTS:
+            raise FeedTooLarge(f"The calendar has more than {MAX_FEED_EVENTS:,} events.")
+        if self.steps > MAX_RULE_STEPS:
+            raise FeedError("The calendar repeats events too often to be read.")
+        if self.occurrences > MAX_OCCURRENCES:
+            raise FeedError(
+                f"The calendar has more than {MAX_OCCURRENCES:,} events in the weeks it is "
+                "read for."
+            )
+
 
 # Floating and all-day times are read in the calendar's zone, up to 14 hours from UTC, while
 # the library compares them with the window as if they were UTC; so it is asked for a day
@@ -157,16 +188,24 @@ def busy_times(
 
 
 def busy_by_object(
-    data: bytes | list[bytes], *, start: datetime, end: datetime, default_tz: str, by: str
+    data: bytes | list[bytes],
+    *,
+    start: datetime,
+    end: datetime,
+    default_tz: str,
+    by: str,
+    tally: Tally | None = None,
 ) -> dict[int | str, ObjectBusy]:
     """busy_times, told apart by object: with `by="file"` keyed by the index of the file in
     `data` (a CalDAV calendar's objects), with `by="uid"` by UID (a feed's events). Objects
-    with no busy time in the window are left out. Raises as busy_times does."""
+    with no busy time in the window are left out. Raises as busy_times does. What the read
+    used of the limits is added to `tally`, if given."""
     start, end = as_utc(start, "start"), as_utc(end, "end")
+    tally = Tally() if tally is None else tally
     files = [data] if isinstance(data, bytes | bytearray) else data
-    if sum(len(file) for file in files) > MAX_FEED_BYTES:
-        raise FeedTooLarge(f"The calendar is larger than {MAX_FEED_BYTES // (1024 * 1024)} MB.")
-    calendar, one_offs = _parsed(files, start, end) if files else (Calendar(), [])
+    tally.bytes += sum(len(file) for file in files)
+    tally.check()
+    calendar, one_offs = _parsed(files, start, end, tally) if files else (Calendar(), [])
     x_wr_name = str(calendar.get("X-WR-TIMEZONE", ""))
     calendar_tz = zone(x_wr_name if is_valid_timezone(x_wr_name) else default_tz)
 
@@ -174,7 +213,7 @@ def busy_by_object(
     calendar.subcomponents = [
         event for event in calendar.subcomponents if event.name == "VEVENT" and "DTSTART" in event
     ]
-    calendar.subcomponents = _priced(calendar.subcomponents, end)
+    calendar.subcomponents = _priced(calendar.subcomponents, end, tally)
     query = _Query(
         calendar,
         components=[ComponentsWithName("VEVENT", _EventAdapter, occurrence=_Occurrence)],
@@ -189,7 +228,7 @@ def busy_by_object(
             spans.setdefault(key, []).append((max(span_start, start), min(span_end, end)))
             uids.setdefault(key, uid)
 
-    for occurrence in _occurrences(query, start - _PAD, end + _PAD):
+    for occurrence in _occurrences(query, start - _PAD, end + _PAD, tally):
         if occurrence.blocks_time:
             add(
                 occurrence.file,
@@ -228,12 +267,15 @@ def _one_off_span(event: OneOff, calendar_tz: tzinfo) -> tuple[datetime, datetim
     return tuple(sorted((instant(event.start), instant(event.end))))
 
 
-def _parsed(files: list[bytes], start: datetime, end: datetime) -> tuple[Calendar, list[OneOff]]:
+def _parsed(
+    files: list[bytes], start: datetime, end: datetime, tally: Tally
+) -> tuple[Calendar, list[OneOff]]:
     """Parse the files as one calendar, X-WR-TIMEZONE applied, and the plain one-offs
     apart (icstext.one_off)."""
-    text, one_offs = combined_text(
+    text, one_offs, events = combined_text(
         files, (start - 2 * _PAD).strftime("%Y%m%d"), (end + 2 * _PAD).strftime("%Y%m%d")
     )
+    tally.events += events
     try:
         # A TZID like "/freeassociation.sourceforge.net/Europe/Berlin" means Europe/Berlin;
         # icalendar reads it so, and warns that it guessed.
@@ -248,14 +290,13 @@ def _parsed(files: list[bytes], start: datetime, end: datetime) -> tuple[Calenda
     return calendar, one_offs
 
 
-def _priced(events: list[Component], end: datetime) -> list[Component]:
+def _priced(events: list[Component], end: datetime, tally: Tally) -> list[Component]:
     """The events, less those with a rule dateutil would never finish (INTERVAL=0).
 
     Raises:
         FeedError: when the rules would take dateutil too many steps to walk.
     """
     kept = []
-    steps = 0
     for event in events:
         rules = event.get("RRULE", [])
         rule_steps = [
@@ -265,9 +306,8 @@ def _priced(events: list[Component], end: datetime) -> list[Component]:
         ]
         if None in rule_steps:
             continue
-        steps += sum(rule_steps)
-        if steps > MAX_RULE_STEPS:
-            raise FeedError("The calendar repeats events too often to be read.")
+        tally.steps += sum(rule_steps)
+        tally.check()
         kept.append(event)
     return kept
 
@@ -298,23 +338,21 @@ def _rule_steps(rule: vRecur, dtstart: object, end: datetime) -> int | None:
     return max(steps, 0)
 
 
-def _occurrences(query: _Query, lower: datetime, upper: datetime) -> Iterator[Occurrence]:
+def _occurrences(
+    query: _Query, lower: datetime, upper: datetime, tally: Tally
+) -> Iterator[Occurrence]:
     """Yield the occurrences touching [lower, upper), one series at a time and lazily, so the
     limits stop a flood before it is built; a series the library finds broken is left out."""
     deadline = clock.monotonic() + MAX_EXPAND_SECONDS
-    count = 0
     for series in query.series:
         if clock.monotonic() > deadline:
             raise FeedError("The calendar takes too long to read.")
         found = []
         try:
             for occurrence in series.between(lower, upper):
-                count += 1
-                if count > MAX_OCCURRENCES:
-                    raise FeedError(
-                        f"The calendar has more than {MAX_OCCURRENCES:,} events in the "
-                        "weeks it is read for."
-                    )
+                tally.occurrences += 1
+                if tally.occurrences > MAX_OCCURRENCES:
+                    tally.check()
                 found.append(occurrence)
         except tuple(_Query.suppressed_errors):
             continue

@@ -58,10 +58,12 @@ class FeedTooLarge(FeedError):
     """The data is past a size limit (bytes, events, or the reader's memory)."""
 
 
-def combined_text(files: list[bytes], first_day: str, last_day: str) -> tuple[str, list[OneOff]]:
+def combined_text(
+    files: list[bytes], first_day: str, last_day: str
+) -> tuple[str, list[OneOff], int]:
     """One VCALENDAR holding only what busy times need from all the files, each VEVENT
     tagged with the index of its file (FILE_PROPERTY), and the plain one-off events apart
-    (`one_off`), for reading without icalendar.
+    (`one_off`), for reading without icalendar; and how many events the files hold.
 
     icalendar spends tens of microseconds on each content line, so descriptions, attendees,
     alarms and to-dos are dropped before it sees them, and so are one-off events that are
@@ -116,7 +118,7 @@ def combined_text(files: list[bytes], first_day: str, last_day: str) -> tuple[st
             raise FeedError(f"The calendar file is damaged: {path[-1][:40]} is not closed.")
     zone_lines = [line for block in zones.values() for line in block]
     text = "\r\n".join(["BEGIN:VCALENDAR", *header[:1], *zone_lines, *events, "END:VCALENDAR"])
-    return text, one_offs
+    return text, one_offs, event_count
 
 
 @dataclass(frozen=True)

@@ -215,3 +215,109 @@ def test_warm_leaves_a_child_at_work_alone():
         parse_worker.warm()
         assert parse_worker._child.process is None
         parse_worker._child.process = child
+
+
+def many_objects(count: int) -> bytes:
+    """A calendar-query answer of `count` objects: one-off events, with every third a
+    weekly series (nine occurrences in the window) and every fifth out of the window."""
+    head = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Test//EN\r\n"
+    responses = []
+    for n in range(count):
+        start = START + timedelta(days=400 if n % 5 == 0 else 0, hours=5 * n)
+        lines = [f"UID:object-{n}@example.com", "DTSTAMP:20300101T000000Z"]
+        if n % 3 == 0:
+            lines += [
+                f"DTSTART;TZID=Europe/Berlin:20300104T{n % 20:02d}0000",
+                f"DTEND;TZID=Europe/Berlin:20300104T{n % 20:02d}3000",
+                "RRULE:FREQ=WEEKLY",
+            ]
+        else:
+            lines += [
+                f"DTSTART:{start:%Y%m%dT%H%M%SZ}",
+                f"DTEND:{start + timedelta(minutes=45):%Y%m%dT%H%M%SZ}",
+            ]
+        data = (
+            head + "BEGIN:VEVENT\r\n" + "\r\n".join(lines) + "\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+        responses.append(found(f"/cal/{n}.ics", f'"e{n}"', data))
+    return multistatus(*responses)
+
+
+JOB = {"kind": parse_worker.QUERY, "start": START.isoformat(), "end": END.isoformat(),
+       "default_tz": "Europe/Berlin"}  # fmt: skip
+
+
+# The child forks with no eventlet imported; this test process has it, and it warns.
+in_a_forking_test = pytest.mark.filterwarnings(r"ignore:Using fork\(\) is a bad idea")
+
+
+@pytest.fixture
+def forks(monkeypatch) -> list[None]:
+    """Each fork of a sibling to read half an answer."""
+    import os
+
+    calls, real = [], os.fork
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})  # two cores, always
+    monkeypatch.setattr(os, "fork", lambda: calls.append(None) or real())
+    return calls
+
+
+@in_a_forking_test
+def test_a_large_caldav_answer_is_read_in_two_processes_with_the_same_answer(forks):
+    answer = many_objects(parse_worker.SPLIT_OBJECTS + 1)
+    alone = parse_worker._read(JOB, answer)
+    assert forks == []
+    both = parse_worker._read(JOB, answer, split=True)
+    assert forks == [None] and both == alone
+    busy = [o for o in both["objects"] if o[3]]
+    assert len(both["objects"]) == parse_worker.SPLIT_OBJECTS + 1
+    assert 0 < len(busy) < len(both["objects"])  # the far ones hold none
+    assert any(len(o[3].split()) == 9 for o in busy)  # a series, whole
+    # The same from the child, which splits it where it has two cores.
+    from_child = parse_worker.read(parse_worker.QUERY, answer, **OPTIONS).objects
+    assert [list(vars(o).values()) for o in from_child] == alone["objects"]
+    # A smaller answer is not worth a fork.
+    parse_worker._read(JOB, many_objects(parse_worker.SPLIT_OBJECTS - 1), split=True)
+    assert forks == [None]
+
+
+@in_a_forking_test
+@pytest.mark.parametrize("limit", ["MAX_OCCURRENCES", "MAX_FEED_EVENTS"])
+def test_the_limits_hold_for_both_processes_together(limit, forks, monkeypatch):
+    """Each half is under the limit, both together are over it: the same error as when
+    read in one process."""
+    from expertbook.calendars import feeds, icstext
+
+    answer = many_objects(parse_worker.SPLIT_OBJECTS + 1)
+    tally = feeds.Tally()
+    listing = parse_worker.davxml.read_listing(answer, sync=False)
+    feeds.busy_by_object([o.data.encode() for o in listing.objects], by="file", tally=tally,
+                         **OPTIONS)  # fmt: skip
+    used = tally.occurrences if limit == "MAX_OCCURRENCES" else tally.events
+    for module in (feeds, icstext):
+        monkeypatch.setattr(module, limit, used * 3 // 4, raising=module is feeds)
+    alone = parse_worker._read(JOB, answer)
+    both = parse_worker._read(JOB, answer, split=True)
+    assert forks == [None] and "error" in both and both == alone
+    assert f"more than {used * 3 // 4:,} events" in both["error"]
+    assert both["too_large"] == (limit == "MAX_FEED_EVENTS")
+
+
+@in_a_forking_test
+def test_a_sibling_that_dies_is_a_feed_error(forks, monkeypatch):
+    """A sibling killed (its memory limit, its alarm) leaves no answer: a FeedError, and
+    the child goes on."""
+    import os
+
+    real = parse_worker._part
+
+    def part(files, window, tally):
+        if os.getpid() != parent:
+            os._exit(9)
+        return real(files, window, tally)
+
+    parent = os.getpid()
+    monkeypatch.setattr(parse_worker, "_part", part)
+    reply = parse_worker._read(JOB, many_objects(parse_worker.SPLIT_OBJECTS + 1), split=True)
+    assert reply == {"error": "The calendar is too large or too complex to read.",
+                     "too_large": True}  # fmt: skip
