@@ -384,19 +384,23 @@ _SYNC_TOKEN_PROPFIND = (
 )
 
 
-def radicale_share(radicale: Radicale, user: str, calendar_url: str) -> tuple[float, float]:
-    """Radicale's own seconds for what a first sync asks of it, on a calendar whose sync
-    history exists: its sync token (PROPFIND) and the calendar-query with data of a
-    92-day window."""
+def radicale_share(radicale: Radicale, user: str, calendar_url: str) -> tuple[float, float, float]:
+    """Radicale's own seconds, on a calendar whose sync history exists, for what a first
+    sync asks of it (the calendar-query for every event, with data), for what it asked
+    before (a calendar-query for a 92-day window), and for the sync token the next sync
+    asks for (PROPFIND)."""
     from expertbook.calendars import davxml
 
     today = datetime.combine(datetime.now(UTC).date(), datetime.min.time(), UTC)
-    query = davxml.query_body(today - timedelta(days=1), today + timedelta(days=92), with_data=True)
+    first, last = today - timedelta(days=1), today + timedelta(days=92)
+    window = davxml.query_body(first, last, with_data=True)
+    every = davxml.query_body(None, None, with_data=True)
+    every_s, _ = radicale_request(radicale, user, "REPORT", calendar_url, every, "1")
+    window_s, _ = radicale_request(radicale, user, "REPORT", calendar_url, window, "1")
     token_s, _ = radicale_request(
         radicale, user, "PROPFIND", calendar_url, _SYNC_TOKEN_PROPFIND, "0"
     )
-    query_s, _ = radicale_request(radicale, user, "REPORT", calendar_url, query, "1")
-    return token_s, query_s
+    return every_s, window_s, token_s
 
 
 def run_sync(
@@ -409,21 +413,22 @@ def run_sync(
     synced_url: str,
     runs: int,
 ) -> None:
-    """Connect the 5,000-event calendar no client has synced (its first sync reads it
-    whole, and Radicale builds its sync history meanwhile), then its twin, which a client
-    has synced; then sync the first `runs` times, a few events changed on Radicale before
-    each (one added, one moved), while another connection polls /healthz on the same server
-    process; print the figures, the first syncs apart from the repeat syncs."""
+    """Connect the 5,000-event calendar no client has synced, then its twin, which a client
+    has synced (Radicale wrote its sync history); then sync the first `runs` times, a few
+    events changed on Radicale before each (one added, one moved), while another connection
+    polls /healthz on the same server process; print the figures, the first syncs apart
+    from the repeat syncs (the first of which takes the sync token)."""
     # The twin's sync history, as a phone's first sync would have made it; timed.
     history_s, _ = radicale_request(
         radicale, user, "PROPFIND", synced_url, _SYNC_TOKEN_PROPFIND, "0"
     )
-    token_s, query_s = radicale_share(radicale, user, synced_url)
+    every_s, window_s, token_s = radicale_share(radicale, user, synced_url)
     print(
-        f"Radicale alone, {CALENDAR_EVENTS:,} events: its first sync token of a calendar no "
-        f"client has synced {history_s:.2f} s (it writes the sync history, once per "
-        f"calendar); then a sync token {token_s:.2f} s, the calendar-query with data "
-        f"{query_s:.2f} s"
+        f"Radicale alone, {CALENDAR_EVENTS:,} events: the calendar-query for every event with "
+        f"data (what a first sync asks) {every_s:.2f} s, for a 92-day window {window_s:.2f} s; "
+        f"the sync token (asked by the next sync) {token_s:.2f} s, the first time for a "
+        f"calendar no client has synced {history_s:.2f} s (it writes the sync history, once "
+        f"per calendar)"
     )
     poller = Poller(host, port, "/healthz")
     poller.start()
@@ -467,10 +472,10 @@ def run_sync(
     p99, p99_first = percentile(during, 99), percentile(during_first, 99)
     print(
         f"First sync: a CalDAV calendar of {CALENDAR_EVENTS:,} events on Radicale, connected "
-        f"and read whole in {connect_s:.2f} s (no client had synced it: Radicale's sync "
-        f"history is built meanwhile), its twin a client had synced in {synced_s:.2f} s "
-        f"(target < {SYNC_TARGET_S:.0f} s: "
-        f"{'met' if min(connect_s, synced_s) < SYNC_TARGET_S else 'MISSED'}); /healthz "
+        f"and read whole in {connect_s:.2f} s (no client had synced it), its twin a client "
+        f"had synced in {synced_s:.2f} s "
+        f"(target < {SYNC_TARGET_S:.0f} s for both: "
+        f"{'met' if max(connect_s, synced_s) < SYNC_TARGET_S else 'MISSED'}); /healthz "
         f"during both: p99 {p99_first:.1f} ms, max {max(during_first):.0f} ms over "
         f"{len(during_first)}"
     )
