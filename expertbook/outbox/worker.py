@@ -129,7 +129,10 @@ NOTIFY_LINGER = 4 * queue.NOTIFY_EVERY
 NOTIFY_POLL = 0.1
 
 # A batch handler's messages go in chunks of at least this many (one SMTP connection each).
-SMALLEST_CHUNK = 8
+# Each chunk costs its thread, its claim, its bookings' query and its record (with their
+# commits) whatever its size: at 16 rather than 8, a busy worker spends a tenth less CPU a
+# mail, and a mail waits behind at most 15 others of its chunk (some 30 ms).
+SMALLEST_CHUNK = 16
 
 
 def tasks_of(messages: Sequence[OutboxMessage], parallel: int) -> list[list[OutboxMessage]]:
