@@ -210,3 +210,17 @@ def test_folding_is_icalendars(line):
     from icalendar.parser.string import _foldline
 
     assert ics._fold(line) == _foldline(line)
+
+
+def test_a_kept_address_line_follows_the_name_and_address_it_was_written_for():
+    """The ORGANIZER and ATTENDEE lines are kept once written (ics._address_line), by
+    everything they are written from: a renamed expert, or another booker at the same
+    address, never gets a line written for someone else."""
+    first = fake_booking(name="Ann", expert_name="Dr. Expert")
+    renamed = fake_booking(name="Ann Lee", expert_name="Prof. Expert")
+    other = fake_booking(name="Ann", email="ann@example.org")
+    for booking in (first, renamed, other, first):
+        mine = written(ics.calendar_file, [booking], "http://h", "REQUEST")
+        assert mine == written(reference_file, [booking], "http://h", "REQUEST")
+    text = ics.calendar_file([renamed], "http://h").decode().replace("\r\n ", "")
+    assert 'CN="Ann Lee"' in text and 'CN="Prof. Expert"' in text
