@@ -158,11 +158,11 @@ def book_slot(
     holder = holder or Holder()
     postgres = db.session.get_bind().dialect.name == "postgresql"
     try:
-        with booking_transaction(inline_settings=postgres) as settings:
+        with booking_transaction(inline_settings=postgres) as in_band:
             # Held for the whole transaction: the slot check below reads its hours.
             if postgres:
                 locked = statements.read_locked(
-                    settings, event_type_id, request.start, idempotency_key, holder, now
+                    in_band.opening, event_type_id, request.start, idempotency_key, holder, now
                 )
             else:
                 locked = read_locked(event_type_id, request.start, idempotency_key, holder, now)
@@ -209,7 +209,7 @@ def book_slot(
                     created_at=utcnow(),
                 )
             if postgres:
-                statements.write_booking(values, key, messages, released)
+                statements.write_booking(values, key, messages, released, in_band.closing)
                 db.session.info.setdefault(ENQUEUED_KEY, []).extend(m["uid"] for m in messages)
             else:
                 enqueue(messages)

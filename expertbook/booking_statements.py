@@ -476,10 +476,12 @@ def write_booking(
     key: dict[str, Any] | None,
     messages: list[dict[str, Any]],
     released_holds: list[str] = (),
+    closing: str = "",
 ) -> None:
     """INSERT the booking (its column values, id included), its idempotency key (None: no
-    key), its outbox messages, DELETE the holds of `released_holds` (ids), and NOTIFY the
-    workers when it is due (outbox.queue.notify_due): one round trip."""
+    key), its outbox messages, DELETE the holds of `released_holds` (ids), NOTIFY the
+    workers when it is due (outbox.queue.notify_due), and end with `closing` (the
+    transaction's COMMIT, database.InBand): one round trip."""
     params: dict[str, Any] = {"released_holds": list(released_holds)}
     _bind(Booking.__table__, "b", booking, params)
     if key is not None:
@@ -487,4 +489,5 @@ def write_booking(
     for i, message in enumerate(messages):
         _bind(OutboxMessage.__table__, f"m{i}", message, params)
     notify = bool(messages) and notify_due(db.session)
-    run_prepared(_write_parts(key is not None, len(messages), bool(released_holds), notify), params)
+    parts = _write_parts(key is not None, len(messages), bool(released_holds), notify)
+    run_prepared([*parts, closing] if closing else parts, params)

@@ -322,17 +322,28 @@ def is_sqlite() -> bool:
     return db.engine.dialect.name == "sqlite"
 
 
+@dataclass(frozen=True)
+class InBand:
+    """What a block of `booking_transaction(inline_settings=True)` sends itself on
+    PostgreSQL: `opening` ahead of its first statement, in the same round trip (the SET
+    LOCAL settings, and BEGIN where the transaction is still to begin), and `closing`
+    after its last one ("COMMIT", or "" where the transaction had begun before)."""
+
+    opening: str = ""
+    closing: str = ""
+
+
 @contextmanager
-def booking_transaction(*, inline_settings: bool = False) -> Iterator[str]:
+def booking_transaction(*, inline_settings: bool = False) -> Iterator[InBand]:
     """Run the block as one serialized write transaction, committed on success.
 
     The caller locks the expert's row inside the block; on PostgreSQL the
     wait for that lock is bounded by `lock_timeout`, on SQLite the whole transaction is
     serialized by BEGIN IMMEDIATE behind the in-process writer lock.
 
-    With `inline_settings`, the PostgreSQL settings (SET LOCAL ...) are not sent but given
-    to the block, which must send them first, ahead of its first statement in the same
-    round trip; otherwise, and on SQLite, the block gets "".
+    With `inline_settings`, on PostgreSQL, the block sends the transaction's settings and
+    its BEGIN with its first statement and may end its last one with the COMMIT (the
+    InBand it gets, see _in_band); otherwise, and on SQLite, the block gets an empty InBand.
     """
     session = db.session
     timeout_ms = int(current_app.config["BOOKING_LOCK_TIMEOUT_MS"])
@@ -364,10 +375,66 @@ def booking_transaction(*, inline_settings: bool = False) -> Iterator[str]:
     )
     with _committed(session), wait_bound(timeout_ms * 2 / 1000 + STATEMENT_GRACE):
         if inline_settings:
-            yield settings
+            with _in_band(session, settings) as in_band:
+                yield in_band
             return
         session.execute(text(settings))  # one round trip for both
-        yield ""
+        yield InBand()
+
+
+@contextmanager
+def _in_band(session, settings: str) -> Iterator[InBand]:
+    """The booking transaction's BEGIN and COMMIT sent with its first and last statements,
+    not apart: psycopg2 sends BEGIN on its own before the first statement, and COMMIT on
+    its own, one round trip each (a booking took five: the pool's ping, BEGIN, the locked
+    read, the write, COMMIT), and the expert's row stays locked through the COMMIT's.
+
+    The connection is in autocommit mode for the block, so psycopg2 sends neither, and
+    its commit and rollback do nothing (it sees no transaction of its own): the block's
+    statements run in the one opened by `opening`. After the block, what the session has
+    to write is flushed into it and COMMIT sent, unless the block ended it with `closing`
+    (then the session must have nothing left to write: it would be written outside the
+    transaction); after an error, ROLLBACK. A transaction already open (the view read
+    through the session first) goes on as before: only the settings are inline."""
+    connection = session.connection()
+    raw = connection.connection.dbapi_connection
+    if raw.status != pg_extensions.STATUS_READY:
+        yield InBand(opening=settings)
+        return
+    raw.autocommit = True
+    try:
+        yield InBand(opening=f"BEGIN; {settings}", closing="COMMIT")
+        if _open(raw):
+            session.flush()
+            _send(raw, "COMMIT")
+        elif session.new or session.deleted or any(map(session.is_modified, session.dirty)):
+            raise RuntimeError("the session has writes left after the transaction's COMMIT")
+    except BaseException:
+        if _open(raw):
+            with suppress(psycopg2.Error):
+                _send(raw, "ROLLBACK")
+        raise
+    finally:
+        with suppress(psycopg2.Error):
+            if not raw.closed:
+                raw.autocommit = False
+        idle = pg_extensions.TRANSACTION_STATUS_IDLE
+        if not raw.closed and (raw.autocommit or raw.info.transaction_status != idle):
+            # Mid-query (a wait that ran out), or the ROLLBACK failed: never back to the pool.
+            connection.invalidate()
+
+
+def _open(raw) -> bool:
+    """Whether the connection is inside a transaction (or a failed one)."""
+    return not raw.closed and raw.info.transaction_status in (
+        pg_extensions.TRANSACTION_STATUS_INTRANS,
+        pg_extensions.TRANSACTION_STATUS_INERROR,
+    )
+
+
+def _send(raw, sql: str) -> None:
+    with raw.cursor() as cursor:
+        cursor.execute(sql)
 
 
 @contextmanager

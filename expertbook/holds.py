@@ -137,13 +137,13 @@ def place_hold(
     address = client_network(address or "")
     token = new_token()
     postgres = db.session.get_bind().dialect.name == "postgresql"
-    with booking_transaction(inline_settings=postgres) as settings:
+    with booking_transaction(inline_settings=postgres) as in_band:
         # Locks the expert and bumps their schedule version; reads the event type fresh,
         # what keeps the expert busy (holds left out), what the limits count, the live
         # holds around the start and the holder's own (on PostgreSQL in one round trip).
         if postgres:
             locked = statements.read_locked(
-                settings, event_type_id, start, None, holder, now, for_hold=True
+                in_band.opening, event_type_id, start, None, holder, now, for_hold=True
             )
         else:
             locked = read_locked(event_type_id, start, None, holder, now)

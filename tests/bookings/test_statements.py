@@ -1,6 +1,6 @@
-"""The booking's statements on PostgreSQL (booking_statements.py): two round trips and the
-commit, prepared once per connection, and still right after a failure left it unknown
-which statements a connection had prepared."""
+"""The booking's statements on PostgreSQL (booking_statements.py): two round trips, the
+transaction's BEGIN and COMMIT sent with them, prepared once per connection, and still
+right after a failure left it unknown which statements a connection had prepared."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def test_a_booking_is_two_round_trips_and_prepares_once(pg_app, expert, make_eve
     assert any("PREPARE expertbook_read AS" in statement for statement in sent)
     sent.clear()
     book(event_type, 9)
-    assert len(sent) == 2  # the locked read, the write (then the commit)
+    assert len(sent) == 2  # BEGIN and the locked read, the write and COMMIT
     assert "PREPARE" not in sent[0] + sent[1]
     assert "EXECUTE expertbook_lock(" in sent[0] and "EXECUTE expertbook_read(" in sent[0]
     assert "EXECUTE expertbook_insert_booking_1(" in sent[1]
@@ -79,6 +79,53 @@ def test_a_booking_is_two_round_trips_and_prepares_once(pg_app, expert, make_eve
         prepared_names()
     )
     assert db.session.scalar(sa.select(sa.func.count(Booking.id))) == 3
+
+
+def test_begin_and_commit_travel_with_the_read_and_the_write(pg_app, expert, make_event_type, sent):
+    """psycopg2 sends BEGIN and COMMIT on their own, a round trip each; a booking sends
+    them with its locked read and its write (database.InBand). The server saw nothing
+    after the write, and no BEGIN twice."""
+    event_type = make_event_type(expert, duration_minutes=30)
+    book(event_type, 8)
+    pid = db.session.scalar(sa.text("SELECT pg_backend_pid()"))
+    db.session.commit()
+    sent.clear()
+    book(event_type, 9)  # the pool's last connection again: `pid`
+    assert sent[0].startswith("BEGIN; SET LOCAL lock_timeout") and sent[1].endswith("COMMIT")
+    watcher = sa.create_engine(db.engine.url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    try:
+        with watcher.connect() as watching:
+            last, state = watching.execute(
+                sa.text("SELECT query, state FROM pg_stat_activity WHERE pid = :pid"),
+                {"pid": pid},
+            ).one()
+    finally:
+        watcher.dispose()
+    # The write was the last it was sent (not a COMMIT of its own); no transaction is open.
+    assert last.startswith("EXECUTE expertbook_insert_booking_1(") and state == "idle"
+    raw = db.session.connection().connection.dbapi_connection
+    assert not any("already a transaction" in notice for notice in raw.notices)
+    assert raw.autocommit is False  # as the pool hands it out
+    db.session.rollback()
+
+
+def test_a_booking_refused_after_the_lock_rolls_back(pg_app, expert, make_event_type):
+    """Refused inside the transaction (the slot is taken): rolled back, the lock let go,
+    and the connection back in its usual mode."""
+    from expertbook.booking_checks import SlotUnavailable
+
+    event_type = make_event_type(expert, duration_minutes=30)
+    book(event_type, 9)
+    with pytest.raises(SlotUnavailable):
+        book(event_type, 9, minute=15)
+    raw = db.session.connection().connection.dbapi_connection
+    assert raw.autocommit is False
+    db.session.rollback()
+    # Nobody holds the expert's row: another connection takes it at once.
+    with db.engine.connect() as other:
+        other.exec_driver_sql("SET lock_timeout = 200")
+        other.exec_driver_sql(f'SELECT 1 FROM "user" WHERE id = {expert.id} FOR UPDATE NOWAIT')
+    assert book(event_type, 10).booking.start_at == DAY.replace(hour=10)
 
 
 def test_a_failed_string_is_prepared_again_from_scratch(pg_app):
