@@ -32,6 +32,7 @@ from .icstext import (
     OneOff,
     combined_text,
     first_line,
+    too_many_events,
 )
 
 __all__ = [
@@ -75,7 +76,7 @@ class Tally:
         if self.bytes > MAX_FEED_BYTES:
             raise FeedTooLarge(f"The calendar is larger than {MAX_FEED_BYTES // (1024 * 1024)} MB.")
         if self.events > MAX_FEED_EVENTS:
-            raise FeedTooLarge(f"The calendar has more than {MAX_FEED_EVENTS:,} events.")
+            raise too_many_events()
         if self.steps > MAX_RULE_STEPS:
             raise FeedError("The calendar repeats events too often to be read.")
         if self.occurrences > MAX_OCCURRENCES:

@@ -58,6 +58,10 @@ class FeedTooLarge(FeedError):
     """The data is past a size limit (bytes, events, or the reader's memory)."""
 
 
+def too_many_events() -> FeedTooLarge:
+    return FeedTooLarge(f"The calendar has more than {MAX_FEED_EVENTS:,} events.")
+
+
 def combined_text(
     files: list[bytes], first_day: str, last_day: str
 ) -> tuple[str, list[OneOff], int]:
@@ -100,8 +104,7 @@ def combined_text(
                 if len(path) == 2 and component == "VEVENT":
                     event_count += 1
                     if event_count > MAX_FEED_EVENTS:
-                        too_many = f"The calendar has more than {MAX_FEED_EVENTS:,} events."
-                        raise FeedTooLarge(too_many)
+                        raise too_many_events()
             elif not path or path[-1] != component:
                 raise FeedError(f"The calendar file is damaged: END:{component[:40]} out of place.")
             if len(path) > 1 and tuple(path) in _KEPT:

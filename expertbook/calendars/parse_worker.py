@@ -8,9 +8,13 @@ the server only waits on a pipe (green under eventlet), and data built to eat me
 the child's limit, not the server; one that runs past TIMEOUT gets the child killed.
 
 A large CalDAV answer is read by two processes where there are two cores: the child forks
-a sibling that reads every other object (objects are independent of each other), and adds
-up both parts' use of the limits, so the same limits hold (feeds.Tally). The sibling lives
-for that one job; an alarm ends it if the child is killed first.
+a sibling that reads every other object (objects are independent of each other) and adds
+up both parts' use of the limits (feeds.Tally). An answer past a size limit is not split,
+and when either part fails, or the sum is past a limit, the child reads it again alone: the
+same errors come back as from one process, in the same words (at the cost of reading a
+failing calendar twice). The time and memory limits hold per process. The sibling lives
+for that one job; an alarm ends it, and it is in the child's process group, which is
+killed as one.
 
 The child lives on between jobs (one at a time per server process), so a sync pays for
 starting Python and importing the parsers once, not on every read; it imports only the
@@ -18,7 +22,8 @@ pure modules it needs, not the app. It is replaced after MAX_JOBS jobs, after a 
 or when it died.
 
 Protocol: for each job, one JSON line (its kind, window and the answer's size), then the
-raw answer; the reply is one JSON line, the `_read` result or {"error": message}.
+raw answer; the reply is one JSON line, the `_read` result or {"error": message,
+"too_large": whether it is a size limit (FeedTooLarge)}.
 """
 
 from __future__ import annotations
@@ -32,9 +37,11 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
 
 from . import davxml
 from .feeds import FeedError, FeedTooLarge, Tally, busy_by_object
@@ -98,8 +105,7 @@ def read(kind: str, answer: bytes, *, start: datetime, end: datetime, default_tz
     }
     cheap = len(answer) < IN_PLACE_BYTES and b"RRULE" not in answer and b"RDATE" not in answer
     reply = _read(job, answer) if cheap else _in_child(job, answer)
-    if "error" in reply:
-        raise (FeedTooLarge if reply.get("too_large") else FeedError)(reply["error"])
+    _raise_for(reply)
     return Read(
         objects=[ObjectRead(*fields) for fields in reply["objects"]],
         listed=reply.get("listed", {}),
@@ -151,8 +157,7 @@ class _Child:
                 return json.loads(line)
             except ValueError:
                 self.stop()
-                return {"error": "The calendar is too large or too complex to read.",
-                        "too_large": True}  # fmt: skip
+                return _DIED
 
     def _reply_line(self, deadline: float) -> bytes:
         """The child's next line, read as it comes (select and os.read are green under
@@ -177,12 +182,14 @@ class _Child:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             cwd=ROOT,
+            start_new_session=True,  # its group holds the sibling it may fork: stopped as one
         )
         self.jobs = 0
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.kill()
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
             for stream in (self.process.stdin, self.process.stdout):
                 stream.close()
@@ -212,6 +219,19 @@ def warm() -> None:
 
 def _in_child(job: dict, answer: bytes) -> dict:
     return _child.run(job, answer)
+
+
+# The reply for a reader that died without a word (its memory limit, a timeout's kill).
+_DIED = {"error": "The calendar is too large or too complex to read.", "too_large": True}
+
+
+def _error_reply(error: FeedError) -> dict:
+    return {"error": error.message, "too_large": isinstance(error, FeedTooLarge)}
+
+
+def _raise_for(reply: dict) -> None:
+    if "error" in reply:
+        raise (FeedTooLarge if reply.get("too_large") else FeedError)(reply["error"])
 
 
 def _stored(busy) -> str:
@@ -247,57 +267,104 @@ def _read(job: dict, answer: bytes, *, split: bool = False) -> dict:
             "truncated": listing.truncated,
         }
     except FeedError as error:
-        return {"error": error.message, "too_large": isinstance(error, FeedTooLarge)}
+        return _error_reply(error)
 
 
 def _busy_by_file(files: list[bytes], window: dict, split: bool) -> dict[int, tuple[str, str]]:
     """The UID and stored busy times (`_stored`) of each file with busy time in the window,
-    by index; with `split`, in two processes when there are many files and two cores."""
-    if not split or len(files) < SPLIT_OBJECTS or len(os.sched_getaffinity(0)) < 2:
-        return _part(files, window, Tally())
-    tally = Tally()
-    read_end, write_end = os.pipe()
-    sibling = os.fork()
-    if sibling == 0:  # the odd files; whatever happens, it ends here
+    by index; with `split`, in two processes when there are many files and two cores (see
+    the module's docstring)."""
+    if split and len(files) >= SPLIT_OBJECTS and _cores() > 1 and _within_size_limits(files):
         try:
-            os.close(read_end)
-            signal.alarm(int(TIMEOUT) + 1)  # gone even if the child is killed first
-            theirs = Tally()
-            try:
-                reply = {"found": _part(files[1::2], window, theirs), "tally": vars(theirs)}
-            except FeedError as error:
-                reply = {"error": error.message, "too_large": isinstance(error, FeedTooLarge)}
-            with os.fdopen(write_end, "w") as out:
-                json.dump(reply, out)
-        finally:
-            os._exit(0)  # an answer cut short is read as a death (_sibling_reply)
-    os.close(write_end)
+            return _in_two(files, window)
+        except FeedError:
+            pass  # read again alone, for the error one process gives
+    return _busy_of_files(files, window, Tally())
+
+
+def _cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _within_size_limits(files: list[bytes]) -> bool:
+    """Whether the files are within the size limits, as far as a glance tells (one process
+    refuses them at once, with the exact error)."""
+    events = sum(file.count(b"BEGIN:VEVENT") for file in files)
     try:
-        mine = _part(files[0::2], window, tally)
+        Tally(bytes=sum(map(len, files)), events=events).check()
+    except FeedError:
+        return False
+    return True
+
+
+def _in_two(files: list[bytes], window: dict) -> dict[int, tuple[str, str]]:
+    """_busy_of_files, the odd files read by a forked sibling. Raises FeedError when either
+    part fails or their tallies together are past a limit."""
+    read_end, write_end = os.pipe()
+    try:
+        sibling = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        return _busy_of_files(files, window, Tally())
+    if sibling == 0:
+        _sibling(files[1::2], window, read_end, write_end)
+    os.close(write_end)
+    tally = Tally()
+    try:
+        mine = _busy_of_files(files[0::2], window, tally)
     except BaseException:
         os.kill(sibling, signal.SIGKILL)
         raise
     finally:
         theirs = _sibling_reply(read_end, sibling)
-    if "error" in theirs:
-        raise (FeedTooLarge if theirs.get("too_large") else FeedError)(theirs["error"])
+    _raise_for(theirs)
     (tally + Tally(**theirs["tally"])).check()
     found = {2 * index: busy for index, busy in mine.items()}
     found.update((2 * int(index) + 1, tuple(busy)) for index, busy in theirs["found"].items())
     return found
 
 
+def _sibling(files: list[bytes], window: dict, read_end: int, write_end: int) -> NoReturn:
+    """The forked sibling: read `files`, write the reply to `write_end`, and end, whatever
+    happens (never back into the child's loop)."""
+    try:
+        os.close(read_end)
+        # The child's pipes to the server are not the sibling's: a child that dies is seen
+        # at once, not when its sibling is done.
+        quiet = os.open(os.devnull, os.O_RDWR)
+        os.dup2(quiet, 0)
+        os.dup2(quiet, 1)
+        signal.alarm(int(TIMEOUT) + 1)
+        tally = Tally()
+        try:
+            reply = {"found": _busy_of_files(files, window, tally), "tally": vars(tally)}
+        except FeedError as error:
+            reply = _error_reply(error)
+        with os.fdopen(write_end, "w") as out:
+            json.dump(reply, out)
+    finally:
+        os._exit(0)  # an answer cut short is read as a death (_sibling_reply)
+
+
 def _sibling_reply(read_end: int, sibling: int) -> dict:
-    with os.fdopen(read_end) as answer:
-        text = answer.read()
-    os.waitpid(sibling, 0)
+    """The sibling's reply, once it has ended; _DIED when it died without one."""
+    try:
+        with os.fdopen(read_end) as answer:
+            text = answer.read()
+    finally:
+        os.waitpid(sibling, 0)
     try:
         return json.loads(text)
-    except ValueError:  # it died (its memory limit, the alarm)
-        return {"error": "The calendar is too large or too complex to read.", "too_large": True}
+    except ValueError:
+        return _DIED
 
 
-def _part(files: list[bytes], window: dict, tally: Tally) -> dict[int, tuple[str, str]]:
+def _busy_of_files(files: list[bytes], window: dict, tally: Tally) -> dict[int, tuple[str, str]]:
+    """The UID and stored busy times of each file with busy time in the window, by index;
+    what the read used of the limits is added to `tally`."""
     found = busy_by_object(files, by="file", tally=tally, **window)
     return {index: (busy.uid, _stored(busy.busy)) for index, busy in found.items()}
 

@@ -5,12 +5,15 @@ objects were read for, is read whole, and fast, for the expert waits on a first 
 
 - CalDAV: a calendar-query for every event object, with no time range. Radicale answers it
   in half the time of one for the window (5,000 events: 0.5 s against 0.9-1.2 s; it scans
-  every object either way), and the past is dropped unparsed (icstext). A calendar whose
-  past makes that answer too large to read (feeds.MAX_FEED_BYTES, MAX_FEED_EVENTS, or
-  remote.MAX_ANSWER_BYTES) is read again for the window only. It does not ask for the sync
-  token: on Radicale that costs another 0.3-0.5 s, seconds when no client has synced the
-  calendar (it writes its sync history first). The next sync asks for it, as for any read
-  without a token, and reads what changed by ETag.
+  every object either way). Past one-off events are skipped before icalendar (icstext),
+  and only the objects with busy time in the window are kept (the next sync fetches the
+  few others in the window once). When that read fails (too large to read, an object of
+  the past that is damaged, a server that refuses a query without a time range), the
+  calendar is read again for the window only; not when the server could not be reached or
+  refused the password. It does not ask for the sync token: on Radicale that costs another
+  0.3-0.5 s, seconds when no client has synced the calendar (it writes its sync history
+  first). The next sync asks for it, as for any read without a token, and reads what
+  changed by ETag.
 - A feed: its body.
 
 After that:
@@ -37,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from . import davxml, parse_worker, remote
-from .feeds import FeedError, FeedTooLarge
+from .feeds import FeedError
 from .parse_worker import FEED, QUERY, SYNC, ObjectRead, read
 
 # A calendar read whole is read this far past the window, so the window, which moves a day
@@ -183,8 +186,8 @@ def _read_calendar(account, url, state, start, end, zone, now) -> CalendarRead:
                 objects, removed, token = _changes(account, url, state.token, start, until, zone)
                 said = ""
             else:
-                # Asked before the listing, as for a whole read: a server that did not name
-                # one last time may name one now, and reading goes on from it.
+                # Asked before the listing, so what changes during it comes again from the
+                # token; a server that did not name one last time may name one now.
                 token, said = _token(account, url, state.modified, TOKEN_PATIENCE, now)
                 objects, removed = _changed_by_etag(account, url, state.etags, start, until, zone)
             return CalendarRead(False, objects, removed, token, said, "", until, zone)
@@ -193,18 +196,31 @@ def _read_calendar(account, url, state, start, end, zone, now) -> CalendarRead:
     until = end + READ_AHEAD
     try:
         got = _queried(account, url, None, None, start, until, zone)
-    except (FeedTooLarge, remote.TooLarge):
-        got = _queried(account, url, start, until, start, until, zone)  # the window only
+        got.objects = [found for found in got.objects if found.busy]
+    except (FeedError, remote.RemoteError) as error:
+        if not _read_window_instead(error):
+            raise
+        got = _queried(account, url, start, until, start, until, zone)
     objects = got.objects + _fetched(account, url, list(got.listed), start, until, zone)[0]
     # No token (see the module's docstring); what the server said of tokens is kept.
     said = state.modified if state and _said_no_token(state.modified) else ""
     return CalendarRead(True, objects, set(), "", said, "", until, zone)
 
 
-def _queried(account, url, first, last, start, until, zone) -> parse_worker.Read:
+def _read_window_instead(error: FeedError | remote.RemoteError) -> bool:
+    """Whether a failed read of every event may succeed for the window: not when the server
+    could not be reached, timed out, refused the password or has no such calendar."""
+    if isinstance(error, FeedError | remote.TooLarge):
+        return True
+    return error.status is not None and error.status not in (401, 404, 410)
+
+
+def _queried(
+    account, url, first, last, start, until, zone, *, with_data: bool = True
+) -> parse_worker.Read:
     """The calendar-query answer for the objects touching [first, last) (all of them for
-    None), with their data, read for the window [start, until)."""
-    answer = account.report(url, davxml.query_body(first, last, with_data=True))
+    None), with their data unless told not, read for the window [start, until)."""
+    answer = account.report(url, davxml.query_body(first, last, with_data=with_data))
     return read(QUERY, answer, start=start, end=until, default_tz=zone)
 
 
@@ -262,8 +278,7 @@ def _changes(account, url, token, start, until, zone):
 def _changed_by_etag(account, url, known, start, until, zone):
     """The objects whose ETag changed and the hrefs no longer listed (calendar-query for
     ETags only, then calendar-multiget)."""
-    got = read(QUERY, account.report(url, davxml.query_body(start, until, with_data=False)),
-               start=start, end=until, default_tz=zone)  # fmt: skip
+    got = _queried(account, url, start, until, start, until, zone, with_data=False)
     listed = dict(got.listed)
     listed.update({found.href: found.etag for found in got.objects})
     changed = [href for href, etag in listed.items() if not etag or known.get(href) != etag]

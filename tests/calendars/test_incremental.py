@@ -128,21 +128,49 @@ def test_a_first_read_is_one_query_for_every_event_and_the_next_sync_takes_the_t
     assert kinds(reports) == ["sync-collection"] and busy_count(connection.id) == 12
 
 
-def test_a_calendar_too_large_read_whole_is_read_for_the_window(
-    any_app, coach, sync_type, radicale, calendar, private_ok, reports, monkeypatch
+@pytest.mark.parametrize("failure", ["too many events", "answer too large", "damaged"])
+def test_a_calendar_that_cannot_be_read_whole_is_read_for_the_window(
+    failure, any_app, coach, sync_type, radicale, calendar, private_ok, monkeypatch
 ):
-    """A long past can make the answer for every event too large to read: the calendar is
-    read again for the window, and connects."""
+    """A long past can make the answer for every event too large to read, or hold a
+    damaged object: the calendar is read again for the window, and connects."""
     from expertbook.calendars import icstext
+    from expertbook.calendars.feeds import FeedError
 
     radicale.add_event(calendar, event("old@example.com", day_ahead(-400, 10)))
-    monkeypatch.setattr(icstext, "MAX_FEED_EVENTS", 10)  # the window holds 10, all 11
+    if failure == "too many events":  # the window holds 10, all 11 (read in this process)
+        monkeypatch.setattr(icstext, "MAX_FEED_EVENTS", 10)
+    real_report, real_read, sent = remote.CalDAVAccount.report, reading.read, []
+
+    def report(self, url, body):
+        sent.append(body)
+        if failure == "answer too large" and b"time-range" not in body:
+            raise remote.TooLarge("The answer is larger than 30 MB.")
+        return real_report(self, url, body)
+
+    def read(kind, answer, **window):
+        if failure == "damaged" and b"old@example.com" in answer:
+            raise FeedError("The calendar file is damaged: line 8 is not an iCalendar line.")
+        return real_read(kind, answer, **window)
+
+    monkeypatch.setattr(remote.CalDAVAccount, "report", report)
+    monkeypatch.setattr(reading, "read", read)
     connection = connect_calendar(
         coach, "caldav", calendar, radicale.username, radicale.password, now=utcnow()
     )
-    assert kinds(reports) == ["calendar-query", "calendar-query"]
-    assert b"time-range" not in reports[0][0] and b"time-range" in reports[1][0]
+    assert [b"time-range" in body for body in sent] == [False, True]
     assert busy_count(connection.id) == 10
+
+
+def test_a_refused_password_is_not_read_for_the_window(
+    any_app, coach, sync_type, radicale, calendar, private_ok, reports, monkeypatch
+):
+    def report(self, url, body):
+        raise remote.RemoteError("The server refused the password (401).", 401)
+
+    monkeypatch.setattr(remote.CalDAVAccount, "report", report)
+    with pytest.raises(FieldError):
+        connect_calendar(coach, "caldav", calendar, radicale.username, "wrong", now=utcnow())
 
 
 @pytest.fixture
