@@ -31,7 +31,7 @@ PIECE = timedelta(minutes=MAX_DURATION_MINUTES)
 _PIECE_SECONDS = int(PIECE.total_seconds())
 # Busy pieces one calendar may store: a year of back-to-back events is about 730.
 MAX_BUSY_PIECES = 20_000
-_CHUNK = 500  # rows between two chances for other requests; hrefs per IN list
+_CHUNK = 200  # rows between two chances for other requests; hrefs per IN list
 
 
 def _let_others_in() -> None:
