@@ -23,12 +23,14 @@ import sqlite3
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 
 import psycopg2
+from eventlet.patcher import original
 from flask import Flask, current_app
 from psycopg2 import extensions as pg_extensions
 from sqlalchemy import event, make_url, text
@@ -45,6 +47,10 @@ BUSY_SQLSTATES = {"55P03", "57014"}
 UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03"}
 # A pooled connection is pinged before use; a healthy server answers at once.
 PING_TIMEOUT = 1.0
+# Seconds after its checkin a connection is used again without the ping (_fresh).
+TRUST_RECENT = 1.0
+_checked_in: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_select = original("select")
 # How long past its statement timeout a silent server is waited for: by then it would have
 # answered with the timeout error itself, so the silence means it is gone.
 STATEMENT_GRACE = 1.0
@@ -246,14 +252,41 @@ def _configure_postgres(app: Flask, engine) -> None:
     if "isolation_level" not in app.config["SQLALCHEMY_ENGINE_OPTIONS"]:
         event.listen(engine, "connect", _read_committed)
     # The pool's pre-ping gets a short bound of its own: a pooled connection to a server
-    # that went silent is given up after PING_TIMEOUT, not after a statement's bound.
+    # that went silent is given up after PING_TIMEOUT, not after a statement's bound. A
+    # connection back in the pool a moment ago is not pinged at all (_fresh).
     ping = engine.dialect.do_ping
 
     def bounded_ping(dbapi_connection) -> bool:
+        if _fresh(dbapi_connection):
+            return True
         with wait_bound(PING_TIMEOUT):
             return ping(dbapi_connection)
 
     engine.dialect.do_ping = bounded_ping
+
+    @event.listens_for(engine, "checkin")
+    def on_checkin(dbapi_connection, _record) -> None:
+        if dbapi_connection is not None:
+            _checked_in[dbapi_connection] = time.monotonic()
+
+
+def _fresh(dbapi_connection) -> bool:
+    """Whether a pooled connection is taken as alive without the pre-ping's round trip (a
+    busy process checks a connection out again within milliseconds; the ping was a round
+    trip of every request's few): it was checked in less than TRUST_RECENT seconds ago, and
+    the server has sent nothing since. A server that shuts down, restarts or terminates the
+    backend sends an error and closes the connection, which leaves the socket readable: the
+    pool then pings (and replaces the connection). A server that went silent longer ago
+    than TRUST_RECENT is found by the ping, as before."""
+    checked_in = _checked_in.get(dbapi_connection)
+    if checked_in is None or time.monotonic() - checked_in > TRUST_RECENT:
+        return False
+    if dbapi_connection.closed:
+        return False
+    # Asked of the real select module, not eventlet's green one: no wait, no hub switch.
+    poller = _select.poll()
+    poller.register(dbapi_connection.fileno(), _select.POLLIN)
+    return not poller.poll(0)
 
 
 def _read_committed(dbapi_connection, _record) -> None:

@@ -3,6 +3,9 @@ and closing a server connection for every request past SQLAlchemy's default of f
 
 from __future__ import annotations
 
+import time
+
+import pytest
 import sqlalchemy as sa
 
 from expertbook import database
@@ -49,25 +52,68 @@ def test_the_engine_options_may_set_the_pool_themselves(pg_migrated_url):
         db.engine.dispose()
 
 
-def test_a_checkout_costs_the_ping_alone(pg_app):
+def last_statement(watcher, pid: int) -> str:
+    with watcher.connect() as watching:
+        return watching.execute(
+            sa.text("SELECT query FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+        ).scalar()
+
+
+@pytest.fixture
+def watcher(pg_app):
+    engine = sa.create_engine(db.engine.url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    yield engine
+    engine.dispose()
+
+
+def test_a_checkout_costs_the_ping_alone(pg_app, watcher, monkeypatch):
     """The pool's pre-ping is SELECT 1 and nothing more. (With SQLAlchemy's isolation_level
     set, psycopg2 also sent `SET default_transaction_isolation TO DEFAULT` when the ping
     switched autocommit back off: a round trip more for every request.)"""
-    with pg_app.app_context():
-        engine = db.engine
-        engine.dispose()
+    monkeypatch.setattr(database, "TRUST_RECENT", 0.0)  # every checkout pings
+    engine = db.engine
+    engine.dispose()
+    try:
         with engine.connect() as connection:
             pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-        watcher = sa.create_engine(engine.url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-        try:
-            with engine.connect(), watcher.connect() as watching:  # the same one, pinged
-                last = watching.execute(
-                    sa.text("SELECT query FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
-                ).scalar()
-            assert last == "SELECT 1"
-            with engine.connect() as connection:
-                level = connection.exec_driver_sql("SHOW transaction_isolation").scalar()
-            assert level == "read committed"
-        finally:
-            watcher.dispose()
-            engine.dispose()
+        with engine.connect():  # the same one, pinged
+            assert last_statement(watcher, pid) == "SELECT 1"
+        with engine.connect() as connection:
+            level = connection.exec_driver_sql("SHOW transaction_isolation").scalar()
+        assert level == "read committed"
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_back_a_moment_ago_is_not_pinged(pg_app, watcher):
+    """A busy process takes a connection again within milliseconds: no round trip for the
+    ping then; after TRUST_RECENT seconds, the ping again."""
+    engine = db.engine
+    engine.dispose()
+    try:
+        with engine.connect() as connection:
+            pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with engine.connect():  # nothing sent since the checkin's ROLLBACK
+            assert last_statement(watcher, pid) == "ROLLBACK"
+        database._checked_in[next(iter(database._checked_in))] -= database.TRUST_RECENT + 1
+        with engine.connect():
+            assert last_statement(watcher, pid) == "SELECT 1"
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_the_server_ended_is_replaced_at_checkout(pg_app, watcher):
+    """A restart or a terminated backend: the server said so and closed the connection;
+    the checkout reads that without waiting, and the pool hands out a new connection."""
+    engine = db.engine
+    engine.dispose()
+    try:
+        with engine.connect() as connection:
+            pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with watcher.connect() as watching:
+            watching.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        time.sleep(0.2)
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
+    finally:
+        engine.dispose()
