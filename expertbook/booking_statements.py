@@ -1,19 +1,21 @@
-"""A booking's transaction on PostgreSQL in two round trips (and the commit), instead of one
-per question: the booking path's cost is mostly per statement, in the ORM and the driver.
+"""A booking's transaction on PostgreSQL in two round trips, its BEGIN and COMMIT included
+(database.InBand), instead of one per question: the booking path's cost is mostly per
+statement, in the ORM and the driver.
 
-1. `read_locked`: the transaction's settings, the UPDATE that takes the expert's row lock
-   and bumps their schedule version, then one SELECT, in one multi-statement string. Under
-   READ COMMITTED each statement of it takes a fresh snapshot, so the SELECT, which runs
-   once the lock is held, sees every booking and hold committed before: the expert, the
-   booked event type, the ids of all their event types (the rooms to tell), what is around
-   the start (what keeps them busy, the live holds, the holder's own holds of the expert,
-   the starts the event type's limits count when it has limits: one subquery, as each
-   subquery costs the planner more than running it), the stored answer of the idempotency
-   key, their webhook endpoints, whether a calendar receives their bookings, and an id for
-   the new booking. A hold (holds.place_hold) runs the same read without those last four.
+1. `read_locked`: the transaction's BEGIN and settings, the UPDATE that takes the
+   expert's row lock and bumps their schedule version, then one SELECT, in one
+   multi-statement string. Under READ COMMITTED each statement of it takes a fresh
+   snapshot, so the SELECT, which runs once the lock is held, sees every booking and hold
+   committed before: the expert, the booked event type, the ids of all their event types
+   (the rooms to tell), what is around the start (what keeps them busy, the live holds,
+   the holder's own holds of the expert, the starts the event type's limits count when it
+   has limits: one subquery, as each subquery costs the planner more than running it), the
+   stored answer of the idempotency key, their webhook endpoints, whether a calendar
+   receives their bookings, and an id for the new booking. A hold (holds.place_hold) runs
+   the same read without those last four.
 2. `write_booking`: the booking, its idempotency key, its outbox messages, the DELETE of
-   the holder's holds and, when one is due, the NOTIFY that wakes the workers, again one
-   string.
+   the holder's holds, when one is due the NOTIFY that wakes the workers, and the COMMIT,
+   again one string.
 
 The questions themselves are asked where they are defined (slots.py's busy, holds and
 counted queries, the write-back's receiving calendar), compiled once with the expert's and
@@ -255,9 +257,9 @@ def read_locked(
 ) -> Locked | None:
     """Lock the expert of `event_type_id` and read what a booking of `start` by `holder` at
     `now` needs (see the module's docstring); None when there is no such event type.
-    `settings`: the transaction's SET LOCAL statements, sent first. `for_hold`: what a
-    hold needs, without what only a booking does (no idempotency key, outbox facts or
-    booking id: `earlier` None, `booking_id` 0)."""
+    `settings`: what goes first (database.InBand.opening: the transaction's BEGIN and SET
+    LOCAL statements). `for_hold`: what a hold needs, without what only a booking does (no
+    idempotency key, outbox facts or booking id: `earlier` None, `booking_id` 0)."""
     upper = start + timedelta(minutes=1)
     params = {
         # A slot starting at `start` ends within the longest duration: the busy query's
