@@ -281,7 +281,7 @@ def _fresh(dbapi_connection) -> bool:
     checked_in = _checked_in.get(dbapi_connection)
     if checked_in is None or time.monotonic() - checked_in > TRUST_RECENT:
         return False
-    if dbapi_connection.closed:
+    if dbapi_connection.closed:  # closed on our side: the ping says so, and the pool acts
         return False
     # Asked of the real select module, not eventlet's green one: no wait, no hub switch.
     poller = _select.poll()

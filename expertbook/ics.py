@@ -176,9 +176,10 @@ def _address_line(name: str, email: str, common_name: str, role: str | None = No
 def _fold(line: str) -> str:
     """`line` folded as icalendar folds it: before an octet that would reach the 75th,
     never right after a backslash or caret (a client could read the escape apart)."""
-    if len(line) <= _FOLD_AT and line.isascii():
+    narrow = line.isascii()
+    if narrow and len(line) <= _FOLD_AT:
         return line
-    if line.isascii():
+    if narrow:
         parts, start = [], 0
         while len(line) - start > _FOLD_AT:
             end = start + _FOLD_AT

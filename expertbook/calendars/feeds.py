@@ -28,7 +28,6 @@ from .icstext import (
     MAX_FEED_BYTES,
     MAX_FEED_EVENTS,
     FeedError,
-    FeedTooLarge,
     OneOff,
     combined_text,
     first_line,
@@ -39,7 +38,6 @@ __all__ = [
     "MAX_FEED_BYTES",
     "MAX_FEED_EVENTS",
     "FeedError",
-    "FeedTooLarge",
     "ObjectBusy",
     "Tally",
     "busy_by_object",
@@ -72,9 +70,9 @@ class Tally:
         return Tally(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
     def check(self) -> None:
-        """Raise FeedTooLarge or FeedError for the first limit past."""
+        """Raise FeedError for the first limit past."""
         if self.bytes > MAX_FEED_BYTES:
-            raise FeedTooLarge(f"The calendar is larger than {MAX_FEED_BYTES // (1024 * 1024)} MB.")
+            raise FeedError(f"The calendar is larger than {MAX_FEED_BYTES // (1024 * 1024)} MB.")
         if self.events > MAX_FEED_EVENTS:
             raise too_many_events()
         if self.steps > MAX_RULE_STEPS:

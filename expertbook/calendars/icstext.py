@@ -54,12 +54,8 @@ class FeedError(Exception):
         self.message = message
 
 
-class FeedTooLarge(FeedError):
-    """The data is past a size limit (bytes, events, or the reader's memory)."""
-
-
-def too_many_events() -> FeedTooLarge:
-    return FeedTooLarge(f"The calendar has more than {MAX_FEED_EVENTS:,} events.")
+def too_many_events() -> FeedError:
+    return FeedError(f"The calendar has more than {MAX_FEED_EVENTS:,} events.")
 
 
 def combined_text(

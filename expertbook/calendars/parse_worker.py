@@ -22,8 +22,7 @@ pure modules it needs, not the app. It is replaced after MAX_JOBS jobs, after a 
 or when it died.
 
 Protocol: for each job, one JSON line (its kind, window and the answer's size), then the
-raw answer; the reply is one JSON line, the `_read` result or {"error": message,
-"too_large": whether it is a size limit (FeedTooLarge)}.
+raw answer; the reply is one JSON line, the `_read` result or {"error": message}.
 """
 
 from __future__ import annotations
@@ -44,7 +43,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import davxml
-from .feeds import FeedError, FeedTooLarge, Tally, busy_by_object
+from .feeds import FeedError, Tally, busy_by_object
 
 ROOT = Path(__file__).resolve().parents[2]
 # Below this many bytes an answer is read in place (a few milliseconds to tens of them).
@@ -95,7 +94,7 @@ def read(kind: str, answer: bytes, *, start: datetime, end: datetime, default_tz
 
     Raises:
         FeedError: the answer cannot be read (the reason in words; also when the child ran
-            out of time); FeedTooLarge when it is past a size limit or the child's memory.
+            out of time or memory).
     """
     job = {
         "kind": kind,
@@ -222,16 +221,12 @@ def _in_child(job: dict, answer: bytes) -> dict:
 
 
 # The reply for a reader that died without a word (its memory limit, a timeout's kill).
-_DIED = {"error": "The calendar is too large or too complex to read.", "too_large": True}
-
-
-def _error_reply(error: FeedError) -> dict:
-    return {"error": error.message, "too_large": isinstance(error, FeedTooLarge)}
+_DIED = {"error": "The calendar is too large or too complex to read."}
 
 
 def _raise_for(reply: dict) -> None:
     if "error" in reply:
-        raise (FeedTooLarge if reply.get("too_large") else FeedError)(reply["error"])
+        raise FeedError(reply["error"])
 
 
 def _stored(busy) -> str:
@@ -267,7 +262,7 @@ def _read(job: dict, answer: bytes, *, split: bool = False) -> dict:
             "truncated": listing.truncated,
         }
     except FeedError as error:
-        return _error_reply(error)
+        return {"error": error.message}
 
 
 def _busy_by_file(files: list[bytes], window: dict, split: bool) -> dict[int, tuple[str, str]]:
@@ -342,7 +337,7 @@ def _sibling(files: list[bytes], window: dict, read_end: int, write_end: int) ->
         try:
             reply = {"found": _busy_of_files(files, window, tally), "tally": vars(tally)}
         except FeedError as error:
-            reply = _error_reply(error)
+            reply = {"error": error.message}
         with os.fdopen(write_end, "w") as out:
             json.dump(reply, out)
     finally:
@@ -386,7 +381,7 @@ def main() -> None:
         try:
             reply = _read(job, answer, split=True)
         except MemoryError:
-            reply = {"error": "The calendar is too large to read.", "too_large": True}
+            reply = {"error": "The calendar is too large to read."}
         sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
 
