@@ -61,6 +61,7 @@ from .bookings.manage_links import derive_token
 from .database import BookingBusy, booking_transaction
 from .extensions import db
 from .models import Booking, EventType, Hold, IdempotencyKey, User, hash_token, utcnow
+from .outbox import pressure
 from .outbox.events import booking_messages
 from .outbox.queue import ENQUEUED_KEY, enqueue
 from .questions import check_answers
@@ -150,6 +151,8 @@ def book_slot(
         OwnEventType: the client is the event type's expert.
         IdempotencyKeyReused: the key came with another request or caller.
     """
+    # Under a burst this process's delivery cannot keep up with, wait a moment first.
+    pressure.wait(current_app.config["OUTBOX_BACKPRESSURE_SECONDS"])
     event_type_id = event_type if isinstance(event_type, int) else event_type.id
     # A retry of a booking whose time has just begun still gets its first answer.
     if not within_any_horizon(request.start, now, past=IDEMPOTENCY_TTL):

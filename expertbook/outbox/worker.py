@@ -27,7 +27,7 @@ from flask import Flask
 from ..database import is_sqlite
 from ..extensions import db
 from ..models import utcnow
-from . import queue, retention
+from . import pressure, queue, retention
 from .claims import claim, next_due
 from .models import OutboxMessage
 from .queue import BATCH_HANDLERS, HANDLERS, NOTIFY_CHANNEL, DeliveryError, LeaseRunningOut, Outcome
@@ -197,7 +197,9 @@ def task_thread(
         try:
             with slots, app.app_context():
                 try:
-                    deliver_and_record_many(messages, policy, clock, claimed_at)
+                    statuses = deliver_and_record_many(messages, policy, clock, claimed_at)
+                    if OutboxMessage.SENT in statuses:
+                        pressure.delivered()
                 finally:
                     db.session.remove()
         except Exception:  # noqa: BLE001 - recording failed (database away): the lease runs out
@@ -308,6 +310,7 @@ class Worker:
         claimed_at = self.clock()
         limit = min(self.policy.batch, free * SMALLEST_CHUNK)
         messages = claim(claimed_at, limit=limit, lease=self.policy.lease)
+        pressure.claimed(claimed_at, [message.due_at for message in messages])
         for task in tasks_of(messages, free):
             thread = task_thread(
                 self.app, task, self.policy, self.clock, claimed_at, self._slots, self._ended
