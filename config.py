@@ -100,8 +100,8 @@ class Config:
     OUTBOX_LEASE_SECONDS = float(os.environ.get("OUTBOX_LEASE_SECONDS") or 300)
     OUTBOX_POLL_SECONDS = float(os.environ.get("OUTBOX_POLL_SECONDS") or 30)
     # While this process's worker is more than this many seconds behind for want of CPU
-    # (its deliveries going out, the process busy), new bookings wait a moment first, up
-    # to 0.2 s (expertbook/outbox/pressure.py); 0 never holds one back.
+    # (its deliveries going out, its loop running late), new bookings wait a moment first,
+    # up to 0.2 s (expertbook/outbox/pressure.py); 0 never holds one back.
     OUTBOX_BACKPRESSURE_SECONDS = float(os.environ.get("OUTBOX_BACKPRESSURE_SECONDS") or 0.5)
     # A webhook's POST (connecting, sending, the answer) is given up on after this many
     # seconds, however its receiver trickles the answer; the delivery is then retried.

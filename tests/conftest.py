@@ -262,6 +262,18 @@ def _pg_app(url, **overrides):
     return _configure(app)
 
 
+@pytest.fixture(autouse=True)
+def _no_backpressure_left_over():
+    """Forget a delivery worker's backpressure reports (expertbook/outbox/pressure.py,
+    process-wide) before and after each test: one test's worker must not make another
+    test's bookings wait."""
+    from expertbook.outbox import pressure
+
+    pressure.reset()
+    yield
+    pressure.reset()
+
+
 def _pushed(app):
     """Yield `app` with its context pushed; then close its session and connections."""
     with app.app_context():

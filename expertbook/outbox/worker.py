@@ -245,6 +245,7 @@ class Worker:
         # commits between two waits, and a full pipe would make eventlet's green os.write
         # wait (and fail when two green threads wait on it at once).
         self._wake_pending = False
+        self._woken_at = 0.0  # time.monotonic() of the wake-up pending
         # Deliveries in flight (threads, green under eventlet), at most policy.parallel of
         # them delivering at once (_slots); each wakes the loop when it ends.
         self._slots = threading.BoundedSemaphore(self.policy.parallel)
@@ -255,6 +256,7 @@ class Worker:
         if self._wake_pending:
             return
         self._wake_pending = True
+        self._woken_at = time.monotonic()
         # A full pipe means it is awake already; a closed one, that it has ended.
         with contextlib.suppress(OSError):
             os.write(self._wake_write, b".")
@@ -296,6 +298,7 @@ class Worker:
             for thread in list(self._in_flight):
                 thread.join()  # what was begun is recorded before the loop ends
             queue.running_workers.discard(self)
+            pressure.reset()
             self._close_listener()
             os.close(self._wake_read)
             os.close(self._wake_write)
@@ -310,7 +313,6 @@ class Worker:
         claimed_at = self.clock()
         limit = min(self.policy.batch, free * SMALLEST_CHUNK)
         messages = claim(claimed_at, limit=limit, lease=self.policy.lease)
-        pressure.claimed(claimed_at, [message.due_at for message in messages])
         for task in tasks_of(messages, free):
             thread = task_thread(
                 self.app, task, self.policy, self.clock, claimed_at, self._slots, self._ended
@@ -318,6 +320,7 @@ class Worker:
             with self._in_flight_lock:
                 self._in_flight.add(thread)
             thread.start()
+        pressure.claimed(claimed_at, [m.due_at for m in messages if m.attempts == 0])
         return len(messages) == limit and len(self._in_flight) < self.policy.parallel
 
     def _ended(self) -> None:
@@ -368,6 +371,8 @@ class Worker:
             self._close_listener()
             return
         if self._wake_read in ready:
+            # How late the loop runs once woken: the process's want of CPU (pressure.py).
+            pressure.woke(time.monotonic() - self._woken_at)
             # One read of what is there: under eventlet os.read is green and waits for more
             # instead of raising BlockingIOError, so a loop draining to empty never returns.
             # Wake-ups left over (more than 64 KB of them) only make the next wait short.
