@@ -58,6 +58,9 @@ def warm_up() -> None:
             manager._client().ping()
 
 
+GC_YOUNG = 5000
+
+
 def serve() -> None:
     """Listen on HOST:PORT (default 127.0.0.1:5000) until interrupted."""
     log_to_stderr()
@@ -72,6 +75,16 @@ def serve() -> None:
     # (281-352 ms against 80-100 ms frozen, bench/booking.py's fan-out, same run).
     gc.collect()
     gc.freeze()
+    # A collection every GC_YOUNG new objects, not CPython's 700. Under eventlet a request's
+    # objects live across many small collections and are promoted, so the full collections
+    # they bring on came every few seconds of load, each 10-15 ms with every green thread
+    # stopped (with 250 sockets a process): one landing mid-fan-out left one process's
+    # sockets that much behind the other's. Most objects now die before any collection
+    # sees them: young collections take 1-4 ms, a middle one 8-9 ms about once a process
+    # (after the sockets joined), and no full one came in the fan-out. Spread p99
+    # (bench/booking.py 3./4., four fresh pairs each, same run): 8.5-11.1 ms against
+    # 7.3-8.7 ms bare (1.16-1.28x); 11.5-21.6 ms at 700 (1.5-2.9x).
+    gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
     print(f"ExpertBook on http://{host}:{port}/ (async mode: {app.config['ASYNC_MODE']})")
     if app.config["CALENDAR_SYNC_IN_PROCESS"]:
         from expertbook.calendars import loop
