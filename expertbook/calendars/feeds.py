@@ -299,7 +299,7 @@ def _priced(events: list[Component], end: datetime, tally: Tally) -> list[Compon
     for event in events:
         rules = event.get("RRULE", [])
         rule_steps = [
-            _rule_steps(rule, event["DTSTART"], end)
+            _rule_steps(rule, event.get("DTSTART"), end)
             for rule in (rules if isinstance(rules, list) else [rules])
             if isinstance(rule, vRecur)
         ]
@@ -318,7 +318,10 @@ def _rule_steps(rule: vRecur, dtstart: object, end: datetime) -> int | None:
     interval = rule.get("INTERVAL", [1])[0]
     if not isinstance(interval, int) or interval < 1:
         return None  # dateutil loops forever on INTERVAL=0
-    first = getattr(dtstart, "dt", None)
+    try:
+        first = dtstart.dt
+    except Exception:  # noqa: BLE001 - missing, or a value icalendar could not read
+        first = None
     period = _RULE_PERIOD.get(str(rule.get("FREQ", [""])[0]).upper())
     if not isinstance(first, date) or period is None:
         return 0  # the library skips this series as broken

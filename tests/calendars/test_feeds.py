@@ -450,6 +450,9 @@ def test_far_past_one_off_events_are_left_out_but_long_ones_still_count():
         pytest.param(["DTSTART:20260305T100000Z", "DURATION:P10000000D"], id="endless"),
         pytest.param(["DTSTART:20260305T100000Z", "SEQUENCE:abc"], id="sequence-abc"),
         pytest.param(["DTSTART:20260305T100000Z", "EXDATE:garbage"], id="exdate-garbage"),
+        pytest.param(["RRULE:FREQ=DAILY"], id="rule-without-dtstart"),
+        pytest.param(["DTSTART:garbage", "RRULE:FREQ=DAILY"], id="rule-with-dtstart-garbage"),
+        pytest.param(["DTSTART:", "RRULE:FREQ=DAILY"], id="rule-with-empty-dtstart"),
     ],
 )
 def test_damaged_series_is_skipped_and_the_rest_is_read(lines):
