@@ -235,3 +235,31 @@ def test_a_wake_up_during_the_read_does_not_silence_later_ones(app, monkeypatch)
     finally:
         os.close(worker._wake_read)
         os.close(worker._wake_write)
+
+
+def test_an_idle_loop_woken_by_a_commit_lets_the_request_finish_first(
+    app, probe, add_messages, monkeypatch
+):
+    """It claims SETTLE after the wake-up, not at once (the commit's request is still
+    sending its live updates); a wait that runs out is no wake-up."""
+    import threading
+    import time
+
+    from expertbook.outbox import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "SETTLE", 0.4)
+    worker = worker_module.Worker(app, poll=30)
+    assert worker._wait(0.01) is False
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.3)  # idle, waiting
+        began = time.monotonic()
+        [uid] = add_messages(1, now=worker_module.utcnow())  # its commit wakes the loop
+        while uid not in probe.delivered:
+            assert time.monotonic() - began < 5, "not delivered"
+            time.sleep(0.01)
+        assert time.monotonic() - began >= 0.4
+    finally:
+        worker.stop()
+        thread.join(timeout=10)
