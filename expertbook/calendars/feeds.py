@@ -299,7 +299,7 @@ def _priced(events: list[Component], end: datetime, tally: Tally) -> list[Compon
     for event in events:
         rules = event.get("RRULE", [])
         rule_steps = [
-            _rule_steps(rule, event.get("DTSTART"), end)
+            _rule_steps(rule, event["DTSTART"], end)
             for rule in (rules if isinstance(rules, list) else [rules])
             if isinstance(rule, vRecur)
         ]
@@ -320,7 +320,7 @@ def _rule_steps(rule: vRecur, dtstart: object, end: datetime) -> int | None:
         return None  # dateutil loops forever on INTERVAL=0
     try:
         first = dtstart.dt
-    except Exception:  # noqa: BLE001 - missing, or a value icalendar could not read
+    except (AttributeError, ValueError):  # a value icalendar could not read
         first = None
     period = _RULE_PERIOD.get(str(rule.get("FREQ", [""])[0]).upper())
     if not isinstance(first, date) or period is None:

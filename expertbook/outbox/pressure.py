@@ -49,6 +49,7 @@ class _State:
     claimed_at: float = NEVER  # time.monotonic() of the last claim
     delivered_at: float = NEVER  # time.monotonic() of the last delivery that went out
     lag: float = 0.0  # seconds: moving average of how late a woken loop ran
+    woke_at: float = NEVER  # time.monotonic() of the last wake-up reported
 
 
 _state = _State()
@@ -68,9 +69,10 @@ def claimed(now: datetime, first_tries: Sequence[datetime], *, clock=time.monoto
     _state.claimed_at = clock()
 
 
-def woke(lag: float) -> None:
+def woke(lag: float, *, clock=time.monotonic) -> None:
     """The worker's loop ran `lag` seconds after it was woken."""
     _state.lag += (lag - _state.lag) * LAG_WEIGHT
+    _state.woke_at = clock()
 
 
 def delivered(*, clock=time.monotonic) -> None:
@@ -85,6 +87,6 @@ def pause(threshold: float, *, clock=time.monotonic) -> float:
     if threshold <= 0 or state.behind <= threshold or state.lag < BUSY_LAG:
         return 0.0
     moment = clock()
-    if moment - state.claimed_at > FRESH or moment - state.delivered_at > FRESH:
+    if max(moment - state.claimed_at, moment - state.delivered_at, moment - state.woke_at) > FRESH:
         return 0.0
     return min(MAX_WAIT, (state.behind - threshold) * WAIT_PER_SECOND_BEHIND)

@@ -6,7 +6,8 @@ message carries a stable id so a receiver can drop a duplicate.
 it (up to OUTBOX_PARALLEL tasks at once, each in a thread of its own: a chunk of mails, or
 one message), then waits until a task ends, the next due row, a wake-up from this process
 (a commit that enqueued rows) or, on PostgreSQL, a NOTIFY from any process, or the slow
-safety poll, whichever comes first. `run_pass` claims one batch and delivers it whole
+safety poll, whichever comes first; woken while idle by a commit, it first lets the
+committing request finish (SETTLE). `run_pass` claims one batch and delivers it whole
 (tests, and DELIVER_INLINE).
 """
 
@@ -133,7 +134,8 @@ NOTIFY_POLL = 0.1
 # page of the event type, through Redis, in every process), and the mails' rendering
 # delayed them. With 100 sockets over two processes, the first-to-last spread p99 was
 # 3.2-4.7 ms with the loop claiming at once, 0.4-2.7 ms without a loop in the process
-# (a bare emit: 1.9-2.9 ms). Commits in that moment are claimed together.
+# (a bare emit: 1.8-2.9 ms). Commits in that moment are claimed together. `flask worker`
+# (no sockets in its process) does not wait.
 SETTLE = 0.02
 
 # A batch handler's messages go in chunks of at least this many (one SMTP connection each).
@@ -238,9 +240,17 @@ def deliver_committed(app: Flask) -> None:
 class Worker:
     """One delivery loop. `wake()` (from any thread) cuts its wait short; `stop()` ends it."""
 
-    def __init__(self, app: Flask, *, poll: float | None = None, clock: Clock = utcnow):
+    def __init__(
+        self,
+        app: Flask,
+        *,
+        poll: float | None = None,
+        clock: Clock = utcnow,
+        settle: float = SETTLE,
+    ):
         self.app = app
         self.clock = clock
+        self.settle = settle
         self.policy = Policy.from_config(app.config)
         self.poll = poll if poll is not None else self.policy.poll.total_seconds()
         self._stopping = False
@@ -301,10 +311,11 @@ class Worker:
                     log.exception("outbox worker pass failed")
                     self._close_listener()
                     pause = min(self.poll, 5.0)
-                if self._wait(pause) and not self._in_flight and not self._stopping:
+                idle = not self._in_flight
+                if self._wait(pause) and idle and self.settle and not self._stopping:
                     # Woken while idle by a commit (here, or a NOTIFY from another process):
                     # its request still has live updates to send, which go first.
-                    time.sleep(SETTLE)
+                    time.sleep(self.settle)
         finally:
             for thread in list(self._in_flight):
                 thread.join()  # what was begun is recorded before the loop ends
@@ -377,14 +388,18 @@ class Worker:
         watched = [self._wake_read]
         if self._listener is not None:
             watched.append(self._listener)
+        waiting_since = time.monotonic()
+        woken = False
         try:
             ready, _, _ = select.select(watched, [], [], max(seconds, 0))
         except (OSError, ValueError):
             self._close_listener()
             return False
         if self._wake_read in ready:
-            # How late the loop runs once woken: the process's want of CPU (pressure.py).
-            pressure.woke(time.monotonic() - self._woken_at)
+            # How late the loop runs once woken (pressure.py: the process's want of CPU);
+            # a wake-up while it was not waiting counts from when it began to wait.
+            pressure.woke(time.monotonic() - max(self._woken_at, waiting_since))
+            woken = True
             # One read of what is there: under eventlet os.read is green and waits for more
             # instead of raising BlockingIOError, so a loop draining to empty never returns.
             # Wake-ups left over (more than 64 KB of them) only make the next wait short.
@@ -400,10 +415,11 @@ class Worker:
                 self._listener.poll()
                 if self._listener.notifies:
                     self._heard_at = time.monotonic()
+                    woken = True
                 self._listener.notifies.clear()
             except Exception:  # noqa: BLE001 - a dropped connection: LISTEN again next pass
                 self._close_listener()
-        return bool(ready)
+        return woken
 
 
 def start(app: Flask) -> Worker:
@@ -423,7 +439,7 @@ def run_forever(app: Flask) -> None:
             # No NOTIFY across processes on SQLite: look every second for what web
             # processes committed (one indexed query).
             poll = min(float(app.config["OUTBOX_POLL_SECONDS"]), 1.0)
-    worker = Worker(app, poll=poll)
+    worker = Worker(app, poll=poll, settle=0)
 
     def stop(_signum, _frame) -> None:
         worker.stop()

@@ -36,7 +36,7 @@ def report(now, behind: float, *, lag: float = BUSY, clock=time.monotonic) -> No
     running `lag` late, a delivery gone out."""
     pressure.claimed(now, [now - timedelta(seconds=behind)], clock=clock)
     for _ in range(20):
-        pressure.woke(lag)
+        pressure.woke(lag, clock=clock)
     pressure.delivered(clock=clock)
 
 
@@ -69,7 +69,19 @@ def test_it_lets_go_once_wake_ups_run_on_time_again(clock):
     report(clock(), 3, clock=moments)
     assert pressure.pause(0.5, clock=moments) > 0
     for _ in range(10):
-        pressure.woke(0.0002)
+        pressure.woke(0.0002, clock=moments)
+    assert pressure.pause(0.5, clock=moments) == 0
+
+
+def test_a_lag_not_reported_for_a_while_counts_no_more(clock):
+    """The loop stopped being woken (claims and deliveries go on, from the slots' ends
+    and the busy poll): its last lag is no sign of the process now."""
+    moments = Moments()
+    report(clock(), 3, clock=moments)
+    moments.wall += pressure.FRESH + 0.1
+    now = clock()
+    pressure.claimed(now, [now - timedelta(seconds=3)], clock=moments)
+    pressure.delivered(clock=moments)
     assert pressure.pause(0.5, clock=moments) == 0
 
 
@@ -97,6 +109,7 @@ def test_it_lets_go_when_the_worker_stops_claiming_or_delivering(clock):
     assert pressure.pause(0.5, clock=moments) == 0
     # Deliveries again, then the worker stops claiming (stopped, or every slot stuck).
     pressure.delivered(clock=moments)
+    pressure.woke(BUSY, clock=moments)
     assert pressure.pause(0.5, clock=moments) > 0
     moments.wall += pressure.FRESH + 0.1
     assert pressure.pause(0.5, clock=moments) == 0
@@ -141,12 +154,23 @@ def test_a_delivery_that_fails_is_not_reported_as_gone_out(any_app, probe, clock
     assert pressure._state.delivered_at == pressure.NEVER
 
 
-def test_the_loop_reports_how_late_it_runs_once_woken(app):
+def test_the_loop_reports_how_late_it_runs_once_woken(app, monkeypatch):
     worker = new_worker(app, clock=None)
-    try:
-        worker.wake()
+    real_select = worker_module.select.select
+
+    def woken_then_run_late(readable, writable, errors, timeout):
+        worker.wake()  # a commit, while the loop waits
         time.sleep(0.05)  # the CPU went to other threads meanwhile
-        worker._wait(5)
+        return real_select(readable, writable, errors, 0)
+
+    try:
+        # Woken before it began to wait: the time in between is no lateness.
+        worker.wake()
+        time.sleep(0.05)
+        assert worker._wait(5) is True
+        assert pressure._state.lag < 0.005 * pressure.LAG_WEIGHT
+        monkeypatch.setattr(worker_module.select, "select", woken_then_run_late)
+        assert worker._wait(5) is True
         assert pressure._state.lag == pytest.approx(0.05 * pressure.LAG_WEIGHT, rel=0.5)
     finally:
         close(worker)

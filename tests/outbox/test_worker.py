@@ -247,13 +247,20 @@ def test_an_idle_loop_woken_by_a_commit_lets_the_request_finish_first(
 
     from expertbook.outbox import worker as worker_module
 
-    monkeypatch.setattr(worker_module, "SETTLE", 0.4)
-    worker = worker_module.Worker(app, poll=30)
+    worker = worker_module.Worker(app, poll=30, settle=0.4)
     assert worker._wait(0.01) is False
+    waiting = threading.Event()
+    real_wait = worker._wait
+
+    def wait(seconds):
+        waiting.set()  # idle: the first pass found nothing (a wake-up from now on is kept)
+        return real_wait(seconds)
+
+    monkeypatch.setattr(worker, "_wait", wait)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:
-        time.sleep(0.3)  # idle, waiting
+        assert waiting.wait(5)
         began = time.monotonic()
         [uid] = add_messages(1, now=worker_module.utcnow())  # its commit wakes the loop
         while uid not in probe.delivered:
