@@ -82,20 +82,7 @@ def event_lines(
     one asks to sign in, which a guest cannot). `attendees=False` leaves out ORGANIZER and
     ATTENDEE."""
     expert = booking.expert
-    # The video link only once confirmed: a request's booker has not been accepted yet.
-    video_url = booking.video_url if booking.is_confirmed else ""
-    title = f"{booking.event_type.title}: {expert.display_name} and {booking.name}"
-    description_lines = [f"{booking.event_type.title} with {expert.display_name}."]
-    if video_url:
-        description_lines.append(f"Join: {video_url}")
-    # Cleaned on the way in; again here for rows stored before that (TEXT admits no
-    # control characters).
-    if booking.notes:
-        description_lines.append(f"Notes: {multiline(booking.notes)}")
-    if booking.cancel_reason:
-        description_lines.append(f"Cancelled: {multiline(booking.cancel_reason)}")
-    description_lines.append(f"Manage: {manage_url or f'{base_url}/bookings/{booking.uid}'}")
-
+    title, description, video_url = event_text(booking, base_url, manage_url)
     lines = [
         "BEGIN:VEVENT",
         f"SUMMARY:{_text(title)}",
@@ -109,7 +96,7 @@ def event_lines(
         lines.append(_address_line("ATTENDEE", booking.email, booking.name, role="REQ-PARTICIPANT"))
     lines += [
         _datetime_line("CREATED", booking.created_at.replace(microsecond=0)),
-        f"DESCRIPTION:{_text(chr(10).join(description_lines))}",
+        f"DESCRIPTION:{_text(description)}",
         _datetime_line("LAST-MODIFIED", booking.updated_at.replace(microsecond=0)),
     ]
     if video_url:
@@ -121,6 +108,26 @@ def event_lines(
         lines.append(f"URL:{video_url}")
     lines.append("END:VEVENT")
     return lines
+
+
+def event_text(booking: Booking, base_url: str, manage_url: str | None) -> tuple[str, str, str]:
+    """A booking's SUMMARY, DESCRIPTION (lines joined by a line break) and video link
+    (LOCATION and URL; "" until confirmed), as plain text, unescaped."""
+    expert = booking.expert
+    # The video link only once confirmed: a request's booker has not been accepted yet.
+    video_url = booking.video_url if booking.is_confirmed else ""
+    title = f"{booking.event_type.title}: {expert.display_name} and {booking.name}"
+    description_lines = [f"{booking.event_type.title} with {expert.display_name}."]
+    if video_url:
+        description_lines.append(f"Join: {video_url}")
+    # Cleaned on the way in; again here for rows stored before that (TEXT admits no
+    # control characters).
+    if booking.notes:
+        description_lines.append(f"Notes: {multiline(booking.notes)}")
+    if booking.cancel_reason:
+        description_lines.append(f"Cancelled: {multiline(booking.cancel_reason)}")
+    description_lines.append(f"Manage: {manage_url or f'{base_url}/bookings/{booking.uid}'}")
+    return title, "\n".join(description_lines), video_url
 
 
 def booking_uid(uid: str, base_url: str) -> str:

@@ -16,7 +16,6 @@ from icalendar import Calendar, Event, vCalAddress, vText
 
 from expertbook import ics
 from expertbook.models import Booking
-from expertbook.text import multiline
 
 # --- The reference: the booking as icalendar components ---------------------------------------
 
@@ -32,23 +31,15 @@ def reference_address(email: str, name: str, role: str | None = None) -> vCalAdd
 
 def reference_event(booking, base_url, now=None, manage_url=None, attendees=True) -> Event:
     expert = booking.expert
-    video_url = booking.video_url if booking.is_confirmed else ""
-    title = f"{booking.event_type.title}: {expert.display_name} and {booking.name}"
-    description_lines = [f"{booking.event_type.title} with {expert.display_name}."]
-    if video_url:
-        description_lines.append(f"Join: {video_url}")
-    if booking.notes:
-        description_lines.append(f"Notes: {multiline(booking.notes)}")
-    if booking.cancel_reason:
-        description_lines.append(f"Cancelled: {multiline(booking.cancel_reason)}")
-    description_lines.append(f"Manage: {manage_url or f'{base_url}/bookings/{booking.uid}'}")
+    # The text is ics.py's own (what this holds it to is how it is written).
+    title, description, video_url = ics.event_text(booking, base_url, manage_url)
     event = Event()
     event.add("uid", ics.booking_uid(booking.uid, base_url))
     event.add("dtstamp", (now or datetime.now(UTC)).replace(microsecond=0))
     event.add("dtstart", booking.start_at)
     event.add("dtend", booking.end_at)
     event.add("summary", title)
-    event.add("description", "\n".join(description_lines))
+    event.add("description", description)
     if video_url:
         event.add("location", video_url)
         event.add("url", video_url)
