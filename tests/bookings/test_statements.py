@@ -131,15 +131,15 @@ def test_a_booking_refused_after_the_lock_rolls_back(pg_app, expert, make_event_
 def test_a_failed_string_is_prepared_again_from_scratch(pg_app):
     one = statements.prepared("expertbook_test_one", "SELECT %(x)s::int + 1")
     two = statements.prepared("expertbook_test_two", "SELECT %(x)s::int + 2")
-    assert statements.run_prepared([one], {"x": 1}).scalar() == 2
+    assert statements.run_prepared([one], {"x": 1}) == {"?column?": 2}
     # `two` is prepared, then the string fails: the connection has it, unknown to us.
     with pytest.raises(DBAPIError):
         statements.run_prepared([two, "SELECT 1 / 0"], {"x": 1})
     db.session.rollback()
     assert "expertbook_test_two" in prepared_names()
     # Preparing it again as if new would fail with "already exists".
-    assert statements.run_prepared([two, one], {"x": 5}).scalar() == 6
-    assert statements.run_prepared([two], {"x": 5}).scalar() == 7
+    assert statements.run_prepared([two, one], {"x": 5}) == {"?column?": 6}
+    assert statements.run_prepared([two], {"x": 5}) == {"?column?": 7}
     db.session.rollback()
 
 
@@ -195,3 +195,44 @@ def test_warm_up_prepares_them_for_the_first_booking(pg_app, expert, make_event_
     sent.clear()
     book(event_type, 9)
     assert len(sent) == 2 and "PREPARE" not in sent[0] + sent[1]
+
+
+def test_unwatched_statements_run_on_the_cursor_with_sqlalchemys_errors(
+    pg_app, expert, make_event_type
+):
+    """Nobody listening for statements (production): run_prepared runs them on the
+    driver's cursor, and its errors are SQLAlchemy's as exec_driver_sql would raise them."""
+    import psycopg2
+
+    assert not db.engine._has_events
+    event_type = make_event_type(expert)
+    pg_app.config["BOOKING_LOCK_TIMEOUT_MS"] = 200
+    url = sa.make_url(str(db.engine.url)).set(drivername="postgresql")
+    holder = psycopg2.connect(url.render_as_string(hide_password=False))
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute('SELECT id FROM "user" WHERE id = %s FOR UPDATE', (expert.id,))
+        with pytest.raises(BookingBusy):  # the lock timeout, an OperationalError
+            book(event_type, 9)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert book(event_type, 9).booking.start_at == DAY.replace(hour=9)
+    with pytest.raises(sa.exc.IntegrityError):
+        statements.run_prepared(['INSERT INTO "user" (id) VALUES (NULL)'], {})
+    db.session.rollback()
+
+
+def test_a_connection_lost_under_run_prepared_is_invalidated(pg_app):
+    """The server ends the connection: the error is SQLAlchemy's disconnect, and the
+    connection is thrown away, never handed out again."""
+    one = statements.prepared("expertbook_test_lost", "SELECT %(x)s::int + 1")
+    assert statements.run_prepared([one], {"x": 1}) == {"?column?": 2}
+    pid = db.session.scalar(sa.text("SELECT pg_backend_pid()"))
+    with db.engine.connect() as other:
+        other.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+    with pytest.raises(DBAPIError) as caught:
+        statements.run_prepared([one], {"x": 1})
+    assert caught.value.connection_invalidated
+    db.session.rollback()
+    assert db.session.scalar(sa.text("SELECT pg_backend_pid()")) != pid
