@@ -22,7 +22,8 @@ counted queries, the write-back's receiving calendar), compiled once with the ex
 the event type's ids as columns.
 
 The UPDATE and the SELECT are server-side prepared statements, each connection preparing
-them in the round trip of its first booking (`run_prepared`), and run with a generic plan:
+them in the round trip of its first booking (`run_prepared`), and run with a generic plan
+(the connection's plan_cache_mode: database._session_settings):
 planning the SELECT cost PostgreSQL about three times the CPU of running it (1.5 ms of
 its 1.6 ms a booking, against 0.3 ms prepared), on the same cores as the app."""
 
@@ -119,9 +120,6 @@ def prepared(name: str, sql: str) -> Prepared:
 # string that prepares is under way, or after it failed: which of them were prepared is
 # then unknown, so the next use starts again with DEALLOCATE ALL.
 _prepared_on: weakref.WeakKeyDictionary[Any, set[str] | None] = weakref.WeakKeyDictionary()
-# A generic plan, made once per connection: a custom plan per execution costs PostgreSQL
-# the planning again, several times the execution of these statements.
-GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
 
 
 def run_prepared(parts: Sequence[Prepared | str], params: dict[str, Any]) -> dict[str, Any] | None:
@@ -302,7 +300,7 @@ def read_locked(
         "holder_session": holder.session_key or None,
     }
     parts = [settings] if settings else []
-    values = run_prepared([*parts, GENERIC_PLANS, LOCK, _read(for_hold)], params)
+    values = run_prepared([*parts, LOCK, _read(for_hold)], params)
     if values is None:
         return None
     expert = adopt(User, values["expert"])

@@ -250,7 +250,7 @@ def _configure_postgres(app: Flask, engine) -> None:
     if _eventlet_psycopg():
         pg_extensions.set_wait_callback(_green_wait)
     if "isolation_level" not in app.config["SQLALCHEMY_ENGINE_OPTIONS"]:
-        event.listen(engine, "connect", _read_committed)
+        event.listen(engine, "connect", _session_settings)
     # The pool's pre-ping gets a short bound of its own: a pooled connection to a server
     # that went silent is given up after PING_TIMEOUT, not after a statement's bound. A
     # connection back in the pool a moment ago is not pinged at all (_fresh).
@@ -289,17 +289,25 @@ def _fresh(dbapi_connection) -> bool:
     return not poller.poll(0)
 
 
-def _read_committed(dbapi_connection, _record) -> None:
-    """READ COMMITTED for the connection's transactions, set, not assumed: a booking relies
-    on each statement after the lock seeing every booking committed before it; under a
-    server (or database, or role) default of REPEATABLE READ the lock would instead fail
-    with a serialization error. Set once for the session as it connects, not through
-    SQLAlchemy's isolation_level: with that, psycopg2 sends `SET default_transaction_isolation
-    TO DEFAULT` each time the pool's pre-ping switches autocommit back off, a round trip
-    more for every request."""
+def _session_settings(dbapi_connection, _record) -> None:
+    """Set as the connection connects, in one round trip:
+
+    - READ COMMITTED for its transactions, set, not assumed: a booking relies on each
+      statement after the lock seeing every booking committed before it; under a server
+      (or database, or role) default of REPEATABLE READ the lock would instead fail with a
+      serialization error. Not through SQLAlchemy's isolation_level: with that, psycopg2
+      sends `SET default_transaction_isolation TO DEFAULT` each time the pool's pre-ping
+      switches autocommit back off, a round trip more for every request.
+    - A generic plan for its prepared statements, which are the booking's own
+      (booking_statements.py; psycopg2 and SQLAlchemy prepare none): a custom plan per
+      execution would cost PostgreSQL the planning again, several times the execution.
+      Once here, not a SET LOCAL in every booking's transaction."""
     dbapi_connection.autocommit = True
     with dbapi_connection.cursor() as cursor:
-        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        cursor.execute(
+            "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED; "
+            "SET plan_cache_mode = force_generic_plan"
+        )
     dbapi_connection.autocommit = False
 
 

@@ -80,7 +80,10 @@ def test_a_checkout_costs_the_ping_alone(pg_app, watcher, monkeypatch):
             assert last_statement(watcher, pid) == "SELECT 1"
         with engine.connect() as connection:
             level = connection.exec_driver_sql("SHOW transaction_isolation").scalar()
+            plans = connection.exec_driver_sql("SHOW plan_cache_mode").scalar()
         assert level == "read committed"
+        # Set with it, for the booking's prepared statements (booking_statements.py).
+        assert plans == "force_generic_plan"
     finally:
         engine.dispose()
 
