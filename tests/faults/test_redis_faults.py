@@ -76,6 +76,23 @@ def test_a_frozen_redis_costs_a_booking_about_a_second(fault_site, redis, server
     assert_no_traceback(server)
 
 
+def test_a_frozen_redis_costs_a_booking_nothing_with_limits_off(
+    fault_site, redis, servers, listeners
+):
+    """Publishing never waits for Redis's answer (pubsub.Publisher): without the rate
+    limits, whose store is Redis, a booking answers at its usual speed while Redis is
+    frozen (it waited for the publish's timeout, twice, before)."""
+    server = servers(fault_site, REDIS_URL=redis.url, RATELIMIT_ENABLED="false")
+    page = listeners(server, fault_site.event_type_id)
+    assert book(fault_site, server, 13)[0] == 201
+    with redis.frozen():
+        status, body, seconds = book(fault_site, server, 14)
+        assert status == 201 and seconds < 0.4, (status, body, seconds)
+        page.wait_for("slot_taken", 2)
+    assert book(fault_site, server, 13, 30)[0] == 201
+    assert_no_traceback(server)
+
+
 def test_pages_re_read_when_their_process_gets_back_on_the_channel(
     fault_site, redis, servers, listeners
 ):
