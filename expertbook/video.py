@@ -16,18 +16,27 @@ class VideoProvider(Protocol):
         """Return the join URL of a new meeting."""
 
 
+def _random_text(alphabet: str, length: int) -> str:
+    """`length` characters of `alphabet`, uniformly random: one draw from the OS's random
+    source for the whole text (secrets.choice per character made one each)."""
+    number = secrets.randbelow(len(alphabet) ** length)
+    characters = []
+    for _ in range(length):
+        number, index = divmod(number, len(alphabet))
+        characters.append(alphabet[index])
+    return "".join(characters)
+
+
 class MockZoom:
     def create_meeting(self, title: str) -> str:
-        meeting_id = "".join(secrets.choice(string.digits) for _ in range(11))
+        meeting_id = _random_text(string.digits, 11)
         return f"https://zoom.us/j/{meeting_id}?pwd={secrets.token_urlsafe(16)}"
 
 
 class MockGoogleMeet:
     def create_meeting(self, title: str) -> str:
-        def part(n: int) -> str:
-            return "".join(secrets.choice(string.ascii_lowercase) for _ in range(n))
-
-        return f"https://meet.google.com/{part(3)}-{part(4)}-{part(3)}"
+        code = _random_text(string.ascii_lowercase, 10)
+        return f"https://meet.google.com/{code[:3]}-{code[3:7]}-{code[7:]}"
 
 
 PROVIDERS: dict[str, VideoProvider] = {"zoom": MockZoom(), "google_meet": MockGoogleMeet()}
