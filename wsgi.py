@@ -37,7 +37,7 @@ app = create_app(os.environ.get("EXPERTBOOK_ENV") or "development")
 def warm_up() -> None:
     """Pay the first request's costs before the first user does (a fresh process's first
     booking cost ~150 ms more than later ones): the booking path's late imports and
-    compiled statements, a pooled database connection and the Redis connection. A
+    compiled statements, a pooled database connection and the publisher's Redis connection. A
     database or Redis that is away is not waited for here."""
     from contextlib import suppress
 
@@ -53,9 +53,9 @@ def warm_up() -> None:
             db.session.execute(text("SELECT 1"))
         db.session.remove()
     manager = socketio.server.manager
-    if hasattr(manager, "_client"):  # the Redis message queue
+    if hasattr(manager, "_publisher"):  # the Redis message queue
         with suppress(Exception):
-            manager._client().ping()
+            manager._publisher.warm_up()
 
 
 GC_YOUNG = 5000

@@ -204,6 +204,11 @@ class Publisher:
         self._pending: deque[dict] = deque()  # written on _connection, not yet answered
         self._wake = threading.Event()  # set while _pending holds something
 
+    def warm_up(self) -> None:
+        """Connect now, not in a fresh process's first publish."""
+        with self._lock:
+            self._connected()
+
     def publish(self, data: dict) -> None:
         payload = self.manager.json.dumps(data)
         with self._lock:

@@ -104,3 +104,15 @@ def test_after_a_restart_the_next_message_goes_through(redis):
     manager._publish(message(1))
     assert [m["data"][0]["i"] for m in heard(listener, 1)] == [1]
     assert not manager._failing and not manager._missed
+
+
+def test_warm_up_connects_before_the_first_message(redis):
+    """wsgi.py's warm-up: a fresh process's first booking does not pay the connection."""
+    manager = make_manager(redis.url)
+    client = redis_py.Redis.from_url(redis.url)
+    before = len(client.client_list())
+    manager._publisher.warm_up()
+    assert len(client.client_list()) == before + 1
+    listener = subscribe(redis.url)
+    manager._publish(message(0))
+    assert [m["data"][0]["i"] for m in heard(listener, 1)] == [0]
