@@ -558,6 +558,13 @@ def main() -> int:
         for label, offset, extra in [*turns, ("with+delivery", 60, {})]:
             pair = group.start("wsgi.py", 2, {**env, **extra})
             run_load(pair, ping_path, warmup, size.threads, deadline=10)
+            # Warmed by bookings as the bare pair is (5.): the pool's database connections
+            # opened and their statements prepared, which a fresh pair's first bookings
+            # would otherwise pay inside the measure (a `--quick` turn is 300 bookings).
+            warm = booking_requests(
+                [ids["warm"]], day0 + timedelta(minutes=offset), warmup, f"w{offset}-"
+            )
+            run_load(pair, warm, warmup, size.threads, deadline=10)
             requests = booking_requests(
                 [ids[e] for e in experts], day0 + timedelta(minutes=offset), n, f"o{offset}-"
             )
