@@ -27,6 +27,7 @@ from eventlet.patcher import original
 from redis import Redis
 from redis.backoff import NoBackoff
 from redis.connection import AbstractConnection
+from redis.exceptions import ResponseError
 from redis.retry import Retry
 
 log = logging.getLogger("expertbook.pubsub")
@@ -195,7 +196,14 @@ class Publisher:
 
     A message counts as published when its answer comes. Those written on a connection that
     then failed, or whose answer did not come within the socket timeout (TIMEOUT), are lost:
-    the manager notes their rooms for a catch-up, as it did for a publish that failed."""
+    the manager notes their rooms for a catch-up, as it did for a publish that failed.
+
+    The caller never connects: with no connection, a task of its own connects while the
+    messages wait (at most MAX_WAITING), written once it is up; when it fails they are lost,
+    and so is every message until the next try, RETRY_FIRST later, doubling up to
+    RETRY_LONGEST."""
+
+    MAX_WAITING = 1000
 
     def __init__(self, manager: RecoveringRedisManager):
         self.manager = manager
@@ -203,40 +211,93 @@ class Publisher:
         self._connection: AbstractConnection | None = None
         self._pending: deque[dict] = deque()  # written on _connection, not yet answered
         self._wake = threading.Event()  # set while _pending holds something
+        self._waiting: list[tuple[dict, str]] = []  # (message, payload) while connecting
+        self._connecting = False
+        self._down_until = 0.0  # time.monotonic() before which no connection is tried
+        self._pause = RETRY_FIRST
 
     def warm_up(self) -> None:
-        """Connect now, not in a fresh process's first publish."""
+        """Connect now, in the caller (the process's start), not in its first publish."""
+        connection = self._new_connection()
+        connection.connect()
         with self._lock:
-            self._connected()
+            if self._connection is None:
+                self._use(connection)
+                return
+        connection.disconnect()
 
     def publish(self, data: dict) -> None:
         payload = self.manager.json.dumps(data)
+        lost: list[dict] = []
+        error: Exception | None = None
         with self._lock:
-            try:
-                connection = self._connected()
-                command = connection.pack_command("PUBLISH", self.manager.channel, payload)
-                connection.send_packed_command(command, check_health=False)
-            except Exception as error:  # noqa: BLE001 - redis errors and OSErrors alike
-                lost = self._drop()
-                self.manager._lost([*lost, data], error)
-                return
-            self._pending.append(data)
-            self._wake.set()
+            connection = self._connection
+            if connection is not None and not self._pending and _readable(connection):
+                # Nothing owed, yet something to read: Redis closed it (a restart).
+                lost, error = self._drop(), ConnectionError("Redis closed the connection")
+                connection = None
+            if connection is None:
+                if self._connecting and len(self._waiting) < self.MAX_WAITING:
+                    self._waiting.append((data, payload))
+                elif not self._connecting and time.monotonic() >= self._down_until:
+                    self._waiting.append((data, payload))
+                    self._connecting = True
+                    self.manager.server.start_background_task(self._connect)
+                else:
+                    lost.append(data)
+                    error = error or ConnectionError("no connection to Redis")
+            else:
+                try:
+                    self._send(connection, data, payload)
+                except Exception as failure:  # noqa: BLE001 - redis errors and OSErrors alike
+                    lost, error = [*lost, *self._drop(), data], failure
+        if lost:
+            self._report_lost(lost, error)
 
-    def _connected(self) -> AbstractConnection:
-        """The connection to write on, a new one (and its reader) when there is none or the
-        server has closed it: with no answer owed, a socket with something to read has
-        reached its end (Redis restarted)."""
-        connection = self._connection
-        if connection is not None and not self._pending and _readable(connection):
-            self.manager._lost(self._drop(), ConnectionError("Redis closed the connection"))
-            connection = None
-        if connection is None:
-            connection = self.manager._client().connection_pool.make_connection()
+    def _new_connection(self) -> AbstractConnection:
+        """A connection of the client's kind, outside its pool (whose count of connections
+        made is capped), that tries once: a retry would double a frozen Redis's wait."""
+        pool = self.manager._client().connection_pool
+        return pool.connection_class(**{**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)})
+
+    def _connect(self) -> None:
+        """Connect, then write what waited; or lose it, and let no one try for a while."""
+        try:
+            connection = self._new_connection()
             connection.connect()
-            self._connection = connection
-            self.manager.server.start_background_task(self._read_answers, connection)
-        return connection
+        except Exception as failure:  # noqa: BLE001 - redis errors and OSErrors alike
+            with self._lock:
+                lost = [data for data, _ in self._waiting]
+                self._waiting, self._connecting = [], False
+                self._down_until = time.monotonic() + self._pause
+                self._pause = min(self._pause * 2, RETRY_LONGEST)
+            self._report_lost(lost, failure)
+            return
+        lost, error = [], None
+        with self._lock:
+            self._use(connection)
+            waiting, self._waiting, self._connecting = self._waiting, [], False
+            self._pause = RETRY_FIRST
+            for data, payload in waiting:
+                try:
+                    self._send(connection, data, payload)
+                except Exception as failure:  # noqa: BLE001 - redis errors and OSErrors alike
+                    sent = len(self._pending)
+                    lost = [*self._drop(), *(data for data, _ in waiting[sent:])]
+                    error = failure
+                    break
+        if lost:
+            self._report_lost(lost, error)
+
+    def _use(self, connection: AbstractConnection) -> None:
+        self._connection = connection
+        self.manager.server.start_background_task(self._read_answers, connection)
+
+    def _send(self, connection: AbstractConnection, data: dict, payload: str) -> None:
+        command = connection.pack_command("PUBLISH", self.manager.channel, payload)
+        connection.send_packed_command(command, check_health=False)
+        self._pending.append(data)
+        self._wake.set()
 
     def _drop(self) -> list[dict]:
         """Close the connection; returns what was written on it and not yet answered."""
@@ -259,10 +320,17 @@ class Publisher:
                     continue
             try:
                 connection.read_response()
-            except Exception as error:  # noqa: BLE001 - redis errors, OSErrors, the timeout
+            except ResponseError as refused:  # this message refused; the connection is fine
+                with self._lock:
+                    if connection is not self._connection:
+                        return
+                    data = self._pending.popleft()
+                self._report_lost([data], refused)
+                continue
+            except Exception as failure:  # noqa: BLE001 - redis errors, OSErrors, the timeout
                 with self._lock:
                     lost = self._drop() if connection is self._connection else []
-                self.manager._lost(lost, error)
+                self._report_lost(lost, failure)
                 return
             with self._lock:
                 if connection is not self._connection:
@@ -270,7 +338,16 @@ class Publisher:
                 self._pending.popleft()
                 if not self._pending:
                     self._wake.clear()
-            self.manager._published()
+            try:
+                self.manager._published()
+            except Exception:  # noqa: BLE001 - the reader must outlive a failed catch-up start
+                log.exception("Redis publisher: noting an answer failed")
+
+    def _report_lost(self, lost: list[dict], error: Exception | None) -> None:
+        try:
+            self.manager._lost(lost, error or ConnectionError("Redis went away"))
+        except Exception:  # noqa: BLE001 - the caller (a request, the reader) goes on
+            log.exception("Redis publisher: noting lost messages failed")
 
 
 def _readable(connection: AbstractConnection) -> bool:

@@ -74,7 +74,16 @@ def test_messages_go_out_in_order_and_are_answered(redis):
     assert not manager._failing and not manager._missed
 
 
-def test_a_frozen_redis_does_not_hold_the_caller_and_its_rooms_catch_up(redis):
+def heard_event(pubsub, event: str, room: str, timeout: float = 8) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for m in heard(pubsub, 1, timeout=0.2):
+            if m["event"] == event and m["room"] == room:
+                return True
+    return False
+
+
+def test_a_frozen_redis_does_not_hold_the_callers_and_their_rooms_catch_up(redis):
     manager = make_manager(redis.url)
     listener = subscribe(redis.url)
     manager._publish(message(0))
@@ -85,12 +94,79 @@ def test_a_frozen_redis_does_not_hold_the_caller_and_its_rooms_catch_up(redis):
         assert time.monotonic() - started < TIMEOUT / 2
         # Its answer never comes: the room is noted for a catch-up.
         wait_until(lambda: manager._failing, 3 * TIMEOUT)
-    # Redis answers again: the room is told to re-read.
-    events = heard(listener, 3, timeout=8)
-    assert any(m["event"] == "slots_changed" and m["room"] == "event-type:2" for m in events), (
-        events
-    )
-    wait_until(lambda: not manager._failing, 5)
+        # The connection is gone; nobody waits for a new one either (it is made by a task
+        # of its own, which cannot get through a frozen Redis).
+        took: list[float] = []
+
+        def publish(i: int) -> None:
+            began = time.monotonic()
+            manager._publish(message(i, room="event-type:3"))
+            took.append(time.monotonic() - began)
+
+        threads = [threading.Thread(target=publish, args=(i,)) for i in range(2, 8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert max(took) < TIMEOUT / 2, took
+        wait_until(lambda: ("/", "event-type:3") in manager._missed or manager._catching_up, 3)
+    # Redis answers again: both rooms are told to re-read.
+    assert heard_event(listener, "slots_changed", "event-type:2")
+    wait_until(lambda: not manager._failing, 8)
+
+
+def test_redis_down_at_start_costs_the_caller_nothing_and_is_used_once_up(redis):
+    redis.stop()
+    manager = make_manager(redis.url)
+    started = time.monotonic()
+    manager._publish(message(0))
+    assert time.monotonic() - started < TIMEOUT / 2
+    wait_until(lambda: manager._failing, 3)
+    redis.start()
+    listener = subscribe(redis.url)
+    # The next try comes after a pause (RETRY_FIRST, doubling while Redis stays away).
+    deadline = time.monotonic() + 10
+    got: list[dict] = []
+    i = 1
+    while not got:
+        assert time.monotonic() < deadline, "never published again"
+        manager._publish(message(i))
+        got = [m for m in heard(listener, 1, timeout=0.3) if m["event"] == "slot_taken"]
+        i += 1
+    wait_until(lambda: not manager._failing, 8)
+
+
+def test_connections_made_again_and_again_never_run_out(redis):
+    """Each reconnection makes a connection outside the client's pool, whose count of
+    connections made is capped (100 in redis-py): the 150th still goes through."""
+    manager = make_manager(redis.url)
+    listener = subscribe(redis.url)
+    publisher = manager._publisher
+    for i in range(150):
+        with publisher._lock:
+            publisher._drop()
+        manager._publish(message(i))
+        wait_until(lambda: publisher._connection is not None and not publisher._pending, 5)
+    assert [m["data"][0]["i"] for m in heard(listener, 150)][-1] == 149
+    assert not manager._failing and not manager._missed
+
+
+def test_a_refused_message_is_lost_alone_and_the_connection_kept(redis):
+    manager = make_manager(redis.url)
+    listener = subscribe(redis.url)
+    manager._publish(message(0))
+    assert len(heard(listener, 1)) == 1
+    connection = manager._publisher._connection
+    admin = redis_py.Redis.from_url(redis.url)
+    admin.execute_command("ACL", "SETUSER", "default", "-publish")
+    try:
+        manager._publish(message(1, room="event-type:9"))
+        wait_until(lambda: ("/", "event-type:9") in manager._missed or manager._catching_up, 3)
+    finally:
+        admin.execute_command("ACL", "SETUSER", "default", "+publish")
+    manager._publish(message(2))
+    assert any(m["data"] == [{"i": 2}] for m in heard(listener, 3, timeout=3))
+    assert manager._publisher._connection is connection
 
 
 def test_after_a_restart_the_next_message_goes_through(redis):
