@@ -249,8 +249,12 @@ def _configure_postgres(app: Flask, engine) -> None:
     _limits.statement = app.config["DATABASE_STATEMENT_TIMEOUT_MS"] / 1000 + STATEMENT_GRACE
     if _eventlet_psycopg():
         pg_extensions.set_wait_callback(_green_wait)
-    if "isolation_level" not in app.config["SQLALCHEMY_ENGINE_OPTIONS"]:
-        event.listen(engine, "connect", _session_settings)
+    read_committed = "isolation_level" not in app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+
+    def on_connect(dbapi_connection, _record) -> None:
+        _session_settings(dbapi_connection, read_committed=read_committed)
+
+    event.listen(engine, "connect", on_connect)
     # The pool's pre-ping gets a short bound of its own: a pooled connection to a server
     # that went silent is given up after PING_TIMEOUT, not after a statement's bound. A
     # connection back in the pool a moment ago is not pinged at all (_fresh).
@@ -289,10 +293,11 @@ def _fresh(dbapi_connection) -> bool:
     return not poller.poll(0)
 
 
-def _session_settings(dbapi_connection, _record) -> None:
+def _session_settings(dbapi_connection, *, read_committed: bool) -> None:
     """Set as the connection connects, in one round trip:
 
-    - READ COMMITTED for its transactions, set, not assumed: a booking relies on each
+    - `read_committed` (unless SQLALCHEMY_ENGINE_OPTIONS names an isolation_level): READ
+      COMMITTED for its transactions, set, not assumed: a booking relies on each
       statement after the lock seeing every booking committed before it; under a server
       (or database, or role) default of REPEATABLE READ the lock would instead fail with a
       serialization error. Not through SQLAlchemy's isolation_level: with that, psycopg2
@@ -302,13 +307,16 @@ def _session_settings(dbapi_connection, _record) -> None:
       (booking_statements.py; psycopg2 and SQLAlchemy prepare none): a custom plan per
       execution would cost PostgreSQL the planning again, several times the execution.
       Once here, not a SET LOCAL in every booking's transaction."""
+    statements = ["SET plan_cache_mode = force_generic_plan"]
+    if read_committed:
+        statements.insert(
+            0, "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED"
+        )
+    autocommit = dbapi_connection.autocommit  # an isolation_level option may have set it
     dbapi_connection.autocommit = True
     with dbapi_connection.cursor() as cursor:
-        cursor.execute(
-            "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED; "
-            "SET plan_cache_mode = force_generic_plan"
-        )
-    dbapi_connection.autocommit = False
+        cursor.execute("; ".join(statements))
+    dbapi_connection.autocommit = autocommit
 
 
 def _configure_sqlite(engine) -> None:

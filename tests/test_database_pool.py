@@ -120,3 +120,21 @@ def test_a_connection_the_server_ended_is_replaced_at_checkout(pg_app, watcher):
             assert connection.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
     finally:
         engine.dispose()
+
+
+def test_a_configured_isolation_level_keeps_its_mode_and_gets_generic_plans(pg_app):
+    """SQLALCHEMY_ENGINE_OPTIONS' isolation_level (AUTOCOMMIT here) is left as it was set;
+    the generic plans are set all the same."""
+    import psycopg2
+
+    url = sa.make_url(str(db.engine.url)).set(drivername="postgresql")
+    raw = psycopg2.connect(url.render_as_string(hide_password=False))
+    try:
+        raw.autocommit = True
+        database._session_settings(raw, read_committed=False)
+        assert raw.autocommit is True
+        with raw.cursor() as cursor:
+            cursor.execute("SHOW plan_cache_mode")
+            assert cursor.fetchone()[0] == "force_generic_plan"
+    finally:
+        raw.close()
