@@ -155,9 +155,11 @@ def _execute(connection: sa.Connection, sql: str, params: dict[str, Any]) -> dic
     """`sql` on a cursor of the connection's own, its first row by column name. Not through
     exec_driver_sql, whose execution context and result set-up cost 35-50 us of CPU more
     per string (a third more than the driver's execute; a booking runs two), unless
-    something listens for the engine's statements; an error is SQLAlchemy's all the same (a lost
-    connection invalidated, the error wrapped as IntegrityError, OperationalError...)."""
-    if connection._has_events or connection.engine._has_events:
+    something listens for the engine's or the dialect's statements, or echoes them; an
+    error is SQLAlchemy's all the same (a lost connection invalidated, the error wrapped as
+    IntegrityError, OperationalError...)."""
+    watched = connection._has_events or connection.engine._has_events or connection._echo
+    if watched or connection.dialect._has_events:
         result = connection.exec_driver_sql(sql, params)
         row = result.fetchone() if result.returns_rows else None
         return None if row is None else dict(zip(result.keys(), row, strict=True))

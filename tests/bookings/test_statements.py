@@ -198,13 +198,18 @@ def test_warm_up_prepares_them_for_the_first_booking(pg_app, expert, make_event_
 
 
 def test_unwatched_statements_run_on_the_cursor_with_sqlalchemys_errors(
-    pg_app, expert, make_event_type
+    pg_app, expert, make_event_type, monkeypatch
 ):
     """Nobody listening for statements (production): run_prepared runs them on the
     driver's cursor, and its errors are SQLAlchemy's as exec_driver_sql would raise them."""
     import psycopg2
 
     assert not db.engine._has_events
+
+    def not_this_way(*_args, **_kwargs):
+        raise AssertionError("exec_driver_sql ran a booking's statements")
+
+    monkeypatch.setattr(sa.Connection, "exec_driver_sql", not_this_way)
     event_type = make_event_type(expert)
     pg_app.config["BOOKING_LOCK_TIMEOUT_MS"] = 200
     url = sa.make_url(str(db.engine.url)).set(drivername="postgresql")
