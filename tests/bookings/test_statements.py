@@ -4,6 +4,7 @@ right after a failure left it unknown which statements a connection had prepared
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -143,21 +144,27 @@ def test_a_failed_string_is_prepared_again_from_scratch(pg_app):
     db.session.rollback()
 
 
-def test_a_lock_timeout_leaves_the_connection_able_to_book(pg_app, expert, make_event_type, sent):
+@contextmanager
+def row_locked(user):
+    """Another connection holds `user`'s row lock for the block."""
     import psycopg2
 
-    event_type = make_event_type(expert)
-    pg_app.config["BOOKING_LOCK_TIMEOUT_MS"] = 200
     url = sa.make_url(str(db.engine.url)).set(drivername="postgresql")
     holder = psycopg2.connect(url.render_as_string(hide_password=False))
     try:
         with holder.cursor() as cursor:
-            cursor.execute('SELECT id FROM "user" WHERE id = %s FOR UPDATE', (expert.id,))
-        with pytest.raises(BookingBusy):
-            book(event_type, 9)
+            cursor.execute('SELECT id FROM "user" WHERE id = %s FOR UPDATE', (user.id,))
+        yield
     finally:
         holder.rollback()
         holder.close()
+
+
+def test_a_lock_timeout_leaves_the_connection_able_to_book(pg_app, expert, make_event_type, sent):
+    event_type = make_event_type(expert)
+    pg_app.config["BOOKING_LOCK_TIMEOUT_MS"] = 200
+    with row_locked(expert), pytest.raises(BookingBusy):
+        book(event_type, 9)
     sent.clear()
     assert book(event_type, 9).booking.start_at == DAY.replace(hour=9)
     # The connection's first read prepared its statements, then timed out waiting for the
@@ -202,8 +209,6 @@ def test_unwatched_statements_run_on_the_cursor_with_sqlalchemys_errors(
 ):
     """Nobody listening for statements (production): run_prepared runs them on the
     driver's cursor, and its errors are SQLAlchemy's as exec_driver_sql would raise them."""
-    import psycopg2
-
     assert not db.engine._has_events
 
     def not_this_way(*_args, **_kwargs):
@@ -212,16 +217,8 @@ def test_unwatched_statements_run_on_the_cursor_with_sqlalchemys_errors(
     monkeypatch.setattr(sa.Connection, "exec_driver_sql", not_this_way)
     event_type = make_event_type(expert)
     pg_app.config["BOOKING_LOCK_TIMEOUT_MS"] = 200
-    url = sa.make_url(str(db.engine.url)).set(drivername="postgresql")
-    holder = psycopg2.connect(url.render_as_string(hide_password=False))
-    try:
-        with holder.cursor() as cursor:
-            cursor.execute('SELECT id FROM "user" WHERE id = %s FOR UPDATE', (expert.id,))
-        with pytest.raises(BookingBusy):  # the lock timeout, an OperationalError
-            book(event_type, 9)
-    finally:
-        holder.rollback()
-        holder.close()
+    with row_locked(expert), pytest.raises(BookingBusy):  # the lock timeout: OperationalError
+        book(event_type, 9)
     assert book(event_type, 9).booking.start_at == DAY.replace(hour=9)
     with pytest.raises(sa.exc.IntegrityError):
         statements.run_prepared(['INSERT INTO "user" (id) VALUES (NULL)'], {})
