@@ -4,6 +4,7 @@ are noted for a catch-up; after a restart the next message goes through."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -27,12 +28,38 @@ class Tasks:
         return thread
 
 
+# What a test opened (managers, subscriptions, clients), closed after it.
+_opened: list = []
+
+
+@pytest.fixture(autouse=True)
+def close_what_was_opened():
+    yield
+    while _opened:
+        with contextlib.suppress(Exception):
+            _opened.pop()()
+
+
 def make_manager(url: str) -> RecoveringRedisManager:
     manager = RecoveringRedisManager(
         url, channel=CHANNEL, catch_up=lambda room: ("slots_changed", {"room": room})
     )
     manager.server = Tasks()
+
+    def close() -> None:
+        with manager._publisher._lock:
+            manager._publisher._drop()
+        if manager.redis is not None:
+            manager.redis.close()
+
+    _opened.append(close)
     return manager
+
+
+def client(url: str) -> redis_py.Redis:
+    opened = redis_py.Redis.from_url(url)
+    _opened.append(opened.close)
+    return opened
 
 
 def message(i: int, room: str = "event-type:1") -> dict:
@@ -41,7 +68,8 @@ def message(i: int, room: str = "event-type:1") -> dict:
 
 
 def subscribe(url: str):
-    pubsub = redis_py.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)
+    pubsub = client(url).pubsub(ignore_subscribe_messages=True)
+    _opened.append(pubsub.close)
     pubsub.subscribe(CHANNEL)
     pubsub.get_message(timeout=1)  # the subscription's confirmation
     return pubsub
@@ -157,7 +185,7 @@ def test_a_refused_message_is_lost_alone_and_the_connection_kept(redis):
     manager._publish(message(0))
     assert len(heard(listener, 1)) == 1
     connection = manager._publisher._connection
-    admin = redis_py.Redis.from_url(redis.url)
+    admin = client(redis.url)
     admin.execute_command("ACL", "SETUSER", "default", "-publish")
     try:
         manager._publish(message(1, room="event-type:9"))
@@ -185,10 +213,10 @@ def test_after_a_restart_the_next_message_goes_through(redis):
 def test_warm_up_connects_before_the_first_message(redis):
     """wsgi.py's warm-up: a fresh process's first booking does not pay the connection."""
     manager = make_manager(redis.url)
-    client = redis_py.Redis.from_url(redis.url)
-    before = len(client.client_list())
+    admin = client(redis.url)
+    before = len(admin.client_list())
     manager._publisher.warm_up()
-    assert len(client.client_list()) == before + 1
+    assert len(admin.client_list()) == before + 1
     listener = subscribe(redis.url)
     manager._publish(message(0))
     assert [m["data"][0]["i"] for m in heard(listener, 1)] == [0]
