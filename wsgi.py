@@ -37,8 +37,8 @@ app = create_app(os.environ.get("EXPERTBOOK_ENV") or "development")
 def warm_up() -> None:
     """Pay the first request's costs before the first user does (a fresh process's first
     booking cost ~150 ms more than later ones): the booking path's late imports and
-    compiled statements, a pooled database connection and the publisher's Redis connection. A
-    database or Redis that is away is not waited for here."""
+    compiled statements, a pooled database connection and the publisher's Redis
+    connection. A database or Redis that is away is not waited for here."""
     from contextlib import suppress
 
     from sqlalchemy import text

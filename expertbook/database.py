@@ -30,7 +30,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 import psycopg2
-from eventlet.patcher import original
 from flask import Flask, current_app
 from psycopg2 import extensions as pg_extensions
 from sqlalchemy import event, make_url, text
@@ -38,6 +37,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import OperationalError
 
 from .extensions import db
+from .sockets import has_input
 
 _sqlite_writer = threading.Lock()
 # PostgreSQL: lock_timeout (55P03) or statement_timeout (57014) ran out.
@@ -50,7 +50,6 @@ PING_TIMEOUT = 1.0
 # Seconds after its checkin a connection is used again without the ping (_fresh).
 TRUST_RECENT = 1.0
 _checked_in: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_select = original("select")
 # How long past its statement timeout a silent server is waited for: by then it would have
 # answered with the timeout error itself, so the silence means it is gone.
 STATEMENT_GRACE = 1.0
@@ -287,10 +286,7 @@ def _fresh(dbapi_connection) -> bool:
         return False
     if dbapi_connection.closed:  # closed on our side: the ping says so, and the pool acts
         return False
-    # Asked of the real select module, not eventlet's green one: no wait, no hub switch.
-    poller = _select.poll()
-    poller.register(dbapi_connection.fileno(), _select.POLLIN)
-    return not poller.poll(0)
+    return not has_input(dbapi_connection.fileno())
 
 
 def _session_settings(dbapi_connection, *, read_committed: bool) -> None:

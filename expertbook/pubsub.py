@@ -23,12 +23,13 @@ from collections.abc import Callable
 from typing import Any
 
 import socketio
-from eventlet.patcher import original
 from redis import Redis
 from redis.backoff import NoBackoff
 from redis.connection import AbstractConnection
 from redis.exceptions import ResponseError
 from redis.retry import Retry
+
+from .sockets import has_input
 
 log = logging.getLogger("expertbook.pubsub")
 
@@ -42,7 +43,6 @@ RETRY_LONGEST = 2.0
 
 # (event, data) to send a room that may have missed events, or None when it needs nothing.
 CatchUp = Callable[[str], tuple[str, Any] | None]
-_select = original("select")  # a zero-timeout look at a socket, without eventlet's hub
 
 
 def client_options() -> dict[str, Any]:
@@ -218,13 +218,11 @@ class Publisher:
 
     def warm_up(self) -> None:
         """Connect now, in the caller (the process's start), not in its first publish."""
-        connection = self._new_connection()
-        connection.connect()
         with self._lock:
-            if self._connection is None:
-                self._use(connection)
+            if self._connection is not None or self._connecting:
                 return
-        connection.disconnect()
+            self._connecting = True
+        self._connect()
 
     def publish(self, data: dict) -> None:
         payload = self.manager.json.dumps(data)
@@ -318,15 +316,11 @@ class Publisher:
                 if not self._pending:
                     self._wake.clear()
                     continue
+            refused = None
             try:
                 connection.read_response()
-            except ResponseError as refused:  # this message refused; the connection is fine
-                with self._lock:
-                    if connection is not self._connection:
-                        return
-                    data = self._pending.popleft()
-                self._report_lost([data], refused)
-                continue
+            except ResponseError as error:  # this message refused; the connection is fine
+                refused = error
             except Exception as failure:  # noqa: BLE001 - redis errors, OSErrors, the timeout
                 with self._lock:
                     lost = self._drop() if connection is self._connection else []
@@ -335,9 +329,12 @@ class Publisher:
             with self._lock:
                 if connection is not self._connection:
                     return
-                self._pending.popleft()
+                data = self._pending.popleft()
                 if not self._pending:
                     self._wake.clear()
+            if refused is not None:
+                self._report_lost([data], refused)
+                continue
             try:
                 self.manager._published()
             except Exception:  # noqa: BLE001 - the reader must outlive a failed catch-up start
@@ -352,8 +349,4 @@ class Publisher:
 
 def _readable(connection: AbstractConnection) -> bool:
     sock = getattr(connection, "_sock", None)
-    if sock is None:
-        return True
-    poller = _select.poll()
-    poller.register(sock.fileno(), _select.POLLIN)
-    return bool(poller.poll(0))
+    return sock is None or has_input(sock.fileno())
