@@ -16,7 +16,7 @@ from expertbook.availability import set_availability
 from expertbook.booking import book_slot, check_request
 from expertbook.database import BookingBusy
 from expertbook.extensions import db
-from expertbook.models import Booking
+from expertbook.models import Booking, IdempotencyKey
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 DAY = (NOW + timedelta(days=3)).replace(hour=0, minute=0)
@@ -68,18 +68,58 @@ def test_a_booking_is_two_round_trips_and_prepares_once(pg_app, expert, make_eve
     assert len(sent) == 2  # BEGIN and the locked read, the write and COMMIT
     assert "PREPARE" not in sent[0] + sent[1]
     assert "EXECUTE expertbook_lock(" in sent[0] and "EXECUTE expertbook_read(" in sent[0]
-    assert "EXECUTE expertbook_insert_booking_1(" in sent[1]
+    assert "EXECUTE expertbook_insert_booking(" in sent[1]
     sent.clear()
     book(event_type, 10, idempotency_key="k-10")
     # The idempotency key's INSERT is new on this connection: prepared now, in the same
     # round trip.
     assert len(sent) == 2
-    assert "PREPARE expertbook_insert_idempotency_key_1" in sent[1]
-    assert "PREPARE expertbook_insert_booking_1" not in sent[1]
-    assert {"expertbook_lock", "expertbook_read", "expertbook_insert_booking_1"} <= (
-        prepared_names()
-    )
+    assert "PREPARE expertbook_insert_idempotency_key" in sent[1]
+    assert "PREPARE expertbook_insert_booking" not in sent[1]
+    assert {"expertbook_lock", "expertbook_read", "expertbook_insert_booking"} <= (prepared_names())
     assert db.session.scalar(sa.select(sa.func.count(Booking.id))) == 3
+
+
+def test_the_rows_travel_as_json_and_arrive_as_they_were(pg_app, expert, make_event_type):
+    """The write sends each table's rows as one JSON text (json_populate_recordset): text
+    with quotes, backslashes and non-ASCII letters, a JSON column's nesting, NULLs and
+    timestamps read back exactly as written, the idempotency key's stored answer too."""
+    from expertbook.outbox.models import OutboxMessage
+
+    event_type = make_event_type(expert, duration_minutes=30)
+    notes = 'Line one\nO\'Brien said "hi" \\ back; 100%% %(x)s Zoë 日本'
+    request = check_request(DAY.replace(hour=11), "Zoë O'Brien", "zoe@example.com", notes)
+    answer = {"uid": "x", "nested": {"list": [1, "two", None, True], "quote": 'it\'s "so"'}}
+    result = book_slot(
+        event_type.id, request, client=None, now=NOW, respond=lambda b, t: answer,
+        idempotency_key="json-rows",
+    )  # fmt: skip
+    db.session.expire_all()
+    stored = db.session.get(Booking, result.booking.id)
+    assert (stored.name, stored.notes) == ("Zoë O'Brien", notes)
+    assert stored.start_at == DAY.replace(hour=11) and stored.start_at.tzinfo is not None
+    assert stored.end_at == DAY.replace(hour=11, minute=30)
+    assert stored.cancelled_at is None and stored.answers == {}
+    assert stored.uid == result.booking.uid and stored.created_at == result.booking.created_at
+    key = db.session.scalar(sa.select(IdempotencyKey).filter_by(key="json-rows"))
+    assert key.response == answer and key.booking_id == stored.id
+    messages = db.session.scalars(
+        sa.select(OutboxMessage).filter_by(booking_id=stored.id).order_by(OutboxMessage.id)
+    ).all()
+    assert messages and all(m.status == "pending" and m.claimed_until is None for m in messages)
+    assert all(m.payload and m.created_at == NOW for m in messages)
+    db.session.rollback()
+
+
+def test_a_row_without_a_column_is_refused_before_anything_is_sent():
+    """A row missing a written column is a bug in the caller, not a NULL."""
+    with pytest.raises(KeyError):
+        statements._rows_json(IdempotencyKey.__table__, [{"key": "k"}])
+    with pytest.raises(TypeError):
+        statements._rows_json(IdempotencyKey.__table__, [
+            {"event_type_id": 1, "key": "k", "request_hash": "h", "booking_id": 1,
+             "response": {"at": object()}, "created_at": NOW},
+        ])  # fmt: skip
 
 
 def test_begin_and_commit_travel_with_the_read_and_the_write(pg_app, expert, make_event_type, sent):
@@ -103,7 +143,7 @@ def test_begin_and_commit_travel_with_the_read_and_the_write(pg_app, expert, mak
     finally:
         watcher.dispose()
     # The write was the last it was sent (not a COMMIT of its own); no transaction is open.
-    assert last.startswith("EXECUTE expertbook_insert_booking_1(") and state == "idle"
+    assert last.startswith("EXECUTE expertbook_insert_booking(") and state == "idle"
     raw = db.session.connection().connection.dbapi_connection
     assert not any("already a transaction" in notice for notice in raw.notices)
     assert raw.autocommit is False  # as the pool hands it out
