@@ -400,6 +400,8 @@ def main() -> int:
         help="the database to (re)create; give another name to run beside another run",
     )
     args = parser.parse_args()
+    # Each figure as it comes, also into a file or a pipe (a full run takes minutes).
+    sys.stdout.reconfigure(line_buffering=True)
     size = QUICK if args.quick else FULL
     run_started = time.monotonic()
 
