@@ -487,27 +487,29 @@ def _write_parts(
     return parts
 
 
-# The names of each table's written columns.
-_NAMES: dict[str, list[str]] = {}
-
-
-def _json_value(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"no JSON for a column value of {type(value).__name__}")
+# (name, whether it is a timestamp) of each table's written columns.
+_NAMES: dict[str, list[tuple[str, bool]]] = {}
 
 
 def _rows_json(table: sa.Table, rows: Sequence[dict[str, Any]]) -> str:
     """`rows` (each with a value for every written column of `table`, and maybe more) as
-    the JSON array _insert reads."""
+    the JSON array _insert reads: a timestamp column's value as ISO 8601 with its offset, a
+    JSON column's as it is (a datetime inside one is refused, as it always was, and as it is
+    on SQLite)."""
     names = _NAMES.get(table.name)
     if names is None:
-        names = _NAMES[table.name] = [c.name for c in _written(table)]
-    return json.dumps(
-        [{name: row[name] for name in names} for row in rows],
-        default=_json_value,
-        separators=(",", ":"),
-    )
+        names = _NAMES[table.name] = [
+            (c.name, isinstance(getattr(c.type, "impl", c.type), sa.DateTime))
+            for c in _written(table)
+        ]
+    encoded = []
+    for row in rows:
+        values = {}
+        for name, instant in names:
+            value = row[name]
+            values[name] = value.isoformat() if instant and value is not None else value
+        encoded.append(values)
+    return json.dumps(encoded, separators=(",", ":"))
 
 
 def write_booking(

@@ -5,7 +5,7 @@ right after a failure left it unknown which statements a connection had prepared
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -17,6 +17,7 @@ from expertbook.booking import book_slot, check_request
 from expertbook.database import BookingBusy
 from expertbook.extensions import db
 from expertbook.models import Booking, IdempotencyKey
+from expertbook.outbox.events import booking_messages
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 DAY = (NOW + timedelta(days=3)).replace(hour=0, minute=0)
@@ -106,20 +107,39 @@ def test_the_rows_travel_as_json_and_arrive_as_they_were(pg_app, expert, make_ev
     messages = db.session.scalars(
         sa.select(OutboxMessage).filter_by(booking_id=stored.id).order_by(OutboxMessage.id)
     ).all()
-    assert messages and all(m.status == "pending" and m.claimed_until is None for m in messages)
+    expected = booking_messages(stored, "booked", now=NOW, manage_url="x")
+    assert [(m.kind, m.event) for m in messages] == [(m["kind"], m["event"]) for m in expected]
+    assert all(m.status == "pending" and m.claimed_until is None for m in messages)
     assert all(m.payload and m.created_at == NOW for m in messages)
+    db.session.rollback()
+    # A timestamp with an offset other than UTC's arrives as the same instant.
+    india = timezone(timedelta(hours=5, minutes=30))
+    row = {
+        "event_type_id": event_type.id, "key": "json-offset", "request_hash": "h",
+        "booking_id": stored.id, "response": {}, "created_at": NOW.astimezone(india),
+    }  # fmt: skip
+    statements.run_prepared(
+        [statements._insert(IdempotencyKey.__table__)],
+        {"idempotency_key_rows": statements._rows_json(IdempotencyKey.__table__, [row])},
+    )
+    assert db.session.scalar(
+        sa.select(IdempotencyKey.created_at).filter_by(key="json-offset")
+    ) == NOW  # fmt: skip
     db.session.rollback()
 
 
 def test_a_row_without_a_column_is_refused_before_anything_is_sent():
-    """A row missing a written column is a bug in the caller, not a NULL."""
+    """A row missing a written column is a bug in the caller, not a NULL; a datetime inside
+    a JSON column is refused as it always was (and is on SQLite), not written as text."""
     with pytest.raises(KeyError):
         statements._rows_json(IdempotencyKey.__table__, [{"key": "k"}])
+    row = {"event_type_id": 1, "key": "k", "request_hash": "h", "booking_id": 1,
+           "response": {}, "created_at": NOW}  # fmt: skip
+    assert '"created_at":"' + NOW.isoformat() in statements._rows_json(
+        IdempotencyKey.__table__, [row]
+    )
     with pytest.raises(TypeError):
-        statements._rows_json(IdempotencyKey.__table__, [
-            {"event_type_id": 1, "key": "k", "request_hash": "h", "booking_id": 1,
-             "response": {"at": object()}, "created_at": NOW},
-        ])  # fmt: skip
+        statements._rows_json(IdempotencyKey.__table__, [{**row, "response": {"at": NOW}}])
 
 
 def test_begin_and_commit_travel_with_the_read_and_the_write(pg_app, expert, make_event_type, sent):
