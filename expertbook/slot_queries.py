@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from .calendars.models import BusyTime
 from .models import MAX_BUFFER_MINUTES, MAX_DURATION_MINUTES, Booking, EventType, Hold
@@ -19,6 +21,31 @@ REACH = timedelta(minutes=2 * MAX_BUFFER_MINUTES)
 # The longest a booking, or a slot, lasts: the lower bound on start_at keeps the index range
 # scan to the days around the range, however long the expert's history.
 LONGEST = timedelta(minutes=MAX_DURATION_MINUTES)
+
+
+class _overlaps(FunctionElement):
+    """`[start, end)` overlaps `[after, before)`, said again for PostgreSQL's planner in the
+    terms of the booking exclusion constraint's GiST index (expert, time range; migration
+    0002), so that it finds the bookings around the range among the expert's by the index,
+    not by reading all of them: a generic plan made while the table had no statistics
+    (autovacuum off, or not yet run) used that index for the expert alone and filtered every
+    booking of theirs, 8.4 ms at 3,700 bookings against 0.18 ms with the range (EXPLAIN
+    ANALYZE). Elsewhere TRUE: the plain comparisons beside it say the same."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+    name = "overlaps"
+
+
+@compiles(_overlaps)
+def _overlaps_elsewhere(element, compiler, **kw) -> str:
+    return compiler.process(sa.true(), **kw)
+
+
+@compiles(_overlaps, "postgresql")
+def _overlaps_postgresql(element, compiler, **kw) -> str:
+    start, end, after, before = (compiler.process(c, **kw) for c in element.clauses)
+    return f"tstzrange({start}, {end}, '[)') && tstzrange({after}, {before}, '[)')"
 
 
 def _busy_query(*, except_booking: bool, with_holds: bool = False):
@@ -48,6 +75,12 @@ def _busy_query(*, except_booking: bool, with_holds: bool = False):
             Booking.start_at < sa.bindparam("starts_before"),
             Booking.start_at > sa.bindparam("starts_after"),
             Booking.end_at > sa.bindparam("ends_after"),
+            _overlaps(
+                Booking.start_at,
+                Booking.end_at,
+                sa.bindparam("ends_after"),
+                sa.bindparam("starts_before"),
+            ),
         )
     )
     if except_booking:

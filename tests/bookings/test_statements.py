@@ -18,6 +18,7 @@ from expertbook.database import BookingBusy
 from expertbook.extensions import db
 from expertbook.models import Booking, IdempotencyKey
 from expertbook.outbox.events import booking_messages
+from expertbook.slot_queries import busy_params, count_params
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 DAY = (NOW + timedelta(days=3)).replace(hour=0, minute=0)
@@ -298,3 +299,56 @@ def test_a_connection_lost_under_run_prepared_is_invalidated(pg_app):
     assert caught.value.connection_invalidated
     db.session.rollback()
     assert db.session.scalar(sa.text("SELECT pg_backend_pid()")) != pid
+
+
+def booking_scans(plan: dict) -> list[dict]:
+    """Every node of an EXPLAIN (FORMAT JSON) plan that reads the booking table."""
+    found = [plan] if plan.get("Relation Name") == "booking" else []
+    for child in plan.get("Plans", []):
+        found += booking_scans(child)
+    return found
+
+
+def test_the_locked_read_reads_only_the_bookings_around_the_start(pg_app, expert, make_event_type):
+    """However long the expert's history, and whatever the planner knows of the table
+    (nothing here: it was never analyzed, as with autovacuum off or not yet run), the read's
+    generic plan finds the bookings around the start through an index bounded in time. It
+    used to filter every booking of the expert (slot_queries._overlaps)."""
+    event_type = make_event_type(expert, duration_minutes=30)
+    # One booking a day at noon, 3,000 days around DAY: a long history and a long future.
+    db.session.execute(
+        sa.text(
+            """INSERT INTO booking (uid, expert_id, event_type_id, name, email, notes,
+            start_at, end_at, status, video_url, cancel_reason, sequence, manage_token_hash,
+            created_at, updated_at)
+            SELECT 'history' || n, :expert, :event_type, 'Ann', 'ann@example.com', '',
+            :noon + n * interval '1 day', :noon + n * interval '1 day' + interval '30 min',
+            'confirmed', '', '', 0, md5(n::text), now(), now()
+            FROM generate_series(-1500, 1500) AS n"""
+        ),
+        {"expert": expert.id, "event_type": event_type.id, "noon": DAY.replace(hour=12)},
+    )
+    db.session.commit()
+    start = DAY.replace(hour=9)
+    params = {
+        **busy_params(start, start + timedelta(minutes=1)),
+        **count_params(start, start + timedelta(minutes=1)),
+        "now": NOW,
+        "event_type_id": event_type.id,
+        "idempotency_key": None,
+        "holder_token": None,
+        "holder_session": None,
+    }
+    read = statements._read()
+    statements.prepare([read])  # as the booking's first round trip would
+    explained = (
+        db.session.connection()
+        .exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + read.execute, params)
+        .scalar()
+    )
+    scans = booking_scans(explained[0]["Plan"])
+    assert scans, explained
+    for scan in scans:
+        read_rows = scan["Actual Rows"] + scan.get("Rows Removed by Filter", 0)
+        assert read_rows * scan["Actual Loops"] <= 10, scan
+    assert book(event_type, 9).booking.start_at == start  # and the booking still stands
