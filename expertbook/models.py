@@ -239,6 +239,8 @@ class Booking(db.Model):
         # Listings walk these from "now" in (start_at, id) order: see bookings/queries.py.
         sa.Index("ix_booking_expert_start", "expert_id", "start_at", "id"),
         sa.Index("ix_booking_client_start", "client_id", "start_at", "id"),
+        # A limit per day or week counts an event type's bookings around a start (0017).
+        sa.Index("ix_booking_event_type_start", "event_type_id", "start_at"),
         # As long as its event type's duration at most, whatever the database.
         *span_checks("duration_in_range"),
     )
@@ -256,9 +258,7 @@ class Booking(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     uid: Mapped[str] = mapped_column(sa.String(32), unique=True)
     expert_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
-    event_type_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("event_type.id", ondelete="CASCADE"), index=True
-    )
+    event_type_id: Mapped[int] = mapped_column(sa.ForeignKey("event_type.id", ondelete="CASCADE"))
     client_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
     name: Mapped[str] = mapped_column(sa.String(100))
     email: Mapped[str] = mapped_column(sa.String(254))

@@ -309,12 +309,17 @@ def booking_scans(plan: dict) -> list[dict]:
     return found
 
 
-def test_the_locked_read_reads_only_the_bookings_around_the_start(pg_app, expert, make_event_type):
+@pytest.mark.parametrize("limited", [False, True], ids=["plain", "with a limit per day"])
+def test_the_locked_read_reads_only_the_bookings_around_the_start(
+    pg_app, expert, make_event_type, limited
+):
     """However long the expert's history, and whatever the planner knows of the table
     (nothing here: it was never analyzed, as with autovacuum off or not yet run), the read's
-    generic plan finds the bookings around the start through an index bounded in time. It
-    used to filter every booking of the expert (slot_queries._overlaps)."""
-    event_type = make_event_type(expert, duration_minutes=30)
+    generic plan finds the bookings around the start through an index bounded in time:
+    those that keep the expert busy, and those a limit counts. It used to read every
+    booking of the expert (slot_queries._overlaps), and with a limit every booking of the
+    event type (migration 0017)."""
+    event_type = make_event_type(expert, duration_minutes=30, max_per_day=5 if limited else None)
     # One booking a day at noon, 3,000 days around DAY: a long history and a long future.
     db.session.execute(
         sa.text(
@@ -346,9 +351,11 @@ def test_the_locked_read_reads_only_the_bookings_around_the_start(pg_app, expert
         .exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + read.execute, params)
         .scalar()
     )
-    scans = booking_scans(explained[0]["Plan"])
-    assert scans, explained
-    for scan in scans:
+    ran = [scan for scan in booking_scans(explained[0]["Plan"]) if scan["Actual Loops"]]
+    assert len(ran) == (2 if limited else 1), explained
+    # At most the noons of the days a limit counts (COUNT_MARGIN around the start), of 3,001.
+    days = (params["count_before"] - params["count_after"]).days + 1
+    for scan in ran:
         read_rows = scan["Actual Rows"] + scan.get("Rows Removed by Filter", 0)
-        assert read_rows * scan["Actual Loops"] <= 10, scan
+        assert read_rows * scan["Actual Loops"] <= days, scan
     assert book(event_type, 9).booking.start_at == start  # and the booking still stands
