@@ -274,6 +274,25 @@ def prepare(statements: Sequence[Prepared]) -> None:
     _prepared_on[raw] = known | {s.name for s in statements}
 
 
+def read_params(
+    event_type_id: int, start: datetime, idempotency_key: str | None, holder: Holder, now: datetime
+) -> dict[str, Any]:
+    """The locked read's parameters (read_locked's arguments but `settings`)."""
+    upper = start + timedelta(minutes=1)
+    return {
+        # A slot starting at `start` ends within the longest duration: the busy query's
+        # range covers every event type's slot.
+        **busy_params(start, upper),
+        **count_params(start, upper),
+        "now": now,
+        "event_type_id": event_type_id,
+        "idempotency_key": idempotency_key,
+        # NULL matches nothing: nobody's holds are theirs.
+        "holder_token": holder.token_hash or None,
+        "holder_session": holder.session_key or None,
+    }
+
+
 def read_locked(
     settings: str,
     event_type_id: int,
@@ -288,19 +307,7 @@ def read_locked(
     `settings`: what goes first (database.InBand.opening: the transaction's BEGIN and SET
     LOCAL statements). `for_hold`: what a hold needs, without what only a booking does (no
     idempotency key, outbox facts or booking id: `earlier` None, `booking_id` 0)."""
-    upper = start + timedelta(minutes=1)
-    params = {
-        # A slot starting at `start` ends within the longest duration: the busy query's
-        # range covers every event type's slot.
-        **busy_params(start, upper),
-        **count_params(start, upper),
-        "now": now,
-        "event_type_id": event_type_id,
-        "idempotency_key": idempotency_key,
-        # NULL matches nothing: nobody's holds are theirs.
-        "holder_token": holder.token_hash or None,
-        "holder_session": holder.session_key or None,
-    }
+    params = read_params(event_type_id, start, idempotency_key, holder, now)
     parts = [settings] if settings else []
     values = run_prepared([*parts, LOCK, _read(for_hold)], params)
     if values is None:

@@ -14,11 +14,11 @@ from sqlalchemy.exc import DBAPIError
 from expertbook import booking_statements as statements
 from expertbook.availability import set_availability
 from expertbook.booking import book_slot, check_request
+from expertbook.booking_checks import Holder
 from expertbook.database import BookingBusy
 from expertbook.extensions import db
 from expertbook.models import Booking, IdempotencyKey
 from expertbook.outbox.events import booking_messages
-from expertbook.slot_queries import busy_params, count_params
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 DAY = (NOW + timedelta(days=3)).replace(hour=0, minute=0)
@@ -335,15 +335,7 @@ def test_the_locked_read_reads_only_the_bookings_around_the_start(
     )
     db.session.commit()
     start = DAY.replace(hour=9)
-    params = {
-        **busy_params(start, start + timedelta(minutes=1)),
-        **count_params(start, start + timedelta(minutes=1)),
-        "now": NOW,
-        "event_type_id": event_type.id,
-        "idempotency_key": None,
-        "holder_token": None,
-        "holder_session": None,
-    }
+    params = statements.read_params(event_type.id, start, None, Holder(), NOW)
     read = statements._read()
     statements.prepare([read])  # as the booking's first round trip would
     explained = (
