@@ -39,6 +39,7 @@ from .booking_checks import (
     HELD_MESSAGE,  # noqa: F401
     Holder,
     LimitReached,  # noqa: F401
+    Locked,
     SlotHeld,  # noqa: F401
     SlotUnavailable,
     UnknownEventType,
@@ -59,12 +60,12 @@ from .booking_input import (  # noqa: F401
     utc_start,
 )
 from .bookings.manage_links import derive_token
-from .database import BookingBusy, booking_transaction
+from .database import BookingBusy, InBand, booking_transaction
 from .extensions import db
 from .models import Booking, EventType, Hold, IdempotencyKey, User, hash_token, utcnow
 from .outbox import pressure
 from .outbox.events import booking_messages
-from .outbox.queue import ENQUEUED_KEY, enqueue
+from .outbox.queue import enqueue
 from .questions import check_answers
 from .slots import within_any_horizon
 from .video import create_meeting
@@ -161,69 +162,34 @@ def book_slot(
     holder = holder or Holder()
     postgres = db.session.get_bind().dialect.name == "postgresql"
     try:
-        with booking_transaction(inline_settings=postgres) as in_band:
+        # PostgreSQL: on a connection of its own, outside the session (database.py).
+        with booking_transaction(inline_settings=postgres, own_connection=postgres) as in_band:
             # Held for the whole transaction: the slot check below reads its hours.
             if postgres:
                 locked = statements.read_locked(
-                    in_band.opening, event_type_id, request.start, idempotency_key, holder, now
+                    in_band, event_type_id, request.start, idempotency_key, holder, now
                 )
             else:
                 locked = read_locked(event_type_id, request.start, idempotency_key, holder, now)
             if locked is None:
                 raise UnknownEventType("No such event type.")
-            if locked.earlier is not None:
+            if locked.earlier is None:
+                booking, response = _book_locked(
+                    locked, request, client, holder, now, respond, idempotency_key, fingerprint,
+                    in_band,
+                )  # fmt: skip
+            else:
                 request_hash, booking_id, response = locked.earlier
                 # Only the same request from the same caller gets the first answer (it
                 # holds the guest's manage link); anything else with that key is refused.
                 if not hmac.compare_digest(request_hash, fingerprint):
                     raise IdempotencyKeyReused("This Idempotency-Key was used for another request.")
-                booking = db.session.get(Booking, booking_id)
-                return BookingResult(booking, response, replayed=True)
-            # Fresh, not what a view loaded before the lock: it may have changed since.
-            event_type = locked.event_type
-            if not event_type.active:
-                raise UnknownEventType("This event type is not available.")
-            if client is not None and client.id == event_type.expert_id:
-                raise OwnEventType("Experts cannot book their own event types.")
-            answers = check_answers(event_type.questions or [], request.answers)
-            check_free(event_type, request.start, now, locked, holder)
-            values, token = _booking_values(event_type, request, client, now, answers)
-            if postgres:
-                values["id"] = locked.booking_id
-            else:
-                values["id"] = db.session.execute(_INSERT_BOOKING, values).inserted_primary_key[0]
-            booking = _adopt_booking(values, event_type, locked.expert, client)
-            response = respond(booking, token)
-            # Its mails, reminders, webhooks and write-back commit with it (the outbox).
-            change = "requested" if booking.is_pending else "booked"
-            messages = booking_messages(
-                booking, change, now=now, manage_url=response.get("manage_url"),
-                known=locked.known,
-            )  # fmt: skip
-            released = [hold.id for hold in locked.own_holds]
-            key = None
-            if idempotency_key:
-                key = dict(
-                    event_type_id=event_type_id,
-                    key=idempotency_key,
-                    request_hash=fingerprint,
-                    booking_id=booking.id,
-                    response=response,
-                    created_at=utcnow(),
-                )
-            if postgres:
-                statements.write_booking(values, key, messages, released, in_band.closing)
-                db.session.info.setdefault(ENQUEUED_KEY, []).extend(m["uid"] for m in messages)
-            else:
-                enqueue(messages)
-                if key is not None:
-                    db.session.execute(_INSERT_KEY, key)
-                if released:
-                    db.session.execute(sa.delete(Hold).where(Hold.id.in_(released)))
     except IntegrityError as error:
         if is_exclusion_violation(error):
             raise SlotUnavailable("That time was just taken.") from None
         raise
+    if locked.earlier is not None:
+        return BookingResult(db.session.get(Booking, booking_id), response, replayed=True)
     _sweep_idempotency_keys(now)
     return BookingResult(
         booking,
@@ -232,6 +198,64 @@ def book_slot(
         event_type_ids=locked.event_type_ids,
         released_holds=tuple(locked.own_holds),
     )
+
+
+def _book_locked(
+    locked: Locked,
+    request: BookingRequest,
+    client: User | None,
+    holder: Holder,
+    now: datetime,
+    respond: Callable[[Booking, str], dict[str, Any]],
+    idempotency_key: str | None,
+    fingerprint: str,
+    in_band: InBand,
+) -> tuple[Booking, dict[str, Any]]:
+    """book_slot's part under the expert's lock, after the locked read: check, then write
+    the booking, its outbox messages and its idempotency key, and end the holder's holds;
+    on PostgreSQL this commits (booking_statements.write_booking). Returns the booking
+    (detached: in no session) and the answer."""
+    # Fresh, not what a view loaded before the lock: it may have changed since.
+    event_type = locked.event_type
+    if not event_type.active:
+        raise UnknownEventType("This event type is not available.")
+    if client is not None and client.id == event_type.expert_id:
+        raise OwnEventType("Experts cannot book their own event types.")
+    answers = check_answers(event_type.questions or [], request.answers)
+    check_free(event_type, request.start, now, locked, holder)
+    values, token = _booking_values(event_type, request, client, now, answers)
+    postgres = in_band.connection is not None
+    if postgres:
+        values["id"] = locked.booking_id
+    else:
+        values["id"] = db.session.execute(_INSERT_BOOKING, values).inserted_primary_key[0]
+    booking = _adopt_booking(values, event_type, locked.expert, client)
+    response = respond(booking, token)
+    # Its mails, reminders, webhooks and write-back commit with it (the outbox).
+    change = "requested" if booking.is_pending else "booked"
+    messages = booking_messages(
+        booking, change, now=now, manage_url=response.get("manage_url"), known=locked.known
+    )
+    released = [hold.id for hold in locked.own_holds]
+    key = None
+    if idempotency_key:
+        key = dict(
+            event_type_id=event_type.id,
+            key=idempotency_key,
+            request_hash=fingerprint,
+            booking_id=booking.id,
+            response=response,
+            created_at=utcnow(),
+        )
+    if postgres:
+        statements.write_booking(values, key, messages, released, in_band)
+        return booking, response
+    enqueue(messages)
+    if key is not None:
+        db.session.execute(_INSERT_KEY, key)
+    if released:
+        db.session.execute(sa.delete(Hold).where(Hold.id.in_(released)))
+    return booking, response
 
 
 def warm_up() -> None:
@@ -317,15 +341,14 @@ def _booking_values(
 def _adopt_booking(
     values: dict[str, Any], event_type: EventType, expert: User, client: User | None
 ) -> Booking:
-    """The inserted booking as a persistent object, with its relations, as if loaded:
-    nothing left to flush (the ORM's unit of work costs several times more CPU per booking;
-    the schedule version it would bump on flush is bumped by the lock)."""
+    """The inserted booking as a detached object with its relations, as if loaded and let
+    go (booking_statements.adopt): the ORM's unit of work would cost several times more
+    CPU per booking; the schedule version it would bump on flush is bumped by the lock."""
     booking = Booking()
     # A new object has no history to keep: the values as loaded ones, which
     # make_transient_to_detached marks committed (no attribute event each).
     booking.__dict__.update(values, event_type=event_type, expert=expert, client=client)
     make_transient_to_detached(booking)
-    db.session.add(booking)
     return booking
 
 

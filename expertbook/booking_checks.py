@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from .extensions import db
 from .models import EventType, Hold, IdempotencyKey, User
-from .scheduling import Interval, limit_reached
+from .scheduling import Availability, Interval, limit_reached
 from .slots import (
     LiveHold,
     busy_intervals,
@@ -95,6 +95,9 @@ class Locked:
     # (start, expires_at) of others' live holds of the event type that its limits count too
     # ([] without limits): a held place is taken while its hold lasts.
     counted_holds: list[tuple[datetime, datetime]] = field(default_factory=list)
+    # The expert's hours at the version read, when the read has them (else the slot check
+    # asks the expert object, through the session).
+    hours: Availability | None = None
 
 
 def check_free(
@@ -110,7 +113,7 @@ def check_free(
     Raises:
         SlotUnavailable, LimitReached, SlotHeld.
     """
-    if not is_bookable(event_type, start, now, busy=locked.busy):
+    if not is_bookable(event_type, start, now, busy=locked.busy, hours=locked.hours):
         raise SlotUnavailable("That time is not available.")
     if has_limits(event_type) and limit_reached(
         locked.counted,

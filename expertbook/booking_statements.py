@@ -42,18 +42,19 @@ import psycopg2
 import sqlalchemy as sa
 from psycopg2.extensions import adapt
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.sql import visitors
 
+from .availability import availability_of
 from .booking_checks import Holder, Locked
 from .calendars.writeback import RECEIVING
-from .database import deadline, discard_transaction
+from .database import InBand, deadline, discard_transaction
 from .extensions import db
 from .models import Booking, EventType, Hold, IdempotencyKey, User
 from .outbox.models import OutboxMessage
-from .outbox.queue import NOTIFY_CHANNEL, notify_due
-from .scheduling import Interval
+from .outbox.queue import NOTIFY_CHANNEL, committed, notify_due
+from .schedule_cache import cached_hours
+from .scheduling import Availability, Interval
 from .slots import (
     LiveHold,
     busy_params,
@@ -121,13 +122,15 @@ def prepared(name: str, sql: str) -> Prepared:
 _prepared_on: weakref.WeakKeyDictionary[Any, set[str] | None] = weakref.WeakKeyDictionary()
 
 
-def run_prepared(parts: Sequence[Prepared | str], params: dict[str, Any]) -> dict[str, Any] | None:
-    """Run `parts` in one round trip, in order: a string as it is, a Prepared statement
-    executed, prepared first in the same string when this connection has not prepared it
-    yet; returns the last part's first row by column name (None when it has none).
-    Prepared statements outlive a transaction's rollback (they are the session's), so only
-    a failed string leaves them unknown."""
-    connection = db.session.connection()
+def run_prepared(
+    parts: Sequence[Prepared | str], params: dict[str, Any], connection: sa.Connection | None = None
+) -> dict[str, Any] | None:
+    """Run `parts` in one round trip on `connection` (default: the session's), in order: a
+    string as it is, a Prepared statement executed, prepared first in the same string when
+    this connection has not prepared it yet; returns the last part's first row by column
+    name (None when it has none). Prepared statements outlive a transaction's rollback
+    (they are the database session's), so only a failed string leaves them unknown."""
+    connection = connection or db.session.connection()
     raw = connection.connection.dbapi_connection
     known = _prepared_on.get(raw, set())
     sql = []
@@ -294,7 +297,7 @@ def read_params(
 
 
 def read_locked(
-    settings: str,
+    in_band: InBand,
     event_type_id: int,
     start: datetime,
     idempotency_key: str | None,
@@ -304,16 +307,22 @@ def read_locked(
 ) -> Locked | None:
     """Lock the expert of `event_type_id` and read what a booking of `start` by `holder` at
     `now` needs (see the module's docstring); None when there is no such event type.
-    `settings`: what goes first (database.InBand.opening: the transaction's BEGIN and SET
-    LOCAL statements). `for_hold`: what a hold needs, without what only a booking does (no
-    idempotency key, outbox facts or booking id: `earlier` None, `booking_id` 0)."""
+    `in_band`: the transaction's (database.booking_transaction): its connection, and what
+    goes first (the transaction's BEGIN and SET LOCAL statements). `for_hold`: what a hold
+    needs, without what only a booking does (no idempotency key, outbox facts or booking
+    id: `earlier` None, `booking_id` 0).
+
+    The expert and the event type are objects of no session (adopt), with the event type's
+    `expert`; the expert's hours come with them, read on the same connection when this
+    process has not cached them at the version read (_hours)."""
     params = read_params(event_type_id, start, idempotency_key, holder, now)
-    parts = [settings] if settings else []
-    values = run_prepared([*parts, LOCK, _read(for_hold)], params)
+    parts = [in_band.opening] if in_band.opening else []
+    connection = in_band.connection or db.session.connection()
+    values = run_prepared([*parts, LOCK, _read(for_hold)], params, connection)
     if values is None:
         return None
     expert = adopt(User, values["expert"])
-    event_type = adopt(EventType, values["event_type"])
+    event_type = adopt(EventType, values["event_type"], expert=expert)
     rooms = values["rooms"] or ()
     buffers = {type_id: (before, after) for type_id, before, after in rooms}
     busy, holds, own_holds, counted, counted_holds = _around(
@@ -327,6 +336,7 @@ def read_locked(
     return Locked(
         expert=expert,
         event_type=event_type,
+        hours=cached_hours(expert, load=lambda expert: _hours(connection, expert)),
         event_type_ids=tuple(type_id for type_id, _, _ in rooms),
         busy=busy,
         earlier=tuple(earlier) if earlier is not None else None,
@@ -431,27 +441,30 @@ def _attributes(cls) -> list[tuple[str, bool]]:
     return found
 
 
-def adopt(cls, row: list[Any]):
-    """The persistent object of `cls` in the session with the values of `row` (a _packed
-    column), as if loaded with populate_existing: the session's own object when it has
-    one, refreshed, else a new one; no query."""
+def adopt(cls, row: list[Any], **related: Any):
+    """A detached object of `cls` with the values of `row` (a _packed column) and the
+    `related` objects as its relationships, as if loaded and then let go: no query, and
+    in no session (adding it to the session, and the session's commit around a booking,
+    cost more CPU than the booking's own statements). A relationship not given is not
+    loaded: reading it raises DetachedInstanceError, never a silent None."""
     values = {
         attribute: _instant(value) if instant and value is not None else value
         for (attribute, instant), value in zip(_attributes(cls), row, strict=True)
     }
-    session = db.session()
-    obj = session.identity_map.get(session.identity_key(cls, (values["id"],)))
-    if obj is not None:
-        for attribute, value in values.items():
-            set_committed_value(obj, attribute, value)
-        return obj
     obj = sa.inspect(cls).class_manager.new_instance()
     # A new instance has no history to keep: its values as loaded ones (which
     # make_transient_to_detached then marks committed), without an event per attribute.
-    obj.__dict__.update(values)
+    obj.__dict__.update(values, **related)
     make_transient_to_detached(obj)
-    session.add(obj)
     return obj
+
+
+def _hours(connection: sa.Connection, expert: User) -> Availability:
+    """The expert's hours read on `connection`, in the transaction that read `expert` (so
+    at the version it read): their relationships load through a session of that
+    connection's own, for adopt's objects load nothing."""
+    with Session(bind=connection) as session:
+        return availability_of(session.merge(expert, load=False))
 
 
 def _written(table: sa.Table) -> list[sa.Column]:
@@ -526,13 +539,16 @@ def write_booking(
     booking: dict[str, Any],
     key: dict[str, Any] | None,
     messages: list[dict[str, Any]],
-    released_holds: list[str] = (),
-    closing: str = "",
+    released_holds: list[str],
+    in_band: InBand,
 ) -> None:
     """INSERT the booking (its column values, id included), its idempotency key (None: no
     key), its outbox messages, DELETE the holds of `released_holds` (ids), NOTIFY the
-    workers when it is due (outbox.queue.notify_due), and end with `closing` (the
-    transaction's COMMIT, database.InBand): one round trip."""
+    workers when it is due (outbox.queue.notify_due), and COMMIT: one round trip, on the
+    connection of `in_band` (booking_transaction(own_connection=True)'s). Then wake this
+    process's workers (outbox.queue.committed)."""
+    if in_band.connection is None or not in_band.closing:
+        raise ValueError("write_booking commits: it needs a transaction of its own")
     params: dict[str, Any] = {
         "released_holds": list(released_holds),
         "booking_rows": _rows_json(Booking.__table__, [booking]),
@@ -541,6 +557,8 @@ def write_booking(
         params["idempotency_key_rows"] = _rows_json(IdempotencyKey.__table__, [key])
     if messages:
         params["outbox_message_rows"] = _rows_json(OutboxMessage.__table__, messages)
-    notify = bool(messages) and notify_due(db.session)
+    engine = in_band.connection.engine
+    notify = bool(messages) and notify_due(engine)
     parts = _write_parts(key is not None, bool(messages), bool(released_holds), notify)
-    run_prepared([*parts, closing] if closing else parts, params)
+    run_prepared([*parts, in_band.closing], params, in_band.connection)
+    committed([message["uid"] for message in messages], engine if notify else None)

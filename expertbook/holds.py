@@ -143,7 +143,7 @@ def place_hold(
         # holds around the start and the holder's own (on PostgreSQL in one round trip).
         if postgres:
             locked = statements.read_locked(
-                in_band.opening, event_type_id, start, None, holder, now, for_hold=True
+                in_band, event_type_id, start, None, holder, now, for_hold=True
             )
         else:
             locked = read_locked(event_type_id, start, None, holder, now)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import chain
@@ -157,9 +157,12 @@ def slot_answers() -> AnswerCache:
     return current_app.extensions.setdefault("expertbook.slot_answers", AnswerCache())
 
 
-def cached_hours(expert: User) -> Availability:
+def cached_hours(
+    expert: User, load: Callable[[User], Availability] = availability_of
+) -> Availability:
     """The expert's working hours, from this process's cache when `expert.hours_version`
-    (read in the caller's transaction) is the one they were loaded at, else from the database.
+    (read in the caller's transaction) is the one they were loaded at, else from the
+    database (`load`: how, in that transaction).
 
     Hours cannot change without bumping the version, so what is loaded after reading the
     version is never older than its key (at worst newer, when a change committed between
@@ -172,6 +175,6 @@ def cached_hours(expert: User) -> Availability:
     key = (expert.id, expert.hours_version)
     hours = cache.get(key)
     if hours is None:
-        hours = availability_of(expert)
+        hours = load(expert)
         cache.put(key, hours, size=1)
     return hours

@@ -15,6 +15,7 @@ from .extensions import db
 from .models import MAX_DAYS_AHEAD, EventType, Hold
 from .schedule_cache import cached_hours
 from .scheduling import (
+    Availability,
     Interval,
     SlotRules,
     day_window,
@@ -444,11 +445,12 @@ def is_bookable(
     *,
     except_booking_id: int | None = None,
     busy: list[Interval] | None = None,
+    hours: Availability | None = None,
 ) -> bool:
     """True when `start` is an offered slot of `event_type` right now, holds and limits
     left out (the booking weighs them after, to say which refused it). `busy`: what keeps
     the expert busy around `start`, when the caller has read it already (at least what
-    busy_intervals would give)."""
+    busy_intervals would give); `hours`: the expert's hours, likewise."""
     rules = rules_of(event_type)
     notice = timedelta(minutes=rules.min_notice_minutes)
     if not now + notice <= start < now + timedelta(days=rules.max_days_ahead):
@@ -458,4 +460,6 @@ def is_bookable(
     end = start + timedelta(minutes=event_type.duration_minutes)
     if busy is None:
         busy = busy_intervals(event_type.expert_id, start, end, except_booking_id=except_booking_id)
-    return is_offered(cached_hours(event_type.expert), rules, busy, now=now, start=start)
+    if hours is None:
+        hours = cached_hours(event_type.expert)
+    return is_offered(hours, rules, busy, now=now, start=start)

@@ -66,6 +66,7 @@ def make_booking(sync):
         result = book_slot(
             sync, request, client=client, now=now or NOW, respond=lambda b, t: {"token": t}
         )
-        return result.booking, result.response["token"]
+        # The session's copy (book_slot's is in no session), as a test then re-reads it.
+        return db.session.get(Booking, result.booking.id), result.response["token"]
 
     return make

@@ -43,4 +43,5 @@ def pending_booking(
     result = book_slot(
         event_type, request, client=client, now=now, respond=lambda b, t: {"token": t}
     )
-    return result.booking, result.response["token"]
+    # The session's copy (book_slot's is in no session), as a test then re-reads it.
+    return db.session.get(Booking, result.booking.id), result.response["token"]

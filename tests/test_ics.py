@@ -6,7 +6,9 @@ import icalendar
 import vobject
 
 from expertbook.booking import cancel_booking, reschedule_booking
+from expertbook.extensions import db
 from expertbook.ics import calendar_file
+from expertbook.models import Booking
 from tests.booking_fixtures import NOW, day_ahead
 
 BASE = "http://testserver"
@@ -97,7 +99,8 @@ def test_control_characters_never_reach_the_calendar_file(any_app, sync):
 
     request = check_request(day_ahead(3, 10), "Ann", "ann@example.com", "a\x0bb\x1bc\x7fd\x0c")
     result = book_slot(sync, request, client=None, now=NOW, respond=lambda b, t: {})
-    cancel_booking(result.booking, reason="ill\x1b\x07 today", now=NOW)
-    text = calendar_file([result.booking], BASE, method="CANCEL").decode()
+    booking = db.session.get(Booking, result.booking.id)  # the session's, as a view's
+    cancel_booking(booking, reason="ill\x1b\x07 today", now=NOW)
+    text = calendar_file([booking], BASE, method="CANCEL").decode()
     assert not any(ord(ch) < 32 and ch not in "\r\n" or ord(ch) == 127 for ch in text)
     assert "abcd" in text and "ill today" in text

@@ -167,22 +167,36 @@ def enqueue(rows: list[dict[str, Any]]) -> None:
         return
     session = db.session
     session.execute(_INSERT, rows)
-    if session.get_bind().dialect.name == "postgresql" and notify_due(session):
+    engine = session.get_bind()
+    if engine.dialect.name == "postgresql" and notify_due(engine):
         session.execute(_NOTIFY)
+        session.info[NOTIFY_KEY] = engine
     session.info.setdefault(ENQUEUED_KEY, []).extend(row["uid"] for row in rows)
 
 
-def notify_due(session) -> bool:
-    """Whether the session's transaction, which enqueues, is to NOTIFY the workers: none of
-    this process's commits to its database did within NOTIFY_EVERY. The caller then sends
-    the NOTIFY in the transaction. (Until the first of them commits, several transactions
-    may each carry one.)"""
-    engine = session.get_bind()
+def notify_due(engine) -> bool:
+    """Whether a transaction that enqueues is to NOTIFY the workers: none of this process's
+    commits to the database of `engine` did within NOTIFY_EVERY. The caller then sends the
+    NOTIFY in the transaction, and names the engine to `committed`. (Until the first of
+    them commits, several transactions may each carry one.)"""
     last = _notified.get(engine)
-    if last is not None and time.monotonic() - last < NOTIFY_EVERY:
-        return False
-    session.info[NOTIFY_KEY] = engine
-    return True
+    return last is None or time.monotonic() - last >= NOTIFY_EVERY
+
+
+def committed(uids: Sequence[str], notified=None) -> None:
+    """Messages `uids` were enqueued and are now committed, by a commit that NOTIFYed the
+    workers of the database of engine `notified` (None: it did not): wake this process's
+    workers at once (an idle one would otherwise wait for its next poll). The session's
+    commits report here by themselves (_after_commit); a transaction outside the session
+    (a booking's on PostgreSQL) calls it after its COMMIT."""
+    if notified is not None:
+        _notified[notified] = time.monotonic()
+    if not uids:
+        return
+    for worker in list(running_workers):
+        worker.wake()
+    if has_app_context() and current_app.config.get("DELIVER_INLINE"):
+        db.session.info.setdefault(COMMITTED_KEY, []).extend(uids)
 
 
 _INSERT = sa.insert(OutboxMessage.__table__)
@@ -191,18 +205,7 @@ _NOTIFY = sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, ""))
 
 @sa.event.listens_for(db.session, "after_commit")
 def _after_commit(session) -> None:
-    """Rows were enqueued and are now committed: wake this process's workers at once (an
-    idle one would otherwise wait for its next poll)."""
-    engine = session.info.pop(NOTIFY_KEY, None)
-    if engine is not None:
-        _notified[engine] = time.monotonic()
-    uids = session.info.pop(ENQUEUED_KEY, None)
-    if not uids:
-        return
-    for worker in list(running_workers):
-        worker.wake()
-    if has_app_context() and current_app.config.get("DELIVER_INLINE"):
-        session.info.setdefault(COMMITTED_KEY, []).extend(uids)
+    committed(session.info.pop(ENQUEUED_KEY, None) or (), session.info.pop(NOTIFY_KEY, None))
 
 
 @sa.event.listens_for(db.session, "after_rollback")

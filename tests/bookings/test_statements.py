@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm.exc import DetachedInstanceError
 
 from expertbook import booking_statements as statements
 from expertbook.availability import set_availability
@@ -80,6 +81,40 @@ def test_a_booking_is_two_round_trips_and_prepares_once(pg_app, expert, make_eve
     assert "PREPARE expertbook_insert_booking" not in sent[1]
     assert {"expertbook_lock", "expertbook_read", "expertbook_insert_booking"} <= (prepared_names())
     assert db.session.scalar(sa.select(sa.func.count(Booking.id))) == 3
+
+
+def test_a_booking_holds_one_connection_and_reads_the_hours_on_it(pg_app, expert, make_event_type):
+    """The booking's transaction runs on a pooled connection of its own, outside the
+    session: a view's reads end first (their connection back to the pool), and the
+    expert's hours, not yet cached, are read on the booking's connection, inside its
+    transaction, not through the session on a second one (a burst of first bookings would
+    hold every connection of the pool, each waiting for another)."""
+    event_type = make_event_type(expert, duration_minutes=30)
+    db.session.commit()
+    pool = db.engine.pool
+    held: list[int] = []
+    statements_on: list[tuple[int, str]] = []
+
+    def on_checkout(*_args):
+        held.append(pool.checkedout())
+
+    def on_statement(conn, _cursor, statement, *_args):
+        statements_on.append((id(conn.connection.dbapi_connection), statement))
+
+    sa.event.listen(pool, "checkout", on_checkout)
+    sa.event.listen(db.engine, "before_cursor_execute", on_statement)
+    try:
+        db.session.execute(sa.text("SELECT 1"))  # a view's read, its transaction open
+        book(event_type, 9)  # the first booking of this expert: the hours are not cached
+    finally:
+        sa.event.remove(pool, "checkout", on_checkout)
+        sa.event.remove(db.engine, "before_cursor_execute", on_statement)
+    assert held and max(held) == 1
+    begin = next(i for i, (_, s) in enumerate(statements_on) if s.startswith("BEGIN"))
+    end = next(i for i, (_, s) in enumerate(statements_on) if s.endswith("COMMIT"))
+    booking = statements_on[begin : end + 1]  # (then the idempotency keys' sweep, its own)
+    assert any("availability_rule" in s for _, s in booking[1:-1])
+    assert len({c for c, _ in booking}) == 1
 
 
 def test_the_rows_travel_as_json_and_arrive_as_they_were(pg_app, expert, make_event_type):
@@ -234,7 +269,7 @@ def test_a_lock_timeout_leaves_the_connection_able_to_book(pg_app, expert, make_
     assert "DEALLOCATE ALL" in read and "PREPARE expertbook_read AS" in read
 
 
-def test_the_locked_read_refreshes_what_the_session_holds(pg_app, expert, make_event_type):
+def test_the_booking_is_made_of_what_the_locked_read_read(pg_app, expert, make_event_type):
     event_type = make_event_type(expert, duration_minutes=30)
     db.session.commit()
     # Changed elsewhere after this session loaded it: the booking uses the new duration.
@@ -243,11 +278,17 @@ def test_the_locked_read_refreshes_what_the_session_holds(pg_app, expert, make_e
             sa.text("UPDATE event_type SET duration_minutes = 45 WHERE id = :id"),
             {"id": event_type.id},
         )
-    result = book(event_type, 9)
-    assert result.booking.end_at - result.booking.start_at == timedelta(minutes=45)
-    assert event_type.duration_minutes == 45
-    assert result.booking.event_type is event_type and result.booking.expert is expert
-    assert result.booking.expert.created_at.tzinfo is UTC
+    booking = book(event_type, 9).booking
+    assert booking.end_at - booking.start_at == timedelta(minutes=45)
+    # Its objects are the read's own, in no session; the session's are left as they were.
+    assert booking.event_type.duration_minutes == 45 and event_type.duration_minutes == 30
+    assert booking.event_type.expert is booking.expert
+    assert booking.expert.id == expert.id and booking.expert.created_at.tzinfo is UTC
+    assert sa.inspect(booking).detached and sa.inspect(booking.event_type).detached
+    assert booking not in db.session and booking.expert not in db.session
+    # What the read did not give is not loaded: an error, never a silent None.
+    with pytest.raises(DetachedInstanceError):
+        booking.expert.availability_rules  # noqa: B018
 
 
 def test_warm_up_prepares_them_for_the_first_booking(pg_app, expert, make_event_type, sent):

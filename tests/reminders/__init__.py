@@ -41,7 +41,8 @@ def book(
             "manage_url": f"http://testserver/bookings/{b.uid}?token={token}"
         },
     )
-    return result.booking, result.response["manage_url"]
+    # The session's copy (book_slot's is in no session), as a test then re-reads it.
+    return db.session.get(Booking, result.booking.id), result.response["manage_url"]
 
 
 def reminders_of(booking: Booking, status: str | None = None) -> list[OutboxMessage]:
