@@ -14,6 +14,7 @@ from werkzeug.routing import IntegerConverter
 from config import CONFIGS, INSTANCE_DIR, Config, normalize_database_url
 
 from . import static_urls
+from .cookie_sessions import CookieSessions
 from .extensions import csrf, db, limiter, login_manager, migrate, socketio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +41,7 @@ def create_app(config_class: type[Config] | str | None = None, **overrides) -> F
     )
     app.config.from_object(config_class)
     app.config.update(overrides)
+    app.session_interface = CookieSessions()
     # An override names the database too: the same driver choice as the environment's.
     uri = normalize_database_url(app.config["SQLALCHEMY_DATABASE_URI"])
     app.config["SQLALCHEMY_DATABASE_URI"] = uri
