@@ -160,7 +160,7 @@ def book_slot(
         raise SlotUnavailable("That time is not available.")
     fingerprint = _fingerprint(request, client)
     holder = holder or Holder()
-    postgres = db.session.get_bind().dialect.name == "postgresql"
+    postgres = db.engine.dialect.name == "postgresql"  # (asking the session would make one)
     try:
         # PostgreSQL: on a connection of its own, outside the session (database.py).
         with booking_transaction(inline_settings=postgres, own_connection=postgres) as in_band:

@@ -420,8 +420,9 @@ def booking_transaction(
     bound = wait_bound(timeout_ms * 2 / 1000 + STATEMENT_GRACE)
     if inline_settings and own_connection:
         # The view's reads (if any) end here, and their connection goes back to the pool
-        # (what they loaded stays loaded): a request holds one connection at a time.
-        if session().in_transaction():
+        # (what they loaded stays loaded): a request holds one connection at a time. A
+        # request that has no session yet (an API booking) is not given one.
+        if session.registry.has() and session().in_transaction():
             session.commit()
         with bound, _own_connection(settings) as in_band:
             yield in_band
