@@ -69,8 +69,16 @@ def create_app(config_class: type[Config] | str | None = None, **overrides) -> F
     return app
 
 
+def header_names(response: Response) -> set[str]:
+    """The names of the headers `response` has, lowercase. Asking werkzeug's Headers for a
+    header that is missing (get, pop, `in`, setdefault) raises and catches an HTTPException
+    inside: the hooks every answer runs read the names once."""
+    return {name.lower() for name, _ in response.headers}
+
+
 def note_retry_after(response: Response) -> Response:
-    g.own_retry_after = response.headers.get("Retry-After")
+    if "retry-after" in header_names(response):
+        g.own_retry_after = response.headers["Retry-After"]
     return response
 
 
@@ -78,8 +86,8 @@ def restore_retry_after(response: Response) -> Response:
     own = g.pop("own_retry_after", None)
     if own is not None:
         response.headers["Retry-After"] = own
-    elif response.status_code != 429:
-        response.headers.pop("Retry-After", None)
+    elif response.status_code != 429 and "retry-after" in header_names(response):
+        del response.headers["Retry-After"]
     return response
 
 
@@ -309,10 +317,15 @@ def register_security_headers(app: Flask) -> None:
         ]
     )
 
+    headers = [
+        ("Content-Security-Policy", csp),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "strict-origin-when-cross-origin"),
+    ]
+
     @app.after_request
     def security_headers(response):
-        response.headers.setdefault("Content-Security-Policy", csp)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        present = header_names(response)  # a view's own value stays
+        response.headers.extend([(k, v) for k, v in headers if k.lower() not in present])
         return response
