@@ -50,7 +50,10 @@ def api_user(*, required: bool = True) -> User | None:
     user: User | None = None
     if header:
         user = _token_user(header)
-    elif current_user.is_authenticated:
+    # Without a cookie nobody is signed in (the session and remember-me are cookies, and
+    # there is no other loader): Flask-Login, which would build an anonymous user for it,
+    # is not asked.
+    elif request.cookies and current_user.is_authenticated:
         if request.method not in SAFE_METHODS:
             try:
                 validate_csrf(request.headers.get("X-CSRFToken"))
