@@ -449,14 +449,14 @@ def _own_connection(settings: str) -> Iterator[InBand]:
     """The booking transaction on a connection of the pool's that the ORM session never
     sees: a booking on PostgreSQL writes through booking_statements.py alone, and the
     session's bookkeeping around it (its transaction, connection and commit, adding the
-    objects read) cost about a fifth of a booking's CPU. Statements go through the
+    objects read) cost about 15% of a booking's CPU in-process. Statements go through the
     connection all the same, so errors are SQLAlchemy's (a lost connection invalidated,
     wrapped as OperationalError...), and a lock wait that ran out is BookingBusy.
 
     As in _in_band, BEGIN and COMMIT travel with the block's first and last statements;
     a block that ends without its `closing` (a replayed answer writes nothing) is
-    committed after it, and one that fails is rolled back. The block commits nothing
-    through the session: what it writes there stays unwritten."""
+    committed after it, and one that fails is rolled back. Nothing the block does through
+    the session is part of this transaction."""
     try:
         connection = db.engine.connect()
         try:
