@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -95,9 +96,10 @@ class Locked:
     # (start, expires_at) of others' live holds of the event type that its limits count too
     # ([] without limits): a held place is taken while its hold lasts.
     counted_holds: list[tuple[datetime, datetime]] = field(default_factory=list)
-    # The expert's hours at the version read, when the read has them (else the slot check
-    # asks the expert object, through the session).
-    hours: Availability | None = None
+    # How to read the expert's hours in the transaction, should the slot check need them and
+    # this process not have them cached at the version read (None: through the expert
+    # object's session).
+    load_hours: Callable[[User], Availability] | None = None
 
 
 def check_free(
@@ -113,7 +115,7 @@ def check_free(
     Raises:
         SlotUnavailable, LimitReached, SlotHeld.
     """
-    if not is_bookable(event_type, start, now, busy=locked.busy, hours=locked.hours):
+    if not is_bookable(event_type, start, now, busy=locked.busy, load_hours=locked.load_hours):
         raise SlotUnavailable("That time is not available.")
     if has_limits(event_type) and limit_reached(
         locked.counted,

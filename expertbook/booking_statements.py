@@ -53,7 +53,6 @@ from .extensions import db
 from .models import Booking, EventType, Hold, IdempotencyKey, User
 from .outbox.models import OutboxMessage
 from .outbox.queue import NOTIFY_CHANNEL, committed, notify_due
-from .schedule_cache import cached_hours
 from .scheduling import Availability, Interval
 from .slots import (
     LiveHold,
@@ -313,8 +312,8 @@ def read_locked(
     id: `earlier` None, `booking_id` 0).
 
     The expert and the event type are objects of no session (adopt), with the event type's
-    `expert`; the expert's hours come with them, read on the same connection when this
-    process has not cached them at the version read (_hours)."""
+    `expert`; and how to read the expert's hours on the same connection, inside the
+    transaction, should the slot check need them (_hours)."""
     params = read_params(event_type_id, start, idempotency_key, holder, now)
     parts = [in_band.opening] if in_band.opening else []
     connection = in_band.connection or db.session.connection()
@@ -336,7 +335,7 @@ def read_locked(
     return Locked(
         expert=expert,
         event_type=event_type,
-        hours=cached_hours(expert, load=lambda expert: _hours(connection, expert)),
+        load_hours=lambda expert: _hours(connection, expert),
         event_type_ids=tuple(type_id for type_id, _, _ in rooms),
         busy=busy,
         earlier=tuple(earlier) if earlier is not None else None,
@@ -462,7 +461,10 @@ def adopt(cls, row: list[Any], **related: Any):
 def _hours(connection: sa.Connection, expert: User) -> Availability:
     """The expert's hours read on `connection`, in the transaction that read `expert` (so
     at the version it read): their relationships load through a session of that
-    connection's own, for adopt's objects load nothing."""
+    connection's own, for adopt's objects load nothing. Closing that session ends no
+    transaction: on the session's connection (a hold) it joined the session's; on a
+    booking's own one, in autocommit mode with BEGIN sent in band, psycopg2's rollback
+    sends nothing (as database._in_band relies on too)."""
     with Session(bind=connection) as session:
         return availability_of(session.merge(expert, load=False))
 

@@ -157,12 +157,10 @@ def slot_answers() -> AnswerCache:
     return current_app.extensions.setdefault("expertbook.slot_answers", AnswerCache())
 
 
-def cached_hours(
-    expert: User, load: Callable[[User], Availability] = availability_of
-) -> Availability:
+def cached_hours(expert: User, load: Callable[[User], Availability] | None = None) -> Availability:
     """The expert's working hours, from this process's cache when `expert.hours_version`
     (read in the caller's transaction) is the one they were loaded at, else from the
-    database (`load`: how, in that transaction).
+    database (`load`: how, in that transaction; default through the expert's session).
 
     Hours cannot change without bumping the version, so what is loaded after reading the
     version is never older than its key (at worst newer, when a change committed between
@@ -175,6 +173,6 @@ def cached_hours(
     key = (expert.id, expert.hours_version)
     hours = cache.get(key)
     if hours is None:
-        hours = load(expert)
+        hours = (load or availability_of)(expert)
         cache.put(key, hours, size=1)
     return hours

@@ -5,6 +5,7 @@ calendars), live holds weighed beside it, and the bookings a limit per day or we
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from .extensions import db
-from .models import MAX_DAYS_AHEAD, EventType, Hold
+from .models import MAX_DAYS_AHEAD, EventType, Hold, User
 from .schedule_cache import cached_hours
 from .scheduling import (
     Availability,
@@ -445,12 +446,13 @@ def is_bookable(
     *,
     except_booking_id: int | None = None,
     busy: list[Interval] | None = None,
-    hours: Availability | None = None,
+    load_hours: Callable[[User], Availability] | None = None,
 ) -> bool:
     """True when `start` is an offered slot of `event_type` right now, holds and limits
     left out (the booking weighs them after, to say which refused it). `busy`: what keeps
     the expert busy around `start`, when the caller has read it already (at least what
-    busy_intervals would give); `hours`: the expert's hours, likewise."""
+    busy_intervals would give); `load_hours`: how to read the expert's hours in the
+    caller's transaction when this process has not cached them (cached_hours)."""
     rules = rules_of(event_type)
     notice = timedelta(minutes=rules.min_notice_minutes)
     if not now + notice <= start < now + timedelta(days=rules.max_days_ahead):
@@ -460,6 +462,5 @@ def is_bookable(
     end = start + timedelta(minutes=event_type.duration_minutes)
     if busy is None:
         busy = busy_intervals(event_type.expert_id, start, end, except_booking_id=except_booking_id)
-    if hours is None:
-        hours = cached_hours(event_type.expert)
+    hours = cached_hours(event_type.expert, load_hours)
     return is_offered(hours, rules, busy, now=now, start=start)

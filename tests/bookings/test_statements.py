@@ -117,6 +117,25 @@ def test_a_booking_holds_one_connection_and_reads_the_hours_on_it(pg_app, expert
     assert len({c for c, _ in booking}) == 1
 
 
+def test_the_hours_are_read_only_when_the_slot_check_needs_them(
+    pg_app, expert, make_event_type, sent
+):
+    """Not cached yet, the expert's hours are read in the booking's transaction, but only
+    once the start has passed the checks that need none (here: beyond the horizon)."""
+    from expertbook.booking import SlotUnavailable
+
+    event_type = make_event_type(expert, max_days_ahead=1)
+    pg_app.extensions.pop("expertbook.hours", None)
+    with pytest.raises(SlotUnavailable):
+        book(event_type, 9)  # three days ahead
+    assert sent and not any("availability_rule" in statement for statement in sent)
+    event_type.max_days_ahead = 30
+    db.session.commit()
+    sent.clear()
+    book(event_type, 9)
+    assert any("availability_rule" in statement for statement in sent)
+
+
 def test_the_rows_travel_as_json_and_arrive_as_they_were(pg_app, expert, make_event_type):
     """The write sends each table's rows as one JSON text (json_populate_recordset): text
     with quotes, backslashes and non-ASCII letters, a JSON column's nesting, NULLs and
