@@ -77,8 +77,9 @@ def header_names(response: Response) -> set[str]:
 
 
 def note_retry_after(response: Response) -> Response:
-    if "retry-after" in header_names(response):
-        g.own_retry_after = response.headers["Retry-After"]
+    # (None when it has none: hooks that run again on an error's 500 forget the first's.)
+    own = "retry-after" in header_names(response)
+    g.own_retry_after = response.headers["Retry-After"] if own else None
     return response
 
 

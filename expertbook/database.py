@@ -422,8 +422,11 @@ def booking_transaction(
         # The view's reads (if any) end here, and their connection goes back to the pool
         # (what they loaded stays loaded): a request holds one connection at a time. A
         # request that has no session yet (an API booking) is not given one.
-        if session.registry.has() and session().in_transaction():
-            session.commit()
+        if session.registry.has():
+            open_session = session()
+            pending = open_session.new or open_session.dirty or open_session.deleted
+            if open_session.in_transaction() or pending:
+                open_session.commit()
         with bound, _own_connection(settings) as in_band:
             yield in_band
         return
