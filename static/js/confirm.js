@@ -130,7 +130,9 @@
   /** Renew our hold, which also checks that it is still ours. A 404 (expired, or ended by
    * another tab of this browser) or a 409 (past a hold's longest life) loses it for good. */
   async function renew() {
-    if (busy || !hold) return;
+    // Not once the form is sent: the booking ends the hold (a renewal racing it found the
+    // hold gone: a 404 in the console of a booking that went through).
+    if (busy || !hold || sending) return;
     busy = true;
     const current = hold;
     try {
@@ -200,7 +202,7 @@
     // The hold could not be bound: past its longest life it is lost; otherwise (another tab
     // may have taken it over) check it.
     socket.on("error", (payload) => {
-      if (!payload || !hold) return;
+      if (!payload || !hold || sending) return;
       if (payload.code === "hold_expired") lose();
       else if (payload.code === "unknown_hold") renew();
     });
