@@ -20,7 +20,6 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import make_transient_to_detached
 
 from . import booking_statements as statements
 
@@ -163,7 +162,7 @@ def book_slot(
     postgres = db.engine.dialect.name == "postgresql"  # (asking the session would make one)
     try:
         # PostgreSQL: on a connection of its own, outside the session (database.py).
-        with booking_transaction(inline_settings=postgres, own_connection=postgres) as in_band:
+        with booking_transaction(own_connection=postgres) as in_band:
             # Held for the whole transaction: the slot check below reads its hours.
             if postgres:
                 locked = statements.read_locked(
@@ -229,7 +228,11 @@ def _book_locked(
         values["id"] = locked.booking_id
     else:
         values["id"] = db.session.execute(_INSERT_BOOKING, values).inserted_primary_key[0]
-    booking = _adopt_booking(values, event_type, locked.expert, client)
+    # Detached, as if loaded: the ORM's unit of work would cost several times more CPU per
+    # booking; the schedule version it would bump on flush is bumped by the lock.
+    booking = statements.detached(
+        Booking, values, event_type=event_type, expert=locked.expert, client=client
+    )
     response = respond(booking, token)
     # Its mails, reminders, webhooks and write-back commit with it (the outbox).
     change = "requested" if booking.is_pending else "booked"
@@ -336,20 +339,6 @@ def _booking_values(
         created_at=created,
         updated_at=created,
     ), token
-
-
-def _adopt_booking(
-    values: dict[str, Any], event_type: EventType, expert: User, client: User | None
-) -> Booking:
-    """The inserted booking as a detached object with its relations, as if loaded and let
-    go (booking_statements.adopt): the ORM's unit of work would cost several times more
-    CPU per booking; the schedule version it would bump on flush is bumped by the lock."""
-    booking = Booking()
-    # A new object has no history to keep: the values as loaded ones, which
-    # make_transient_to_detached marks committed (no attribute event each).
-    booking.__dict__.update(values, event_type=event_type, expert=expert, client=client)
-    make_transient_to_detached(booking)
-    return booking
 
 
 _INSERT_BOOKING = sa.insert(Booking.__table__)

@@ -450,6 +450,12 @@ def adopt(cls, row: list[Any], **related: Any):
         attribute: _instant(value) if instant and value is not None else value
         for (attribute, instant), value in zip(_attributes(cls), row, strict=True)
     }
+    return detached(cls, values, **related)
+
+
+def detached(cls, values: dict[str, Any], **related: Any):
+    """A detached object of `cls` with these attribute `values` and `related` objects,
+    as if loaded (adopt's, and the booking just written)."""
     obj = sa.inspect(cls).class_manager.new_instance()
     # A new instance has no history to keep: its values as loaded ones (which
     # make_transient_to_detached then marks committed), without an event per attribute.

@@ -394,8 +394,8 @@ def booking_transaction(
     With `inline_settings`, on PostgreSQL, the block sends the transaction's settings and
     its BEGIN with its first statement and may end its last one with the COMMIT (the
     InBand it gets, see _in_band); otherwise, and on SQLite, the block gets an empty InBand.
-    With `own_connection` too, on PostgreSQL, the transaction runs outside the session,
-    on a pooled connection of its own (_own_connection).
+    With `own_connection`, on PostgreSQL, the same, and the transaction runs outside the
+    session, on a pooled connection of its own (_own_connection).
     """
     session = db.session
     timeout_ms = int(current_app.config["BOOKING_LOCK_TIMEOUT_MS"])
@@ -418,7 +418,7 @@ def booking_transaction(
         f"SET LOCAL lock_timeout = {timeout_ms}; SET LOCAL statement_timeout = {timeout_ms * 2}"
     )
     bound = wait_bound(timeout_ms * 2 / 1000 + STATEMENT_GRACE)
-    if inline_settings and own_connection:
+    if own_connection:
         # The view's reads (if any) end here, and their connection goes back to the pool
         # (what they loaded stays loaded): a request holds one connection at a time. A
         # request that has no session yet (an API booking) is not given one.
