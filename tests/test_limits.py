@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from flask_limiter import Limiter
 
 from config import TestingConfig
 from expertbook import create_app
@@ -33,6 +34,16 @@ def app_with_limits(tmp_path, **config):
 @pytest.fixture
 def limited_app(tmp_path):
     yield from app_with_limits(tmp_path)
+
+
+def test_with_limits_off_a_limited_view_evaluates_none(client, sync, monkeypatch):
+    # Flask-Limiter evaluates a decorated view's limits even while they are off.
+    evaluated = []
+    monkeypatch.setattr(Limiter, "_check_request_limit", lambda *a, **k: evaluated.append(a))
+    path = f"/api/v1/event-types/{sync.id}/bookings"
+    body = {"start": "not a time", "name": "A", "email": "a@example.com"}
+    statuses = [client.post(path, json=body).status_code for _ in range(61)]
+    assert statuses == [422] * 61 and evaluated == []
 
 
 def test_login_attempts_per_account_are_limited(limited_app, make_user):
