@@ -81,6 +81,8 @@ class Locked:
     expert: User
     event_type: EventType
     event_type_ids: tuple[int, ...]
+    # What keeps the expert busy, each widened by its own type's buffers: at least all of
+    # it that reaches the slot (PostgreSQL's read gives only that).
     busy: list[Interval]
     # (request_hash, booking_id, response) stored with the idempotency key, if any.
     earlier: tuple[str, int, dict] | None

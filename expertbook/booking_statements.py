@@ -7,9 +7,10 @@ statement, in the ORM and the driver.
    multi-statement string. Under READ COMMITTED each statement of it takes a fresh
    snapshot, so the SELECT, which runs once the lock is held, sees every booking and hold
    committed before: the expert, the booked event type, the ids of all their event types
-   (the rooms to tell), what is around the start (what keeps them busy, the live holds,
-   the holder's own holds of the expert, the starts the event type's limits count when it
-   has limits: one subquery, as each subquery costs the planner more than running it), the
+   (the rooms to tell), what is around the start (what keeps them busy within reach of
+   the booked slot, its buffers and theirs included, the live holds, the holder's own
+   holds of the expert, the starts the event type's limits count when it has limits: one
+   subquery, as each subquery costs the planner more than running it), the
    stored answer of the idempotency key, their webhook endpoints, whether a calendar
    receives their bookings, and an id for the new booking. A hold (holds.place_hold) runs
    the same read without those last four.
@@ -221,6 +222,9 @@ nextval(pg_get_serial_sequence('booking', 'id'))"""
  ORDER BY t.id) FROM event_type AS t WHERE t.expert_id = u.id),
 (SELECT json_agg(a.row) FROM (
  SELECT json_build_array(b.s, b.e, b.before, b.after) FROM ({busy}) AS b(s, e, before, after)
+ WHERE b.s - make_interval(mins => b.before + e.duration_minutes + e.buffer_after_minutes)
+  < %(start)s
+ AND b.e + make_interval(mins => b.after + e.buffer_before_minutes) > %(start)s
  UNION ALL
  SELECT json_build_array(h.id, h.event_type_id, h.start_at, h.end_at, h.expires_at,
  h.token_hash, h.session_key, h.created_at) FROM slot_hold AS h WHERE h.expert_id = u.id
@@ -284,8 +288,10 @@ def read_params(
     upper = start + timedelta(minutes=1)
     return {
         # A slot starting at `start` ends within the longest duration: the busy query's
-        # range covers every event type's slot.
+        # range covers every event type's slot; of its rows, only those that reach the
+        # booked type's slot at `start` (buffers on both sides) are read.
         **busy_params(start, upper),
+        "start": start,
         **count_params(start, upper),
         "now": now,
         "event_type_id": event_type_id,
@@ -359,7 +365,7 @@ def _around(
     list[Interval], list[LiveHold], list[Hold], list[datetime], list[tuple[datetime, datetime]]
 ]:
     """The `around` column's rows, told apart by their length (see _read): what keeps
-    the expert busy, the live holds of others around the start (widened by their event
+    the expert busy at the slot, the live holds of others around the start (widened by their event
     type's `buffers`), the holder's own holds, the starts the limits count, and the others'
     live holds they count too."""
     minute = timedelta(minutes=1)

@@ -14,9 +14,9 @@ from sqlalchemy.orm.exc import DetachedInstanceError
 
 from expertbook import booking_statements as statements
 from expertbook.availability import set_availability
-from expertbook.booking import book_slot, check_request
+from expertbook.booking import SlotUnavailable, book_slot, check_request
 from expertbook.booking_checks import Holder
-from expertbook.database import BookingBusy
+from expertbook.database import BookingBusy, booking_transaction
 from expertbook.extensions import db
 from expertbook.models import Booking, IdempotencyKey
 from expertbook.outbox.events import booking_messages
@@ -411,3 +411,56 @@ def test_the_locked_read_reads_only_the_bookings_around_the_start(
         read_rows = scan["Actual Rows"] + scan.get("Rows Removed by Filter", 0)
         assert read_rows * scan["Actual Loops"] <= days, scan
     assert book(event_type, 9).booking.start_at == start  # and the booking still stands
+
+
+def test_the_locked_read_gives_only_the_busy_times_that_reach_the_slot(
+    pg_app, expert, make_event_type
+):
+    """Of what keeps the expert busy around the start (the busy query's day and a half
+    either side, for the longest durations and buffers), the read gives only what reaches
+    the booked slot, its buffers and theirs included: the slot check weighs nothing else,
+    and each row read costs the booking its decoding."""
+    booked = make_event_type(
+        expert, duration_minutes=30, buffer_before_minutes=10, buffer_after_minutes=10
+    )
+    long_after = make_event_type(expert, duration_minutes=30, buffer_after_minutes=120)
+    long_before = make_event_type(expert, duration_minutes=30, buffer_before_minutes=30)
+    # The slot at 09:00 with its buffers keeps 08:50-09:40; each booking's own reach is
+    # its time widened by its type's buffers.
+    bookings = [
+        (DAY.replace(hour=6), long_after),  # 06:00-08:30: clear
+        (DAY.replace(hour=6, minute=30), long_after),  # 06:30-09:00: reaches
+        (DAY.replace(hour=7), booked),  # 06:50-07:40: clear
+        (DAY.replace(hour=8, minute=10), booked),  # 08:00-08:50: touches, clear
+        (DAY.replace(hour=10), long_before),  # 09:30-10:30: reaches
+        (DAY.replace(hour=11), booked),  # 10:50-11:40: clear
+        (DAY.replace(hour=9) - timedelta(days=1), booked),  # the day before: clear
+    ]
+    for n, (start, event_type) in enumerate(bookings):
+        db.session.execute(
+            sa.text(
+                """INSERT INTO booking (uid, expert_id, event_type_id, name, email, notes,
+                start_at, end_at, status, video_url, cancel_reason, sequence,
+                manage_token_hash, created_at, updated_at)
+                VALUES (:uid, :expert, :event_type, 'Ann', 'ann@example.com', '', :start,
+                :start + interval '30 min', 'confirmed', '', '', 0, :uid, now(), now())"""
+            ),
+            {"uid": f"around-{n}", "expert": expert.id, "event_type": event_type.id,
+             "start": start},
+        )  # fmt: skip
+    db.session.commit()
+
+    def busy_at(start: datetime) -> list[tuple[datetime, datetime]]:
+        with booking_transaction(own_connection=True) as in_band:
+            locked = statements.read_locked(in_band, booked.id, start, None, Holder(), NOW)
+        return sorted((interval.start, interval.end) for interval in locked.busy)
+
+    at = DAY.replace  # (UTC)
+    assert busy_at(at(hour=9)) == [
+        (at(hour=6, minute=30), at(hour=9)),
+        (at(hour=9, minute=30), at(hour=10, minute=30)),
+    ]
+    assert busy_at(at(hour=13)) == []
+    with pytest.raises(SlotUnavailable):
+        book(booked, 9)
+    assert book(booked, 13).booking.start_at == at(hour=13)
