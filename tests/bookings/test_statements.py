@@ -20,6 +20,7 @@ from expertbook.database import BookingBusy, booking_transaction
 from expertbook.extensions import db
 from expertbook.models import Booking, IdempotencyKey
 from expertbook.outbox.events import booking_messages
+from tests.calendars.test_busy import add_busy
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 DAY = (NOW + timedelta(days=3)).replace(hour=0, minute=0)
@@ -449,6 +450,9 @@ def test_the_locked_read_gives_only_the_busy_times_that_reach_the_slot(
              "start": start},
         )  # fmt: skip
     db.session.commit()
+    # A calendar's busy times block without buffers of their own.
+    add_busy(expert, (DAY.replace(hour=8, minute=30), DAY.replace(hour=8, minute=50)))  # clear
+    add_busy(expert, (DAY.replace(hour=9, minute=35), DAY.replace(hour=9, minute=50)))  # reaches
 
     def busy_at(start: datetime) -> list[tuple[datetime, datetime]]:
         with booking_transaction(own_connection=True) as in_band:
@@ -459,6 +463,7 @@ def test_the_locked_read_gives_only_the_busy_times_that_reach_the_slot(
     assert busy_at(at(hour=9)) == [
         (at(hour=6, minute=30), at(hour=9)),
         (at(hour=9, minute=30), at(hour=10, minute=30)),
+        (at(hour=9, minute=35), at(hour=9, minute=50)),
     ]
     assert busy_at(at(hour=13)) == []
     with pytest.raises(SlotUnavailable):
