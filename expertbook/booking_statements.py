@@ -365,9 +365,9 @@ def _around(
     list[Interval], list[LiveHold], list[Hold], list[datetime], list[tuple[datetime, datetime]]
 ]:
     """The `around` column's rows, told apart by their length (see _read): what keeps
-    the expert busy at the slot, the live holds of others around the start (widened by their event
-    type's `buffers`), the holder's own holds, the starts the limits count, and the others'
-    live holds they count too."""
+    the expert busy at the slot, the live holds of others around the start (widened by
+    their event type's `buffers`), the holder's own holds, the starts the limits count, and
+    the others' live holds they count too."""
     minute = timedelta(minutes=1)
     busy: list[Interval] = []
     holds: list[LiveHold] = []
