@@ -548,15 +548,15 @@ def main() -> int:
 
         # 7. Booking throughput without and with the outbox, each on a fresh server pair,
         # on slots of their own (minutes OUTBOX_OFFSETS of the same days), taking turns
-        # five times (the ratio is of the medians: one pair each swings with
+        # five times (the ratio is the median of the turns' own: one pair each swings with
         # whatever else the machine does); then once with the servers delivering too.
         # The turns alternate which goes first (without, with; with, without; ...): the
         # rate drifts down as the run fills the database, and a fixed order would charge
         # that drift to whichever always goes second.
         # Each "with" turn is followed by a turn of the bare pair (up since 4.), on its
         # experts' slots at the same minutes: the booking path's ratio to the bare booking
-        # is of medians taken side by side, not of one bare run minutes later, while other
-        # work on the machine comes and goes.
+        # is the median of those turns' ratios, each taken side by side, not of one bare run
+        # minutes later, while other work on the machine comes and goes.
         bare_path = "/book/{}"
         bare_ping_path = lambda i: ("GET", "/ping", None)  # noqa: E731
         run_load(bare_servers, bare_ping_path, warmup, size.threads, deadline=10)
