@@ -311,6 +311,30 @@ def test_the_booking_is_made_of_what_the_locked_read_read(pg_app, expert, make_e
         booking.expert.availability_rules  # noqa: B018
 
 
+def test_a_detached_object_is_as_make_transient_to_detached_makes_it(pg_app, expert):
+    from sqlalchemy.orm import make_transient_to_detached
+
+    values = {column.key: None for column in sa.inspect(Booking).column_attrs}
+    values.update(id=7, uid="u" * 24, name="Ann", start_at=DAY, end_at=DAY + timedelta(hours=1))
+    made = statements.detached(Booking, values, expert=expert)
+    reference = sa.inspect(Booking).class_manager.new_instance()  # as it was made before
+    reference.__dict__.update(values, expert=expert)
+    make_transient_to_detached(reference)
+    for obj in (made, reference):
+        state = sa.inspect(obj)
+        assert state.detached and state.key == (Booking, (7,), None)
+        assert not state.committed_state and not state.expired_attributes and not state.modified
+        assert obj.name == "Ann" and obj.expert is expert and obj.notes is None
+        with pytest.raises(DetachedInstanceError):  # not given, not loaded: never a None
+            obj.event_type  # noqa: B018
+    # A column not given is expired, as make_transient_to_detached expires it.
+    del values["name"]
+    partial = statements.detached(Booking, values)
+    assert sa.inspect(partial).key == (Booking, (7,), None)
+    with pytest.raises(DetachedInstanceError):
+        partial.name  # noqa: B018
+
+
 def test_warm_up_prepares_them_for_the_first_booking(pg_app, expert, make_event_type, sent):
     from expertbook.booking import warm_up
 
