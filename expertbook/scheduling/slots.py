@@ -63,6 +63,8 @@ MINUTES_PER_DAY = 1440  # also the "24:00" end of a day
 _ONE_DAY = timedelta(days=1)
 _ZERO = timedelta(0)
 _MICROSECOND = timedelta(microseconds=1)
+# Local days whose intervals an Availability keeps (more than a year of slot pages).
+_UTC_DAYS_KEPT = 1000
 _HHMM_RE = re.compile(r"([0-9]{2}):([0-9]{2})")
 
 
@@ -96,6 +98,12 @@ class Availability:
     timezone: str
     weekly: Mapping[int, Sequence[tuple[int, int]]]
     overrides: Mapping[date, Sequence[tuple[int, int]]] = field(default_factory=dict)
+    # Each local day's working intervals in UTC, as working_intervals found them: the hours
+    # of an expert's version are kept for many requests (schedule_cache.cached_hours), and
+    # every booking check asks for the same three days.
+    _utc_days: dict[date, list[Interval]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         zone(self.timezone)
@@ -237,14 +245,21 @@ def working_intervals(
         collapse inside a DST gap are dropped (see the module docstring).
     """
     tz = zone(availability.timezone)
+    known = availability._utc_days
+    if len(known) > _UTC_DAYS_KEPT:
+        known.clear()
     result: list[Interval] = []
     day = first_day
     while day <= last_day:
-        for start_minute, end_minute in availability.hours_for(day):
-            start = local_to_utc(day, start_minute, tz)
-            end = local_to_utc(day, end_minute, tz)
-            if end > start:
-                result.append(Interval(start, end))
+        intervals = known.get(day)
+        if intervals is None:
+            intervals = known[day] = []
+            for start_minute, end_minute in availability.hours_for(day):
+                start = local_to_utc(day, start_minute, tz)
+                end = local_to_utc(day, end_minute, tz)
+                if end > start:
+                    intervals.append(Interval(start, end))
+        result += intervals
         day += _ONE_DAY
     # Dates come in order, but gap-shifted boundaries can reorder a day's intervals.
     result.sort(key=lambda iv: (iv.start, iv.end))

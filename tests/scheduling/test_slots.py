@@ -330,6 +330,29 @@ def test_working_intervals_london_across_both_changes() -> None:
     ]
 
 
+def test_working_intervals_works_each_day_out_once_per_availability(monkeypatch) -> None:
+    from expertbook.scheduling import slots
+
+    availability = Availability("Europe/London", EVERY_DAY)
+    # Sat 24 Oct to Mon 26 Oct (the change back to GMT on the Sunday), asked for twice, and
+    # then a range overlapping it: the same answers, and each day's hours converted once.
+    first = working_intervals(availability, date(2026, 10, 24), date(2026, 10, 26))
+    calls = []
+    convert = slots.local_to_utc
+    monkeypatch.setattr(slots, "local_to_utc", lambda *a: calls.append(a[0]) or convert(*a))
+    assert working_intervals(availability, date(2026, 10, 24), date(2026, 10, 26)) == first
+    assert calls == []
+    wider = working_intervals(availability, date(2026, 10, 25), date(2026, 10, 27))
+    assert wider == [*first[1:], Interval(utc(2026, 10, 27, 9), utc(2026, 10, 27, 17))]
+    assert calls == [date(2026, 10, 27)] * 2
+    # Another availability (other hours, the same days) works out its own.
+    other = Availability("Europe/London", {day: [(600, 660)] for day in range(7)})
+    assert working_intervals(other, date(2026, 10, 24), date(2026, 10, 24)) == [
+        Interval(utc(2026, 10, 24, 9), utc(2026, 10, 24, 10))
+    ]
+    assert other == Availability("Europe/London", {day: [(600, 660)] for day in range(7)})
+
+
 def test_working_intervals_empty_range_and_overrides() -> None:
     availability = Availability(
         "UTC",
