@@ -517,8 +517,8 @@ def _written(table: sa.Table) -> list[sa.Column]:
 # not as a parameter per column: psycopg2 quotes each parameter by itself, and a booking's
 # 80-odd (the booking, its key, four messages) cost more CPU than the rest of the round trip
 # (in-process: 276 us of the string's 463 us; quoting the JSON texts costs 25 us, the whole
-# string 228 us). A nested JSON value goes into a json column as it is, a JSON null is NULL,
-# and an ISO 8601 text with its offset a timestamptz.
+# string 228 us). A nested JSON value goes into a json column as it is, a key left out is
+# NULL, and an ISO 8601 text with its offset a timestamptz.
 _INSERTS: dict[str, Prepared] = {}
 
 
@@ -571,7 +571,8 @@ def _rows_json(table: sa.Table, rows: Sequence[dict[str, Any]]) -> str:
         values = {}
         for name, instant in names:
             value = row[name]
-            values[name] = value.isoformat() if instant and value is not None else value
+            if value is not None:  # a key left out is NULL too, and neither written nor read
+                values[name] = value.isoformat() if instant else value
         encoded.append(values)
     return json.dumps(encoded, separators=(",", ":"))
 
