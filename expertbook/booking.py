@@ -157,7 +157,8 @@ def book_slot(
     # A retry of a booking whose time has just begun still gets its first answer.
     if not within_any_horizon(request.start, now, past=IDEMPOTENCY_TTL):
         raise SlotUnavailable("That time is not available.")
-    fingerprint = _fingerprint(request, client)
+    # What a retry with the key must match (without a key there is nothing to match).
+    fingerprint = _fingerprint(request, client) if idempotency_key else ""
     holder = holder or Holder()
     postgres = db.engine.dialect.name == "postgresql"  # (asking the session would make one)
     try:
