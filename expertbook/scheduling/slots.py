@@ -63,8 +63,9 @@ MINUTES_PER_DAY = 1440  # also the "24:00" end of a day
 _ONE_DAY = timedelta(days=1)
 _ZERO = timedelta(0)
 _MICROSECOND = timedelta(microseconds=1)
-# Local days whose intervals an Availability keeps (more than a year of slot pages).
-_UTC_DAYS_KEPT = 1000
+# Local days whose intervals an Availability keeps: a booking check's three days many times
+# over, while the process keeps thousands of experts' hours (cached_hours).
+_UTC_DAYS_KEPT = 16
 _HHMM_RE = re.compile(r"([0-9]{2}):([0-9]{2})")
 
 
@@ -98,9 +99,9 @@ class Availability:
     timezone: str
     weekly: Mapping[int, Sequence[tuple[int, int]]]
     overrides: Mapping[date, Sequence[tuple[int, int]]] = field(default_factory=dict)
-    # Each local day's working intervals in UTC, as working_intervals found them: the hours
+    # Some local days' working intervals in UTC, as working_intervals found them: the hours
     # of an expert's version are kept for many requests (schedule_cache.cached_hours), and
-    # every booking check asks for the same three days.
+    # a booking check asks for three days, often the same.
     _utc_days: dict[date, list[Interval]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -246,13 +247,13 @@ def working_intervals(
     """
     tz = zone(availability.timezone)
     known = availability._utc_days
-    if len(known) > _UTC_DAYS_KEPT:
-        known.clear()
     result: list[Interval] = []
     day = first_day
     while day <= last_day:
         intervals = known.get(day)
         if intervals is None:
+            if len(known) >= _UTC_DAYS_KEPT:
+                known.clear()
             intervals = known[day] = []
             for start_minute, end_minute in availability.hours_for(day):
                 start = local_to_utc(day, start_minute, tz)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -345,6 +345,20 @@ def test_working_intervals_works_each_day_out_once_per_availability(monkeypatch)
     wider = working_intervals(availability, date(2026, 10, 25), date(2026, 10, 27))
     assert wider == [*first[1:], Interval(utc(2026, 10, 27, 9), utc(2026, 10, 27, 17))]
     assert calls == [date(2026, 10, 27)] * 2
+    # It keeps a few days, not every day ever asked for (a process keeps thousands of
+    # experts' hours), and a long range is worked out all the same.
+    monkeypatch.undo()
+    year = working_intervals(availability, date(2026, 1, 1), date(2026, 12, 31))
+    assert len(availability._utc_days) <= 16
+    london = ZoneInfo("Europe/London")
+    days = [date(2026, 1, 1) + timedelta(days=n) for n in range(365)]
+    assert year == [
+        Interval(
+            datetime.combine(day, time(9), london).astimezone(UTC),
+            datetime.combine(day, time(17), london).astimezone(UTC),
+        )
+        for day in days
+    ]
     # Another availability (other hours, the same days) works out its own.
     other = Availability("Europe/London", {day: [(600, 660)] for day in range(7)})
     assert working_intervals(other, date(2026, 10, 24), date(2026, 10, 24)) == [
