@@ -252,14 +252,16 @@ def working_intervals(
     while day <= last_day:
         intervals = known.get(day)
         if intervals is None:
-            if len(known) >= _UTC_DAYS_KEPT:
-                known.clear()
-            intervals = known[day] = []
+            intervals = []
             for start_minute, end_minute in availability.hours_for(day):
                 start = local_to_utc(day, start_minute, tz)
                 end = local_to_utc(day, end_minute, tz)
                 if end > start:
                     intervals.append(Interval(start, end))
+            # Kept once whole: another thread never finds a day half worked out.
+            if len(known) >= _UTC_DAYS_KEPT:
+                known.clear()
+            known[day] = intervals
         result += intervals
         day += _ONE_DAY
     # Dates come in order, but gap-shifted boundaries can reorder a day's intervals.

@@ -359,6 +359,21 @@ def test_working_intervals_works_each_day_out_once_per_availability(monkeypatch)
         )
         for day in days
     ]
+
+    # A day whose working out failed half-way is not kept (another request would find it
+    # empty): the next ask works it out again.
+    def fails_on_the_end(day, minute, tz):
+        if minute == 17 * 60:
+            raise ValueError("out of range")
+        return convert(day, minute, tz)
+
+    monkeypatch.setattr(slots, "local_to_utc", fails_on_the_end)
+    with pytest.raises(ValueError):
+        working_intervals(availability, date(2026, 10, 28), date(2026, 10, 28))
+    monkeypatch.setattr(slots, "local_to_utc", convert)
+    assert working_intervals(availability, date(2026, 10, 28), date(2026, 10, 28)) == [
+        Interval(utc(2026, 10, 28, 9), utc(2026, 10, 28, 17))
+    ]
     # Another availability (other hours, the same days) works out its own.
     other = Availability("Europe/London", {day: [(600, 660)] for day in range(7)})
     assert working_intervals(other, date(2026, 10, 24), date(2026, 10, 24)) == [
