@@ -464,12 +464,12 @@ def adopt(cls, row: list[Any], **related: Any):
 def detached(cls, values: dict[str, Any], **related: Any):
     """A detached object of `cls` with these attribute `values` and `related` objects,
     as if loaded (adopt's, and the booking just written)."""
-    mapper, primary_key, scalars = _shape(cls)
+    mapper, primary_key, columns = _shape(cls)
     obj = mapper.class_manager.new_instance()
     # A new instance has no history to keep: its values as loaded ones, without an event
     # per attribute.
     obj.__dict__.update(values, **related)
-    if scalars <= values.keys():
+    if columns <= values.keys():
         # What make_transient_to_detached does, less its work for a new instance given
         # every column (no history to commit, no column to expire; a relationship not
         # given has its loader, which raises in no session): a fifth of a booking's
@@ -486,14 +486,14 @@ _SHAPES: dict[type, tuple[Any, tuple[str, ...], frozenset[str]]] = {}
 
 
 def _shape(cls) -> tuple[Any, tuple[str, ...], frozenset[str]]:
-    """`cls`'s mapper, its primary key's attributes, and the attributes that load as
-    values (columns; not relationships)."""
+    """`cls`'s mapper, its primary key's attributes, and its columns' attributes (those
+    adopt gives; not relationships)."""
     found = _SHAPES.get(cls)
     if found is None:
         mapper = sa.inspect(cls)
         primary_key = tuple(mapper.get_property_by_column(c).key for c in mapper.primary_key)
-        scalars = frozenset(attribute.key for attribute in mapper.column_attrs)
-        found = _SHAPES[cls] = (mapper, primary_key, scalars)
+        columns = frozenset(attribute for attribute, _ in _attributes(cls))
+        found = _SHAPES[cls] = (mapper, primary_key, columns)
     return found
 
 
